@@ -1,0 +1,321 @@
+"""Dataset sources (torchvision CIFAR-10, an image folder, the bundled sample) -> uint8 tensors.
+
+Images are decoded once and cached as one tensor file per split under `cache_dir()`; training
+batches are taken on the device from those tensors, with no DataLoader and no per-item PIL work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SAMPLE = "sample"
+SAMPLE_FILE = Path(__file__).parent / "assets" / "cifar10-sample.npz"
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
+SIDE = 32
+SPLITS = ("train", "test")
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+CACHE_FORMAT = 1
+
+
+class DataError(Exception):
+    """The data a user pointed at cannot be used; the message says why and what to do."""
+
+
+@dataclass
+class Split:
+    """One split: uint8 images (N,3,32,32) and int64 labels (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    sha256: str = ""
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+@dataclass
+class Dataset:
+    """Two splits and the class names; `fingerprint` identifies the images, not their path."""
+
+    name: str
+    source: str  # "cifar10" | "folder" | "sample"
+    classes: list[str]
+    train: Split
+    test: Split
+    fingerprint: str
+    notes: list[str] = field(default_factory=list)  # e.g. "312 images were resized to 32x32"
+
+    def summary(self) -> dict:
+        """The `dataset` entry of a run's metrics.json."""
+        return {"name": self.name, "fingerprint": self.fingerprint, "train_size": len(self.train),
+                "test_size": len(self.test), "classes": list(self.classes)}
+
+
+def cache_dir() -> Path:
+    """Where decoded splits are cached: $CAE_CACHE, else ~/.cache/cae-explorer."""
+    return Path(os.environ.get("CAE_CACHE") or Path.home() / ".cache" / "cae-explorer")
+
+
+def default_source() -> str:
+    """The data source when none is given: $CAE_DATA, else ./data."""
+    return os.environ.get("CAE_DATA") or "data"
+
+
+def load_dataset(source: str | os.PathLike | None = None) -> Dataset:
+    """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder."""
+    source = str(source) if source is not None else default_source()
+    if source == SAMPLE:
+        return load_sample()
+    root = Path(source).expanduser()
+    if root.is_file():
+        raise DataError(f"{root} is a file; point the data path at a folder that holds "
+                        "train/<class>/ and test/<class>/ image folders.")
+    if (root / "cifar-10-batches-py").is_dir():
+        return load_cifar10(root)
+    if root.is_dir() and any(root.iterdir()):
+        return load_image_folder(root)
+    if not root.exists() and source != "data":
+        raise DataError(f"The data folder {root} does not exist. Point --data / CAE_DATA at an "
+                        "image folder (train/<class>/, test/<class>/), create the folder empty to "
+                        "download CIFAR-10 into it, or use --data sample.")
+    return load_cifar10(root)  # the default ./data, or an empty folder: download CIFAR-10 there
+
+
+def _fingerprint(train: Split, test: Split, classes: list[str]) -> str:
+    text = "|".join([train.sha256, test.sha256, ",".join(classes)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tensor_sha256(images: torch.Tensor, labels: torch.Tensor) -> str:
+    digest = hashlib.sha256()
+    digest.update(images.contiguous().numpy().tobytes())
+    digest.update(labels.contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _make_split(images: np.ndarray | torch.Tensor, labels) -> Split:
+    images = torch.as_tensor(np.ascontiguousarray(images), dtype=torch.uint8)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    return Split(images, labels, _tensor_sha256(images, labels))
+
+
+# --- the bundled sample ---------------------------------------------------------------------
+
+def load_sample() -> Dataset:
+    """The sample bundled in the repository: 100 train + 20 test CIFAR-10 images per class."""
+    if not SAMPLE_FILE.exists():
+        raise DataError(f"The bundled sample {SAMPLE_FILE} is missing; reinstall the project "
+                        "or point --data / CAE_DATA at an image folder.")
+    with np.load(SAMPLE_FILE, allow_pickle=False) as npz:
+        classes = [str(c) for c in npz["classes"]]
+        train = _make_split(npz["train_images"], npz["train_labels"])
+        test = _make_split(npz["test_images"], npz["test_labels"])
+    return Dataset("bundled sample (CIFAR-10, 1,000 + 200 images)", SAMPLE, classes, train, test,
+                   _fingerprint(train, test, classes))
+
+
+# --- torchvision CIFAR-10 -------------------------------------------------------------------
+
+def load_cifar10(root: Path) -> Dataset:
+    """CIFAR-10 through torchvision, downloaded into `root` when it is not there yet."""
+    from torchvision.datasets import CIFAR10
+
+    try:
+        parts = [CIFAR10(str(root), train=(s == "train"), download=True) for s in SPLITS]
+    except Exception as exc:  # offline, disk full, a half download...
+        raise DataError(
+            f"No dataset at {root} and CIFAR-10 could not be downloaded ({type(exc).__name__}: "
+            f"{exc}). Ways out: go online and try again; point CAE_DATA or --data at an image "
+            "folder with train/<class>/ and test/<class>/; or use the bundled sample with "
+            "--data sample.") from None
+    train, test = (_make_split(p.data.transpose(0, 3, 1, 2), p.targets) for p in parts)
+    classes = list(parts[0].classes)
+    return Dataset("CIFAR-10 (torchvision)", "cifar10", classes, train, test,
+                   _fingerprint(train, test, classes))
+
+
+# --- image folders --------------------------------------------------------------------------
+
+def scan_image_folder(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """{split: {class: [files]}} for ROOT/<split>/<class>/*, with a clear error for each bad layout."""
+    if not root.exists():
+        raise DataError(f"The data folder {root} does not exist; check the path, or use "
+                        "--data sample for the bundled sample.")
+    missing = [s for s in SPLITS if not (root / s).is_dir()]
+    if missing:
+        raise DataError(f"{root} has no {' or '.join(s + '/' for s in missing)} folder; an image "
+                        "folder needs train/<class>/ and test/<class>/ subfolders.")
+    layout = {s: {d.name: _image_files(d) for d in sorted((root / s).iterdir()) if d.is_dir()}
+              for s in SPLITS}
+    _check_layout(root, layout)
+    return layout
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _check_layout(root: Path, layout: dict[str, dict[str, list[Path]]]) -> None:
+    train, test = (set(layout[s]) for s in SPLITS)
+    if not train and not test:
+        raise DataError(f"{root}/train and {root}/test hold no class folders; put images in "
+                        "train/<class>/ and test/<class>/.")
+    for only, other in ((train - test, "test"), (test - train, "train")):
+        if only:
+            raise DataError(f"Class {sorted(only)[0]!r} has a folder in one split only; add "
+                            f"{root}/{other}/{sorted(only)[0]}/ with images, or remove it.")
+    for split, classes in layout.items():
+        for name, files in classes.items():
+            if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in files):
+                raise DataError(f"Class folder {root}/{split}/{name} holds no images "
+                                "(PNG, JPEG or BMP); add some or remove the folder.")
+
+
+def load_image_folder(root: Path) -> Dataset:
+    """ROOT/train/<class>/* and ROOT/test/<class>/*; class names are the sorted folder names."""
+    root = Path(root)
+    layout = scan_image_folder(root)
+    classes = sorted(layout["train"])
+    splits, notes = {}, []
+    for split in SPLITS:
+        splits[split], split_notes = _cached_folder_split(root, split, layout[split], classes)
+        notes += split_notes
+    if len(splits["train"]) + len(splits["test"]) == 0:
+        raise DataError(f"No readable images under {root}; add PNG, JPEG or BMP files.")
+    name = f"image folder {root.resolve().name}"
+    return Dataset(name, "folder", classes, splits["train"], splits["test"],
+                   _fingerprint(splits["train"], splits["test"], classes), notes)
+
+
+def _listing_key(root: Path, split: str, files: dict[str, list[Path]]) -> str:
+    """Cache key from the folder's path, file names and folder times (no per-file reads)."""
+    digest = hashlib.sha256(f"{CACHE_FORMAT}|{root.resolve()}|{split}".encode())
+    for name, paths in files.items():
+        folder = root / split / name
+        digest.update(f"{name}|{folder.stat().st_mtime_ns}|{len(paths)}".encode())
+        digest.update("\n".join(p.name for p in paths).encode())
+    return digest.hexdigest()[:24]
+
+
+def _cached_folder_split(root: Path, split: str, files: dict[str, list[Path]],
+                         classes: list[str]) -> tuple[Split, list[str]]:
+    path = cache_dir() / f"folder-{_listing_key(root, split, files)}-{split}.pt"
+    if path.exists():
+        try:
+            blob = torch.load(path, weights_only=True)
+            return Split(blob["images"], blob["labels"], blob["sha256"]), list(blob["notes"])
+        except Exception:
+            pass  # a damaged cache file is rebuilt below
+    split_data, notes = _decode_folder_split(root, split, files, classes)
+    _write_cache(path, {"images": split_data.images, "labels": split_data.labels,
+                        "sha256": split_data.sha256, "notes": notes})
+    return split_data, notes
+
+
+def _write_cache(path: Path, blob: dict) -> None:
+    """Best effort: a cache that cannot be written only costs a decode next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        warnings.warn(f"Could not write the dataset cache {path} ({exc}); images will be decoded "
+                      "again next time. Set CAE_CACHE to a writable folder.")
+
+
+def decode_image(path: str | os.PathLike) -> tuple[np.ndarray | None, bool]:
+    """One file -> (uint8 HxWx3 at 32x32, was_resized); (None, False) when it is not an image."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            resized = img.size != (SIDE, SIDE)
+            if resized:
+                img = img.resize((SIDE, SIDE), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8), resized
+    except Exception:
+        return None, False
+
+
+def _decode_many(paths: list[str]) -> list[tuple[np.ndarray | None, bool]]:
+    if len(paths) < 2000:
+        return [decode_image(p) for p in paths]
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers) as pool:
+        return list(pool.map(decode_image, paths, chunksize=500))
+
+
+def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
+                         classes: list[str]) -> tuple[Split, list[str]]:
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        for p in files.get(name, []):
+            paths.append(str(p))
+            labels.append(label)
+    decoded = _decode_many(paths)
+    keep = [i for i, (img, _) in enumerate(decoded) if img is not None]
+    skipped, resized = len(paths) - len(keep), sum(r for _, r in decoded)
+    notes = []
+    if skipped:
+        notes.append(f"{split}: skipped {skipped} file(s) that are not readable images.")
+        warnings.warn(f"{root}/{split}: skipped {skipped} file(s) that are not readable images.")
+    if resized:
+        notes.append(f"{split}: {resized} image(s) were not 32x32 and were resized to 32x32.")
+    images = np.stack([decoded[i][0] for i in keep]) if keep else np.zeros((0, SIDE, SIDE, 3), np.uint8)
+    return _make_split(images.transpose(0, 3, 1, 2), [labels[i] for i in keep]), notes
+
+
+# --- subsets and batches --------------------------------------------------------------------
+
+def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
+    """Indices of a fixed, seeded, class-balanced subset of `n` items (all of them when n is None)."""
+    total = int(labels.shape[0])
+    if n is None or n >= total:
+        return torch.arange(total)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(total, generator=generator)
+    classes = torch.unique(labels).tolist()
+    per_class = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
+    chosen, taken = [], {c: 0 for c in classes}
+    for idx in order.tolist():
+        c = int(labels[idx])
+        if taken[c] < per_class[c]:
+            chosen.append(idx)
+            taken[c] += 1
+    return torch.tensor(sorted(chosen), dtype=torch.int64)
+
+
+def to_device(split: Split, indices: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The chosen images as uint8 NHWC on the device (so batches come out channels_last) and labels."""
+    images = split.images[indices].permute(0, 2, 3, 1).contiguous().to(device)
+    return images, split.labels[indices].to(device)
+
+
+def as_float(images_nhwc: torch.Tensor) -> torch.Tensor:
+    """uint8 (B,32,32,3) -> float (B,3,32,32) in [0,1], channels_last in memory."""
+    return images_nhwc.permute(0, 3, 1, 2).float().div_(255)
+
+
+def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+            generator: torch.Generator, flip: bool = False):
+    """Shuffled float batches in [0,1] taken on the device: yields (x (B,3,32,32), y (B,))."""
+    n = images.shape[0]
+    order = torch.randperm(n, generator=generator).to(images.device)
+    for start in range(0, n, batch_size):
+        idx = order[start:start + batch_size]
+        x = as_float(images[idx])
+        if flip:
+            mask = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(mask.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        yield x, labels[idx]

@@ -1,0 +1,322 @@
+"""A run on disk: config + weights + metrics + kernel snapshots, saved atomically, loaded safely.
+
+Layout of a run folder:
+    metrics.json      config, histories, per-class accuracy, confusion, device, precision, dataset
+    autoencoder.pt    state_dict (torch.save; read back only with weights_only=True)
+    classifier.pt     the fine-tuned classifier's state_dict, when one was trained
+    kernels.pt        first-layer kernel snapshots {name: (64,3,3,3)}
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from cae.config import Config, autoencoder_key, run_key
+from cae.data import Dataset
+from cae.model import Classifier, ConvAutoencoder
+from cae.train import ExperimentResult, ReusedAutoencoder, resolve_device, resolve_precision, run_experiment
+
+PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+METRICS, AUTOENCODER, CLASSIFIER, KERNELS = "metrics.json", "autoencoder.pt", "classifier.pt", "kernels.pt"
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+
+
+class RunError(Exception):
+    """A run cannot be saved or loaded; the message names the file and what is wrong."""
+
+
+@dataclass
+class Run:
+    """A loaded run; models are in eval mode on the CPU."""
+
+    path: Path
+    config: Config
+    metrics: dict
+    autoencoder: ConvAutoencoder
+    classifier: Classifier | None
+    kernels: dict[str, torch.Tensor]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metrics["dataset"]["classes"])
+
+
+@dataclass
+class RunInfo:
+    """One entry of `list_runs`: enough for a picker, without loading weights."""
+
+    path: Path
+    title: str
+    description: str
+    pretrained: bool
+    metrics: dict | None  # None when damaged
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
+    """The runs folder: an explicit argument, else $CAE_RUNS, else ./runs."""
+    return Path(explicit or os.environ.get("CAE_RUNS") or "runs")
+
+
+def run_name(cfg: Config, key: str) -> str:
+    """Readable prefix plus the hash that makes the same request find the same run."""
+    return f"z{cfg.latent_dim}-{cfg.upsample}-ae{cfg.ae_epochs}-clf{cfg.clf_epochs}-{key[:12]}"
+
+
+def safe_run_path(parent: Path, name: str) -> Path:
+    """parent/name, refusing any name that could leave `parent` (slashes, '..', odd characters)."""
+    if not SAFE_NAME.match(name) or ".." in name:
+        raise RunError(f"{name!r} is not a valid run name (letters, digits, '.', '_' and '-').")
+    path = (parent / name).resolve()
+    if path.parent != parent.resolve():
+        raise RunError(f"{name!r} is not a valid run name.")
+    return path
+
+
+# --- saving ---------------------------------------------------------------------------------
+
+def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
+             half: bool = False) -> Path:
+    """Write a finished experiment as a run folder; atomic: a temporary folder, then a rename."""
+    if result.cancelled:
+        raise RunError("A cancelled experiment is not saved as a run.")
+    m = result.metrics
+    key = run_key(result.config, m["precision"], m["dataset"]["fingerprint"])
+    m.update(run_key=key, name=name or run_name(result.config, key),
+             autoencoder_key=autoencoder_key(result.config, m["precision"], m["dataset"]["fingerprint"]),
+             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    target = safe_run_path(directory, m["name"])
+    tmp = directory / f".tmp-{m['name']}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        _write_files(tmp, result, half)
+        if target.exists():
+            shutil.rmtree(target)
+        os.rename(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RunError(f"Cannot write the run to {directory} ({exc.strerror or exc}); set CAE_RUNS "
+                       "or --runs to a writable folder with free space.") from None
+    return target
+
+
+def _write_files(folder: Path, result: ExperimentResult, half: bool) -> None:
+    def weights(model):
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
+
+    torch.save(weights(result.autoencoder), folder / AUTOENCODER)
+    if result.classifier is not None:
+        torch.save(weights(result.classifier), folder / CLASSIFIER)
+    torch.save({k: v.contiguous() for k, v in result.kernels.items()}, folder / KERNELS)
+    (folder / METRICS).write_text(json.dumps(result.metrics, indent=1))
+
+
+# --- loading --------------------------------------------------------------------------------
+
+def read_metrics(path: Path) -> dict:
+    file = Path(path) / METRICS
+    try:
+        metrics = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{file} is missing: this folder is not a run.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{file} is damaged (not valid JSON: {exc}); delete the run and train again.") from None
+    for field in ("config", "autoencoder", "dataset", "precision"):
+        if field not in metrics:
+            raise RunError(f"{file} has no {field!r} entry; it was not written by this version.")
+    return metrics
+
+
+def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
+    try:
+        # weights_only: nothing in a run folder is ever unpickled as code
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise RunError(f"{file} is missing.") from None
+    except Exception as exc:
+        raise RunError(f"{file} is damaged and cannot be read ({type(exc).__name__}); "
+                       "delete the run and train again.") from None
+
+
+def _load_weights(model: torch.nn.Module, file: Path) -> torch.nn.Module:
+    state = {k: v.float() if v.is_floating_point() else v for k, v in _read_tensors(file).items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RunError(f"{file} does not fit the model in metrics.json ({first}).") from None
+    return model.eval()
+
+
+def load_run(path: str | os.PathLike) -> Run:
+    """Load a run folder; raises RunError naming the file when something is missing or damaged."""
+    path = Path(path)
+    metrics = read_metrics(path)
+    try:
+        config = Config.from_dict(metrics["config"])
+    except (ValueError, TypeError) as exc:
+        raise RunError(f"{path / METRICS}: its config is not valid ({exc}).") from None
+    n_classes = len(metrics["dataset"]["classes"])
+    autoencoder = _load_weights(ConvAutoencoder.from_config(config), path / AUTOENCODER)
+    classifier = None
+    if (path / CLASSIFIER).exists():
+        classifier = _load_weights(Classifier.from_config(config, n_classes), path / CLASSIFIER)
+    kernels = _read_tensors(path / KERNELS)
+    return Run(path, config, metrics, autoencoder, classifier, kernels)
+
+
+def pretrained_index(directory: Path = PRETRAINED_DIR) -> dict:
+    """pretrained/index.json: {"default": name, "runs": {name: {"title", "description"}}}."""
+    try:
+        return json.loads((directory / "index.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {"default": None, "runs": {}}
+
+
+def _run_folders(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted((p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def list_runs(directory: str | os.PathLike | None = None,
+              pretrained: Path | None = PRETRAINED_DIR) -> list[RunInfo]:
+    """Pretrained runs first (in index order), then the runs folder's, newest first.
+
+    A damaged run is listed with its `error` so the app can say which one is broken."""
+    infos = []
+    index = pretrained_index(pretrained) if pretrained else {"runs": {}}
+    shipped = _run_folders(pretrained) if pretrained else []
+    order = list(index.get("runs", {}))
+    shipped.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
+    for folder, is_pretrained in [*((p, True) for p in shipped),
+                                  *((p, False) for p in _run_folders(runs_dir(directory)))]:
+        meta = index.get("runs", {}).get(folder.name, {}) if is_pretrained else {}
+        try:
+            metrics, error = read_metrics(folder), None
+        except RunError as exc:
+            metrics, error = None, str(exc)
+        infos.append(RunInfo(folder, meta.get("title") or folder.name, meta.get("description", ""),
+                             is_pretrained, metrics, error))
+    return infos
+
+
+def find_run(key: str, directory: Path | None = None, pretrained: Path | None = PRETRAINED_DIR) -> Path | None:
+    """The folder of a sound run whose run_key is `key`, if any."""
+    for info in list_runs(directory, pretrained):
+        if info.metrics and info.metrics.get("run_key") == key:
+            return info.path
+    return None
+
+
+def find_autoencoder(key: str, directory: Path | None = None,
+                     pretrained: Path | None = PRETRAINED_DIR) -> ReusedAutoencoder | None:
+    """A trained autoencoder from any run with the same autoencoder settings and dataset."""
+    for info in list_runs(directory, pretrained):
+        if info.metrics and info.metrics.get("autoencoder_key") == key:
+            try:
+                run = load_run(info.path)
+            except RunError:
+                continue
+            return ReusedAutoencoder(run.autoencoder, run.metrics["autoencoder"],
+                                     {k: run.kernels[k] for k in ("initial", "autoencoder")}, info.name)
+    return None
+
+
+# --- the one entry point for training ---------------------------------------------------------
+
+@dataclass
+class Outcome:
+    """What `train_or_load` did: the run folder, and whether it was found rather than trained."""
+
+    path: Path | None
+    cached: bool
+    result: ExperimentResult | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.result is not None and self.result.cancelled
+
+
+def request_keys(cfg: Config, dataset: Dataset) -> tuple[str, str]:
+    """(run_key, autoencoder_key) of a request, with the precision resolved on this machine."""
+    precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
+    return (run_key(cfg, precision, dataset.fingerprint),
+            autoencoder_key(cfg, precision, dataset.fingerprint))
+
+
+def train_or_load(cfg: Config, dataset: Dataset, directory: Path | None = None, force: bool = False,
+                  on_progress: Callable | None = None, should_stop: Callable[[], bool] | None = None,
+                  on_epoch: Callable | None = None) -> Outcome:
+    """Find the run for this request, or train it (reusing a matching autoencoder) and save it."""
+    directory = runs_dir(directory)
+    key, ae_key = request_keys(cfg, dataset)
+    if not force and (found := find_run(key, directory)):
+        return Outcome(found, cached=True)
+    reuse = None if force else find_autoencoder(ae_key, directory)
+    result = run_experiment(cfg, dataset, on_progress, should_stop, on_epoch, reuse)
+    if result.cancelled:
+        return Outcome(None, cached=False, result=result)
+    return Outcome(save_run(result, directory), cached=False, result=result)
+
+
+def delete_run(path: Path) -> None:
+    """Remove a run of the runs folder; shipped runs are read-only."""
+    if Path(path).resolve().parent == PRETRAINED_DIR.resolve():
+        raise RunError("Pretrained runs are part of the app and cannot be deleted.")
+    shutil.rmtree(path)
+
+
+def zip_run(path: Path) -> bytes:
+    """The run folder as a zip archive, for download."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(Path(path).iterdir()):
+            if file.is_file():
+                archive.write(file, f"{Path(path).name}/{file.name}")
+    return buffer.getvalue()
+
+
+def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, device: str = "auto") -> dict:
+    """Test MSE, test accuracy and per-class accuracy of a saved run, computed afresh."""
+    from cae.data import balanced_subset, to_device
+    from cae.train import bf16_supported, evaluate_autoencoder, evaluate_classifier
+
+    if list(dataset.classes) != run.classes:
+        raise RunError(f"The run was trained on classes {run.classes}, but this dataset has "
+                       f"{list(dataset.classes)}; evaluate it on the same kind of data.")
+    dev = resolve_device(device)
+    precision = run.metrics["precision"] if bf16_supported(dev) else "fp32"
+    images, labels = to_device(dataset.test, balanced_subset(dataset.test.labels, test_limit, 0), dev)
+    out = {"test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, dev, precision),
+           "test_acc": None, "per_class_acc": None}
+    if run.classifier is not None:
+        scores = evaluate_classifier(run.classifier.to(dev), images, labels, dev, precision,
+                                     len(run.classes))
+        out.update(test_acc=scores["test_acc"], per_class_acc=dict(zip(run.classes, scores["per_class_acc"])))
+    run.autoencoder.cpu()
+    if run.classifier is not None:
+        run.classifier.cpu()
+    return out

@@ -1,0 +1,77 @@
+"""Shared fixtures: an isolated cache and runs folder, and small real image folders.
+
+Tests that need real images take a slice of the shared CIFAR-10 copy ($CAE_TEST_DATA, else
+../shared/datasets/cifar10-jpeg beside the repository); without it they build their own tiny
+image folder. Nothing is ever written into the shared folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def shared_cifar() -> Path | None:
+    """The full CIFAR-10 image folder, when this machine has one."""
+    candidate = Path(os.environ.get("CAE_TEST_DATA") or REPO.parent / "shared" / "datasets" / "cifar10-jpeg")
+    return candidate if (candidate / "train").is_dir() and (candidate / "test").is_dir() else None
+
+
+def synthetic_image(label: int, index: int, rng: np.random.Generator) -> Image.Image:
+    """A 32x32 picture whose colour and stripe direction depend on the class: learnable, not trivial."""
+    base = np.array([(label * 25) % 256, (label * 70 + 40) % 256, (255 - label * 20) % 256], float)
+    img = np.tile(base, (32, 32, 1)) + rng.normal(0, 25, (32, 32, 3))
+    stripes = (np.arange(32) // (2 + label % 4)) % 2 == 0
+    if label % 2:
+        img[stripes, :, :] *= 0.5
+    else:
+        img[:, stripes, :] *= 0.5
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def make_image_folder(root: Path, train_per_class: int, test_per_class: int,
+                      classes=CLASSES, seed: int = 0) -> Path:
+    """ROOT/train/<class>/*.png and ROOT/test/<class>/*.png: a slice of the shared CIFAR-10 copy
+    when there is one, else synthetic images."""
+    source = shared_cifar()
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            if source is not None and (source / split / name).is_dir():
+                for path in sorted((source / split / name).iterdir())[:n]:
+                    shutil.copyfile(path, folder / path.name)
+            else:
+                for i in range(n):
+                    synthetic_image(label, i, rng).save(folder / f"{i:04d}.png")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def isolated_folders(tmp_path_factory, monkeypatch):
+    """Every test gets its own runs folder and a session-wide cache; no test touches ./runs."""
+    monkeypatch.setenv("CAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv("CAE_RUNS", str(tmp_path_factory.mktemp("runs")))
+    monkeypatch.delenv("CAE_DATA", raising=False)
+
+
+@pytest.fixture(scope="session")
+def small_folder(tmp_path_factory) -> Path:
+    """30 train + 10 test real images per class (300 + 100)."""
+    return make_image_folder(tmp_path_factory.mktemp("small") / "cifar", 30, 10)
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_folder, tmp_path_factory):
+    os.environ.setdefault("CAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    from cae.data import load_dataset
+    return load_dataset(small_folder)

@@ -1,0 +1,74 @@
+"""The command line end to end on a tiny slice, and exit status 2 with one line for bad arguments."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cae(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "cae", *args], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+def test_train_then_evaluate(small_folder, tmp_path):
+    runs = tmp_path / "runs"
+    args = ["train", "--data", str(small_folder), "--limit", "200", "--test-limit", "50", "--ae-epochs", "2",
+            "--clf-epochs", "1", "--batch-size", "100", "--latent-dim", "64", "--runs", str(runs)]
+    done = cae(*args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    run_dir = Path(lines[-1])
+    assert run_dir.parent == runs and (run_dir / "metrics.json").exists()
+    assert lines[-2].startswith("Total time:")
+    assert any(l.startswith("Autoencoder Iteration: 2/2 ; Training Loss: ") for l in lines)
+    assert any("Fine-tuning Iteration: 1/1" in l and "Test accuracy" in l for l in lines)
+
+    again = cae(*args)
+    assert "reusing it" in again.stdout and again.stdout.strip().splitlines()[-1] == str(run_dir)
+
+    evaluated = cae("evaluate", str(run_dir), "--data", str(small_folder), "--test-limit", "50")
+    assert evaluated.returncode == 0, evaluated.stderr
+    scores = json.loads(evaluated.stdout)
+    stored = json.loads((run_dir / "metrics.json").read_text())
+    assert scores["test_acc"] == pytest.approx(stored["classifier"][-1]["test_acc"], abs=0.01)
+    assert scores["test_mse"] == pytest.approx(stored["autoencoder"][-1]["test_mse"], rel=1e-3)
+    assert set(scores["per_class_acc"]) == set(stored["dataset"]["classes"])
+
+
+def test_autoencoder_only_and_evaluate_reports_null_accuracy(tmp_path):
+    done = cae("train", "--data", "sample", "--limit", "100", "--ae-epochs", "1", "--clf-epochs", "0",
+               "--latent-dim", "16", "--batch-size", "50", "--runs", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    scores = json.loads(cae("evaluate", done.stdout.strip().splitlines()[-1], "--data", "sample").stdout)
+    assert scores["test_acc"] is None and scores["per_class_acc"] is None and scores["test_mse"] > 0
+
+
+@pytest.mark.parametrize("args, reason", [
+    (["--latent-dim", "0"], "latent_dim"),
+    (["--leak", "-0.1"], "leak"),
+    (["--upsample", "cubic"], "invalid choice"),
+    (["--label-fraction", "0"], "label_fraction"),
+    (["--label-fraction", "1.5"], "label_fraction"),
+    (["--data", "/no/such/folder"], "does not exist"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--ae-epochs", "-1"], "ae_epochs"),
+    (["--lr", "abc"], "invalid float"),
+])
+def test_bad_arguments_exit_2_with_one_line(args, reason, tmp_path):
+    done = cae("train", "--runs", str(tmp_path), *args)
+    assert done.returncode == 2
+    errors = [l for l in done.stderr.strip().splitlines() if l.startswith("cae: error")]
+    assert len(errors) == 1 and reason in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_evaluate_a_folder_that_is_not_a_run(tmp_path):
+    done = cae("evaluate", str(tmp_path), "--data", "sample")
+    assert done.returncode == 2 and "metrics.json is missing" in done.stderr

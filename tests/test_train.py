@@ -1,0 +1,154 @@
+"""Training: losses go down, a seed repeats a run, cancel stops within a batch, precision options work."""
+
+import pytest
+import torch
+
+from cae.config import Config
+from cae.train import (DeviceError, evaluate_classifier, resolve_device, resolve_precision,
+                       run_experiment, bf16_supported)
+
+TINY = dict(latent_dim=64, batch_size=50, precision="fp32", test_limit=100)
+
+
+def test_autoencoder_loss_goes_down_over_three_epochs(small_dataset):
+    result = run_experiment(Config(ae_epochs=3, clf_epochs=0, **TINY), small_dataset)
+    mse = [row["train_mse"] for row in result.metrics["autoencoder"]]
+    assert len(mse) == 3 and mse[2] < mse[1] < mse[0]
+    assert all(set(row) == {"epoch", "train_mse", "test_mse", "seconds"} for row in result.metrics["autoencoder"])
+
+
+def test_classifier_loss_goes_down_and_records_accuracy(small_dataset):
+    result = run_experiment(Config(ae_epochs=1, clf_epochs=3, **TINY), small_dataset)
+    rows = result.metrics["classifier"]
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert all(0 <= r["test_acc"] <= 100 for r in rows)
+    assert set(result.metrics["per_class_acc"]) == set(small_dataset.classes)
+    assert sum(map(sum, result.metrics["confusion"])) == 100
+    assert len(result.metrics["scratch"]["classifier"]) == 3
+
+
+def test_the_same_seed_gives_the_same_run(small_dataset):
+    cfg = Config(ae_epochs=2, clf_epochs=1, **TINY)
+    a, b = run_experiment(cfg, small_dataset), run_experiment(cfg, small_dataset)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(a.metrics["autoencoder"]) == strip(b.metrics["autoencoder"])
+    assert strip(a.metrics["classifier"]) == strip(b.metrics["classifier"])
+    for x, y in zip(a.autoencoder.state_dict().values(), b.autoencoder.state_dict().values()):
+        assert torch.equal(x, y)
+    for x, y in zip(a.classifier.state_dict().values(), b.classifier.state_dict().values()):
+        assert torch.equal(x, y)
+
+
+def test_a_different_seed_gives_a_different_run(small_dataset):
+    a = run_experiment(Config(ae_epochs=1, clf_epochs=0, seed=0, **TINY), small_dataset)
+    b = run_experiment(Config(ae_epochs=1, clf_epochs=0, seed=1, **TINY), small_dataset)
+    assert not torch.equal(a.kernels["initial"], b.kernels["initial"])
+
+
+def test_kernel_snapshots_at_every_stage(small_dataset):
+    result = run_experiment(Config(ae_epochs=1, clf_epochs=1, **TINY), small_dataset)
+    k = result.kernels
+    assert set(k) == {"initial", "autoencoder", "finetuned", "scratch"}
+    assert all(v.shape == (64, 3, 3, 3) for v in k.values())
+    assert not torch.equal(k["initial"], k["autoencoder"])
+    assert not torch.equal(k["autoencoder"], k["finetuned"])
+
+
+def test_scratch_baseline_starts_from_the_autoencoders_initial_encoder(small_dataset, monkeypatch):
+    import cae.train as train
+    starts = []
+    original = train.train_classifier
+    monkeypatch.setattr(train, "train_classifier",
+                        lambda model, *a, **kw: (starts.append(model.conv_encoder[0].weight.detach().clone()),
+                                                 original(model, *a, **kw))[1])
+    result = run_experiment(Config(ae_epochs=1, clf_epochs=1, **TINY), small_dataset)
+    assert torch.equal(starts[0], result.kernels["autoencoder"])  # fine-tuning starts from the AE
+    assert torch.equal(starts[1], result.kernels["initial"])      # scratch from the same random init
+
+
+def test_frozen_encoder_is_a_linear_probe(small_dataset):
+    result = run_experiment(Config(ae_epochs=1, clf_epochs=2, freeze_encoder=True, scratch_baseline=False, **TINY),
+                            small_dataset)
+    assert torch.equal(result.kernels["autoencoder"], result.kernels["finetuned"])
+
+
+def test_label_fraction_limits_the_labels_the_classifier_sees(small_dataset):
+    seen = []
+    result = run_experiment(Config(ae_epochs=0, clf_epochs=1, label_fraction=0.1, scratch_baseline=False, **TINY),
+                            small_dataset, on_progress=lambda p: seen.append(p))
+    clf = [p for p in seen if p.phase == "classifier"]
+    assert clf[-1].batches == 1  # 30 labelled images of 300, one batch of 50
+    assert result.metrics["classifier"]
+
+
+def test_progress_reports_every_batch(small_dataset):
+    seen = []
+    run_experiment(Config(ae_epochs=2, clf_epochs=0, **TINY), small_dataset, on_progress=seen.append)
+    assert len(seen) == 2 * 6  # 300 images, batches of 50
+    assert seen[-1].phase == "autoencoder" and seen[-1].epoch == 2 and seen[-1].batch == 6
+    assert all(p.elapsed >= 0 for p in seen) and 0 <= seen[-1].remaining < seen[0].remaining
+
+
+def test_cancel_stops_within_one_batch(small_dataset):
+    seen = []
+    stop = lambda: len(seen) >= 3  # noqa: E731
+    result = run_experiment(Config(ae_epochs=5, clf_epochs=5, **TINY), small_dataset,
+                            on_progress=seen.append, should_stop=stop)
+    assert result.cancelled and len(seen) == 3
+    assert result.metrics["autoencoder"] == [] and result.metrics["classifier"] == []
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "auto"])
+def test_every_precision_trains(small_dataset, precision):
+    if precision == "bf16" and not bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has no bf16 support")
+    cfg = Config(ae_epochs=3, clf_epochs=0, **{**TINY, "precision": precision})
+    result = run_experiment(cfg, small_dataset)
+    mse = [r["train_mse"] for r in result.metrics["autoencoder"]]
+    assert mse[-1] < mse[0]
+    assert result.metrics["precision"] in ("fp32", "bf16")  # auto is recorded resolved
+    assert all(p.dtype == torch.float32 for p in result.autoencoder.parameters())
+
+
+def test_bf16_and_fp32_agree_on_a_tiny_batch():
+    if not bf16_supported(torch.device("cpu")):
+        pytest.skip("this CPU has no bf16 support")
+    from cae.model import ConvAutoencoder
+    from cae.train import autocast
+    torch.manual_seed(0)
+    model, x = ConvAutoencoder(latent_dim=64), torch.rand(8, 3, 32, 32)
+    full = model(x)
+    with autocast(torch.device("cpu"), "bf16"):
+        half = model(x).float()
+    assert (full - half).abs().max() < 0.05
+    assert torch.nn.functional.mse_loss(half, x).item() == pytest.approx(
+        torch.nn.functional.mse_loss(full, x).item(), rel=0.02)
+
+
+def test_auto_precision_resolves_to_a_concrete_value():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if bf16_supported(cpu) else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32"
+
+
+def test_auto_device_and_absent_devices():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cuda", "mps", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="not available"):
+            resolve_device("cuda")
+
+
+def test_accuracy_and_confusion_against_a_hand_count():
+    class Fixed(torch.nn.Module):
+        def forward(self, x):  # predicts class 0 for the first half, class 1 for the rest
+            out = torch.zeros(len(x), 10)
+            out[: len(x) // 2, 0] = 1
+            out[len(x) // 2:, 1] = 1
+            return out
+    images = torch.zeros(4, 32, 32, 3, dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 1, 1])
+    scores = evaluate_classifier(Fixed(), images, labels, torch.device("cpu"))
+    assert scores["test_acc"] == 75.0  # predictions 0,0,1,1 against labels 0,1,1,1
+    assert scores["per_class_acc"][:2] == [100.0, pytest.approx(200 / 3)]
+    assert scores["confusion"][1][:2] == [1, 2]
