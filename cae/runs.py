@@ -320,3 +320,20 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
     if run.classifier is not None:
         run.classifier.cpu()
     return out
+
+
+def export_run(source: Path, directory: Path, half: bool = True) -> Path:
+    """Copy a run into another folder (e.g. pretrained/), storing weights in fp16 when `half`."""
+    source, target = Path(source), safe_run_path(Path(directory), Path(source).name)
+    tmp = Path(directory) / f".tmp-{source.name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if half:
+        for name in (AUTOENCODER, CLASSIFIER):
+            if (tmp / name).exists():
+                state = _read_tensors(tmp / name)
+                torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, tmp / name)
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(tmp, target)
+    return target

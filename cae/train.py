@@ -373,3 +373,35 @@ def _classifier_phase(phase, model, cfg, labelled, test, loop, on_epoch, metrics
     metrics["per_class_acc"] = dict(zip(classes, scores["per_class_acc"]))
     metrics["confusion"] = scores["confusion"]
     return model
+
+
+# --- time estimates -------------------------------------------------------------------------
+
+def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
+    """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP."""
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    with torch.random.fork_rng(devices=[]):
+        model = ConvAutoencoder.from_config(cfg).to(device, memory_format=torch.channels_last)
+        x = torch.rand(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        with autocast(device, precision):
+            out = model(x)
+        loss = F.mse_loss(out.float(), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return min(times[1:]) / (batch_size * MFLOP["autoencoder"])
+
+
+def estimate_seconds(cfg: Config, n_train: int, n_test: int, per_mflop: float) -> float:
+    """Rough wall time of an experiment from a measured step (see `seconds_per_mflop`)."""
+    n_train = min(n_train, cfg.limit or n_train)
+    n_test = min(n_test, cfg.test_limit or n_test)
+    return planned_work(cfg, n_train, max(1, round(cfg.label_fraction * n_train)), n_test) * per_mflop

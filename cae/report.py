@@ -1,0 +1,77 @@
+"""Plain-language summaries of a run: which start won, and the lecture's numbers side by side."""
+
+from __future__ import annotations
+
+# The lecture's printed numbers (lecture/SPEC.md). Its losses were divided by 30 batches where
+# CIFAR-10 has 25, so a true mean is the printed value x 30/25.
+LECTURE_AE_PRINTED = [0.148075, 0.052894, 0.038849, 0.025858, 0.024]
+LECTURE_AE_SECONDS = [21, 22, 25, 25, 25]
+LECTURE_CLF_PRINTED = [1.665522, 1.351660, 1.206775, 1.113829, 1.042636]
+LECTURE_CLF_ACC = [38.230, 45.760, 50.100, 52.130, 55.720]
+LECTURE_CLF_SECONDS = [3, 3, 3, 3, 3]
+PRINTED_TO_TRUE = 30 / 25
+
+
+def _acc(rows: list[dict], epoch: int) -> float | None:
+    return next((r["test_acc"] for r in rows if r["epoch"] == epoch), None)
+
+
+def pretraining_verdict(metrics: dict) -> str:
+    """One or two sentences: which start was ahead at epoch 1 and at the end, by how much."""
+    pre = metrics.get("classifier") or []
+    scratch = (metrics.get("scratch") or {}).get("classifier") or []
+    if not pre:
+        return "This run trained the autoencoder only; there is no classifier to compare."
+    if not scratch:
+        return (f"Fine-tuned from the autoencoder: {pre[-1]['test_acc']:.1f}% test accuracy after "
+                f"{pre[-1]['epoch']} epochs (no scratch baseline in this run).")
+    parts = []
+    for epoch, when in ((1, "after epoch 1"), (min(pre[-1]["epoch"], scratch[-1]["epoch"]), "at the end")):
+        a, b = _acc(pre, epoch), _acc(scratch, epoch)
+        gap = a - b
+        if abs(gap) < 0.05:
+            parts.append(f"{when} (epoch {epoch}) both starts are level at {a:.1f}%")
+        elif gap > 0:
+            parts.append(f"{when} (epoch {epoch}) the pretrained encoder leads by {gap:.1f} points ({a:.1f}% vs {b:.1f}%)")
+        else:
+            parts.append(f"{when} (epoch {epoch}) pretraining does not help: random init is ahead by "
+                         f"{-gap:.1f} points ({b:.1f}% vs {a:.1f}%)")
+        if epoch == pre[-1]["epoch"]:
+            break
+    return "; ".join(parts).capitalize() + "."
+
+
+def lecture_autoencoder_rows(metrics: dict) -> list[dict]:
+    """Per epoch: the lecture's printed loss and its true mean, and this run's train/test MSE."""
+    rows = []
+    for i, r in enumerate(metrics.get("autoencoder") or []):
+        lecture = LECTURE_AE_PRINTED[i] if i < len(LECTURE_AE_PRINTED) else None
+        rows.append({"epoch": r["epoch"],
+                     "lecture printed loss": lecture,
+                     "lecture true MSE (x30/25)": None if lecture is None else lecture * PRINTED_TO_TRUE,
+                     "lecture s/epoch": LECTURE_AE_SECONDS[i] if i < 5 else None,
+                     "this run train MSE": r["train_mse"], "this run test MSE": r["test_mse"],
+                     "this run s/epoch": r["seconds"]})
+    return rows
+
+
+def lecture_classifier_rows(metrics: dict) -> list[dict]:
+    """Per epoch: the lecture's loss and accuracy beside this run's, pretrained and scratch."""
+    scratch = {r["epoch"]: r for r in (metrics.get("scratch") or {}).get("classifier") or []}
+    rows = []
+    for i, r in enumerate(metrics.get("classifier") or []):
+        s = scratch.get(r["epoch"], {})
+        rows.append({"epoch": r["epoch"],
+                     "lecture printed loss": LECTURE_CLF_PRINTED[i] if i < 5 else None,
+                     "lecture test acc %": LECTURE_CLF_ACC[i] if i < 5 else None,
+                     "pretrained train loss": r["train_loss"], "pretrained test acc %": r["test_acc"],
+                     "scratch train loss": s.get("train_loss"), "scratch test acc %": s.get("test_acc"),
+                     "s/epoch": r["seconds"]})
+    return rows
+
+
+def best_and_worst(per_class: dict[str, float]) -> tuple[tuple[str, float], tuple[str, float]] | None:
+    if not per_class:
+        return None
+    ordered = sorted(per_class.items(), key=lambda kv: kv[1])
+    return ordered[-1], ordered[0]

@@ -1,0 +1,111 @@
+"""What every page shares: cached datasets, runs and the job manager, and the session's choices.
+
+Only Streamlit glue lives here; everything computed comes from `cae`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from cae.data import SAMPLE, DataError, Dataset, load_dataset
+from cae.jobs import JobManager
+from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_index, runs_dir
+from cae.train import describe_device, resolve_device
+
+
+@st.cache_resource(show_spinner=False)
+def job_manager(directory: str) -> JobManager:
+    """One job manager per runs folder for the whole server: jobs survive reruns and reloads."""
+    return JobManager(Path(directory))
+
+
+def jobs() -> JobManager:
+    return job_manager(str(runs_dir().resolve()))
+
+
+@st.cache_resource(show_spinner="Loading images…", max_entries=4)
+def cached_dataset(source: str) -> Dataset:
+    return load_dataset(source)
+
+
+@st.cache_resource(show_spinner="Loading run…", max_entries=8)
+def cached_run(path: str, stamp: float) -> Run:
+    """A loaded run; `stamp` (the metrics file's mtime) makes a rewritten run load afresh."""
+    return load_run(path)
+
+
+@st.cache_resource(show_spinner=False)
+def device_label() -> str:
+    return describe_device(resolve_device("auto"))
+
+
+def data_source() -> str:
+    """The session's data source: chosen on the Data page, else $CAE_DATA, else the bundled sample."""
+    if "data_source" not in st.session_state:
+        st.session_state.data_source = os.environ.get("CAE_DATA") or SAMPLE
+    return st.session_state.data_source
+
+
+def current_dataset(show_error: bool = True) -> Dataset | None:
+    """The dataset in use, or None with the reason shown."""
+    try:
+        return cached_dataset(data_source())
+    except DataError as exc:
+        if show_error:
+            st.error(f"{exc}")
+        return None
+
+
+def runs() -> list[RunInfo]:
+    return list_runs(runs_dir())
+
+
+def default_run(infos: list[RunInfo]) -> RunInfo | None:
+    """The pretrained default named in pretrained/index.json, else the newest sound run."""
+    default = pretrained_index().get("default")
+    sound = [i for i in infos if i.error is None]
+    return next((i for i in sound if i.pretrained and i.name == default), sound[0] if sound else None)
+
+
+def selected_run_path() -> str | None:
+    if st.session_state.get("run_path") is None:
+        choice = default_run(runs())
+        st.session_state.run_path = str(choice.path) if choice else None
+    return st.session_state.run_path
+
+
+def current_run(show_message: bool = True) -> Run | None:
+    """The run being viewed, or None with a sentence saying why."""
+    path = selected_run_path()
+    if path is None:
+        if show_message:
+            st.info("No run yet — train one on the Train page.")
+        return None
+    try:
+        return cached_run(path, Path(path, "metrics.json").stat().st_mtime)
+    except (RunError, OSError) as exc:
+        if show_message:
+            st.error(f"The run {Path(path).name} cannot be shown: {exc}")
+        return None
+
+
+def run_label(info: RunInfo) -> str:
+    if info.error:
+        return f"⚠ {info.name} (damaged)"
+    m = info.metrics
+    acc = f", {m['classifier'][-1]['test_acc']:.1f}%" if m.get("classifier") else ""
+    tag = "★ " if info.pretrained else ""
+    return f"{tag}{info.title}{acc}"
+
+
+def dataset_label(dataset: Dataset | None) -> str:
+    if dataset is None:
+        return "none (see the Data page)"
+    return f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test"
+
+
+def same_dataset(run: Run, dataset: Dataset | None) -> bool:
+    return dataset is not None and run.metrics["dataset"]["fingerprint"] == dataset.fingerprint

@@ -1,0 +1,80 @@
+"""Overview: the lecture's idea, the architecture from the current config, an output-size
+calculator, where a training step's time goes on this machine, and the model's source."""
+
+import streamlit as st
+import torch
+
+from cae.config import Config
+from cae.explain import conv_output_size, model_source, time_blocks
+from cae.figures import architecture_diagram, timing_bars
+from cae.model import Classifier, ConvAutoencoder, layer_table
+from cae.train import resolve_device
+from pages._shared import current_run
+
+st.title("Overview: learning features without labels")
+st.markdown(
+    """
+Labels are scarce; images are plenty. A **convolutional autoencoder** squeezes each 32×32 CIFAR-10
+image through a small *code* and learns to rebuild it, judged only by the mean squared error
+between input and output — no labels at all. Its **encoder** is then reused, with a new linear
+head, as a 10-class classifier and fine-tuned with labels (cross-entropy). A good unsupervised
+start should give a better classifier early on than random weights. Along the way we look at the
+64 first-layer kernels before and after training, and at how much each one changed.
+"""
+)
+
+run = current_run(show_message=False)
+cfg = run.config if run else Config()
+st.subheader("The architecture")
+st.caption(f"Computed from {'the run being viewed' if run else 'the default config'}: latent size "
+           f"{cfg.latent_dim}, LeakyReLU slope {cfg.leak}, {cfg.upsample} upsampling. Bilinear upsampling "
+           "uses today's `align_corners=False`; the lecture's PyTorch 0.3 behaved like `align_corners=True`.")
+ae_table = layer_table(ConvAutoencoder.from_config(cfg))
+st.plotly_chart(architecture_diagram(ae_table), width="stretch")
+left, right = st.columns(2)
+with left:
+    st.markdown("**Autoencoder**")
+    st.dataframe([{"layer": r["name"], "what": r["layer"], "output": "×".join(map(str, r["output"])),
+                   "parameters": r["params"]} for r in ae_table], hide_index=True, width="stretch")
+    st.metric("Autoencoder parameters", f"{sum(r['params'] for r in ae_table):,}")
+with right:
+    clf_table = layer_table(Classifier.from_config(cfg))
+    st.markdown("**Classifier** (the encoder + a new linear head)")
+    st.dataframe([{"layer": r["name"], "output": "×".join(map(str, r["output"])), "parameters": r["params"]}
+                  for r in clf_table], hide_index=True, width="stretch")
+    st.metric("Classifier parameters", f"{sum(r['params'] for r in clf_table):,}")
+
+st.subheader("Output size of a conv layer")
+st.latex(r"\text{out} = \left\lfloor \frac{W - K + 2P}{S} \right\rfloor + 1")
+c1, c2, c3, c4 = st.columns(4)
+w = c1.number_input("input width W", 1, 4096, 32, key="calc_w")
+k = c2.number_input("kernel K", 1, 64, 3, key="calc_k")
+p = c3.number_input("padding P", 0, 64, 1, key="calc_p")
+s = c4.number_input("stride S", 1, 64, 2, key="calc_s")
+try:
+    st.success(f"Output: **{conv_output_size(w, k, p, s)} × {conv_output_size(w, k, p, s)}**")
+except ValueError as exc:
+    st.warning(str(exc))
+st.caption("The lecture works the first layer (W=32, K=3, P=1, S=2) through aloud and says 14×14. "
+           "The formula gives floor((32 − 3 + 2)/2) + 1 = floor(15.5) + 1 = 16: the code really makes "
+           "16×16, as the table above shows.")
+
+st.subheader("Where does the time go?")
+st.markdown("The lecture says bilinear upsampling is the costly part of the decoder. By arithmetic it "
+            "is about 0.7 MFLOP per image, ~1% of the forward pass. Measure one forward + backward "
+            "pass of a 256-image batch on this machine, for each upsampling mode:")
+if st.button("Measure on this machine", key="measure_time"):
+    device = resolve_device("auto")
+    with st.spinner("Timing three decoders…"):
+        st.session_state.block_times = {
+            mode: time_blocks(ConvAutoencoder(cfg.latent_dim, cfg.leak, mode), device, 256)
+            for mode in ("bilinear", "nearest", "transpose")}
+if "block_times" in st.session_state:
+    cols = st.columns(3)
+    for col, (mode, times) in zip(cols, st.session_state.block_times.items()):
+        share = times["upsampling"] / max(sum(times.values()), 1e-9)
+        col.plotly_chart(timing_bars(times, f"{mode}: upsampling {share:.0%} of the step"), width="stretch")
+
+with st.expander("The model's real source (cae/model.py)"):
+    st.code(model_source(), language="python")
+st.caption(f"PyTorch {torch.__version__}")
