@@ -3,6 +3,7 @@ a time; the same request from two sessions is one job; other requests queue behi
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import traceback
@@ -66,14 +67,31 @@ class JobManager:
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._closing = False
         self._worker = threading.Thread(target=self._serve, name="cae-training", daemon=True)
         self._worker.start()
+        # torch aborts the process if a thread is mid-computation at interpreter exit
+        atexit.register(self.shutdown)
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Cancel every job (training stops within one batch) and stop the worker."""
+        with self._lock:
+            self._closing = True
+            for job in self._jobs.values():
+                if job.active:
+                    job.cancel_event.set()
+                    if job.state == QUEUED:
+                        job.state, job.finished = CANCELLED, time.time()
+            self._wake.notify_all()
+        self._worker.join(timeout)
 
     def submit(self, cfg: Config, dataset: Dataset) -> Job:
         """Attach to the job for this request if one is queued or running, reuse a saved run,
         or queue a new job."""
         key, _ = request_keys(cfg, dataset)
         with self._lock:
+            if self._closing:
+                raise RuntimeError("The job manager is shutting down; no new jobs.")
             existing = self._jobs.get(key)
             if existing is not None and existing.active:
                 return existing
@@ -119,18 +137,18 @@ class JobManager:
 
     # --- the worker ---------------------------------------------------------------------------
 
-    def _next(self) -> Job:
+    def _next(self) -> Job | None:
         with self._lock:
-            while True:
+            while not self._closing:
                 for job in self._jobs.values():
                     if job.state == QUEUED:
                         job.state, job.started = RUNNING, time.time()
                         return job
                 self._wake.wait()
+            return None
 
     def _serve(self) -> None:
-        while True:
-            job = self._next()
+        while (job := self._next()) is not None:
             try:
                 self._train(job)
             except Exception as exc:  # a failed job must not stop the queue

@@ -26,19 +26,21 @@ def pretraining_verdict(metrics: dict) -> str:
         return (f"Fine-tuned from the autoencoder: {pre[-1]['test_acc']:.1f}% test accuracy after "
                 f"{pre[-1]['epoch']} epochs (no scratch baseline in this run).")
     parts = []
-    for epoch, when in ((1, "after epoch 1"), (min(pre[-1]["epoch"], scratch[-1]["epoch"]), "at the end")):
+    last = min(pre[-1]["epoch"], scratch[-1]["epoch"])
+    for epoch, when in ((1, "after epoch 1"), (last, f"after the last epoch ({last})")):
         a, b = _acc(pre, epoch), _acc(scratch, epoch)
         gap = a - b
         if abs(gap) < 0.05:
-            parts.append(f"{when} (epoch {epoch}) both starts are level at {a:.1f}%")
+            parts.append(f"{when}, both starts are level at {a:.1f}%")
         elif gap > 0:
-            parts.append(f"{when} (epoch {epoch}) the pretrained encoder leads by {gap:.1f} points ({a:.1f}% vs {b:.1f}%)")
+            parts.append(f"{when}, the pretrained encoder leads by {gap:.1f} points ({a:.1f}% vs {b:.1f}%)")
         else:
-            parts.append(f"{when} (epoch {epoch}) pretraining does not help: random init is ahead by "
+            parts.append(f"{when}, pretraining does not help: random init is ahead by "
                          f"{-gap:.1f} points ({b:.1f}% vs {a:.1f}%)")
         if epoch == pre[-1]["epoch"]:
             break
-    return "; ".join(parts).capitalize() + "."
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
 
 
 def lecture_autoencoder_rows(metrics: dict) -> list[dict]:

@@ -28,6 +28,7 @@ from cae.model import Classifier, ConvAutoencoder
 from cae.train import ExperimentResult, ReusedAutoencoder, resolve_device, resolve_precision, run_experiment
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
+AUTO = "auto"  # as `pretrained=`: $CAE_PRETRAINED, else the shipped pretrained/ folder
 METRICS, AUTOENCODER, CLASSIFIER, KERNELS = "metrics.json", "autoencoder.pt", "classifier.pt", "kernels.pt"
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
@@ -70,6 +71,14 @@ class RunInfo:
     @property
     def name(self) -> str:
         return self.path.name
+
+
+def pretrained_dir(explicit: Path | str | None = AUTO) -> Path | None:
+    """The read-only folder of shipped runs: an explicit path, None for none, or (AUTO) $CAE_PRETRAINED
+    else pretrained/ in the repository."""
+    if explicit == AUTO:
+        return Path(os.environ.get("CAE_PRETRAINED") or PRETRAINED_DIR)
+    return Path(explicit) if explicit else None
 
 
 def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
@@ -186,8 +195,9 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(path, config, metrics, autoencoder, classifier, kernels)
 
 
-def pretrained_index(directory: Path = PRETRAINED_DIR) -> dict:
+def pretrained_index(directory: Path | str | None = AUTO) -> dict:
     """pretrained/index.json: {"default": name, "runs": {name: {"title", "description"}}}."""
+    directory = pretrained_dir(directory)
     try:
         return json.loads((directory / "index.json").read_text())
     except (OSError, json.JSONDecodeError):
@@ -202,11 +212,12 @@ def _run_folders(directory: Path) -> list[Path]:
 
 
 def list_runs(directory: str | os.PathLike | None = None,
-              pretrained: Path | None = PRETRAINED_DIR) -> list[RunInfo]:
+              pretrained: Path | str | None = AUTO) -> list[RunInfo]:
     """Pretrained runs first (in index order), then the runs folder's, newest first.
 
     A damaged run is listed with its `error` so the app can say which one is broken."""
     infos = []
+    pretrained = pretrained_dir(pretrained)
     index = pretrained_index(pretrained) if pretrained else {"runs": {}}
     shipped = _run_folders(pretrained) if pretrained else []
     order = list(index.get("runs", {}))
@@ -223,7 +234,7 @@ def list_runs(directory: str | os.PathLike | None = None,
     return infos
 
 
-def find_run(key: str, directory: Path | None = None, pretrained: Path | None = PRETRAINED_DIR) -> Path | None:
+def find_run(key: str, directory: Path | None = None, pretrained: Path | str | None = AUTO) -> Path | None:
     """The folder of a sound run whose run_key is `key`, if any."""
     for info in list_runs(directory, pretrained):
         if info.metrics and info.metrics.get("run_key") == key:
@@ -232,7 +243,7 @@ def find_run(key: str, directory: Path | None = None, pretrained: Path | None = 
 
 
 def find_autoencoder(key: str, directory: Path | None = None,
-                     pretrained: Path | None = PRETRAINED_DIR) -> ReusedAutoencoder | None:
+                     pretrained: Path | str | None = AUTO) -> ReusedAutoencoder | None:
     """A trained autoencoder from any run with the same autoencoder settings and dataset."""
     for info in list_runs(directory, pretrained):
         if info.metrics and info.metrics.get("autoencoder_key") == key:
@@ -284,7 +295,7 @@ def train_or_load(cfg: Config, dataset: Dataset, directory: Path | None = None, 
 
 def delete_run(path: Path) -> None:
     """Remove a run of the runs folder; shipped runs are read-only."""
-    if Path(path).resolve().parent == PRETRAINED_DIR.resolve():
+    if Path(path).resolve().parent in (PRETRAINED_DIR.resolve(), pretrained_dir().resolve()):
         raise RunError("Pretrained runs are part of the app and cannot be deleted.")
     shutil.rmtree(path)
 

@@ -7,7 +7,7 @@ from cae.figures import image_strip, live_loss
 from cae.jobs import DONE, FAILED, RUNNING
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device, seconds_per_mflop
-from pages._shared import current_dataset, current_run, jobs
+from app_pages._shared import current_dataset, current_run, jobs, keep_defaults, view_run
 
 LATENTS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
@@ -32,28 +32,33 @@ if dataset is None:
 st.caption(f"One job runs the whole experiment: the autoencoder (no labels), fine-tuning a classifier "
            f"from its encoder, then the same classifier from random init. Data: {dataset.name}.")
 
+d = Config()
+keep_defaults(latent_dim=d.latent_dim, leak=d.leak, upsample=d.upsample, ae_epochs=d.ae_epochs,
+              clf_epochs=d.clf_epochs, batch_size=d.batch_size, lr=d.lr, subset="Full training split",
+              limit_custom=1000, test_limit=0, precision=d.precision, seed=d.seed,
+              scratch_baseline=d.scratch_baseline, flip=d.flip)
 c1, c2, c3 = st.columns(3)
 with c1:
-    latent = st.select_slider("Latent size (the code)", LATENTS, value=1024, key="latent_dim")
-    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, 0.1, 0.01, key="leak")
+    latent = st.select_slider("Latent size (the code)", LATENTS, key="latent_dim")
+    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak")
     upsample = st.radio("Decoder upsampling", ["bilinear", "nearest", "transpose"], key="upsample",
                         horizontal=True, help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)")
 with c2:
-    ae_epochs = st.number_input("Autoencoder epochs", 1, 100, 5, key="ae_epochs")
-    clf_epochs = st.number_input("Classifier epochs (0 = autoencoder only)", 0, 100, 5, key="clf_epochs")
-    batch_size = st.number_input("Batch size", 16, 10_000, 2000, step=100, key="batch_size")
-    lr = st.select_slider("Learning rate (Adam)", RATES, value=1e-3, format_func=lambda v: f"{v:g}", key="lr")
+    ae_epochs = st.number_input("Autoencoder epochs", 1, 100, key="ae_epochs")
+    clf_epochs = st.number_input("Classifier epochs (0 = autoencoder only)", 0, 100, key="clf_epochs")
+    batch_size = st.number_input("Batch size", 16, 10_000, step=100, key="batch_size")
+    lr = st.select_slider("Learning rate (Adam)", RATES, format_func=lambda v: f"{v:g}", key="lr")
 with c3:
     subset = st.selectbox("Training images", list(SUBSETS), key="subset")
     limit = SUBSETS[subset]
     if limit == "custom":
-        limit = st.number_input("How many training images", 10, 1_000_000, 1000, key="limit_custom")
-    test_limit = st.number_input("Test images (0 = the whole test split)", 0, 1_000_000, 0, key="test_limit")
+        limit = st.number_input("How many training images", 10, 1_000_000, key="limit_custom")
+    test_limit = st.number_input("Test images (0 = the whole test split)", 0, 1_000_000, key="test_limit")
     precision = st.selectbox("Precision", ["auto", "fp32", "bf16"], key="precision",
                              help="auto: bf16 autocast where the hardware supports it, else fp32")
-    seed = st.number_input("Seed", 0, 2**31 - 1, 0, key="seed")
-    scratch = st.checkbox("Also train the scratch baseline", True, key="scratch_baseline")
-    flip = st.checkbox("Random horizontal flips (augmentation)", False, key="flip")
+    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed")
+    scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline")
+    flip = st.checkbox("Random horizontal flips (augmentation)", key="flip")
 
 try:
     cfg = Config(latent_dim=latent, leak=float(leak), upsample=upsample, ae_epochs=int(ae_epochs),
@@ -76,7 +81,7 @@ if st.button("Train", type="primary", key="train_button"):
     job = jobs().submit(cfg, dataset)
     st.session_state.job_key = job.key
     if job.cached:
-        st.session_state.pending_run = str(job.run_path)
+        view_run(str(job.run_path))
         st.session_state.job_seen = job.key
         st.session_state.flash = "Loaded from cache: this run already existed."
         st.rerun()
@@ -116,7 +121,7 @@ def job_panel() -> None:
     show_job(job)
     if job.state == DONE and st.session_state.get("job_seen") != key:
         st.session_state.job_seen = key
-        st.session_state.pending_run = str(job.run_path)
+        view_run(str(job.run_path))
         st.session_state.flash = f"Training finished in {minutes(job.elapsed())}; now viewing the new run."
         st.rerun(scope="app")
 
@@ -128,7 +133,7 @@ queue = jobs().jobs()
 if queue:
     st.subheader("Queue (this server, one training at a time)")
     st.dataframe([{"state": j.state, "latent": j.config.latent_dim, "epochs": f"{j.config.ae_epochs}+{j.config.clf_epochs}",
-                   "images": j.config.limit or "all", "labels": f"{j.config.label_fraction:.0%}",
+                   "images": f"{j.config.limit:,}" if j.config.limit else "all", "labels": f"{j.config.label_fraction:.0%}",
                    "elapsed": minutes(j.elapsed()), "message": j.error or ("cached" if j.cached else "")}
                   for j in reversed(queue)], hide_index=True, width="stretch")
 
@@ -141,7 +146,7 @@ if run is not None and run.path.parent.resolve() == runs_dir().resolve():  # nev
     if right.button("Delete this run", key="delete_run"):
         try:
             delete_run(run.path)
-            st.session_state.pending_run = ""
+            view_run(None)
             st.rerun()
         except (RunError, OSError) as exc:
             st.error(str(exc))

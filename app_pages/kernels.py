@@ -3,7 +3,7 @@
 import streamlit as st
 
 from cae.figures import kernel_difference, kernel_grid, kernel_update_ranking
-from pages._shared import current_run
+from app_pages._shared import current_run, keep_defaults
 
 st.title("First-layer kernels")
 run = current_run()
@@ -13,6 +13,7 @@ if run is None:
 st.markdown("Each square is one of the 64 kernels of the first convolution (3×3, RGB), drawn like the "
             "lecture's `make_grid(nrow=8, normalize=True)`. Training from random numbers to edge- and "
             "colour-detectors is what *learning features* looks like.")
+keep_defaults(kernel_norm="one scale for the whole grid")
 per_kernel = st.radio("Normalisation", ["one scale for the whole grid", "each kernel on its own scale"],
                       key="kernel_norm", horizontal=True) != "one scale for the whole grid"
 

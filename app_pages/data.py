@@ -7,7 +7,7 @@ import torch
 
 from cae.data import SAMPLE
 from cae.figures import sample_grid
-from pages._shared import current_dataset, data_source
+from app_pages._shared import current_dataset, data_source
 
 st.title("Data")
 st.markdown("The autoencoder never sees a label; the classifier does. Pick the images to work with.")

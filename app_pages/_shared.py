@@ -71,10 +71,22 @@ def default_run(infos: list[RunInfo]) -> RunInfo | None:
 
 
 def selected_run_path() -> str | None:
-    if st.session_state.get("run_path") is None:
+    """The run being viewed. Kept in a plain session key (not a widget's), so page switches keep it."""
+    if st.session_state.get("viewing") is None:
         choice = default_run(runs())
-        st.session_state.run_path = str(choice.path) if choice else None
-    return st.session_state.run_path
+        st.session_state.viewing = str(choice.path) if choice else None
+    return st.session_state.viewing
+
+
+def view_run(path: str | None) -> None:
+    """Show this run on every page from the next rerun on (None: back to the default run)."""
+    st.session_state.viewing = path
+
+
+def keep_defaults(**values) -> None:
+    """Give widgets their first values through session state (so no widget also passes `value=`)."""
+    for key, value in values.items():
+        st.session_state.setdefault(key, value)
 
 
 def current_run(show_message: bool = True) -> Run | None:

@@ -5,7 +5,8 @@ import streamlit as st
 
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, per_class_bars
 from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows, pretraining_verdict
-from pages._shared import current_dataset, current_run, jobs, run_label, runs, same_dataset
+from app_pages._shared import (current_dataset, current_run, jobs, keep_defaults, run_label, runs, same_dataset,
+                               view_run)
 
 st.title("Classifier: does unsupervised pretraining help?")
 run = current_run()
@@ -46,11 +47,13 @@ st.subheader("Try a fine-tuning variant")
 st.caption("The lecture's premise is few labels and many images. Variants reuse this run's autoencoder "
            "(no retraining) and each becomes a run you can compare above.")
 dataset = current_dataset(show_error=False)
+keep_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=1e-3, variant_labels="100%",
+              variant_mode="fine-tune all")
 c1, c2, c3, c4 = st.columns(4)
-epochs = c1.number_input("Classifier epochs", 1, 100, max(run.config.clf_epochs, 1), key="variant_epochs")
-lr = c2.select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3], value=1e-3,
-                      format_func=lambda v: f"{v:g}", key="variant_lr")
-labels = c3.radio("Labels used", ["1%", "10%", "100%"], index=2, key="variant_labels", horizontal=True)
+epochs = c1.number_input("Classifier epochs", 1, 100, key="variant_epochs")
+lr = c2.select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3], format_func=lambda v: f"{v:g}",
+                      key="variant_lr")
+labels = c3.radio("Labels used", ["1%", "10%", "100%"], key="variant_labels", horizontal=True)
 mode = c4.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
 if not same_dataset(run, dataset):
     st.warning(f"This run was trained on {m['dataset']['name']}; choose that data on the Data page to "
@@ -61,6 +64,6 @@ elif st.button("Train this variant", key="variant_button", type="primary"):
     job = jobs().submit(cfg, dataset)
     st.session_state.job_key = job.key
     if job.cached:
-        st.session_state.pending_run = str(job.run_path)
+        view_run(str(job.run_path))
         st.rerun()
-    st.switch_page("pages/train.py")
+    st.switch_page("app_pages/train.py")

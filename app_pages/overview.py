@@ -9,7 +9,7 @@ from cae.explain import conv_output_size, model_source, time_blocks
 from cae.figures import architecture_diagram, timing_bars
 from cae.model import Classifier, ConvAutoencoder, layer_table
 from cae.train import resolve_device
-from pages._shared import current_run
+from app_pages._shared import current_run
 
 st.title("Overview: learning features without labels")
 st.markdown(

@@ -4,7 +4,7 @@ import streamlit as st
 
 from cae.explain import ImageInputError, class_probabilities, image_from_bytes, reconstruct
 from cae.figures import probability_bars, reconstruction_panel
-from pages._shared import current_dataset, current_run
+from app_pages._shared import current_dataset, current_run
 
 st.title("Try an image")
 run = current_run()

@@ -1,0 +1,196 @@
+"""The Streamlit app through AppTest: every page in every situation, the Train controls, real jobs
+started by buttons, Stop, shared jobs, and fine-tuning variants that reuse the autoencoder.
+
+Charts are unknown elements to AppTest: these tests check state and the figures `cae` builds."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import cae.train
+from cae.config import Config
+from cae.figures import classifier_curves, kernel_grid, per_class_bars
+from cae.runs import load_run, runs_dir
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+PAGES = ["app_pages/overview.py", "app_pages/data.py", "app_pages/train.py", "app_pages/kernels.py",
+         "app_pages/classifier.py", "app_pages/try_image.py"]
+TITLES = ["Overview", "Data", "Train", "First-layer kernels", "Classifier", "Try an image"]
+
+
+def app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def manager():
+    from app_pages._shared import jobs
+    return jobs()
+
+
+def visit_every_page(at: AppTest) -> dict[str, AppTest]:
+    seen = {}
+    for page, title in zip(PAGES, TITLES):
+        at.switch_page(page).run()
+        assert not at.exception, f"{page}: {[e.value for e in at.exception]}"
+        assert at.title and at.title[0].value.startswith(title), page
+        seen[page] = at
+    return seen
+
+
+def info_text(at: AppTest) -> str:
+    return " ".join(e.value for e in [*at.info, *at.error, *at.warning, *at.success])
+
+
+def test_every_page_with_the_pretrained_run():
+    at = app()
+    assert "pretrained" in at.session_state["viewing"]
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert "No run yet" not in info_text(at), page
+
+
+def test_every_page_with_no_run_at_all(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAE_PRETRAINED", str(tmp_path / "none"))
+    at = app()
+    visit_every_page(at)
+    for page in ["app_pages/kernels.py", "app_pages/classifier.py", "app_pages/try_image.py"]:
+        at.switch_page(page).run()
+        assert "No run yet — train one on the Train page." in info_text(at)
+
+
+def test_every_page_with_no_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAE_DATA", str(tmp_path / "missing"))
+    at = app()
+    visit_every_page(at)
+    at.switch_page("app_pages/data.py").run()
+    assert "does not exist" in info_text(at)
+
+
+def test_a_damaged_run_is_named_and_the_others_still_work(tmp_path, monkeypatch):
+    broken = runs_dir() / "z16-broken"
+    broken.mkdir(parents=True)
+    (broken / "metrics.json").write_text('{"config": ')
+    at = app()
+    labels = at.sidebar.selectbox[0].options  # AppTest lists the formatted labels
+    assert any("damaged" in label for label in labels)
+    at.session_state["viewing"] = str(broken)
+    at.run()
+    at.switch_page("app_pages/kernels.py").run()
+    assert not at.exception and "metrics.json is damaged" in info_text(at)
+
+
+def set_train_controls(at: AppTest, **values) -> AppTest:
+    at.switch_page("app_pages/train.py").run()
+    for key, value in values.items():
+        at.session_state[key] = value
+    return at.run()
+
+
+TINY_CONTROLS = dict(latent_dim=16, ae_epochs=1, clf_epochs=1, batch_size=128, subset="Custom size",
+                     limit_custom=256, test_limit=256, precision="fp32")
+
+
+def test_every_train_control_reaches_the_config():
+    at = set_train_controls(app(), latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2,
+                            batch_size=500, lr=5e-4, subset="Quick: 10,000 images", test_limit=300,
+                            precision="fp32", seed=7, scratch_baseline=False, flip=True)
+    assert not at.exception
+    assert at.session_state["train_config"] == Config(
+        latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2, batch_size=500, lr=5e-4,
+        limit=10_000, test_limit=300, precision="fp32", seed=7, scratch_baseline=False, flip=True)
+
+
+def wait_for_job(at: AppTest, timeout: float = 300) -> None:
+    job = manager().wait(at.session_state["job_key"], timeout)
+    assert job.state == "done", job.error
+    for _ in range(3):  # the fragment notices, then the app reruns onto the new run
+        at.run()
+
+
+def test_a_tiny_job_started_from_the_buttons_shows_up_everywhere():
+    at = set_train_controls(app(), **TINY_CONTROLS)
+    at.button(key="train_button").click().run()
+    assert not at.exception
+    job = manager().get(at.session_state["job_key"])
+    assert job.config.limit == 256 and job.config.latent_dim == 16
+    wait_for_job(at)
+    new_run = at.session_state["viewing"]
+    assert new_run == str(job.run_path) and "pretrained" not in new_run
+    assert any(Path(new_run).name in label for label in at.sidebar.selectbox[0].options)
+    for page in ("app_pages/kernels.py", "app_pages/classifier.py", "app_pages/try_image.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+    run = load_run(new_run)
+    assert kernel_grid(run.kernels["finetuned"], "x").data[0].z.shape == (8 * 4 + 1, 8 * 4 + 1, 3)
+    assert len(per_class_bars(run.classes, run.metrics["per_class_acc"], run.metrics["scratch"]["per_class_acc"]).data) == 2
+    assert len(classifier_curves({"this": run.metrics}).data) == 4
+    at.switch_page("app_pages/train.py").run()
+    at.button(key="train_button").click().run()
+    assert "Loaded from cache" in info_text(at)
+
+
+def test_stop_cancels_a_running_job():
+    at = set_train_controls(app(), **{**TINY_CONTROLS, "ae_epochs": 100, "subset": "Full training split"})
+    at.button(key="train_button").click().run()
+    job = manager().get(at.session_state["job_key"])
+    deadline = time.time() + 60
+    while job.progress is None and time.time() < deadline:
+        time.sleep(0.05)
+    at.run()
+    at.button(key="stop_button").click().run()
+    assert manager().wait(job.key, 60).state == "cancelled"
+    assert job.run_path is None
+
+
+def test_two_sessions_asking_for_the_same_config_share_one_job():
+    first = set_train_controls(app(), **TINY_CONTROLS, seed=3)
+    second = set_train_controls(app(), **TINY_CONTROLS, seed=3)
+    first.button(key="train_button").click().run()
+    second.button(key="train_button").click().run()
+    assert first.session_state["job_key"] == second.session_state["job_key"]
+    assert len([j for j in manager().jobs() if j.key == first.session_state["job_key"]]) == 1
+    wait_for_job(first)
+    wait_for_job(second)
+    assert first.session_state["viewing"] == second.session_state["viewing"]
+
+
+def test_a_label_fraction_variant_reuses_the_autoencoder(monkeypatch):
+    at = set_train_controls(app(), **TINY_CONTROLS, seed=4)
+    at.button(key="train_button").click().run()
+    wait_for_job(at)
+    base = at.session_state["viewing"]
+    calls = []
+    original = cae.train.train_autoencoder
+    monkeypatch.setattr(cae.train, "train_autoencoder", lambda *a, **k: calls.append(1) or original(*a, **k))
+    at.switch_page("app_pages/classifier.py").run()
+    at.radio(key="variant_labels").set_value("10%").run()
+    at.button(key="variant_button").click().run()
+    at.switch_page("app_pages/train.py")  # where st.switch_page took the browser; AppTest needs telling
+    wait_for_job(at)
+    variant = load_run(at.session_state["viewing"])
+    assert calls == []
+    assert variant.config.label_fraction == 0.1
+    assert variant.metrics["autoencoder_source"] == Path(base).name
+
+
+def test_overview_measures_where_the_time_goes_and_checks_the_calculator():
+    at = app()
+    at.number_input(key="calc_w").set_value(32).run()
+    assert any("16 × 16" in s.value for s in at.success)
+    at.button(key="measure_time").click().run()
+    times = at.session_state["block_times"]
+    assert set(times) == {"bilinear", "nearest", "transpose"}
+    assert times["transpose"]["upsampling"] == 0 and times["bilinear"]["upsampling"] > 0
+
+
+def test_try_an_image_rejects_a_non_image_upload():
+    from cae.explain import ImageInputError, image_from_bytes
+    with pytest.raises(ImageInputError, match="not a picture"):
+        image_from_bytes(b"hello, not an image")
