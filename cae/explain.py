@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import autocast
+from cae.train import autocast, compute_lock
 
 MAX_UPLOAD_PIXELS = 40_000_000  # refuse decompression bombs long before memory runs out
 
@@ -74,9 +74,10 @@ def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 
     try:
         for _ in range(repeats + 1):  # the first pass warms up and is dropped
             spent.clear()
-            with autocast(device, precision):
-                out = model(x.requires_grad_(True))
-            F.mse_loss(out.float(), x.detach()).backward()
+            with compute_lock:
+                with autocast(device, precision):
+                    out = model(x.requires_grad_(True))
+                F.mse_loss(out.float(), x.detach()).backward()
             totals.append({k: sum(v) for k, v in spent.items()})
             model.zero_grad(set_to_none=True)
     finally:
@@ -122,7 +123,8 @@ def reconstruct(model: ConvAutoencoder, images: torch.Tensor) -> torch.Tensor:
     """uint8 or float (N,3,32,32) -> reconstructions as float in [0,1] (CPU)."""
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     model.eval()
-    return model(x.to(next(model.parameters()).device)).clamp(0, 1).cpu()
+    with compute_lock:
+        return model(x.to(next(model.parameters()).device)).clamp(0, 1).cpu()
 
 
 @torch.no_grad()
@@ -130,4 +132,5 @@ def class_probabilities(model: Classifier, images: torch.Tensor) -> torch.Tensor
     """uint8 (N,3,32,32) -> softmax probabilities (N, classes)."""
     model.eval()
     x = images.float().div(255).to(next(model.parameters()).device)
-    return model(x).softmax(1).cpu()
+    with compute_lock:
+        return model(x).softmax(1).cpu()

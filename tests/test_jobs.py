@@ -101,3 +101,14 @@ def test_shutdown_cancels_a_running_job_and_stops_the_worker(manager, small_data
     assert job.state == CANCELLED and not manager._worker.is_alive()
     with pytest.raises(RuntimeError, match="shutting down"):
         manager.submit(Config(**TINY), small_dataset)
+
+
+def test_training_takes_turns_with_pages_batch_by_batch(manager, small_dataset):
+    """A page holding the compute lock (an inference) pauses the job between batches, so the
+    two never run torch at once and oversubscribe a small CPU."""
+    from cae.train import compute_lock
+    with compute_lock:
+        job = manager.submit(Config(**{**TINY, "ae_epochs": 3}), small_dataset)
+        threading.Event().wait(1.0)
+        assert job.progress is None  # not one batch while the page computes
+    assert manager.wait(job.key).state == DONE

@@ -1,0 +1,52 @@
+"""Every page in a real browser, and a tiny training job started by clicking."""
+
+import re
+
+import pytest
+
+PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "First-layer kernels"),
+         ("classifier", "Classifier"), ("try_image", "Try an image")]
+
+
+def open_page(page, server, path: str, title: str) -> None:
+    page.goto(f"{server.url}/{path}")
+    page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+@pytest.mark.parametrize("path, title", PAGES)
+def test_every_page_loads_without_an_exception(page, server, screenshots, path, title):
+    open_page(page, server, path, title)
+    if path in ("kernels", "classifier"):
+        page.locator(".js-plotly-plot").first.wait_for()
+        assert page.locator(".js-plotly-plot").count() >= 3
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Lecture preset" in viewed_run(page)  # the pretrained run opens first
+    page.screenshot(path=str(screenshots / f"{path or 'overview'}.png"), full_page=True)
+
+
+def viewed_run(page) -> str:
+    """The label of the run picked in the sidebar (a combobox: its text is the input's value)."""
+    return page.get_by_role("combobox", name="Run being viewed").input_value()
+
+
+def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label)
+    field.fill(str(value))
+    field.press("Enter")
+    page.wait_for_timeout(300)
+
+
+def test_a_tiny_training_job_from_the_train_page(page, server, screenshots):
+    open_page(page, server, "train", "Train")
+    set_number(page, "Autoencoder epochs", 1)
+    set_number(page, "Classifier epochs (0 = autoencoder only)", 1)
+    page.get_by_label("Training images").click()
+    page.get_by_role("option", name="Custom size").click()
+    set_number(page, "How many training images", 256)
+    set_number(page, "Test images (0 = the whole test split)", 200)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text(re.compile("Training finished in")).wait_for(timeout=300_000)
+    assert "ae1-clf1" in viewed_run(page)
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshots / "train-finished.png"), full_page=True)
