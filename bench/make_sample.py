@@ -5,6 +5,11 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/<script>.py`
+
 import argparse
 import random
 from pathlib import Path

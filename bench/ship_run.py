@@ -6,6 +6,11 @@ test split moves by at most 0.1 accuracy point, and record its title in pretrain
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/<script>.py`
+
 import argparse
 import json
 import sys

@@ -11,6 +11,11 @@ Prints a table and writes bench/results/speed-<date>.json.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/<script>.py`
+
 import argparse
 import json
 import platform
@@ -39,11 +44,13 @@ def lecture_loader(root: str, indices: list[int], batch_size: int, seed: int) ->
                       generator=torch.Generator().manual_seed(seed))
 
 
-def lecture_epoch(model, optimizer, loader, classify: bool) -> tuple[float, float]:
-    """One epoch as the lecture's notebook runs it; returns (seconds, true mean loss)."""
+def lecture_epoch(model, optimizer, loader, classify: bool, device) -> tuple[float, float]:
+    """One epoch as the lecture's notebook runs it (batches moved to the device one by one);
+    returns (seconds, true mean loss)."""
     model.train()
     t0, total, seen = time.perf_counter(), 0.0, 0
     for x, y in loader:
+        x, y = x.to(device), y.to(device)
         out = model(x)
         loss = F.cross_entropy(out, y) if classify else F.mse_loss(out, x)
         optimizer.zero_grad()
@@ -73,6 +80,8 @@ class Ours:
         t0 = time.perf_counter()
         loss = run_epoch(self.model, self.optimizer, self.images, self.labels, loss_fn, self.loop, self.epoch,
                          99, self.cfg.batch_size, self.generator, False)
+        if self.loop.device.type == "cuda":
+            torch.cuda.synchronize()
         return time.perf_counter() - t0, loss
 
 
@@ -104,20 +113,21 @@ def main() -> None:
     n = len(idx)
     loader = lecture_loader(args.data, idx.tolist(), cfg.batch_size, cfg.seed)
 
-    a_model = seeded(ConvAutoencoder)
+    a_model = seeded(ConvAutoencoder).to(device)
     a_opt = torch.optim.Adam(a_model.parameters(), lr=1e-3)
     b = Ours(seeded(ConvAutoencoder), images, labels, cfg, device, precision, classify=False)
     b32 = Ours(seeded(ConvAutoencoder), images, labels, cfg, device, "fp32", classify=False)
     epochs = {"a": [], "b": [], "b_fp32": []}
     for _ in range(args.epochs):  # interleaved: a, b, b in fp32
-        epochs["a"].append(lecture_epoch(a_model, a_opt, loader, classify=False))
+        epochs["a"].append(lecture_epoch(a_model, a_opt, loader, classify=False, device=device))
         epochs["b"].append(b.train_epoch())
         if precision != "fp32":
             epochs["b_fp32"].append(b32.train_epoch())
         print(f"epoch {len(epochs['a'])}: a {epochs['a'][-1][0]:.1f} s, b {epochs['b'][-1][0]:.1f} s", flush=True)
 
-    a_clf = seeded(Classifier)
-    a_clf_epoch = lecture_epoch(a_clf, torch.optim.Adam(a_clf.parameters(), lr=1e-3), loader, classify=True)
+    a_clf = seeded(Classifier).to(device)
+    a_clf_epoch = lecture_epoch(a_clf, torch.optim.Adam(a_clf.parameters(), lr=1e-3), loader, classify=True,
+                                device=device)
     b_clf_epoch = Ours(seeded(Classifier), images, labels, cfg, device, precision, classify=True).train_epoch()
 
     modes = {}

@@ -7,18 +7,12 @@ a missing browser is a failure.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("CAE_CHROMIUM", "/usr/bin/chromium")
+from cae.appserver import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+
 SCREENSHOTS = REPO / "tests" / "e2e" / "screenshots"
 
 
@@ -37,58 +31,12 @@ def require_browser() -> None:
         pytest.skip(missing)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """`streamlit run streamlit_app.py` as a subprocess, stopped in every case."""
-
-    def __init__(self, env: dict[str, str]):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(env["CAE_RUNS"] + ".server.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
-             "--server.port", str(self.port), "--server.address", "127.0.0.1",
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=REPO, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        self.wait_healthy()
-
-    def wait_healthy(self, timeout: float = 60) -> None:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        raise TimeoutError(f"streamlit not healthy after {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     require_browser()
     root = tmp_path_factory.mktemp("e2e")
-    env = {"CAE_RUNS": str(root / "runs"), "CAE_CACHE": str(root / "cache"), "CAE_DATA": "sample",
-           "PYTHONPATH": str(REPO)}
-    srv = Server(env)
+    env = {"CAE_RUNS": str(root / "runs"), "CAE_CACHE": str(root / "cache"), "CAE_DATA": "sample"}
+    srv = AppServer(env, root / "server.log")
     try:
         yield srv
     finally:
@@ -99,8 +47,7 @@ def server(tmp_path_factory):
 def browser(server):
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
