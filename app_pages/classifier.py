@@ -5,6 +5,7 @@ import streamlit as st
 
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, per_class_bars
 from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows, pretraining_verdict
+from cae.runs import pretrained_dir
 from app_pages._shared import (current_dataset, current_run, jobs, keep_defaults, run_label, runs, same_dataset,
                                view_run)
 
@@ -22,7 +23,8 @@ else:
     st.markdown(f"**{pretraining_verdict(m)}**")
     others = {i.title if i.pretrained else i.name: i for i in runs()
               if i.error is None and str(i.path) != str(run.path) and i.metrics.get("classifier")}
-    compare = st.multiselect("Compare with other runs", list(others), key="compare_runs",
+    shipped = [k for k, i in others.items() if i.pretrained] if str(run.path.parent) == str(pretrained_dir()) else []
+    compare = st.multiselect("Compare with other runs", list(others), default=shipped, key=f"compare_{run.name}",
                              format_func=lambda k: run_label(others[k]))
     curves = {"this run": m, **{k: others[k].metrics for k in compare}}
     st.plotly_chart(classifier_curves(curves), width="stretch")
@@ -35,7 +37,8 @@ else:
     st.plotly_chart(confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),
                     width="stretch")
 
-st.plotly_chart(autoencoder_curves({"this run": m["autoencoder"]}), width="stretch")
+compared = {k: v for k, v in curves.items()} if m.get("classifier") else {"this run": m}
+st.plotly_chart(autoencoder_curves({k: v["autoencoder"] for k, v in compared.items()}), width="stretch")
 with st.expander("The lecture's numbers beside this run's", expanded=False):
     st.caption("The lecture printed losses divided by 30 batches where CIFAR-10 has 25, so its printed "
                "values are 25/30 of the true means; the true column corrects that. Test accuracy is "

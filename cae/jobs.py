@@ -59,6 +59,16 @@ def fixed_test_images(dataset: Dataset, n: int = RECON_IMAGES) -> torch.Tensor:
     return dataset.test.images[balanced_subset(dataset.test.labels, n, seed=0)]
 
 
+def lower_priority(niceness: int = 10) -> None:
+    """Run this thread (and the OpenMP threads it starts, which inherit it) below the web server's
+    threads, so pages and health checks stay responsive on a small CPU while a job trains."""
+    import os
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
+    except (AttributeError, OSError):  # not Linux, or not allowed: train at normal priority
+        pass
+
+
 class JobManager:
     """A queue of training jobs served by one daemon worker thread."""
 
@@ -148,6 +158,7 @@ class JobManager:
             return None
 
     def _serve(self) -> None:
+        lower_priority()
         while (job := self._next()) is not None:
             try:
                 self._train(job)

@@ -161,6 +161,25 @@ def test_two_sessions_asking_for_the_same_config_share_one_job():
     assert first.session_state["viewing"] == second.session_state["viewing"]
 
 
+def test_a_third_config_queues_and_runs_after_the_shared_job(monkeypatch):
+    import threading
+    import cae.jobs
+    gate, original = threading.Event(), cae.jobs.train_or_load
+    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (gate.wait(60), original(*a, **k))[1])
+    sessions = [set_train_controls(app(), **TINY_CONTROLS, seed=seed) for seed in (5, 5, 6)]
+    for at in sessions:
+        at.button(key="train_button").click().run()
+    keys = [at.session_state["job_key"] for at in sessions]
+    assert keys[0] == keys[1] != keys[2]
+    shared, third = manager().get(keys[0]), manager().get(keys[2])
+    assert shared.state == "running" and third.state == "queued"
+    sessions[2].run()
+    assert not sessions[2].exception
+    gate.set()
+    assert manager().wait(keys[2], 300).state == "done"
+    assert third.started >= shared.finished
+
+
 def test_a_label_fraction_variant_reuses_the_autoencoder(monkeypatch):
     at = set_train_controls(app(), **TINY_CONTROLS, seed=4)
     at.button(key="train_button").click().run()

@@ -152,3 +152,22 @@ def test_accuracy_and_confusion_against_a_hand_count():
     assert scores["test_acc"] == 75.0  # predictions 0,0,1,1 against labels 0,1,1,1
     assert scores["per_class_acc"][:2] == [100.0, pytest.approx(200 / 3)]
     assert scores["confusion"][1][:2] == [1, 2]
+
+
+def test_the_compute_lock_hands_over_in_arrival_order():
+    """A loop that releases and re-takes the lock must let a waiting thread in first."""
+    import threading
+    import time as clock
+    from cae.train import TurnLock
+    lock, order = TurnLock(), []
+    lock.acquire()
+    waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("page"), lock.release()))
+    waiter.start()
+    clock.sleep(0.1)  # the page is now waiting
+    lock.release()
+    with lock:  # the training loop asks again at once
+        order.append("training")
+    waiter.join(5)
+    assert order == ["page", "training"]
+    with lock, lock:  # re-entrant
+        pass
