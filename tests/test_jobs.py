@@ -18,6 +18,15 @@ def manager(tmp_path):
     return JobManager(tmp_path)
 
 
+@pytest.fixture
+def gate(monkeypatch) -> threading.Event:
+    """Jobs wait at this gate before training, so tests can see them queued and running."""
+    event, original = threading.Event(), cae.jobs.train_or_load
+    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (event.wait(30), original(*a, **k))[1])
+    yield event
+    event.set()
+
+
 def test_a_job_trains_saves_and_records_progress(manager, small_dataset):
     job = manager.submit(Config(**TINY), small_dataset)
     job = manager.wait(job.key)
@@ -29,10 +38,7 @@ def test_a_job_trains_saves_and_records_progress(manager, small_dataset):
     assert again.cached and again.state == DONE and again.run_path == job.run_path
 
 
-def test_two_requests_for_the_same_config_share_one_job(manager, small_dataset, monkeypatch):
-    gate = threading.Event()
-    original = cae.jobs.train_or_load
-    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (gate.wait(30), original(*a, **k))[1])
+def test_two_requests_for_the_same_config_share_one_job(manager, small_dataset, gate):
     first = manager.submit(Config(**{**TINY, "ae_epochs": 2}), small_dataset)
     second = manager.submit(Config(**{**TINY, "ae_epochs": 2}), small_dataset)
     assert first is second and len(manager.jobs()) == 1
@@ -40,10 +46,7 @@ def test_two_requests_for_the_same_config_share_one_job(manager, small_dataset, 
     assert manager.wait(first.key).state == DONE
 
 
-def test_a_different_config_queues_and_runs_after(manager, small_dataset, monkeypatch):
-    gate = threading.Event()
-    original = cae.jobs.train_or_load
-    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (gate.wait(30), original(*a, **k))[1])
+def test_a_different_config_queues_and_runs_after(manager, small_dataset, gate):
     first = manager.submit(Config(**TINY), small_dataset)
     second = manager.submit(Config(**{**TINY, "seed": 1}), small_dataset)
     assert first is not second
@@ -63,10 +66,7 @@ def test_cancel_a_running_job_saves_nothing(manager, small_dataset, tmp_path):
     assert job.run_path is None and list(tmp_path.iterdir()) == []
 
 
-def test_cancel_a_queued_job(manager, small_dataset, monkeypatch):
-    gate = threading.Event()
-    original = cae.jobs.train_or_load
-    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (gate.wait(30), original(*a, **k))[1])
+def test_cancel_a_queued_job(manager, small_dataset, gate):
     first = manager.submit(Config(**TINY), small_dataset)
     queued = manager.submit(Config(**{**TINY, "seed": 2}), small_dataset)
     manager.cancel(queued.key)
