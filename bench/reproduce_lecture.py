@@ -20,7 +20,7 @@ import torch  # noqa: E402
 
 from cae.config import Config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
-from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows  # noqa: E402
+from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows, saturation  # noqa: E402
 from cae.runs import evaluate_run, load_run, train_or_load  # noqa: E402
 
 
@@ -44,13 +44,16 @@ def differences(cfg: Config) -> str:
 def summary_row(run) -> dict:
     m = run.metrics
     clf, scratch = m.get("classifier") or [], (m.get("scratch") or {}).get("classifier") or []
+    sat = saturation(clf)
     return {"run": run.name, "settings": differences(run.config),
             "AE test MSE": m["autoencoder"][-1]["test_mse"] if m["autoencoder"] else None,
             "acc ep1 %": clf[0]["test_acc"] if clf else None,
             "acc final %": clf[-1]["test_acc"] if clf else None,
             "scratch ep1 %": scratch[0]["test_acc"] if scratch else None,
             "scratch final %": scratch[-1]["test_acc"] if scratch else None,
-            "epochs": f"{len(m['autoencoder'])}+{len(clf)}"}
+            "best % (epoch)": f"{sat['best_acc']:.2f} ({sat['best_epoch']})" if sat else None,
+            "within 1 pt of best from epoch": sat["within_epoch"] if sat else None,
+            "epochs": f"{len(m['autoencoder'])}+{len(clf)}", "trained on": m["device"]}
 
 
 def report(run, fresh: dict, machine: str) -> str:

@@ -77,3 +77,12 @@ def best_and_worst(per_class: dict[str, float]) -> tuple[tuple[str, float], tupl
         return None
     ordered = sorted(per_class.items(), key=lambda kv: kv[1])
     return ordered[-1], ordered[0]
+
+
+def saturation(rows: list[dict], within: float = 1.0) -> dict | None:
+    """Best test accuracy and its epoch, and the first epoch within `within` points of it."""
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: r["test_acc"])
+    first = next(r for r in rows if r["test_acc"] >= best["test_acc"] - within)
+    return {"best_acc": best["test_acc"], "best_epoch": best["epoch"], "within_epoch": first["epoch"]}

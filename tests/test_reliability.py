@@ -237,3 +237,17 @@ def test_the_folder_loader_loads_or_explains(tmp_path_factory, files):
         assert str(exc)
     else:
         assert d.train.images.shape[1:] == (3, 32, 32) and len(d.classes) >= 1
+
+
+def test_a_typed_data_path_shows_thumbnails_never_file_contents(tmp_path, monkeypatch):
+    from tests.conftest import make_image_folder
+    root = make_image_folder(tmp_path / "d", 2, 1, classes=("a", "b"))
+    (root / "train" / "a" / "secret.txt").write_text("TOP-SECRET-PASSWORD")
+    monkeypatch.setenv("CAE_DATA", str(root))
+    at = app_test()
+    at.switch_page("app_pages/data.py").run()
+    assert not at.exception
+    shown = " ".join(str(getattr(e, "value", "")) for e in [*at.markdown, *at.caption, *at.error, *at.warning,
+                                                            *at.info, *at.text, *at.code])
+    assert "TOP-SECRET" not in shown
+    assert any("skipped 1 file" in c.value for c in at.caption)  # it is counted, not shown

@@ -171,3 +171,19 @@ def test_the_compute_lock_hands_over_in_arrival_order():
     assert order == ["page", "training"]
     with lock, lock:  # re-entrant
         pass
+
+
+def test_saturation_finds_the_best_epoch_and_where_it_levels_off():
+    from cae.report import saturation
+    rows = [{"epoch": e, "test_acc": a} for e, a in enumerate([30, 45, 52, 55.5, 56, 55.8], start=1)]
+    assert saturation(rows) == {"best_acc": 56, "best_epoch": 5, "within_epoch": 4}
+    assert saturation([]) is None
+
+
+def test_the_verdict_says_plainly_when_pretraining_does_not_help():
+    from cae.report import pretraining_verdict
+    rows = lambda accs: [{"epoch": e, "test_acc": a, "train_loss": 1.0, "seconds": 1.0}  # noqa: E731
+                         for e, a in enumerate(accs, start=1)]
+    text = pretraining_verdict({"classifier": rows([30.4, 52.5]), "scratch": {"classifier": rows([32.1, 51.3])}})
+    assert text.startswith("After epoch 1, pretraining does not help: random init is ahead by 1.7 points")
+    assert "after the last epoch (2), the pretrained encoder leads by 1.2 points" in text
