@@ -5,6 +5,7 @@ import streamlit as st
 from cae.config import Config, ConfigError
 from cae.figures import image_strip, live_loss
 from cae.jobs import DONE, FAILED, RUNNING
+from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device, seconds_per_mflop
 from app_pages._shared import current_dataset, current_run, jobs, keep_defaults, view_run
@@ -12,12 +13,6 @@ from app_pages._shared import current_dataset, current_run, jobs, keep_defaults,
 LATENTS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
-
-
-def minutes(seconds: float) -> str:
-    if seconds != seconds:  # NaN: not known yet
-        return "…"
-    return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
 
 
 @st.cache_resource(show_spinner="Timing one training step…")

@@ -9,6 +9,7 @@ import time
 
 from cae.config import Config, ConfigError
 from cae.data import DataError, load_dataset
+from cae.report import duration as minutes
 from cae.runs import RunError, evaluate_run, load_run, train_or_load
 from cae.train import DeviceError, Progress
 
@@ -64,10 +65,6 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   precision=args.precision, seed=args.seed, device=args.device)
 
 
-def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)}m {int(round(seconds % 60))}s"
-
-
 def epoch_line(phase: str, row: dict, epochs: int) -> str:
     """The lecture's per-epoch line (with true mean losses), plus test results."""
     name = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scratch": "Scratch"}[phase]
@@ -92,7 +89,7 @@ def train(args: argparse.Namespace) -> int:
     def on_progress(p: Progress) -> None:
         if live:
             print(f"\r  {p.phase} epoch {p.epoch}/{p.epochs} batch {p.batch}/{p.batches} "
-                  f"loss {p.loss:.4f}  elapsed {minutes(p.elapsed)}  left ~{minutes(p.remaining) if p.remaining == p.remaining else '?'}   ",
+                  f"loss {p.loss:.4f}  elapsed {minutes(p.elapsed)}  left ~{minutes(p.remaining)}   ",
                   end="", file=sys.stderr, flush=True)
 
     def on_epoch(phase: str, row: dict, _model) -> None:

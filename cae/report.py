@@ -12,6 +12,13 @@ LECTURE_CLF_SECONDS = [3, 3, 3, 3, 3]
 PRINTED_TO_TRUE = 30 / 25
 
 
+def duration(seconds: float) -> str:
+    """"3m 56s"; "…" while not known (NaN)."""
+    if seconds != seconds:
+        return "…"
+    return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
+
+
 def _acc(rows: list[dict], epoch: int) -> float | None:
     return next((r["test_acc"] for r in rows if r["epoch"] == epoch), None)
 
