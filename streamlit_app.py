@@ -19,8 +19,8 @@ page = st.navigation(pages)
 
 # Streamlit forgets a widget's value when a page without it runs; re-assigning keeps a learner's
 # Train and variant settings while they look at other pages.
-KEPT_SETTINGS = ("latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "lr", "subset",
-                 "limit_custom", "test_limit", "precision", "seed", "scratch_baseline", "flip",
+KEPT_SETTINGS = ("latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "lr", "clf_lr",
+                 "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline", "flip",
                  "variant_epochs", "variant_lr", "variant_labels", "variant_mode", "kernel_norm")
 for key in KEPT_SETTINGS:
     if key in st.session_state:

@@ -99,12 +99,12 @@ TINY_CONTROLS = dict(latent_dim=16, ae_epochs=1, clf_epochs=1, batch_size=128, s
 
 def test_every_train_control_reaches_the_config():
     at = set_train_controls(app(), latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2,
-                            batch_size=500, lr=5e-4, subset="Quick: 10,000 images", test_limit=300,
+                            batch_size=500, lr=5e-4, clf_lr=2e-3, subset="Quick: 10,000 images", test_limit=300,
                             precision="fp32", seed=7, scratch_baseline=False, flip=True)
     assert not at.exception
     assert at.session_state["train_config"] == Config(
         latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2, batch_size=500, lr=5e-4,
-        limit=10_000, test_limit=300, precision="fp32", seed=7, scratch_baseline=False, flip=True)
+        clf_lr=2e-3, limit=10_000, test_limit=300, precision="fp32", seed=7, scratch_baseline=False, flip=True)
 
 
 def wait_for_job(at: AppTest, timeout: float = 300) -> None:
