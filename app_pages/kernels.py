@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from cae.figures import kernel_difference, kernel_grid, kernel_update_ranking
+from cae.figures import kernel_difference, kernel_grid_picture, kernel_update_ranking
 from app_pages._shared import current_run, keep_defaults
 
 st.title("First-layer kernels")
@@ -21,8 +21,9 @@ STAGES = {"initial": "initial (random)", "autoencoder": "after the autoencoder",
           "finetuned": "after fine-tuning", "scratch": "classifier trained from scratch"}
 present = [k for k in STAGES if k in run.kernels]
 cols = st.columns(len(present))
-for col, stage in zip(cols, present):
-    col.plotly_chart(kernel_grid(run.kernels[stage], STAGES[stage], per_kernel), width="stretch")
+for col, stage in zip(cols, present):  # plain images: sharp pixels, and on screen before any chart
+    col.markdown(f"**{STAGES[stage]}**")
+    col.image(kernel_grid_picture(run.kernels[stage], per_kernel), width="stretch")
 
 st.subheader("What changed")
 st.caption("Red: the weight went up; blue: it went down. Each kernel shows its R, G and B 3×3 slices side by side.")

@@ -39,12 +39,10 @@ def kernel_grid_image(kernels: torch.Tensor, per_kernel: bool = False, nrow: int
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
-def kernel_grid(kernels: torch.Tensor, title: str, per_kernel: bool = False) -> go.Figure:
-    """The 64 first-layer 3x3 RGB kernels as an 8x8 grid of colour patches."""
-    fig = go.Figure(go.Image(z=kernel_grid_image(kernels, per_kernel), hoverinfo="skip"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title, height=330, margin=dict(l=5, r=5, t=40, b=5))
+def kernel_grid_picture(kernels: torch.Tensor, per_kernel: bool = False, scale: int = 10) -> np.ndarray:
+    """The kernel grid upscaled with sharp pixels (nearest neighbour), ready to show as an image."""
+    grid = kernel_grid_image(kernels, per_kernel)
+    return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
 def kernel_difference(diff: torch.Tensor, title: str) -> go.Figure:

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import cae.train
 from cae.config import Config
-from cae.figures import classifier_curves, kernel_grid, per_class_bars
+from cae.figures import classifier_curves, kernel_grid_picture, per_class_bars
 from cae.runs import load_run, runs_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
@@ -128,7 +128,7 @@ def test_a_tiny_job_started_from_the_buttons_shows_up_everywhere():
         at.switch_page(page).run()
         assert not at.exception, page
     run = load_run(new_run)
-    assert kernel_grid(run.kernels["finetuned"], "x").data[0].z.shape == (8 * 4 + 1, 8 * 4 + 1, 3)
+    assert kernel_grid_picture(run.kernels["finetuned"]).shape == (330, 330, 3)
     assert len(per_class_bars(run.classes, run.metrics["per_class_acc"], run.metrics["scratch"]["per_class_acc"]).data) == 2
     assert len(classifier_curves({"this": run.metrics}).data) == 4
     at.switch_page("app_pages/train.py").run()
