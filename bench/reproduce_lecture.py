@@ -16,22 +16,30 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
-import torch  # noqa: E402
 
 from cae.config import Config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows, saturation  # noqa: E402
 from cae.runs import evaluate_run, load_run, train_or_load  # noqa: E402
+from cae.train import describe_device, resolve_device  # noqa: E402
 
 
 def markdown_table(rows: list[dict]) -> str:
     if not rows:
         return "(none)\n"
     cols = list(rows[0])
-    fmt = lambda v: "–" if v is None else (f"{v:.4f}" if isinstance(v, float) and abs(v) < 1 else  # noqa: E731
-                                          f"{v:.2f}" if isinstance(v, float) else str(v))
+
+    def fmt(value, column: str) -> str:
+        if value is None:
+            return "–"
+        if not isinstance(value, float):
+            return str(value)
+        if "s/epoch" in column:
+            return f"{value:.1f}"
+        return f"{value:.2f}" if "%" in column else f"{value:.4f}"
+
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r[c]) for c in cols) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(r[c], c) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -99,8 +107,7 @@ def main() -> None:
         run = load_run(args.source)
     else:
         run = load_run(train_or_load(Config(), dataset, args.runs).path)
-    machine = f"{platform.machine()} CPU, {torch.get_num_threads()} threads" if not torch.cuda.is_available() \
-        else torch.cuda.get_device_name()
+    machine = f"{platform.machine()} {describe_device(resolve_device('auto'))}"
     fresh = evaluate_run(run, dataset)
     compared = [load_run(p) for p in args.compare]
     text = "\n".join([
