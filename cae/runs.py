@@ -244,8 +244,9 @@ def find_run(key: str, directory: Path | None = None, pretrained: Path | str | N
 
 def find_autoencoder(key: str, directory: Path | None = None,
                      pretrained: Path | str | None = AUTO) -> ReusedAutoencoder | None:
-    """A trained autoencoder from any run with the same autoencoder settings and dataset."""
-    for info in list_runs(directory, pretrained):
+    """A trained autoencoder from any run with the same autoencoder settings and dataset; runs of
+    the runs folder (full-precision weights) before shipped ones (stored in fp16)."""
+    for info in sorted(list_runs(directory, pretrained), key=lambda i: i.pretrained):
         if info.metrics and info.metrics.get("autoencoder_key") == key:
             try:
                 run = load_run(info.path)
