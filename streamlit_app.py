@@ -37,6 +37,8 @@ with st.sidebar:
         st.session_state.run_picker = selected_run_path()
         st.selectbox("Run being viewed", paths, format_func=lambda p: run_label(infos[paths.index(p)]),
                      key="run_picker", on_change=lambda: view_run(st.session_state.run_picker))
+        if description := infos[paths.index(selected_run_path())].description:
+            st.caption(description)
     else:
         st.caption("**Run:** none yet — train one on the Train page.")
 

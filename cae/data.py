@@ -21,8 +21,6 @@ SAMPLE_FILE = Path(__file__).parent / "assets" / "cifar10-sample.npz"
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
 SIDE = 32
 SPLITS = ("train", "test")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
 CACHE_FORMAT = 1
 
 

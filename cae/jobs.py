@@ -132,9 +132,6 @@ class JobManager:
         with self._lock:
             return self._jobs.get(key)
 
-    def busy(self) -> bool:
-        return any(j.active for j in self.jobs())
-
     def wait(self, key: str, timeout: float = 600.0) -> Job:
         """Block until a job has ended (for tests and scripts)."""
         deadline = time.time() + timeout
