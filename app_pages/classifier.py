@@ -14,6 +14,7 @@ run = current_run()
 if run is None:
     st.stop()
 m = run.metrics
+curves = {"this run": m}  # the run viewed, plus any runs chosen for comparison
 st.caption(f"Run {run.name} · data: {m['dataset']['name']} · {m['device']} · {m['precision']}")
 
 if not m.get("classifier"):
@@ -26,7 +27,7 @@ else:
     shipped = [k for k, i in others.items() if i.pretrained] if str(run.path.parent) == str(pretrained_dir()) else []
     compare = st.multiselect("Compare with other runs", list(others), default=shipped, key=f"compare_{run.name}",
                              format_func=lambda k: run_label(others[k]))
-    curves = {"this run": m, **{k: others[k].metrics for k in compare}}
+    curves.update({k: others[k].metrics for k in compare})
     st.plotly_chart(classifier_curves(curves), width="stretch")
     st.plotly_chart(per_class_bars(m["dataset"]["classes"], m.get("per_class_acc"),
                                    (m.get("scratch") or {}).get("per_class_acc")), width="stretch")
@@ -37,8 +38,7 @@ else:
     st.plotly_chart(confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),
                     width="stretch")
 
-compared = {k: v for k, v in curves.items()} if m.get("classifier") else {"this run": m}
-st.plotly_chart(autoencoder_curves({k: v["autoencoder"] for k, v in compared.items()}), width="stretch")
+st.plotly_chart(autoencoder_curves({k: v["autoencoder"] for k, v in curves.items()}), width="stretch")
 with st.expander("The lecture's numbers beside this run's", expanded=False):
     st.caption("The lecture printed losses divided by 30 batches where CIFAR-10 has 25, so its printed "
                "values are 25/30 of the true means; the true column corrects that. Test accuracy is "

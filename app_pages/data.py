@@ -40,8 +40,7 @@ if dataset is None:
 st.subheader(dataset.name)
 for note in dataset.notes:
     st.caption(note)
-counts = [{"class": c, "train": int((dataset.train.labels == i).sum()), "test": int((dataset.test.labels == i).sum())}
-          for i, c in enumerate(dataset.classes)]
+counts = dataset.class_counts()
 left, right = st.columns([1, 2])
 with left:
     st.dataframe(counts, hide_index=True, width="stretch")

@@ -99,7 +99,7 @@ def train(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     outcome = train_or_load(cfg, dataset, args.runs, args.force, on_progress, None, on_epoch)
     if outcome.cached:
-        print(f"An identical run exists; reusing it (pass --force to train again).")
+        print("An identical run exists; reusing it (pass --force to train again).")
     elif outcome.result.metrics.get("autoencoder_source"):
         print(f"Autoencoder reused from run {outcome.result.metrics['autoencoder_source']}.")
     if outcome.result is not None and outcome.result.metrics["classifier"]:

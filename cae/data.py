@@ -52,6 +52,11 @@ class Dataset:
     fingerprint: str
     notes: list[str] = field(default_factory=list)  # e.g. "312 images were resized to 32x32"
 
+    def class_counts(self) -> list[dict]:
+        """Images per class in each split: [{"class", "train", "test"}]."""
+        train, test = (torch.bincount(s.labels, minlength=len(self.classes)).tolist() for s in (self.train, self.test))
+        return [{"class": c, "train": train[i], "test": test[i]} for i, c in enumerate(self.classes)]
+
     def summary(self) -> dict:
         """The `dataset` entry of a run's metrics.json."""
         return {"name": self.name, "fingerprint": self.fingerprint, "train_size": len(self.train),

@@ -1,8 +1,6 @@
 """The shipped runs: each loads through the public API, and the default one reproduces its
 stored test accuracy on the full shared test split."""
 
-import json
-
 import pytest
 
 from cae.data import SAMPLE_FILE, load_dataset
