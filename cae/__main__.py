@@ -7,10 +7,10 @@ import json
 import sys
 import time
 
-from cae.config import Config, ConfigError
+from cae.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, Config, ConfigError, few_steps_warning
 from cae.data import DataError, load_dataset
 from cae.report import duration as minutes
-from cae.runs import RunError, evaluate_run, load_run, train_or_load
+from cae.runs import Run, RunError, evaluate_run, load_run, train_or_load, transfer_config
 from cae.train import DeviceError, Progress
 
 USER_ERRORS = (ConfigError, DataError, DeviceError, RunError)
@@ -28,41 +28,70 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train a run (autoencoder, fine-tuning, scratch baseline)")
     d = Config()
-    t.add_argument("--latent-dim", type=int, default=d.latent_dim)
-    t.add_argument("--leak", type=float, default=d.leak)
-    t.add_argument("--upsample", choices=["bilinear", "nearest", "transpose"], default=d.upsample)
-    t.add_argument("--ae-epochs", type=int, default=d.ae_epochs)
+    # The autoencoder's options default to None so that --encoder-from can tell a choice that
+    # conflicts with the source run from one left at its default.
+    t.add_argument("--latent-dim", type=int, default=None, help=f"default {d.latent_dim}")
+    t.add_argument("--leak", type=float, default=None, help=f"default {d.leak}")
+    t.add_argument("--upsample", choices=UPSAMPLE_MODES, default=None, help=f"default {d.upsample}")
+    t.add_argument("--ae-epochs", type=int, default=None, help=f"default {d.ae_epochs}")
     t.add_argument("--clf-epochs", type=int, default=d.clf_epochs)
-    t.add_argument("--batch-size", type=int, default=d.batch_size)
-    t.add_argument("--lr", type=float, default=d.lr)
+    t.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
+    t.add_argument("--clf-batch-size", type=int, default=None,
+                   help="the classifier's own batch size (default: --batch-size)")
+    t.add_argument("--lr", type=float, default=None, help=f"default {d.lr:g}")
     t.add_argument("--clf-lr", type=float, default=d.clf_lr)
+    t.add_argument("--encoder-from", default=None, metavar="RUN_DIR",
+                   help="start from this run's autoencoder (any data) and fine-tune on --data; "
+                        "no autoencoder training")
     t.add_argument("--label-fraction", type=float, default=d.label_fraction)
     t.add_argument("--freeze-encoder", action="store_true")
     t.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
     t.add_argument("--flip", action="store_true", help="random horizontal flips while training")
     t.add_argument("--limit", type=int, default=None, help="class-balanced training subset size")
     t.add_argument("--test-limit", type=int, default=None)
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=d.precision)
+    t.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=d.device)
+    t.add_argument("--device", choices=DEVICES, default=d.device)
     t.add_argument("--data", default=None, help="image folder, CIFAR-10 download folder, or 'sample'")
     t.add_argument("--runs", default=None, help="runs folder (default: $CAE_RUNS or ./runs)")
     t.add_argument("--force", action="store_true", help="train again even if the run exists")
     e = sub.add_parser("evaluate", help="evaluate a saved run on the test split")
     e.add_argument("run_dir")
     e.add_argument("--data", default=None)
-    e.add_argument("--test-limit", type=int, default=None)
-    e.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
+    e.add_argument("--test-limit", type=int, default=0, help="test images (0: the whole split)")
+    e.add_argument("--device", choices=DEVICES, default="auto")
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(latent_dim=args.latent_dim, leak=args.leak, upsample=args.upsample,
-                  ae_epochs=args.ae_epochs, clf_epochs=args.clf_epochs, batch_size=args.batch_size,
-                  lr=args.lr, clf_lr=args.clf_lr, label_fraction=args.label_fraction,
-                  freeze_encoder=args.freeze_encoder, scratch_baseline=not args.no_scratch,
-                  limit=args.limit, test_limit=args.test_limit, flip=args.flip,
+AUTOENCODER_OPTIONS = {"latent_dim": "--latent-dim", "leak": "--leak", "upsample": "--upsample",
+                       "ae_epochs": "--ae-epochs", "batch_size": "--batch-size", "lr": "--lr"}
+
+
+def whole_split(value: int | None, flag: str) -> int | None:
+    """0 (or nothing) means the whole split, as on the Train page; a negative number is refused."""
+    if value is not None and value < 0:
+        raise ConfigError(f"{flag} must be 0 (all images) or a positive number, got {value}.")
+    return value or None
+
+
+def config_from_args(args: argparse.Namespace, source: Run | None = None) -> Config:
+    """The request the arguments describe; with a source run (--encoder-from), its autoencoder's
+    settings, where an explicit conflicting option is an error."""
+    chosen = {k: getattr(args, k) for k in AUTOENCODER_OPTIONS if getattr(args, k) is not None}
+    common = dict(clf_epochs=args.clf_epochs, clf_lr=args.clf_lr, clf_batch_size=args.clf_batch_size,
+                  label_fraction=args.label_fraction, freeze_encoder=args.freeze_encoder,
+                  scratch_baseline=not args.no_scratch, limit=whole_split(args.limit, "--limit"),
+                  test_limit=whole_split(args.test_limit, "--test-limit"), flip=args.flip,
                   precision=args.precision, seed=args.seed, device=args.device)
+    if source is None:
+        return Config(**chosen, **common)
+    for name, value in chosen.items():
+        if name != "batch_size" and value != getattr(source.config, name):
+            raise ConfigError(f"{AUTOENCODER_OPTIONS[name]} {value} conflicts with the run given to "
+                              f"--encoder-from ({name} {getattr(source.config, name)}); leave it out.")
+    if "batch_size" in chosen and args.clf_batch_size is None:
+        common["clf_batch_size"] = chosen["batch_size"]  # with a source, the batch size is the classifier's
+    return transfer_config(source, **common)
 
 
 def epoch_line(phase: str, row: dict, epochs: int) -> str:
@@ -76,14 +105,26 @@ def epoch_line(phase: str, row: dict, epochs: int) -> str:
     return line + f" ; Test accuracy: {row['test_acc']:.2f}%"
 
 
+def download_progress(done: int, total: int) -> None:
+    if sys.stderr.isatty():
+        share = f" ({done / total:.0%})" if total else ""
+        print(f"\r  downloading CIFAR-10: {done / 1e6:.0f} MB{share}   ", end="", file=sys.stderr, flush=True)
+
+
 def train(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)
+    source = load_run(args.encoder_from) if args.encoder_from else None
+    cfg = config_from_args(args, source)
     if args.data and args.data != "sample":
         print("Images that are not 32x32 are resized to 32x32.", file=sys.stderr)
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data, on_progress=download_progress)
     for note in dataset.notes:
         print(note, file=sys.stderr)
     print(f"Dataset: {dataset.name}: {len(dataset.train)} train / {len(dataset.test)} test images")
+    if source is not None:
+        print(f"Encoder from {source.name} (trained on {source.metrics['dataset']['name']}); "
+              "no autoencoder training.")
+    if warning := few_steps_warning(cfg, len(dataset.train)):
+        print(f"Warning: {warning}", file=sys.stderr)
     live = sys.stderr.isatty()
 
     def on_progress(p: Progress) -> None:
@@ -97,7 +138,7 @@ def train(args: argparse.Namespace) -> int:
         print(("\r" if live else "") + epoch_line(phase, row, epochs), flush=True)
 
     start = time.perf_counter()
-    outcome = train_or_load(cfg, dataset, args.runs, args.force, on_progress, None, on_epoch)
+    outcome = train_or_load(cfg, dataset, args.runs, args.force, on_progress, None, on_epoch, source)
     if outcome.cached:
         print("An identical run exists; reusing it (pass --force to train again).")
     elif outcome.result.metrics.get("autoencoder_source"):
@@ -114,7 +155,8 @@ def train(args: argparse.Namespace) -> int:
 def evaluate(args: argparse.Namespace) -> int:
     run = load_run(args.run_dir)
     dataset = load_dataset(args.data)
-    print(json.dumps(evaluate_run(run, dataset, args.test_limit, args.device)))
+    test_limit = whole_split(args.test_limit, "--test-limit")
+    print(json.dumps(evaluate_run(run, dataset, test_limit, args.device)))
     return 0
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, asdict
 
 UPSAMPLE_MODES = ("bilinear", "nearest", "transpose")
@@ -17,6 +19,15 @@ AUTOENCODER_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size
                       "limit", "precision", "seed", "flip")
 # Fields that never change a result.
 COSMETIC_FIELDS = ("device",)
+# Fields added after runs were shipped: they enter a key only when they differ from their default,
+# so every existing run (the shipped ones too) keeps its key.
+LATER_FIELDS = {"clf_batch_size": None, "encoder_from": None}
+
+# Choice lists shared by the command line and the pages.
+LATENT_SIZES = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+LEARNING_RATES = (1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2)
+# Fewer optimiser steps per epoch than this and training barely moves: warn.
+FEW_STEPS = 5
 
 
 class ConfigError(ValueError):
@@ -38,9 +49,13 @@ class Config:
     # classifier fine-tuning (cross-entropy + Adam)
     clf_epochs: int = 5
     clf_lr: float = 1e-3
+    clf_batch_size: int | None = None  # the classifier's own batch size; None: batch_size
     label_fraction: float = 1.0  # share of training labels the classifier may see
     freeze_encoder: bool = False  # True: linear probe on frozen features
     scratch_baseline: bool = True  # also train the same classifier from random init
+    # transfer: the autoencoder key of a run whose encoder this run starts from (no autoencoder
+    # training then); that run may have been trained on other data
+    encoder_from: str | None = None
     # data
     limit: int | None = None       # class-balanced training subset
     test_limit: int | None = None  # class-balanced test subset
@@ -93,6 +108,12 @@ def validate(cfg: Config) -> None:
            f"clf_epochs must be a whole number from 0 to 1000, got {cfg.clf_epochs!r}.")
     _check(_is_int(cfg.batch_size) and 1 <= cfg.batch_size <= 100_000,
            f"batch_size must be a whole number from 1 to 100000, got {cfg.batch_size!r}.")
+    _check(cfg.clf_batch_size is None or (_is_int(cfg.clf_batch_size) and 1 <= cfg.clf_batch_size <= 100_000),
+           f"clf_batch_size must be empty (the batch size) or a whole number from 1 to 100000, "
+           f"got {cfg.clf_batch_size!r}.")
+    _check(cfg.encoder_from is None or (isinstance(cfg.encoder_from, str)
+                                        and re.fullmatch(r"[0-9a-f]{64}", cfg.encoder_from) is not None),
+           f"encoder_from must be an autoencoder key (64 hex digits), got {cfg.encoder_from!r}.")
     for name in ("lr", "clf_lr"):
         value = getattr(cfg, name)
         _check(isinstance(value, (int, float)) and 0 < value <= 1,
@@ -119,14 +140,69 @@ def _digest(values: dict) -> str:
 
 
 def autoencoder_key(cfg: Config, precision: str, fingerprint: str) -> str:
-    """Hash of everything that decides the autoencoder's weights."""
+    """Hash of everything that decides the autoencoder's weights; for a transfer run, the key of
+    the autoencoder it starts from."""
+    if cfg.encoder_from:
+        return cfg.encoder_from
     values = {name: getattr(cfg, name) for name in AUTOENCODER_FIELDS}
     values.update(precision=precision, dataset=fingerprint)
     return _digest(values)
 
 
 def run_key(cfg: Config, precision: str, fingerprint: str) -> str:
-    """Hash of everything that decides a run's results (all fields but the cosmetic ones)."""
-    values = {k: v for k, v in cfg.to_dict().items() if k not in COSMETIC_FIELDS}
+    """Hash of everything that decides a run's results (all fields but the cosmetic ones; later
+    fields only when they differ from their default)."""
+    values = {k: v for k, v in cfg.to_dict().items()
+              if k not in COSMETIC_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
     values.update(precision=precision, dataset=fingerprint)
     return _digest(values)
+
+
+# --- presets: settings that fit the data in use ---------------------------------------------
+
+PRESETS: dict[str, dict] = {
+    "Lecture's settings": {},
+    # Small data: an epoch at batch 2000 on 1,000 images is one optimiser step; batch 100 gives
+    # ten, and more epochs make up for the small set (measured on the sample: docs/RESULTS.md).
+    "Small data": {"batch_size": 100, "ae_epochs": 20, "clf_epochs": 10, "scratch_baseline": True},
+    # Quick look: a few minutes' worth of the lecture on a CPU, on a 5,000-image subset.
+    "Quick look": {"batch_size": 250, "ae_epochs": 3, "clf_epochs": 2, "limit": 5000},
+}
+LECTURE, SMALL_DATA, QUICK_LOOK = PRESETS
+
+
+def preset_config(name: str, **changes) -> Config:
+    """The lecture's defaults with a preset's values (and any further changes) on top."""
+    if name not in PRESETS:
+        raise ConfigError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
+    return Config(**{**PRESETS[name], **changes})
+
+
+def optimiser_steps(n_images: int, batch_size: int) -> int:
+    """Optimiser steps in one epoch over `n_images` (the last batch may be smaller)."""
+    return math.ceil(n_images / batch_size) if n_images > 0 else 0
+
+
+def preset_for(n_train: int) -> str:
+    """The preset that fits a training set: "Small data" when an epoch at the lecture's batch size
+    would be fewer than 10 optimiser steps, else the lecture's settings."""
+    return SMALL_DATA if optimiser_steps(n_train, Config().batch_size) < 10 else LECTURE
+
+
+def few_steps_warning(cfg: Config, n_train: int) -> str | None:
+    """A sentence when an epoch would be fewer than FEW_STEPS optimiser steps, else None."""
+    n_train = min(n_train, cfg.limit or n_train)
+    phases = []
+    if cfg.ae_epochs and not cfg.encoder_from:
+        phases.append(("autoencoder", n_train, cfg.batch_size))
+    if cfg.clf_epochs:
+        labelled = max(1, round(cfg.label_fraction * n_train))
+        phases.append(("classifier", labelled, cfg.clf_batch_size or cfg.batch_size))
+    for phase, n, batch in phases:
+        steps = optimiser_steps(n, batch)
+        if steps < FEW_STEPS:
+            article = "An" if phase[0] in "aeiou" else "A"
+            return (f"{article} {phase} epoch on {n:,} images at batch size {batch:,} is only {steps} "
+                    f"optimiser step{'s' if steps != 1 else ''}; training will barely move. Use a "
+                    f"smaller batch size (e.g. {max(1, n // 10):,}) or the \"{SMALL_DATA}\" preset.")
+    return None

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import shutil
+import tarfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -16,12 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cae.files import WriteError, absolute, save_tensors, write_atomically
+
 SAMPLE = "sample"
 SAMPLE_FILE = Path(__file__).parent / "assets" / "cifar10-sample.npz"
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp"}
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+IMAGE_KINDS = "PNG, JPEG, WebP or BMP"
+MAX_PIXELS = 40_000_000  # per image; larger files are skipped (a 40-megapixel photo is 160 MB decoded)
+TEST_SHARE = 0.2  # class folders without train/ and test/ are split 80/20
 SIDE = 32
 SPLITS = ("train", "test")
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: EXIF orientation applied
 
 
 class DataError(Exception):
@@ -65,7 +73,7 @@ class Dataset:
 
 def cache_dir() -> Path:
     """Where decoded splits are cached: $CAE_CACHE, else ~/.cache/cae-explorer."""
-    return Path(os.environ.get("CAE_CACHE") or Path.home() / ".cache" / "cae-explorer")
+    return absolute(os.environ.get("CAE_CACHE") or Path.home() / ".cache" / "cae-explorer")
 
 
 def default_source() -> str:
@@ -73,8 +81,10 @@ def default_source() -> str:
     return os.environ.get("CAE_DATA") or "data"
 
 
-def load_dataset(source: str | os.PathLike | None = None) -> Dataset:
-    """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder."""
+def load_dataset(source: str | os.PathLike | None = None, download: bool = True,
+                 on_progress=None) -> Dataset:
+    """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder
+    (downloaded there when it is empty and `download` is set; `on_progress(done, total)` bytes)."""
     source = str(source) if source is not None else default_source()
     if source == SAMPLE:
         return load_sample()
@@ -82,7 +92,7 @@ def load_dataset(source: str | os.PathLike | None = None) -> Dataset:
     if root.is_file():
         raise DataError(f"{root} is a file; point the data path at a folder that holds "
                         "train/<class>/ and test/<class>/ image folders.")
-    if (root / "cifar-10-batches-py").is_dir():
+    if (root / CIFAR10_FOLDER).is_dir():
         return load_cifar10(root)
     if root.is_dir() and any(root.iterdir()):
         return load_image_folder(root)
@@ -90,7 +100,8 @@ def load_dataset(source: str | os.PathLike | None = None) -> Dataset:
         raise DataError(f"The data folder {root} does not exist. Point --data / CAE_DATA at an "
                         "image folder (train/<class>/, test/<class>/), create the folder empty to "
                         "download CIFAR-10 into it, or use --data sample.")
-    return load_cifar10(root)  # the default ./data, or an empty folder: download CIFAR-10 there
+    # the default ./data, or an empty folder: CIFAR-10 is downloaded there
+    return load_cifar10(root, download, on_progress)
 
 
 def _fingerprint(train: Split, test: Split, classes: list[str]) -> str:
@@ -126,40 +137,161 @@ def load_sample() -> Dataset:
                    _fingerprint(train, test, classes))
 
 
-# --- torchvision CIFAR-10 -------------------------------------------------------------------
+# --- CIFAR-10 (the official python version, as torchvision downloads it) -----------------------
 
-def load_cifar10(root: Path) -> Dataset:
-    """CIFAR-10 through torchvision, downloaded into `root` when it is not there yet."""
-    from torchvision.datasets import CIFAR10
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 
+
+def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset:
+    """CIFAR-10 from ROOT/cifar-10-batches-py, downloaded into `root` first when it is not there."""
+    root = Path(root)
+    if not (root / CIFAR10_FOLDER).is_dir():
+        if not download:
+            raise DataError(f"{root} holds no CIFAR-10 yet ({CIFAR10_FOLDER}/); download it first.")
+        download_cifar10(root, on_progress)
+    folder = root / CIFAR10_FOLDER
     try:
-        parts = [CIFAR10(str(root), train=(s == "train"), download=True) for s in SPLITS]
-    except Exception as exc:  # offline, disk full, a half download...
+        meta = _read_cifar_pickle(folder / "batches.meta")
+        parts = {s: [_read_cifar_pickle(folder / b) for b in CIFAR10_BATCHES[s]] for s in SPLITS}
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+        raise DataError(f"{folder} is incomplete or damaged ({type(exc).__name__}: {exc}); delete it "
+                        "and download CIFAR-10 again.") from None
+    classes = [str(c) for c in meta["label_names"]]
+    splits = {s: _make_split(np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE),
+                             [y for p in ps for y in p["labels"]]) for s, ps in parts.items()}
+    return Dataset("CIFAR-10 (torchvision)", "cifar10", classes, splits["train"], splits["test"],
+                   _fingerprint(splits["train"], splits["test"], classes))
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR-10's batches are pickles of numpy arrays, lists and strings; anything else in one is
+    refused, so a planted file cannot run code."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}  # how protocol-2 pickles made by Python 3 spell bytes
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        if module == "numpy.core.multiarray":
+            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
+        return super().find_class(module, name)
+
+
+def _read_cifar_pickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        raw = _ArraysOnly(f, encoding="latin1").load()
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+
+
+def download_cifar10(root: Path, on_progress=None) -> Path:
+    """Download and unpack CIFAR-10 into `root` (checked against its MD5); `on_progress(done, total)`
+    in bytes. The address and checksum can be set with $CAE_CIFAR10_URL and $CAE_CIFAR10_MD5 (tests
+    serve a tiny archive from a local server)."""
+    url = os.environ.get("CAE_CIFAR10_URL") or CIFAR10_URL
+    md5 = os.environ.get("CAE_CIFAR10_MD5") or CIFAR10_MD5
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        archive = root / ".cifar-10-python.tar.gz.part"
+        _fetch(url, archive, on_progress)
+        if _md5(archive) != md5:
+            archive.unlink()
+            raise DataError(f"The CIFAR-10 download from {url} is damaged (its checksum does not "
+                            "match); try again.")
+        write_atomically(root / CIFAR10_FOLDER, lambda tmp: _unpack_cifar(archive, tmp))
+        archive.unlink()
+    except (OSError, WriteError, tarfile.TarError) as exc:
         raise DataError(
-            f"No dataset at {root} and CIFAR-10 could not be downloaded ({type(exc).__name__}: "
-            f"{exc}). Ways out: go online and try again; point CAE_DATA or --data at an image "
-            "folder with train/<class>/ and test/<class>/; or use the bundled sample with "
-            "--data sample.") from None
-    train, test = (_make_split(p.data.transpose(0, 3, 1, 2), p.targets) for p in parts)
-    classes = list(parts[0].classes)
-    return Dataset("CIFAR-10 (torchvision)", "cifar10", classes, train, test,
-                   _fingerprint(train, test, classes))
+            f"No dataset at {root} and CIFAR-10 could not be downloaded ({type(exc).__name__}: {exc}). "
+            "Ways out: go online and try again; point CAE_DATA or --data at an image folder with "
+            "train/<class>/ and test/<class>/; or use the bundled sample with --data sample.") from None
+    return root / CIFAR10_FOLDER
+
+
+def _fetch(url: str, target: Path, on_progress=None, chunk: int = 1 << 20) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as out:
+        total, done = int(response.headers.get("Content-Length") or 0), 0
+        while block := response.read(chunk):
+            out.write(block)
+            done += len(block)
+            if on_progress:
+                on_progress(done, total)
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unpack_cifar(archive: Path, target: Path) -> None:
+    """The batch files of the archive's cifar-10-batches-py/ into `target` (nothing else, no links)."""
+    wanted = {"batches.meta", *CIFAR10_BATCHES["train"], *CIFAR10_BATCHES["test"]}
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            name = Path(member.name).name
+            if member.isfile() and name in wanted and Path(member.name).parent.name == CIFAR10_FOLDER:
+                with tar.extractfile(member) as src, open(target / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    missing = wanted - {p.name for p in target.iterdir()}
+    if missing:
+        raise tarfile.TarError(f"the archive lacks {', '.join(sorted(missing))}")
 
 
 # --- image folders --------------------------------------------------------------------------
 
-def scan_image_folder(root: Path) -> dict[str, dict[str, list[Path]]]:
-    """{split: {class: [files]}} for ROOT/<split>/<class>/*, with a clear error for each bad layout."""
+def scan_image_folder(root: Path) -> tuple[dict[str, dict[str, list[Path]]], list[str]]:
+    """({split: {class: [files]}}, notes) for ROOT/<split>/<class>/*, or for ROOT/<class>/* split
+    80/20 with a fixed seed; a clear error for each bad layout."""
     if not root.exists():
         raise DataError(f"The data folder {root} does not exist; check the path, or use "
                         "--data sample for the bundled sample.")
-    missing = [s for s in SPLITS if not (root / s).is_dir()]
-    if missing:
-        raise DataError(f"{root} has no {' or '.join(s + '/' for s in missing)} folder; an image "
-                        "folder needs train/<class>/ and test/<class>/ subfolders.")
-    layout = {s: {d.name: _image_files(d) for d in sorted((root / s).iterdir()) if d.is_dir()}
-              for s in SPLITS}
+    if not any((root / s).is_dir() for s in SPLITS) and _class_folders(root):
+        layout, notes = _split_class_folders(root), [
+            f"No train/ and test/ folders: each class was split {1 - TEST_SHARE:.0%} / {TEST_SHARE:.0%} "
+            "into training and test images (fixed seed, the same split every time)."]
+    else:
+        missing = [s for s in SPLITS if not (root / s).is_dir()]
+        if missing:
+            raise DataError(f"{root} has no {' or '.join(s + '/' for s in missing)} folder; an image "
+                            "folder needs train/<class>/ and test/<class>/ subfolders, or class "
+                            "folders only (split 80/20).")
+        layout = {s: {d.name: _image_files(d) for d in sorted((root / s).iterdir()) if d.is_dir()}
+                  for s in SPLITS}
+        notes = []
     _check_layout(root, layout)
+    return layout, notes
+
+
+def _class_folders(root: Path) -> list[Path]:
+    """Subfolders of `root` that hold at least one image file."""
+    if not root.is_dir():
+        return []
+    return [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
+            and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in _image_files(d))]
+
+
+def _split_class_folders(root: Path) -> dict[str, dict[str, list[Path]]]:
+    """ROOT/<class>/* -> a seeded 80/20 train/test split per class (at least one test image)."""
+    layout: dict[str, dict[str, list[Path]]] = {s: {} for s in SPLITS}
+    for folder in _class_folders(root):
+        files = [p for p in _image_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
+        if len(files) < 2:
+            raise DataError(f"Class {folder.name!r} has {len(files)} image; splitting into training "
+                            "and test images needs at least 2 per class. Add images or remove the folder.")
+        order = np.random.default_rng(0).permutation(len(files))
+        n_test = max(1, round(TEST_SHARE * len(files)))
+        layout["test"][folder.name] = sorted(files[i] for i in order[:n_test])
+        layout["train"][folder.name] = sorted(files[i] for i in order[n_test:])
     return layout
 
 
@@ -172,6 +304,9 @@ def _check_layout(root: Path, layout: dict[str, dict[str, list[Path]]]) -> None:
     if not train and not test:
         raise DataError(f"{root}/train and {root}/test hold no class folders; put images in "
                         "train/<class>/ and test/<class>/.")
+    if len(train | test) < 2:
+        raise DataError(f"{root} holds one class ({sorted(train | test)[0]!r}); a classifier needs at "
+                        "least 2 classes, one folder each.")
     for only, other in ((train - test, "test"), (test - train, "train")):
         if only:
             raise DataError(f"Class {sorted(only)[0]!r} has a folder in one split only; add "
@@ -180,20 +315,20 @@ def _check_layout(root: Path, layout: dict[str, dict[str, list[Path]]]) -> None:
         for name, files in classes.items():
             if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in files):
                 raise DataError(f"Class folder {root}/{split}/{name} holds no images "
-                                "(PNG, JPEG or BMP); add some or remove the folder.")
+                                "({IMAGE_KINDS}); add some or remove the folder.")
 
 
 def load_image_folder(root: Path) -> Dataset:
     """ROOT/train/<class>/* and ROOT/test/<class>/*; class names are the sorted folder names."""
     root = Path(root)
-    layout = scan_image_folder(root)
+    layout, notes = scan_image_folder(root)
     classes = sorted(layout["train"])
-    splits, notes = {}, []
+    splits = {}
     for split in SPLITS:
         splits[split], split_notes = _cached_folder_split(root, split, layout[split], classes)
         notes += split_notes
     if len(splits["train"]) + len(splits["test"]) == 0:
-        raise DataError(f"No readable images under {root}; add PNG, JPEG or BMP files.")
+        raise DataError(f"No readable images under {root}; add {IMAGE_KINDS} files.")
     name = f"image folder {root.resolve().name}"
     return Dataset(name, "folder", classes, splits["train"], splits["test"],
                    _fingerprint(splits["train"], splits["test"], classes), notes)
@@ -203,9 +338,10 @@ def _listing_key(root: Path, split: str, files: dict[str, list[Path]]) -> str:
     """Cache key from the folder's path, file names and folder times (no per-file reads)."""
     digest = hashlib.sha256(f"{CACHE_FORMAT}|{root.resolve()}|{split}".encode())
     for name, paths in files.items():
-        folder = root / split / name
-        digest.update(f"{name}|{folder.stat().st_mtime_ns}|{len(paths)}".encode())
-        digest.update("\n".join(p.name for p in paths).encode())
+        folders = sorted({p.parent for p in paths})
+        stamps = ",".join(str(f.stat().st_mtime_ns) for f in folders)
+        digest.update(f"{name}|{stamps}|{len(paths)}".encode())
+        digest.update("\n".join(str(p.relative_to(root)) for p in paths).encode())
     return digest.hexdigest()[:24]
 
 
@@ -227,22 +363,21 @@ def _cached_folder_split(root: Path, split: str, files: dict[str, list[Path]],
 def _write_cache(path: Path, blob: dict) -> None:
     """Best effort: a cache that cannot be written only costs a decode next time."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
+        write_atomically(path, lambda tmp: save_tensors(blob, tmp), folder=False)
+    except WriteError as exc:
         warnings.warn(f"Could not write the dataset cache {path} ({exc}); images will be decoded "
                       "again next time. Set CAE_CACHE to a writable folder.")
 
 
 def decode_image(path: str | os.PathLike) -> tuple[np.ndarray | None, bool]:
     """One file -> (uint8 HxWx3 at 32x32, was_resized); (None, False) when it is not an image."""
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
+            if img.width * img.height > MAX_PIXELS:
+                return None, False
+            img = ImageOps.exif_transpose(img).convert("RGB")  # phone photos stand upright
             resized = img.size != (SIDE, SIDE)
             if resized:
                 img = img.resize((SIDE, SIDE), Image.BILINEAR)
@@ -271,7 +406,7 @@ def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
     skipped, resized = len(paths) - len(keep), sum(r for _, r in decoded)
     notes = []
     if skipped:
-        notes.append(f"{split}: skipped {skipped} file(s) that are not readable images.")
+        notes.append(f"{split}: skipped {skipped} file(s) that are not readable images (or larger than {MAX_PIXELS // 1_000_000} megapixels).")
         warnings.warn(f"{root}/{split}: skipped {skipped} file(s) that are not readable images.")
     if resized:
         notes.append(f"{split}: {resized} image(s) were not 32x32 and were resized to 32x32.")

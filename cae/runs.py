@@ -24,6 +24,7 @@ import torch
 
 from cae.config import Config, autoencoder_key, run_key
 from cae.data import Dataset
+from cae.files import WriteError, absolute, save_tensors, write_atomically
 from cae.model import Classifier, ConvAutoencoder
 from cae.train import ExperimentResult, ReusedAutoencoder, resolve_device, resolve_precision, run_experiment
 
@@ -77,18 +78,19 @@ def pretrained_dir(explicit: Path | str | None = AUTO) -> Path | None:
     """The read-only folder of shipped runs: an explicit path, None for none, or (AUTO) $CAE_PRETRAINED
     else pretrained/ in the repository."""
     if explicit == AUTO:
-        return Path(os.environ.get("CAE_PRETRAINED") or PRETRAINED_DIR)
-    return Path(explicit) if explicit else None
+        return absolute(os.environ.get("CAE_PRETRAINED") or PRETRAINED_DIR)
+    return absolute(explicit) if explicit else None
 
 
 def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """The runs folder: an explicit argument, else $CAE_RUNS, else ./runs."""
-    return Path(explicit or os.environ.get("CAE_RUNS") or "runs")
+    """The runs folder, absolute: an explicit argument, else $CAE_RUNS, else ./runs."""
+    return absolute(explicit or os.environ.get("CAE_RUNS") or "runs")
 
 
 def run_name(cfg: Config, key: str) -> str:
     """Readable prefix plus the hash that makes the same request find the same run."""
-    return f"z{cfg.latent_dim}-{cfg.upsample}-ae{cfg.ae_epochs}-clf{cfg.clf_epochs}-{key[:12]}"
+    transfer = "-transfer" if cfg.encoder_from else ""
+    return f"z{cfg.latent_dim}-{cfg.upsample}-ae{cfg.ae_epochs}-clf{cfg.clf_epochs}{transfer}-{key[:12]}"
 
 
 def safe_run_path(parent: Path, name: str) -> Path:
@@ -113,20 +115,15 @@ def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
     m.update(run_key=key, name=name or run_name(result.config, key),
              autoencoder_key=autoencoder_key(result.config, m["precision"], m["dataset"]["fingerprint"]),
              created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    directory = absolute(directory)
     target = safe_run_path(directory, m["name"])
-    tmp = directory / f".tmp-{m['name']}-{os.getpid()}-{time.monotonic_ns()}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-        _write_files(tmp, result, half)
-        if target.exists():
-            shutil.rmtree(target)
-        os.rename(tmp, target)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise RunError(f"Cannot write the run to {directory} ({exc.strerror or exc}); set CAE_RUNS "
-                       "or --runs to a writable folder with free space.") from None
+        write_atomically(target, lambda tmp: _write_files(tmp, result, half))
+    except WriteError as exc:
+        raise RunError(f"Cannot write the run to {directory} ({exc}); set CAE_RUNS or --runs to a "
+                       "writable folder with free space.") from None
     return target
+
 
 
 def _write_files(folder: Path, result: ExperimentResult, half: bool) -> None:
@@ -134,10 +131,10 @@ def _write_files(folder: Path, result: ExperimentResult, half: bool) -> None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
 
-    torch.save(weights(result.autoencoder), folder / AUTOENCODER)
+    save_tensors(weights(result.autoencoder), folder / AUTOENCODER)
     if result.classifier is not None:
-        torch.save(weights(result.classifier), folder / CLASSIFIER)
-    torch.save({k: v.contiguous() for k, v in result.kernels.items()}, folder / KERNELS)
+        save_tensors(weights(result.classifier), folder / CLASSIFIER)
+    save_tensors({k: v.contiguous() for k, v in result.kernels.items()}, folder / KERNELS)
     (folder / METRICS).write_text(json.dumps(result.metrics, indent=1))
 
 
@@ -244,17 +241,34 @@ def find_run(key: str, directory: Path | None = None, pretrained: Path | str | N
 
 def find_autoencoder(key: str, directory: Path | None = None,
                      pretrained: Path | str | None = AUTO) -> ReusedAutoencoder | None:
-    """A trained autoencoder from any run with the same autoencoder settings and dataset; runs of
-    the runs folder (full-precision weights) before shipped ones (stored in fp16)."""
+    """A trained autoencoder from any run with this autoencoder key; runs of the runs folder
+    (full-precision weights) before shipped ones (stored in fp16)."""
     for info in sorted(list_runs(directory, pretrained), key=lambda i: i.pretrained):
         if info.metrics and info.metrics.get("autoencoder_key") == key:
             try:
-                run = load_run(info.path)
+                return reused_autoencoder(load_run(info.path))
             except RunError:
                 continue
-            return ReusedAutoencoder(run.autoencoder, run.metrics["autoencoder"],
-                                     {k: run.kernels[k] for k in ("initial", "autoencoder")}, info.name)
     return None
+
+
+def reused_autoencoder(run: Run) -> ReusedAutoencoder:
+    """A run's trained autoencoder, to start another run from; names the run that trained it."""
+    m = run.metrics
+    return ReusedAutoencoder(run.autoencoder, m["autoencoder"],
+                             {k: run.kernels[k] for k in ("initial", "autoencoder")},
+                             m.get("autoencoder_source") or run.name,
+                             m.get("pretraining_dataset") or m["dataset"])
+
+
+def transfer_config(source: Run, **changes) -> Config:
+    """A request that fine-tunes `source`'s encoder on other data: the source's model, its
+    autoencoder named by key, and the classifier settings in `changes`. The training subsets are
+    the whole data in use unless `changes` say otherwise."""
+    if not source.metrics.get("autoencoder_key"):
+        raise RunError(f"{source.name} has no autoencoder key; it was not written by this version.")
+    base = {"limit": None, "test_limit": None, **changes}
+    return source.config.replace(encoder_from=source.metrics["autoencoder_key"], **base)
 
 
 # --- the one entry point for training ---------------------------------------------------------
@@ -281,17 +295,30 @@ def request_keys(cfg: Config, dataset: Dataset) -> tuple[str, str]:
 
 def train_or_load(cfg: Config, dataset: Dataset, directory: Path | None = None, force: bool = False,
                   on_progress: Callable | None = None, should_stop: Callable[[], bool] | None = None,
-                  on_epoch: Callable | None = None) -> Outcome:
-    """Find the run for this request, or train it (reusing a matching autoencoder) and save it."""
+                  on_epoch: Callable | None = None, source: Run | None = None) -> Outcome:
+    """Find the run for this request, or train it (reusing a matching autoencoder) and save it.
+
+    A transfer request (`cfg.encoder_from`) starts from that autoencoder: `source` when given (the
+    CLI's --encoder-from), else the run that holds it among the runs."""
     directory = runs_dir(directory)
     key, ae_key = request_keys(cfg, dataset)
     if not force and (found := find_run(key, directory)):
         return Outcome(found, cached=True)
-    reuse = None if force else find_autoencoder(ae_key, directory)
+    reuse = None if force and not cfg.encoder_from else _autoencoder_for(cfg, ae_key, directory, source)
     result = run_experiment(cfg, dataset, on_progress, should_stop, on_epoch, reuse)
     if result.cancelled:
         return Outcome(None, cached=False, result=result)
     return Outcome(save_run(result, directory), cached=False, result=result)
+
+
+def _autoencoder_for(cfg: Config, ae_key: str, directory: Path, source: Run | None) -> ReusedAutoencoder | None:
+    if source is not None and source.metrics.get("autoencoder_key") == ae_key:
+        return reused_autoencoder(source)
+    reuse = find_autoencoder(ae_key, directory)
+    if reuse is None and cfg.encoder_from:
+        raise RunError(f"The autoencoder this request starts from ({ae_key[:12]}…) is in none of the "
+                       "runs here; pass its run folder with --encoder-from.")
+    return reuse
 
 
 def delete_run(path: Path) -> None:
@@ -321,7 +348,10 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
                        f"{list(dataset.classes)}; evaluate it on the same kind of data.")
     dev = resolve_device(device)
     precision = run.metrics["precision"] if bf16_supported(dev) else "fp32"
-    images, labels = to_device(dataset.test, balanced_subset(dataset.test.labels, test_limit, 0), dev)
+    if test_limit is not None and test_limit < 0:
+        raise RunError(f"test_limit must be 0 (the whole test split) or a positive number, got {test_limit}.")
+    indices = balanced_subset(dataset.test.labels, test_limit or None, 0)  # 0: the whole split
+    images, labels = to_device(dataset.test, indices, dev)
     out = {"test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, dev, precision),
            "test_acc": None, "per_class_acc": None}
     if run.classifier is not None:
@@ -336,16 +366,16 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
 
 def export_run(source: Path, directory: Path, half: bool = True) -> Path:
     """Copy a run into another folder (e.g. pretrained/), storing weights in fp16 when `half`."""
-    source, target = Path(source), safe_run_path(Path(directory), Path(source).name)
-    tmp = Path(directory) / f".tmp-{source.name}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp)
-    if half:
-        for name in (AUTOENCODER, CLASSIFIER):
+    source, target = Path(source), safe_run_path(absolute(directory), Path(source).name)
+
+    def fill(tmp: Path) -> None:
+        shutil.copytree(source, tmp, dirs_exist_ok=True)
+        for name in (AUTOENCODER, CLASSIFIER) if half else ():
             if (tmp / name).exists():
                 state = _read_tensors(tmp / name)
-                torch.save({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, tmp / name)
-    if target.exists():
-        shutil.rmtree(target)
-    os.rename(tmp, target)
-    return target
+                save_tensors({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, tmp / name)
+
+    try:
+        return write_atomically(target, fill)
+    except WriteError as exc:
+        raise RunError(f"Cannot copy the run to {directory} ({exc}).") from None

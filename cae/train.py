@@ -302,12 +302,14 @@ def train_classifier(model: Classifier, train: tuple[torch.Tensor, torch.Tensor]
     optimizer = torch.optim.Adam(params, lr=cfg.clf_lr)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     history = [] if history is None else history
+    batch_size = cfg.clf_batch_size or cfg.batch_size
     for epoch in range(1, cfg.clf_epochs + 1):
         t0 = time.perf_counter()
         train_loss = run_epoch(model, optimizer, train[0], train[1], classification_loss, loop,
-                               epoch, cfg.clf_epochs, cfg.batch_size, generator, cfg.flip)
+                               epoch, cfg.clf_epochs, batch_size, generator, cfg.flip)
         seconds = time.perf_counter() - t0
-        scores = evaluate_classifier(model, test[0], test[1], loop.device, loop.precision)
+        scores = evaluate_classifier(model, test[0], test[1], loop.device, loop.precision,
+                                     model.head.out_features)
         loop.clock.done_work += test[0].shape[0] * MFLOP["eval_classifier"]
         history.append({"epoch": epoch, "train_loss": train_loss, "test_acc": scores["test_acc"],
                         "seconds": seconds})
@@ -325,7 +327,8 @@ class ReusedAutoencoder:
     model: ConvAutoencoder
     history: list[dict]
     kernels: dict[str, torch.Tensor]  # "initial" and "autoencoder"
-    source: str                       # the run it came from
+    source: str                       # the run that trained it
+    dataset: dict                     # the data it was trained on (a run's `dataset` entry)
 
 
 @dataclass
@@ -374,6 +377,7 @@ def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None
     loop = lambda phase: Loop(phase, device, precision, clock, on_progress, should_stop,  # noqa: E731
                               refresh_every=1 if device.type == "cpu" else 10)
     metrics = _empty_metrics(cfg, dataset, device, precision)
+    metrics["pretraining_dataset"] = reuse.dataset if reuse is not None else dataset.summary()
     kernels: dict[str, torch.Tensor] = {}
     result = ExperimentResult(cfg, metrics, kernels, autoencoder=None)  # type: ignore[arg-type]
     try:

@@ -118,19 +118,6 @@ def test_path_that_is_a_file(tmp_path):
         load_dataset(f)
 
 
-def test_offline_download_names_the_ways_out(tmp_path, monkeypatch):
-    import torchvision.datasets
-
-    def offline(*args, **kwargs):
-        raise OSError("Name or service not known")
-
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(DataError) as err:
-        load_dataset(tmp_path)  # an empty folder: CIFAR-10 would be downloaded there
-    for way_out in ("go online", "CAE_DATA", "--data", "--data sample"):
-        assert way_out in str(err.value)
-
-
 # --- subsets and batches ----------------------------------------------------------------------
 
 def test_limit_is_a_fixed_class_balanced_subset(small_dataset):

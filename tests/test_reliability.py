@@ -26,6 +26,8 @@ from cae.runs import PRETRAINED_DIR, RunError, list_runs, load_run, train_or_loa
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50)
+TINY_ARGS = ["--latent-dim", "16", "--batch-size", "100", "--precision", "fp32", "--ae-epochs", "1",
+             "--clf-epochs", "1", "--test-limit", "50"]
 
 
 def cli(*args: str) -> subprocess.Popen:
@@ -63,6 +65,59 @@ def test_an_unwritable_runs_folder_is_one_clear_line_from_the_cli(small_folder, 
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
     assert "Cannot write the run" in err and "Traceback" not in err
+
+
+# A real full disk: the process's file-size limit, with SIGXFSZ ignored so a write that crosses it
+# fails with EFBIG ("File too large") as a full disk fails with ENOSPC, instead of killing Python.
+FILE_SIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
+"""
+
+
+def limited_python(code: str, *args: str, limit: int = 100_000) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT.format(limit=limit) + code, *args],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
+                          capture_output=True, timeout=300)
+
+
+def no_leftovers(runs: Path) -> bool:
+    return not runs.exists() or list(runs.iterdir()) == []
+
+
+def test_a_full_disk_in_the_cli_is_one_line_and_leaves_nothing(small_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAE_CACHE", str(tmp_path / "cache"))  # a cold cache: its write fails too
+    runs = tmp_path / "runs"
+    proc = limited_python("from cae.__main__ import main; sys.exit(main(sys.argv[1:]))", "train",
+                          "--data", str(small_folder), "--runs", str(runs), *TINY_ARGS)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("cae: error")]
+    assert errors == [f"cae: error: Cannot write the run to {runs} (File too large); set CAE_RUNS or "
+                      "--runs to a writable folder with free space."]
+    assert "Traceback" not in proc.stderr
+    assert "Could not write the dataset cache" in proc.stderr  # best effort: training went on
+    assert "Autoencoder Iteration: 1/1" in proc.stdout
+    assert no_leftovers(runs) and not list((tmp_path / "cache").glob("*.pt"))
+
+
+def test_a_full_disk_in_the_library_save_raises_run_error_and_leaves_nothing(small_folder, tmp_path):
+    runs = tmp_path / "runs"
+    code = f"""
+from cae.config import Config
+from cae.data import load_dataset
+from cae.runs import RunError, save_run
+from cae.train import run_experiment
+result = run_experiment(Config(**{TINY!r}), load_dataset({str(small_folder)!r}))
+try:
+    save_run(result, __import__("pathlib").Path({str(runs)!r}))
+except RunError as exc:
+    print("RunError:", exc)
+"""
+    proc = limited_python(code)
+    assert proc.returncode == 0, proc.stderr
+    assert "RunError: Cannot write the run" in proc.stdout and "File too large" in proc.stdout
+    assert no_leftovers(runs)
 
 
 def app_test():

@@ -1,0 +1,67 @@
+"""Folders and files on disk: one spelling of a path, and writes a reader never sees half of."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+
+class WriteError(Exception):
+    """A file or folder could not be written; the message is the reason ("No space left on device")."""
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """One spelling of a path wherever it is stored or compared: absolute, `~` expanded, links
+    resolved (so ./runs, runs and /home/me/app/runs are the same folder)."""
+    return Path(path).expanduser().resolve()
+
+
+def write_atomically(target: Path, fill: Callable[[Path], None], folder: bool = True) -> Path:
+    """Create `target` (a folder, or a file when `folder` is False) by filling a temporary sibling
+    and renaming it into place. Any failure removes the temporary and raises WriteError: a full disk
+    raises OSError from Python's own writes but RuntimeError from torch.save, and both are caught."""
+    target = Path(target)
+    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if folder:
+            tmp.mkdir()
+        fill(tmp)
+        if folder and target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except (OSError, RuntimeError) as exc:
+        _remove(tmp)
+        raise WriteError(_reason(exc)) from None
+    return target
+
+
+def save_tensors(obj, path: Path) -> None:
+    """torch.save through memory, then one plain write: a full disk then reads "No space left on
+    device" (an OSError) instead of torch's "[enforce fail at inline_container.cc…]"."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    Path(path).write_bytes(buffer.getbuffer())
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # its parent is not a folder: nothing was written
+            pass
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
