@@ -159,7 +159,7 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
         raise DataError(f"{folder} is incomplete or damaged ({type(exc).__name__}: {exc}); delete it "
                         "and download CIFAR-10 again.") from None
-    classes = [str(c) for c in meta["label_names"]]
+    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta["label_names"]]
     splits = {s: _make_split(np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE),
                              [y for p in ps for y in p["labels"]]) for s, ps in parts.items()}
     return Dataset("CIFAR-10 (torchvision)", "cifar10", classes, splits["train"], splits["test"],
