@@ -29,6 +29,7 @@ MAX_PIXELS = 40_000_000  # per image; larger files are skipped (a 40-megapixel p
 TEST_SHARE = 0.2  # class folders without train/ and test/ are split 80/20
 SIDE = 32
 SPLITS = ("train", "test")
+UPLOADS = "uploads"  # the cache's folder of unpacked uploads
 CACHE_FORMAT = 2  # 2: EXIF orientation applied
 
 
@@ -329,7 +330,8 @@ def load_image_folder(root: Path) -> Dataset:
         notes += split_notes
     if len(splits["train"]) + len(splits["test"]) == 0:
         raise DataError(f"No readable images under {root}; add {IMAGE_KINDS} files.")
-    name = f"image folder {root.resolve().name}"
+    uploaded = root.resolve().parent == cache_dir() / UPLOADS
+    name = f"uploaded photos ({len(classes)} classes)" if uploaded else f"image folder {root.resolve().name}"
     return Dataset(name, "folder", classes, splits["train"], splits["test"],
                    _fingerprint(splits["train"], splits["test"], classes), notes)
 

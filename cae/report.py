@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 # The lecture's printed numbers (lecture/SPEC.md). Its losses were divided by 30 batches where
 # CIFAR-10 has 25, so a true mean is the printed value x 30/25.
 LECTURE_AE_PRINTED = [0.148075, 0.052894, 0.038849, 0.025858, 0.024]
@@ -23,8 +25,25 @@ def _acc(rows: list[dict], epoch: int) -> float | None:
     return next((r["test_acc"] for r in rows if r["epoch"] == epoch), None)
 
 
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def test_images(metrics: dict) -> int | None:
+    """How many test images a run's accuracies rest on (its test subset, else the whole split)."""
+    size = (metrics.get("dataset") or {}).get("test_size")
+    limit = (metrics.get("config") or {}).get("test_limit")
+    return min(size, limit) if size and limit else size
+
+
+def standard_error(accuracy: float, n: int) -> float:
+    """One standard error of a test accuracy (percent) measured on n images (binomial)."""
+    p = min(max(accuracy / 100, 0.0), 1.0)
+    return 100 * math.sqrt(p * (1 - p) / max(n, 1))
+
+
 def pretraining_verdict(metrics: dict) -> str:
-    """One or two sentences: which start was ahead at epoch 1 and at the end, by how much."""
+    """Which start was ahead at epoch 1 and at the end, by how much, and whether the gap is larger
+    than the noise of a test accuracy on this many test images."""
     pre = metrics.get("classifier") or []
     scratch = (metrics.get("scratch") or {}).get("classifier") or []
     if not pre:
@@ -32,22 +51,28 @@ def pretraining_verdict(metrics: dict) -> str:
     if not scratch:
         return (f"Fine-tuned from the autoencoder: {pre[-1]['test_acc']:.1f}% test accuracy after "
                 f"{pre[-1]['epoch']} epochs (no scratch baseline in this run).")
+    n = test_images(metrics)
     parts = []
     last = min(pre[-1]["epoch"], scratch[-1]["epoch"])
     for epoch, when in ((1, "after epoch 1"), (last, f"after the last epoch ({last})")):
-        a, b = _acc(pre, epoch), _acc(scratch, epoch)
-        gap = a - b
-        if abs(gap) < 0.05:
-            parts.append(f"{when}, both starts are level at {a:.1f}%")
-        elif gap > 0:
-            parts.append(f"{when}, the pretrained encoder leads by {gap:.1f} points ({a:.1f}% vs {b:.1f}%)")
-        else:
-            parts.append(f"{when}, pretraining does not help: random init is ahead by "
-                         f"{-gap:.1f} points ({b:.1f}% vs {a:.1f}%)")
+        parts.append(_compare(when, _acc(pre, epoch), _acc(scratch, epoch), n))
         if epoch == pre[-1]["epoch"]:
             break
     text = "; ".join(parts)
-    return text[0].upper() + text[1:] + "."
+    basis = f" Measured on {n:,} test images." if n else ""
+    return text[0].upper() + text[1:] + "." + basis
+
+
+def _compare(when: str, a: float, b: float, n: int | None) -> str:
+    gap = a - b
+    noise = standard_error((a + b) / 2, n) if n else 0.0
+    if abs(gap) < max(noise, 0.05):
+        return (f"{when}, the two starts are within noise ({a:.1f}% pretrained vs {b:.1f}% scratch; "
+                f"one standard error is about ±{noise:.1f} points)")
+    if gap > 0:
+        return f"{when}, the pretrained encoder leads by {gap:.1f} points ({a:.1f}% vs {b:.1f}%)"
+    return (f"{when}, pretraining does not help: random init is ahead by {-gap:.1f} points "
+            f"({b:.1f}% vs {a:.1f}%)")
 
 
 def lecture_autoencoder_rows(metrics: dict) -> list[dict]:

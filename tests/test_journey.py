@@ -284,3 +284,69 @@ def test_the_default_runs_folder_is_absolute_and_listed_as_it_is_saved(tmp_path,
     cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=0, test_limit=50, precision="fp32")
     saved = train_or_load(cfg, small_dataset).path
     assert saved in [info.path for info in list_runs()]
+
+
+# --- uploads: a folder or a zip of the user's photos ---------------------------------------------
+
+def png_bytes(colour) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (48, 48), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_zip_of_class_folders_becomes_a_split_image_folder_in_the_cache():
+    from cae.data import cache_dir
+    from cae.uploads import unpack_upload
+    entries = {f"holiday/{c}/{i}.png": png_bytes((i * 40, c == "sea" and 200, 0))
+               for c in ("beach", "sea") for i in range(5)}
+    entries["holiday/notes.txt"] = b"not a picture"
+    entries["__MACOSX/holiday/._beach"] = b"junk"
+    root = unpack_upload([("photos.zip", zip_of(entries))])
+    assert root.parent == cache_dir() / "uploads"
+    d = load_dataset(root)
+    assert d.classes == ["beach", "sea"] and (len(d.train), len(d.test)) == (8, 2)
+    assert unpack_upload([("photos.zip", zip_of(entries))]) == root  # the same upload is one folder
+
+
+def test_an_uploaded_folder_with_train_and_test_keeps_its_split():
+    from cae.uploads import unpack_upload
+    files = [(f"mine/{split}/{c}/{i}.png", png_bytes((i * 30, 0, 0) if c == "a" else (0, 0, i * 30)))
+             for split, n in (("train", 4), ("test", 2)) for c in ("a", "b", "c") for i in range(n)]
+    d = load_dataset(unpack_upload(files))
+    assert (len(d.train), len(d.test), len(d.classes)) == (12, 6, 3)
+    assert not any("split" in note for note in d.notes) and d.name.startswith("uploaded photos")
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"../../evil/a.png": b"x"}, "leaves its folder"),
+    ({"/etc/cron.d/a.png": b"x"}, "leaves its folder"),
+    ({"readme.txt": b"hello", "data.csv": b"1,2"}, "holds no pictures"),
+])
+def test_a_bad_zip_gets_one_sentence(entries, message):
+    from cae.uploads import UploadError, unpack_upload
+    with pytest.raises(UploadError, match=message):
+        unpack_upload([("x.zip", zip_of(entries))])
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(monkeypatch):
+    from cae import uploads
+    monkeypatch.setattr(uploads, "MAX_UNPACKED_BYTES", 1_000_000)  # the limit, scaled down for a test
+    bomb = zip_of({f"c{i}/x.png": bytes(600_000) for i in range(2)})
+    assert len(bomb) < 10_000
+    with pytest.raises(uploads.UploadError, match="zip bomb"):
+        uploads.unpack_upload([("bomb.zip", bomb)])
+
+
+def test_a_file_that_is_not_a_zip_is_explained():
+    from cae.uploads import UploadError, unpack_upload
+    with pytest.raises(UploadError, match="not a readable zip"):
+        unpack_upload([("photos.zip", b"PK not really")])
