@@ -3,7 +3,7 @@
 import streamlit as st
 
 from app_pages._shared import (current_dataset, dataset_label, device_label, run_label, runs,
-                               selected_run_path, view_run)
+                               same_classes_other_images, selected_run_path, view_run, write_run_to_url)
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
 
@@ -19,27 +19,38 @@ page = st.navigation(pages)
 
 # Streamlit forgets a widget's value when a page without it runs; re-assigning keeps a learner's
 # Train and variant settings while they look at other pages.
-KEPT_SETTINGS = ("latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "lr", "clf_lr",
-                 "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline", "flip",
-                 "variant_epochs", "variant_lr", "variant_labels", "variant_mode", "kernel_norm")
+KEPT_SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
+                 "lr", "clf_lr", "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline",
+                 "flip", "variant_epochs", "variant_lr", "variant_batch", "variant_labels", "variant_mode",
+                 "kernel_norm")
 for key in KEPT_SETTINGS:
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]
 
 with st.sidebar:
     st.caption(f"**Device:** {device_label()}")
-    st.caption(f"**Data:** {dataset_label(current_dataset(show_error=False))}")
+    dataset = current_dataset(show_error=False)
+    st.caption(f"**Data:** {dataset_label(dataset)}")
     infos = runs()
     if infos:
         paths = [str(i.path) for i in infos]
-        if selected_run_path() not in paths:  # first open, or the run was deleted
-            view_run(paths[0])
+        if selected_run_path() not in paths:  # the run was deleted: back to the default run
+            view_run(None)
+            if selected_run_path() not in paths:
+                view_run(paths[0])
         st.session_state.run_picker = selected_run_path()
         st.selectbox("Run being viewed", paths, format_func=lambda p: run_label(infos[paths.index(p)]),
                      key="run_picker", on_change=lambda: view_run(st.session_state.run_picker))
-        if description := infos[paths.index(selected_run_path())].description:
-            st.caption(description)
+        info = infos[paths.index(selected_run_path())]
+        if info.description:
+            st.caption(info.description)
+        if info.metrics and same_classes_other_images(info, dataset):
+            st.caption("This run was trained on other images of the same classes as the data in use; "
+                       "the Classifier page can evaluate it on yours.")
     else:
         st.caption("**Run:** none yet — train one on the Train page.")
+    if message := st.session_state.pop("link_message", None):
+        st.warning(message)
+write_run_to_url()
 
 page.run()

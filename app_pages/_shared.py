@@ -11,8 +11,9 @@ from pathlib import Path
 import streamlit as st
 
 from cae.data import SAMPLE, DataError, Dataset, load_dataset
+from cae.files import absolute
 from cae.jobs import JobManager
-from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_index, runs_dir
+from cae.runs import Run, RunError, RunInfo, evaluate_run, list_runs, load_run, pretrained_index, runs_dir
 from cae.train import describe_device, resolve_device
 
 
@@ -23,12 +24,19 @@ def job_manager(directory: str) -> JobManager:
 
 
 def jobs() -> JobManager:
-    return job_manager(str(runs_dir().resolve()))
+    return job_manager(str(runs_dir()))
 
 
 @st.cache_resource(show_spinner="Loading images…", max_entries=4)
 def cached_dataset(source: str) -> Dataset:
-    return load_dataset(source)
+    """A dataset by its source; never downloads (the Data page's button does, with progress)."""
+    return load_dataset(source, download=False)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def evaluation_on(run_path: str, stamp: float, source: str) -> dict:
+    """A run evaluated on another dataset of the same classes (cached per run and data)."""
+    return evaluate_run(cached_run(run_path, stamp), cached_dataset(source))
 
 
 @st.cache_resource(show_spinner="Loading run…", max_entries=8)
@@ -43,10 +51,17 @@ def device_label() -> str:
 
 
 def data_source() -> str:
-    """The session's data source: chosen on the Data page, else $CAE_DATA, else the bundled sample."""
+    """The session's data source, one spelling (absolute) for a folder: chosen on the Data page,
+    else $CAE_DATA, else the bundled sample."""
     if "data_source" not in st.session_state:
-        st.session_state.data_source = os.environ.get("CAE_DATA") or SAMPLE
+        use_data(os.environ.get("CAE_DATA") or SAMPLE)
     return st.session_state.data_source
+
+
+def use_data(source: str) -> None:
+    """Make `source` ("sample" or a folder) the session's data from the next rerun on."""
+    source = source.strip() or SAMPLE
+    st.session_state.data_source = source if source == SAMPLE else str(absolute(source))
 
 
 def current_dataset(show_error: bool = True) -> Dataset | None:
@@ -71,11 +86,33 @@ def default_run(infos: list[RunInfo]) -> RunInfo | None:
 
 
 def selected_run_path() -> str | None:
-    """The run being viewed. Kept in a plain session key (not a widget's), so page switches keep it."""
+    """The run being viewed. Kept in a plain session key (not a widget's), so page switches keep it;
+    a new session (a reload, a bookmark, a shared link) starts on the run its URL names."""
     if st.session_state.get("viewing") is None:
-        choice = default_run(runs())
+        infos = runs()
+        choice = linked_run(infos) or default_run(infos)
         st.session_state.viewing = str(choice.path) if choice else None
     return st.session_state.viewing
+
+
+def linked_run(infos: list[RunInfo]) -> RunInfo | None:
+    """The sound run named by the URL's ?run=, looked up by name among the listed runs (never
+    turned into a path); an unknown name leaves a sentence for the sidebar."""
+    wanted = st.query_params.get("run")
+    if not wanted:
+        return None
+    match = next((i for i in infos if i.name == wanted and i.error is None), None)
+    if match is None:
+        st.session_state.link_message = (f"The link names a run that is not here ({wanted[:80]}); "
+                                         "showing the default run instead.")
+    return match
+
+
+def write_run_to_url() -> None:
+    """Keep ?run=<name> in the address on every rerun (Streamlit drops it on page changes)."""
+    path = st.session_state.get("viewing")
+    if path and st.query_params.get("run") != Path(path).name:
+        st.query_params["run"] = Path(path).name
 
 
 def view_run(path: str | None) -> None:
@@ -119,5 +156,12 @@ def dataset_label(dataset: Dataset | None) -> str:
     return f"{dataset.name}: {len(dataset.train):,} train / {len(dataset.test):,} test"
 
 
-def same_dataset(run: Run, dataset: Dataset | None) -> bool:
+def same_dataset(run: Run | RunInfo, dataset: Dataset | None) -> bool:
     return dataset is not None and run.metrics["dataset"]["fingerprint"] == dataset.fingerprint
+
+
+def same_classes_other_images(run: Run | RunInfo, dataset: Dataset | None) -> bool:
+    """The data in use has the run's classes but other images (e.g. torchvision's CIFAR-10 where
+    the run was trained on the JPEG copy)."""
+    return (dataset is not None and not same_dataset(run, dataset)
+            and list(run.metrics["dataset"]["classes"]) == list(dataset.classes))

@@ -1,30 +1,99 @@
 """Classifier: pretrained vs scratch per epoch, per class and as a confusion matrix; the lecture's
-table side by side; and new fine-tuning variants from the same autoencoder."""
+table side by side; and fine-tuning this run's encoder again (other settings, or other data)."""
 
 import streamlit as st
 
+from cae.config import LEARNING_RATES, fitting_batch_size
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, per_class_bars
-from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows, pretraining_verdict
-from cae.runs import pretrained_dir
-from app_pages._shared import (current_dataset, current_run, jobs, keep_defaults, run_label, runs, same_dataset,
-                               view_run)
+from cae.report import (CIFAR10_CLASSES, best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows,
+                        pretraining_verdict)
+from cae.runs import RunError, pretrained_dir, transfer_config
+from app_pages._shared import (current_dataset, current_run, data_source, evaluation_on, jobs,
+                               keep_defaults, run_label, runs, same_classes_other_images, same_dataset, view_run)
+
+
+def finetune_form(run, dataset, transfer: bool) -> None:
+    """One form for a new classifier from this run's encoder: on the run's own data (a variant that
+    reuses the autoencoder) or, with `transfer`, on the data in use."""
+    n_train = len(dataset.train)
+    keep_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=run.config.clf_lr,
+                  variant_batch=fitting_batch_size(n_train), variant_labels="100%", variant_mode="fine-tune all")
+    c1, c2, c3, c4, c5 = st.columns(5)
+    epochs = c1.number_input("Classifier epochs", 1, 100, key="variant_epochs")
+    lr = c2.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}", key="variant_lr")
+    batch = c3.number_input("Batch size", 1, 10_000, key="variant_batch",
+                            help="At least 10 optimiser steps per epoch: the labelled images / 10 or fewer.")
+    labels = c4.radio("Labels used", ["1%", "10%", "100%"], key="variant_labels", horizontal=True)
+    mode = c5.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
+    changes = dict(clf_epochs=int(epochs), clf_lr=float(lr), clf_batch_size=int(batch),
+                   label_fraction=int(labels[:-1]) / 100, freeze_encoder=mode != "fine-tune all")
+    label = f"Fine-tune on {dataset.name}" if transfer else "Train this variant"
+    if not st.button(label, key="variant_button", type="primary"):
+        return
+    try:
+        cfg = transfer_config(run, **changes) if transfer else run.config.replace(**changes)
+    except RunError as exc:
+        st.error(str(exc))
+        return
+    job = jobs().submit(cfg, dataset)
+    st.session_state.job_key = job.key
+    if job.cached:
+        view_run(str(job.run_path))
+        st.rerun()
+    st.switch_page("app_pages/train.py")
+
+
+def evaluation_on_data_in_use(run, dataset) -> None:
+    """The run's shipped numbers beside the same run evaluated on the user's copy of its classes."""
+    st.info(f"This run was trained and tested on {run.metrics['dataset']['name']}; the data in use, "
+            f"{dataset.name}, has the same classes but other images (for example torchvision's CIFAR-10 "
+            "rather than the JPEG copy), so the numbers below are on the run's own test set.")
+    if not st.button("Evaluate this run on the data in use", key="evaluate_here"):
+        return
+    with st.spinner(f"Evaluating on {len(dataset.test):,} test images…"):
+        stamp = (run.path / "metrics.json").stat().st_mtime
+        fresh = evaluation_on(str(run.path), stamp, data_source())
+    m = run.metrics
+    rows = [{"": "test MSE", "its own test set": f"{m['autoencoder'][-1]['test_mse']:.4f}",
+             "the data in use": f"{fresh['test_mse']:.4f}"}]
+    if fresh["test_acc"] is not None:
+        rows.append({"": "test accuracy", "its own test set": f"{m['classifier'][-1]['test_acc']:.1f}%",
+                     "the data in use": f"{fresh['test_acc']:.1f}%"})
+        rows += [{"": c, "its own test set": f"{m['per_class_acc'][c]:.1f}%",
+                  "the data in use": f"{a:.1f}%"} for c, a in fresh["per_class_acc"].items()]
+    st.dataframe(rows, hide_index=True, width="stretch")
+
 
 st.title("Classifier: does unsupervised pretraining help?")
 run = current_run()
 if run is None:
     st.stop()
 m = run.metrics
+dataset = current_dataset(show_error=False)
 curves = {"this run": m}  # the run viewed, plus any runs chosen for comparison
 st.caption(f"Run {run.name} · data: {m['dataset']['name']} · {m['device']} · {m['precision']}")
+if (pre := m.get("pretraining_dataset")) and pre["fingerprint"] != m["dataset"]["fingerprint"]:
+    st.caption(f"Its encoder comes from {m.get('autoencoder_source')}, an autoencoder trained on {pre['name']} "
+               f"({pre['train_size']:,} images, no labels); only the classifier saw this data.")
+
+transfer = dataset is not None and not same_dataset(run, dataset)
+if transfer:
+    st.subheader("Fine-tune this run's encoder on the data in use")
+    st.caption(f"The lecture's premise in one click: this encoder learned from {m['dataset']['name']} without "
+               f"labels; a new head is trained on the labels of {dataset.name}, beside the same classifier "
+               "from random init.")
+    finetune_form(run, dataset, transfer=True)
+    if same_classes_other_images(run, dataset):
+        evaluation_on_data_in_use(run, dataset)
 
 if not m.get("classifier"):
-    st.info("This run trained the autoencoder only (0 classifier epochs). Pick another run, or train a "
-            "variant below.")
+    st.info("This run trained the autoencoder only (0 classifier epochs). Pick another run, or fine-tune "
+            "its encoder below.")
 else:
     st.markdown(f"**{pretraining_verdict(m)}**")
     others = {i.title if i.pretrained else i.name: i for i in runs()
               if i.error is None and str(i.path) != str(run.path) and i.metrics.get("classifier")}
-    shipped = [k for k, i in others.items() if i.pretrained] if str(run.path.parent) == str(pretrained_dir()) else []
+    shipped = [k for k, i in others.items() if i.pretrained] if run.path.parent == pretrained_dir() else []
     compare = st.multiselect("Compare with other runs", list(others), default=shipped, key=f"compare_{run.name}",
                              format_func=lambda k: run_label(others[k]))
     curves.update({k: others[k].metrics for k in compare})
@@ -33,8 +102,9 @@ else:
                                    (m.get("scratch") or {}).get("per_class_acc")), width="stretch")
     if extremes := best_and_worst(m.get("per_class_acc") or {}):
         (best, b), (worst, w) = extremes
-        st.caption(f"Best class: {best} ({b:.1f}%); worst: {worst} ({w:.1f}%). The lecture found deer worst, "
-                   "cat next, frog best.")
+        lecture = (" The lecture found deer worst, cat next, frog best."
+                   if list(m["dataset"]["classes"]) == CIFAR10_CLASSES else "")
+        st.caption(f"Best class: {best} ({b:.1f}%); worst: {worst} ({w:.1f}%).{lecture}")
     st.plotly_chart(confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),
                     width="stretch")
 
@@ -46,27 +116,10 @@ with st.expander("The lecture's numbers beside this run's", expanded=False):
     st.dataframe(lecture_autoencoder_rows(m), hide_index=True, width="stretch")
     st.dataframe(lecture_classifier_rows(m), hide_index=True, width="stretch")
 
-st.subheader("Try a fine-tuning variant")
-st.caption("The lecture's premise is few labels and many images. Variants reuse this run's autoencoder "
-           "(no retraining) and each becomes a run you can compare above.")
-dataset = current_dataset(show_error=False)
-keep_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=1e-3, variant_labels="100%",
-              variant_mode="fine-tune all")
-c1, c2, c3, c4 = st.columns(4)
-epochs = c1.number_input("Classifier epochs", 1, 100, key="variant_epochs")
-lr = c2.select_slider("Learning rate", [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3], format_func=lambda v: f"{v:g}",
-                      key="variant_lr")
-labels = c3.radio("Labels used", ["1%", "10%", "100%"], key="variant_labels", horizontal=True)
-mode = c4.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
-if not same_dataset(run, dataset):
-    st.warning(f"This run was trained on {m['dataset']['name']}; choose that data on the Data page to "
-               "run variants from its autoencoder.")
-elif st.button("Train this variant", key="variant_button", type="primary"):
-    cfg = run.config.replace(clf_epochs=int(epochs), clf_lr=float(lr), label_fraction=int(labels[:-1]) / 100,
-                             freeze_encoder=mode != "fine-tune all")
-    job = jobs().submit(cfg, dataset)
-    st.session_state.job_key = job.key
-    if job.cached:
-        view_run(str(job.run_path))
-        st.rerun()
-    st.switch_page("app_pages/train.py")
+if not transfer and dataset is not None:
+    st.subheader("Try a fine-tuning variant")
+    st.caption("The lecture's premise is few labels and many images. Variants reuse this run's autoencoder "
+               "(no retraining) and each becomes a run you can compare above.")
+    finetune_form(run, dataset, transfer=False)
+elif dataset is None:
+    st.info("Choose data on the Data page to fine-tune this run's encoder.")

@@ -1,35 +1,85 @@
-"""Data: choose where images come from, see samples of every class and the counts per split."""
+"""Data: choose where images come from (the sample, a folder, CIFAR-10, your own photos), see samples
+of every class and the counts per split."""
 
 import os
+from pathlib import Path
 
 import streamlit as st
 import torch
 
-from cae.data import SAMPLE
+from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
 from cae.figures import sample_grid
-from app_pages._shared import current_dataset, data_source
+from cae.uploads import LIMITS, MAX_UPLOAD_MB, UploadError, unpack_upload
+from app_pages._shared import current_dataset, data_source, use_data
+
+SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
+           "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",
+           "CIFAR-10 (downloads ~170 MB into a folder when online)": "cifar10",
+           "Your own photos (upload a folder or a zip)": "upload"}
+
+
+def choose_folder(current: str) -> None:
+    path = st.text_input("Folder path", current if current != SAMPLE else os.environ.get("CAE_DATA", ""),
+                         key="data_path",
+                         help="train/<class>/ and test/<class>/ subfolders, or one folder per class (split "
+                              "80/20). PNG, JPEG, WebP or BMP; pictures that are not 32×32 are resized.")
+    if st.button("Use this folder", key="use_data", type="primary"):
+        use_data(path)
+        st.rerun()
+
+
+def choose_cifar10() -> None:
+    folder = Path(st.text_input("Folder for CIFAR-10", "data", key="data_download")).expanduser()
+    if (folder / CIFAR10_FOLDER).is_dir():
+        if st.button("Use CIFAR-10 from this folder", key="use_data", type="primary"):
+            use_data(str(folder))
+            st.rerun()
+        return
+    st.caption(f"{folder.resolve()} holds no CIFAR-10 yet.")
+    if st.button("Download CIFAR-10 into this folder", key="download_cifar", type="primary"):
+        bar = st.progress(0.0, text="Downloading CIFAR-10…")
+        try:
+            download_cifar10(folder, lambda done, total: bar.progress(
+                min(done / total, 1.0) if total else 0.0, text=f"Downloading CIFAR-10: {done / 1e6:.0f} MB"))
+        except DataError as exc:
+            st.error(f"{exc} Offline, the bundled sample and any image folder still work.")
+            return
+        use_data(str(folder))
+        st.rerun()
+
+
+def choose_upload() -> None:
+    st.caption(f"One subfolder of pictures per class (split 80/20), or train/<class>/ and test/<class>/. "
+               f"Limits: {LIMITS}. Unpacked into the app's cache folder, never next to your files.")
+    folder = st.file_uploader("A folder of photos", accept_multiple_files="directory", key="upload_folder",
+                              max_upload_size=MAX_UPLOAD_MB)
+    archive = st.file_uploader("…or a zip of one", type=["zip"], key="upload_zip", max_upload_size=MAX_UPLOAD_MB)
+    files = [(archive.name, archive.getvalue())] if archive else [(f.name, f.getvalue()) for f in folder or []]
+    if files and st.button("Use these photos", key="use_upload", type="primary"):
+        try:
+            use_data(str(unpack_upload(files)))
+        except UploadError as exc:
+            st.error(str(exc))
+            return
+        st.rerun()
+
 
 st.title("Data")
 st.markdown("The autoencoder never sees a label; the classifier does. Pick the images to work with.")
-
-SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
-           "Image folder (train/<class>/, test/<class>/)": "folder",
-           "CIFAR-10 via torchvision (downloads ~170 MB when online)": "cifar10"}
 current = data_source()
-kind = "sample" if current == SAMPLE else "folder"
-choice = st.radio("Source", list(SOURCES), index=list(SOURCES.values()).index(kind), key="data_kind")
-folder_default = current if current != SAMPLE else os.environ.get("CAE_DATA", "")
-if SOURCES[choice] == "folder":
-    path = st.text_input("Folder path", folder_default, key="data_path",
-                         help="A folder with train/<class>/ and test/<class>/ subfolders of PNG, JPEG or "
-                              "BMP images. Images that are not 32×32 are resized to 32×32.")
-elif SOURCES[choice] == "cifar10":
-    path = st.text_input("Download folder", "data", key="data_download")
+kind = ("sample" if current == SAMPLE else "upload" if Path(current).parent == cache_dir() / UPLOADS
+        else "cifar10" if (Path(current) / CIFAR10_FOLDER).is_dir() else "folder")
+choice = SOURCES[st.radio("Source", list(SOURCES), index=list(SOURCES.values()).index(kind), key="data_kind")]
+if choice == "sample":
+    if current != SAMPLE and st.button("Use the bundled sample", key="use_data", type="primary"):
+        use_data(SAMPLE)
+        st.rerun()
+elif choice == "folder":
+    choose_folder(current)
+elif choice == "cifar10":
+    choose_cifar10()
 else:
-    path = SAMPLE
-if st.button("Use this data", key="use_data", type="primary"):
-    st.session_state.data_source = path.strip() or SAMPLE
-    st.rerun()
+    choose_upload()
 
 dataset = current_dataset()
 if dataset is None:
@@ -37,7 +87,9 @@ if dataset is None:
             "available above.")
     st.stop()
 
-st.subheader(dataset.name)
+st.subheader(f"In use: {dataset.name}")
+if dataset.source == "folder":
+    st.caption(f"Folder: {current}")
 for note in dataset.notes:
     st.caption(note)
 counts = dataset.class_counts()

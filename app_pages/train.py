@@ -2,22 +2,32 @@
 
 import streamlit as st
 
-from cae.config import Config, ConfigError
+from cae.config import (LATENT_SIZES, LEARNING_RATES, PRECISIONS, PRESETS, SMALL_DATA, UPSAMPLE_MODES, Config,
+                        ConfigError, few_steps_warning, optimiser_steps, preset_config, preset_for)
 from cae.figures import image_strip, live_loss
 from cae.jobs import DONE, FAILED, RUNNING
 from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device, seconds_per_mflop
-from app_pages._shared import current_dataset, current_run, jobs, keep_defaults, view_run
+from app_pages._shared import current_dataset, current_run, jobs, view_run
 
-LATENTS = [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
-RATES = [1e-4, 2e-4, 5e-4, 1e-3, 2e-3, 5e-3, 1e-2]
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 
 
 @st.cache_resource(show_spinner="Timing one training step…")
 def per_mflop(latent_dim: int, upsample: str, precision: str) -> float:
     return seconds_per_mflop(Config(latent_dim=latent_dim, upsample=upsample, precision=precision))
+
+
+def apply_preset(name: str) -> None:
+    """Set every control to a preset's values (the next widgets read them from session state)."""
+    cfg = preset_config(name)
+    subset = next((k for k, v in SUBSETS.items() if v == cfg.limit), "Custom size")
+    st.session_state.update(
+        preset=name, latent_dim=cfg.latent_dim, leak=cfg.leak, upsample=cfg.upsample, ae_epochs=cfg.ae_epochs,
+        clf_epochs=cfg.clf_epochs, batch_size=cfg.batch_size, clf_batch_size=cfg.clf_batch_size or 0,
+        lr=cfg.lr, clf_lr=cfg.clf_lr, subset=subset, limit_custom=cfg.limit or 1000, test_limit=0,
+        precision=cfg.precision, seed=cfg.seed, scratch_baseline=cfg.scratch_baseline, flip=cfg.flip)
 
 
 st.title("Train")
@@ -27,31 +37,40 @@ if dataset is None:
 st.caption(f"One job runs the whole experiment: the autoencoder (no labels), fine-tuning a classifier "
            f"from its encoder, then the same classifier from random init. Data: {dataset.name}.")
 
-d = Config()
-keep_defaults(latent_dim=d.latent_dim, leak=d.leak, upsample=d.upsample, ae_epochs=d.ae_epochs,
-              clf_epochs=d.clf_epochs, batch_size=d.batch_size, lr=d.lr, clf_lr=d.clf_lr,
-              subset="Full training split", limit_custom=1000, test_limit=0, precision=d.precision,
-              seed=d.seed, scratch_baseline=d.scratch_baseline, flip=d.flip)
+if st.session_state.get("preset_data") != dataset.fingerprint:  # first visit, or other data chosen
+    st.session_state.preset_data = dataset.fingerprint
+    apply_preset(preset_for(len(dataset.train)))
+st.radio("Start from", list(PRESETS), key="preset", horizontal=True,
+         on_change=lambda: apply_preset(st.session_state.preset),
+         help="Lecture's settings: batch 2000, 5 + 5 epochs. Small data: batch 100, 20 + 10 epochs, for a few "
+              "thousand images. Quick look: 5,000 images, batch 250, 3 + 2 epochs.")
+if st.session_state.preset == SMALL_DATA and preset_for(len(dataset.train)) == SMALL_DATA:
+    st.caption(f"\"{SMALL_DATA}\" fits this data: {len(dataset.train):,} training images at the lecture's batch "
+               f"size of {Config().batch_size:,} would be {optimiser_steps(len(dataset.train), Config().batch_size)} "
+               "optimiser step(s) per epoch.")
+
 c1, c2, c3 = st.columns(3)
 with c1:
-    latent = st.select_slider("Latent size (the code)", LATENTS, key="latent_dim")
+    latent = st.select_slider("Latent size (the code)", LATENT_SIZES, key="latent_dim")
     leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak")
-    upsample = st.radio("Decoder upsampling", ["bilinear", "nearest", "transpose"], key="upsample",
+    upsample = st.radio("Decoder upsampling", UPSAMPLE_MODES, key="upsample",
                         horizontal=True, help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)")
 with c2:
     ae_epochs = st.number_input("Autoencoder epochs", 1, 100, key="ae_epochs")
     clf_epochs = st.number_input("Classifier epochs (0 = autoencoder only)", 0, 100, key="clf_epochs")
     batch_size = st.number_input("Batch size", 16, 10_000, step=100, key="batch_size")
-    lr = st.select_slider("Learning rate (Adam), autoencoder", RATES, format_func=lambda v: f"{v:g}", key="lr")
-    clf_lr = st.select_slider("Learning rate, fine-tuning", RATES, format_func=lambda v: f"{v:g}", key="clf_lr",
-                              help="2e-3 reached the lecture's 55.7% here; see docs/RESULTS.md")
+    clf_batch = st.number_input("Classifier batch size (0 = the same)", 0, 10_000, step=50, key="clf_batch_size")
+    lr = st.select_slider("Learning rate (Adam), autoencoder", LEARNING_RATES, format_func=lambda v: f"{v:g}",
+                          key="lr")
+    clf_lr = st.select_slider("Learning rate, fine-tuning", LEARNING_RATES, format_func=lambda v: f"{v:g}",
+                              key="clf_lr", help="2e-3 reached the lecture's 55.7% here; see docs/RESULTS.md")
 with c3:
     subset = st.selectbox("Training images", list(SUBSETS), key="subset")
     limit = SUBSETS[subset]
     if limit == "custom":
         limit = st.number_input("How many training images", 10, 1_000_000, key="limit_custom")
     test_limit = st.number_input("Test images (0 = the whole test split)", 0, 1_000_000, key="test_limit")
-    precision = st.selectbox("Precision", ["auto", "fp32", "bf16"], key="precision",
+    precision = st.selectbox("Precision", PRECISIONS, key="precision",
                              help="auto: bf16 autocast where the hardware supports it, else fp32")
     seed = st.number_input("Seed", 0, 2**31 - 1, key="seed")
     scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline")
@@ -59,8 +78,8 @@ with c3:
 
 try:
     cfg = Config(latent_dim=latent, leak=float(leak), upsample=upsample, ae_epochs=int(ae_epochs),
-                 clf_epochs=int(clf_epochs), batch_size=int(batch_size), lr=float(lr), clf_lr=float(clf_lr),
-                 limit=limit and int(limit),
+                 clf_epochs=int(clf_epochs), batch_size=int(batch_size), clf_batch_size=int(clf_batch) or None,
+                 lr=float(lr), clf_lr=float(clf_lr), limit=limit and int(limit),
                  test_limit=int(test_limit) or None, precision=precision, seed=int(seed),
                  scratch_baseline=scratch, flip=flip)
     key, _ = request_keys(cfg, dataset)
@@ -68,6 +87,8 @@ except (ConfigError, DeviceError) as exc:
     st.error(str(exc))
     st.stop()
 st.session_state.train_config = cfg
+if warning := few_steps_warning(cfg, len(dataset.train)):
+    st.warning(warning)
 
 if find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")

@@ -183,6 +183,12 @@ def optimiser_steps(n_images: int, batch_size: int) -> int:
     return math.ceil(n_images / batch_size) if n_images > 0 else 0
 
 
+def fitting_batch_size(n_images: int, steps: int = 10) -> int:
+    """The lecture's batch size, or smaller so that an epoch over `n_images` is at least `steps`
+    optimiser steps."""
+    return max(1, min(Config().batch_size, n_images // steps))
+
+
 def preset_for(n_train: int) -> str:
     """The preset that fits a training set: "Small data" when an epoch at the lecture's batch size
     would be fewer than 10 optimiser steps, else the lecture's settings."""

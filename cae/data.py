@@ -151,7 +151,8 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
     root = Path(root)
     if not (root / CIFAR10_FOLDER).is_dir():
         if not download:
-            raise DataError(f"{root} holds no CIFAR-10 yet ({CIFAR10_FOLDER}/); download it first.")
+            raise DataError(f"{root} holds no CIFAR-10 yet (no {CIFAR10_FOLDER}/ folder): download it "
+                            "into that folder first (the Data page has a button), or choose other data.")
         download_cifar10(root, on_progress)
     folder = root / CIFAR10_FOLDER
     try:
@@ -408,8 +409,9 @@ def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
     skipped, resized = len(paths) - len(keep), sum(r for _, r in decoded)
     notes = []
     if skipped:
-        notes.append(f"{split}: skipped {skipped} file(s) that are not readable images (or larger than {MAX_PIXELS // 1_000_000} megapixels).")
-        warnings.warn(f"{root}/{split}: skipped {skipped} file(s) that are not readable images.")
+        notes.append(f"{split}: skipped {skipped} file(s) that are not readable images (or larger than "
+                     f"{MAX_PIXELS // 1_000_000} megapixels).")
+        warnings.warn(f"{root}/{notes[-1]}")
     if resized:
         notes.append(f"{split}: {resized} image(s) were not 32x32 and were resized to 32x32.")
     images = np.stack([decoded[i][0] for i in keep]) if keep else np.zeros((0, SIDE, SIDE, 3), np.uint8)
