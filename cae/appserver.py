@@ -32,10 +32,18 @@ def health_latency(url: str, timeout: float = 5.0) -> float | None:
         return None
 
 
-class AppServer:
-    """`streamlit run streamlit_app.py` on a free loopback port; `stop()` in every case."""
+def inherited_env(keep_cae_env: bool = True) -> dict[str, str]:
+    """This process's environment, with or without its CAE_* settings."""
+    return {k: v for k, v in os.environ.items() if keep_cae_env or not k.startswith("CAE_")}
 
-    def __init__(self, env: dict[str, str], log: Path):
+
+class AppServer:
+    """`streamlit run streamlit_app.py` on a free loopback port; `stop()` in every case.
+
+    `cwd` is the folder it runs in (a fresh copy of the repository, for tests that run it the way
+    a new user does); `keep_cae_env=False` drops every CAE_* variable of this process."""
+
+    def __init__(self, env: dict[str, str], log: Path, cwd: Path = REPO, keep_cae_env: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         Path(log).parent.mkdir(parents=True, exist_ok=True)
@@ -45,7 +53,7 @@ class AppServer:
             [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.headless", "true",
              "--server.port", str(self.port), "--server.address", "127.0.0.1",
              "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env}, stdout=self.log,
+            cwd=cwd, env={**inherited_env(keep_cae_env), "PYTHONPATH": str(cwd), **env}, stdout=self.log,
             stderr=subprocess.STDOUT, start_new_session=True)
         self.healthy_after = self.wait_healthy()
 
@@ -61,6 +69,7 @@ class AppServer:
         raise TimeoutError(f"streamlit not healthy after {timeout} s; see {self.log.name}")
 
     def stop(self) -> None:
+        """Stop the server and everything it started (its own process group)."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

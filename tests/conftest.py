@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,33 @@ def isolated_folders(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("CAE_RUNS", str(tmp_path_factory.mktemp("runs")))
     monkeypatch.delenv("CAE_DATA", raising=False)
+
+
+def copy_of_repository(target: Path) -> Path:
+    """The repository as a fresh clone holds it (tracked and not-ignored files, no runs, no caches,
+    no virtualenv): copied from this working tree, so uncommitted work is tested too."""
+    listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, check=True).stdout.decode().split("\0")
+    for name in filter(None, listing):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    return target
+
+
+@pytest.fixture
+def as_a_new_user(tmp_path, monkeypatch) -> Path:
+    """A fresh copy of the repository as the working directory, no CAE_* variables, and HOME an
+    empty folder: the README's commands, run the way a new user runs them."""
+    clone = copy_of_repository(tmp_path / "cae-explorer")
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in [k for k in os.environ if k.startswith("CAE_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(clone)
+    return clone
 
 
 @pytest.fixture(scope="session")

@@ -213,3 +213,35 @@ def test_try_an_image_rejects_a_non_image_upload():
     from cae.explain import ImageInputError, image_from_bytes
     with pytest.raises(ImageInputError, match="not a picture"):
         image_from_bytes(b"hello, not an image")
+
+
+def test_a_new_user_trains_with_the_defaults_and_every_page_shows_the_new_run(as_a_new_user):
+    """A fresh clone, no CAE_* settings, an empty HOME: Train with the defaults on the sample."""
+    at = AppTest.from_file(str(as_a_new_user / "streamlit_app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/train.py").run()
+    assert at.session_state["preset"] == "Small data" and not at.warning  # fits 1,000 images
+    at.button(key="train_button").click().run()
+    wait_for_job(at)
+    new_run = Path(at.session_state["viewing"])
+    assert new_run.parent == as_a_new_user.resolve() / "runs"  # the default ./runs, spelled one way
+    for page in ("app_pages/kernels.py", "app_pages/classifier.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert at.sidebar.selectbox[0].value == str(new_run), page
+        assert at.query_params["run"] == new_run.name  # a reload or a shared link opens it again
+    assert load_run(new_run).metrics["classifier"][-1]["test_acc"] >= 30
+
+
+def test_a_link_opens_its_run_and_an_unknown_name_falls_back_with_a_sentence():
+    from cae.runs import list_runs
+    shipped = [i for i in list_runs() if i.pretrained]
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"] = shipped[-1].name
+    at.run()
+    assert at.session_state["viewing"] == str(shipped[-1].path)
+    lost = AppTest.from_file(APP, default_timeout=120)
+    lost.query_params["run"] = "../../etc/passwd"
+    lost.run()
+    assert "pretrained" in lost.session_state["viewing"]
+    assert any("not here" in w.value for w in lost.sidebar.warning)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cae.appserver import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+from tests.conftest import copy_of_repository
 
 SCREENSHOTS = REPO / "tests" / "e2e" / "screenshots"
 
@@ -44,7 +45,24 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(server):
+def new_user_server(tmp_path_factory):
+    """`streamlit run streamlit_app.py` in a fresh copy of the repository, with no CAE_* variables
+    and an empty HOME."""
+    require_browser()
+    root = tmp_path_factory.mktemp("new-user")
+    clone = copy_of_repository(root / "cae-explorer")
+    (root / "home").mkdir()
+    srv = AppServer({"HOME": str(root / "home")}, root / "server.log", cwd=clone, keep_cae_env=False)
+    srv.clone = clone
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_browser()
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -50,3 +50,32 @@ def test_a_tiny_training_job_from_the_train_page(page, server, screenshots):
     assert "ae1-clf1" in viewed_run(page)
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshots / "train-finished.png"), full_page=True)
+
+
+# --- the README's commands, run the way a new user runs them ------------------------------------
+
+def test_a_new_user_trains_with_the_defaults_and_keeps_seeing_the_new_run(browser, new_user_server, screenshots):
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_page(page, new_user_server, "train", "Train")
+        assert page.get_by_role("radio", name="Small data").is_checked()
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text(re.compile("Training finished in")).wait_for(timeout=180_000)
+        runs = [p.name for p in (new_user_server.clone / "runs").iterdir() if not p.name.startswith(".")]
+        assert len(runs) == 1 and runs[0].startswith("z1024-bilinear-ae20-clf10")  # in the clone's ./runs
+        assert "ae20-clf10" in viewed_run(page)
+        for link, title in (("Kernels", "First-layer kernels"), ("Classifier", "Classifier")):
+            page.get_by_role("link", name=link).click()
+            page.get_by_role("heading", name=re.compile(title)).first.wait_for()
+            assert "ae20-clf10" in viewed_run(page), link
+            assert f"run={runs[0]}" in page.url, link
+        page.reload()  # a new session: the link in the address brings the same run back
+        page.get_by_role("heading", name=re.compile("Classifier")).first.wait_for()
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+        assert "ae20-clf10" in viewed_run(page)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(screenshots / "new-user-classifier.png"), full_page=True)
+    finally:
+        context.close()
