@@ -79,3 +79,25 @@ def test_a_new_user_trains_with_the_defaults_and_keeps_seeing_the_new_run(browse
         page.screenshot(path=str(screenshots / "new-user-classifier.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_own_photos_uploaded_as_a_zip_become_the_data_in_use(page, server, tmp_path, screenshots):
+    import zipfile
+
+    from PIL import Image
+    archive = tmp_path / "my-photos.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for c, name in enumerate(("cups", "keys", "plants")):
+            for i in range(5):
+                picture = tmp_path / f"{name}{i}.jpg"
+                Image.new("RGB", (120, 90), (80 * c, 40 * i, 200 - 60 * c)).save(picture)
+                z.write(picture, f"my-photos/{name}/{i}.jpg")
+    open_page(page, server, "data", "Data")
+    page.get_by_text("Your own photos (upload a folder or a zip)").click()
+    uploaders = page.locator('[data-testid="stFileUploader"]')
+    uploaders.nth(1).locator('input[type="file"]').set_input_files(str(archive))
+    page.get_by_role("button", name="Use these photos").click()
+    page.get_by_role("heading", name=re.compile("In use: uploaded photos \\(3 classes\\)")).wait_for()
+    assert page.get_by_text(re.compile("split 80% / 20%")).count() >= 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshots / "data-upload.png"), full_page=True)
