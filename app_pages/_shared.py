@@ -6,25 +6,54 @@ Only Streamlit glue lives here; everything computed comes from `cae`.
 from __future__ import annotations
 
 import os
+import time
+import uuid
 from pathlib import Path
 
 import streamlit as st
 
 from cae.data import SAMPLE, DataError, Dataset, load_dataset
 from cae.files import absolute
-from cae.jobs import JobManager
-from cae.runs import Run, RunError, RunInfo, evaluate_run, list_runs, load_run, pretrained_index, runs_dir
+from cae.jobs import DONE, FAILED, JobManager, manager_for
+from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
 from cae.train import describe_device, resolve_device
 
 
-@st.cache_resource(show_spinner=False)
-def job_manager(directory: str) -> JobManager:
-    """One job manager per runs folder for the whole server: jobs survive reruns and reloads."""
-    return JobManager(Path(directory))
-
-
 def jobs() -> JobManager:
-    return job_manager(str(runs_dir()))
+    """The server's job manager for the runs folder (one per process, outside Streamlit's caches)."""
+    return manager_for(runs_dir())
+
+
+def session_token() -> str:
+    """This browser session's name among a job's watchers."""
+    return st.session_state.setdefault("session_token", uuid.uuid4().hex)
+
+
+class TaskError(Exception):
+    """A computation in the worker failed; the message says why."""
+
+
+@st.cache_resource(show_spinner=False)
+def _task_results() -> dict:
+    return {}
+
+
+def computed(kind: str, payload: dict, wait: float) -> object | None:
+    """The result of a longer computation run by the worker (cae/tasks.py), waiting at most `wait`
+    seconds; None while it still runs. Results are kept for the server's lifetime."""
+    key = (kind, tuple(sorted(payload.items())))
+    results = _task_results()
+    if key not in results:
+        job = jobs().compute(kind, payload)
+        deadline = time.time() + wait
+        while job.active and time.time() < deadline:
+            time.sleep(0.05)
+        if job.state == FAILED:
+            raise TaskError(job.error)
+        if job.state != DONE:
+            return None
+        results[key] = job.result
+    return results[key]
 
 
 @st.cache_resource(show_spinner="Loading images…", max_entries=4)
@@ -33,10 +62,16 @@ def cached_dataset(source: str) -> Dataset:
     return load_dataset(source, download=False)
 
 
-@st.cache_resource(show_spinner=False, max_entries=32)
-def evaluation_on(run_path: str, stamp: float, source: str) -> dict:
-    """A run evaluated on another dataset of the same classes (cached per run and data)."""
-    return evaluate_run(cached_run(run_path, stamp), cached_dataset(source))
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _listing(directory: str, stamp: int, pretrained: str, pretrained_stamp: int) -> list[RunInfo]:
+    return list_runs(directory, pretrained)
+
+
+def _stamp(folder: Path) -> int:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 @st.cache_resource(show_spinner="Loading run…", max_entries=8)
@@ -75,7 +110,10 @@ def current_dataset(show_error: bool = True) -> Dataset | None:
 
 
 def runs() -> list[RunInfo]:
-    return list_runs(runs_dir())
+    """Shipped runs and the runs folder's, read again only when either folder changed (a run
+    is written by a rename into it, or deleted)."""
+    folder, shipped = runs_dir(), pretrained_dir()
+    return _listing(str(folder), _stamp(folder), str(shipped), _stamp(shipped))
 
 
 def default_run(infos: list[RunInfo]) -> RunInfo | None:
@@ -118,6 +156,21 @@ def write_run_to_url() -> None:
 def view_run(path: str | None) -> None:
     """Show this run on every page from the next rerun on (None: back to the default run)."""
     st.session_state.viewing = path
+
+
+def restore_settings(page: str, keys: tuple[str, ...]) -> None:
+    """Give a page's widgets back the values they had when the learner left the page. Streamlit
+    drops the state of widgets that were not drawn in a run (another page's run, or a fragment's
+    rerun while a job trains), so each page keeps a copy under a plain session key."""
+    saved = st.session_state.setdefault(f"settings_{page}", {})
+    for key in keys:
+        if key not in st.session_state and key in saved:
+            st.session_state[key] = saved[key]
+
+
+def remember_settings(page: str, keys: tuple[str, ...]) -> None:
+    """Copy a page's widget values (after its widgets are drawn) for `restore_settings`."""
+    st.session_state[f"settings_{page}"] = {k: st.session_state[k] for k in keys if k in st.session_state}
 
 
 def keep_defaults(**values) -> None:

@@ -8,8 +8,8 @@ from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap
 from cae.report import (CIFAR10_CLASSES, best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows,
                         pretraining_verdict)
 from cae.runs import RunError, pretrained_dir, transfer_config
-from app_pages._shared import (current_dataset, current_run, data_source, evaluation_on, jobs,
-                               keep_defaults, run_label, runs, same_classes_other_images, same_dataset, view_run)
+from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
+                               runs, same_classes_other_images, same_dataset, session_token, view_run)
 
 
 def finetune_form(run, dataset, transfer: bool) -> None:
@@ -35,8 +35,8 @@ def finetune_form(run, dataset, transfer: bool) -> None:
     except RunError as exc:
         st.error(str(exc))
         return
-    job = jobs().submit(cfg, dataset)
-    st.session_state.job_key = job.key
+    job = jobs().submit(cfg, dataset, session_token())
+    st.session_state.job_id = job.id
     if job.cached:
         view_run(str(job.run_path))
         st.rerun()
@@ -50,9 +50,13 @@ def evaluation_on_data_in_use(run, dataset) -> None:
             "rather than the JPEG copy), so the numbers below are on the run's own test set.")
     if not st.button("Evaluate this run on the data in use", key="evaluate_here"):
         return
-    with st.spinner(f"Evaluating on {len(dataset.test):,} test images…"):
-        stamp = (run.path / "metrics.json").stat().st_mtime
-        fresh = evaluation_on(str(run.path), stamp, data_source())
+    payload = {"run": str(run.path), "origin": dataset.origin, "fingerprint": dataset.fingerprint}
+    with st.spinner(f"Evaluating on {len(dataset.test):,} test images (in the training worker)…"):
+        try:
+            fresh = computed("evaluate", payload, wait=900)
+        except TaskError as exc:
+            st.error(f"The evaluation failed: {exc}")
+            return
     m = run.metrics
     rows = [{"": "test MSE", "its own test set": f"{m['autoencoder'][-1]['test_mse']:.4f}",
              "the data in use": f"{fresh['test_mse']:.4f}"}]

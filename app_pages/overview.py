@@ -5,11 +5,10 @@ import streamlit as st
 import torch
 
 from cae.config import Config
-from cae.explain import conv_output_size, model_source, time_blocks
+from cae.explain import conv_output_size, model_source
 from cae.figures import architecture_diagram, timing_bars
-from cae.model import Classifier, ConvAutoencoder, layer_table
-from cae.train import resolve_device
-from app_pages._shared import current_run
+from cae.model import Classifier, ConvAutoencoder, layer_table, seeded
+from app_pages._shared import TaskError, computed, current_run
 
 st.title("Overview: learning features without labels")
 st.markdown(
@@ -29,7 +28,7 @@ st.subheader("The architecture")
 st.caption(f"Computed from {'the run being viewed' if run else 'the default config'}: latent size "
            f"{cfg.latent_dim}, LeakyReLU slope {cfg.leak}, {cfg.upsample} upsampling. Bilinear upsampling "
            "uses today's `align_corners=False`; the lecture's PyTorch 0.3 behaved like `align_corners=True`.")
-ae_table = layer_table(ConvAutoencoder.from_config(cfg))
+ae_table = layer_table(ConvAutoencoder.from_config(cfg, seeded(0)))
 st.plotly_chart(architecture_diagram(ae_table), width="stretch")
 left, right = st.columns(2)
 with left:
@@ -38,7 +37,7 @@ with left:
                    "parameters": r["params"]} for r in ae_table], hide_index=True, width="stretch")
     st.metric("Autoencoder parameters", f"{sum(r['params'] for r in ae_table):,}")
 with right:
-    clf_table = layer_table(Classifier.from_config(cfg))
+    clf_table = layer_table(Classifier.from_config(cfg, generator=seeded(0)))
     st.markdown("**Classifier** (the encoder + a new linear head)")
     st.dataframe([{"layer": r["name"], "output": "×".join(map(str, r["output"])), "parameters": r["params"]}
                   for r in clf_table], hide_index=True, width="stretch")
@@ -64,11 +63,12 @@ st.markdown("The lecture says bilinear upsampling is the costly part of the deco
             "is about 0.7 MFLOP per image, ~1% of the forward pass. Measure one forward + backward "
             "pass of a 256-image batch on this machine, for each upsampling mode:")
 if st.button("Measure on this machine", key="measure_time"):
-    device = resolve_device("auto")
-    with st.spinner("Timing three decoders…"):
-        st.session_state.block_times = {
-            mode: time_blocks(ConvAutoencoder(cfg.latent_dim, cfg.leak, mode), device, 256)
-            for mode in ("bilinear", "nearest", "transpose")}
+    with st.spinner("Timing three decoders (in the training worker, between its batches)…"):
+        try:
+            st.session_state.block_times = computed("layer_times", {"latent_dim": cfg.latent_dim, "leak": cfg.leak},
+                                                    wait=300)
+        except TaskError as exc:
+            st.error(f"The timing failed: {exc}")
 if "block_times" in st.session_state:
     cols = st.columns(3)
     for col, (mode, times) in zip(cols, st.session_state.block_times.items()):

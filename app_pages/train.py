@@ -5,18 +5,16 @@ import streamlit as st
 from cae.config import (LATENT_SIZES, LEARNING_RATES, PRECISIONS, PRESETS, SMALL_DATA, UPSAMPLE_MODES, Config,
                         ConfigError, few_steps_warning, optimiser_steps, preset_config, preset_for)
 from cae.figures import image_strip, live_loss
-from cae.jobs import DONE, FAILED, RUNNING
+from cae.jobs import DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
-from cae.train import DeviceError, estimate_seconds, resolve_device, seconds_per_mflop
-from app_pages._shared import current_dataset, current_run, jobs, view_run
+from cae.train import DeviceError, estimate_seconds, resolve_device
+from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, remember_settings,
+                               restore_settings, session_token, view_run)
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
-
-
-@st.cache_resource(show_spinner="Timing one training step…")
-def per_mflop(latent_dim: int, upsample: str, precision: str) -> float:
-    return seconds_per_mflop(Config(latent_dim=latent_dim, upsample=upsample, precision=precision))
+SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
+            "lr", "clf_lr", "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline", "flip")
 
 
 def apply_preset(name: str) -> None:
@@ -37,6 +35,7 @@ if dataset is None:
 st.caption(f"One job runs the whole experiment: the autoencoder (no labels), fine-tuning a classifier "
            f"from its encoder, then the same classifier from random init. Data: {dataset.name}.")
 
+restore_settings("train", SETTINGS)
 if st.session_state.get("preset_data") != dataset.fingerprint:  # first visit, or other data chosen
     st.session_state.preset_data = dataset.fingerprint
     apply_preset(preset_for(len(dataset.train)))
@@ -75,6 +74,7 @@ with c3:
     seed = st.number_input("Seed", 0, 2**31 - 1, key="seed")
     scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline")
     flip = st.checkbox("Random horizontal flips (augmentation)", key="flip")
+remember_settings("train", SETTINGS)
 
 try:
     cfg = Config(latent_dim=latent, leak=float(leak), upsample=upsample, ae_epochs=int(ae_epochs),
@@ -93,32 +93,69 @@ if warning := few_steps_warning(cfg, len(dataset.train)):
 if find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")
 elif resolve_device("auto").type == "cpu":
-    guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop(latent, upsample, precision))
-    st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
+    try:
+        per_mflop = computed("step_time", {"latent_dim": latent, "upsample": upsample, "precision": precision}, wait=5)
+    except TaskError:
+        per_mflop = None
+    if per_mflop is None:
+        st.info("Estimating the time on this CPU (a training step is being measured)…")
+    else:
+        guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
+        st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
 
 if st.button("Train", type="primary", key="train_button"):
-    job = jobs().submit(cfg, dataset)
-    st.session_state.job_key = job.key
+    job = jobs().submit(cfg, dataset, session_token())
+    st.session_state.job_id = job.id
     if job.cached:
         view_run(str(job.run_path))
-        st.session_state.job_seen = job.key
+        st.session_state.job_seen = job.id
         st.session_state.flash = "Loaded from cache: this run already existed."
         st.rerun()
 if msg := st.session_state.pop("flash", None):
     st.success(msg)
 
 
+def stop_controls(job) -> None:
+    """Stop; when other sessions watch the same job, confirm first and offer to detach instead."""
+    me = session_token()
+    others = len(job.watchers - {me})
+    if st.session_state.get("confirm_stop") == job.id:
+        st.warning(f"{others} other session{'s are' if others != 1 else ' is'} watching this job. Stop it for "
+                   "everyone, or detach and leave it running for them?")
+        c1, c2, c3 = st.columns(3)
+        if c1.button("Stop for everyone", key="stop_everyone"):
+            jobs().cancel(job.id)
+            st.session_state.pop("confirm_stop")
+        if c2.button("Detach (leave it running)", key="detach_button"):
+            jobs().detach(job.id, me)
+            st.session_state.pop("confirm_stop")
+            st.session_state.pop("job_id")
+            st.rerun(scope="app")
+        if c3.button("Keep watching", key="keep_watching"):
+            st.session_state.pop("confirm_stop")
+        return
+    if st.button("Stop", key="stop_button"):
+        if others:
+            st.session_state.confirm_stop = job.id
+            st.rerun()
+        jobs().cancel(job.id)
+
+
 def show_job(job) -> None:
     p = job.progress
-    if job.state == RUNNING and p is not None:
-        done = p.elapsed / max(p.elapsed + (p.remaining if p.remaining == p.remaining else 0), 1e-9)
-        st.progress(min(done, 1.0), text=f"{p.phase} · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} · "
-                                         f"loss {p.loss:.4f} · elapsed {minutes(p.elapsed)} · "
-                                         f"about {minutes(p.remaining)} left")
-        if st.button("Stop", key="stop_button"):
-            jobs().cancel(job.key)
+    if job.status == RUNNING:
+        if p is None:
+            st.write("Job state: **running**, loading the images…")
+        else:
+            done = p.elapsed / max(p.elapsed + (p.remaining if p.remaining == p.remaining else 0), 1e-9)
+            st.progress(min(done, 1.0), text=f"{p.phase} · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} "
+                                             f"· loss {p.loss:.4f} · elapsed {minutes(p.elapsed)} · "
+                                             f"about {minutes(p.remaining)} left")
+        stop_controls(job)
+    elif job.status == QUEUED:
+        st.write(f"Job state: **queued**, number {jobs().place_in_queue(job.id)} in the queue.")
     else:
-        st.write(f"Job state: **{job.state}** after {minutes(job.elapsed())}"
+        st.write(f"Job state: **{job.status}** after {minutes(job.elapsed())}"
                  + (f" — {job.error}" if job.state == FAILED else ""))
     if job.losses:
         st.plotly_chart(live_loss(job.losses), width="stretch")
@@ -132,36 +169,37 @@ def show_job(job) -> None:
 
 
 def job_panel() -> None:
-    key = st.session_state.get("job_key")
-    job = jobs().get(key) if key else None
+    job = jobs().get(st.session_state.get("job_id"))
     if job is None:
         return
     st.subheader("Your job")
     show_job(job)
-    if job.state == DONE and st.session_state.get("job_seen") != key:
-        st.session_state.job_seen = key
+    if job.state == DONE and st.session_state.get("job_seen") != job.id:
+        st.session_state.job_seen = job.id
         view_run(str(job.run_path))
         st.session_state.flash = f"Training finished in {minutes(job.elapsed())}; now viewing the new run."
         st.rerun(scope="app")
 
 
-active = any(j.active for j in jobs().jobs())
-st.fragment(run_every=1.0 if active else None)(job_panel)()
+jobs().start_worker()  # warm: the first Train press does not wait for the worker to start
+trainings = [j for j in jobs().jobs() if j.kind == TRAIN]
+st.fragment(run_every=1.0 if any(j.active for j in trainings) else None)(job_panel)()
 
-queue = jobs().jobs()
-if queue:
+if trainings:
     st.subheader("Queue (this server, one training at a time)")
-    st.dataframe([{"state": j.state, "latent": j.config.latent_dim, "epochs": f"{j.config.ae_epochs}+{j.config.clf_epochs}",
+    st.dataframe([{"state": j.status, "latent": j.config.latent_dim,
+                   "epochs": f"{j.config.ae_epochs}+{j.config.clf_epochs}",
                    "images": f"{j.config.limit:,}" if j.config.limit else "all", "labels": f"{j.config.label_fraction:.0%}",
-                   "elapsed": minutes(j.elapsed()), "message": j.error or ("cached" if j.cached else "")}
-                  for j in reversed(queue)], hide_index=True, width="stretch")
+                   "watching": len(j.watchers), "elapsed": minutes(j.elapsed()),
+                   "message": j.error or ("cached" if j.cached else "")}
+                  for j in reversed(trainings)], hide_index=True, width="stretch")
 
 run = current_run(show_message=False)
-if run is not None and run.path.parent.resolve() == runs_dir().resolve():  # never a shipped run
+if run is not None and run.path.parent == runs_dir():  # never a shipped run
     st.subheader("The run being viewed")
     left, right = st.columns(2)
-    left.download_button("Download as zip", zip_run(run.path), file_name=f"{run.name}.zip",
-                         mime="application/zip", key="download_run")
+    left.download_button("Download as zip", lambda: zip_run(run.path), file_name=f"{run.name}.zip",
+                         mime="application/zip", key="download_run")  # zipped when pressed, not on every rerun
     if right.button("Delete this run", key="delete_run"):
         try:
             delete_run(run.path)

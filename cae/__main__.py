@@ -8,12 +8,10 @@ import sys
 import time
 
 from cae.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, Config, ConfigError, few_steps_warning
-from cae.data import DataError, load_dataset
+from cae.data import load_dataset
 from cae.report import duration as minutes
-from cae.runs import Run, RunError, evaluate_run, load_run, train_or_load, transfer_config
-from cae.train import DeviceError, Progress
-
-USER_ERRORS = (ConfigError, DataError, DeviceError, RunError)
+from cae.runs import USER_ERRORS, Run, evaluate_run, load_run, train_or_load, transfer_config
+from cae.train import Progress
 
 
 class Parser(argparse.ArgumentParser):
@@ -55,6 +53,10 @@ def build_parser() -> Parser:
     t.add_argument("--data", default=None, help="image folder, CIFAR-10 download folder, or 'sample'")
     t.add_argument("--runs", default=None, help="runs folder (default: $CAE_RUNS or ./runs)")
     t.add_argument("--force", action="store_true", help="train again even if the run exists")
+    w = sub.add_parser("worker", help="(started by the app) the process that trains for the web server")
+    w.add_argument("--fd", type=int, required=True, help="this process's end of the manager's socket pair")
+    w.add_argument("--runs", required=True)
+    w.add_argument("--parent", type=int, required=True, help="the web server's process id")
     e = sub.add_parser("evaluate", help="evaluate a saved run on the test split")
     e.add_argument("run_dir")
     e.add_argument("--data", default=None)
@@ -162,6 +164,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "worker":
+        from cae.worker import serve
+        serve(args.fd, args.runs, args.parent)
+        return 0
     try:
         return train(args) if args.command == "train" else evaluate(args)
     except USER_ERRORS as exc:

@@ -60,6 +60,7 @@ class Dataset:
     test: Split
     fingerprint: str
     notes: list[str] = field(default_factory=list)  # e.g. "312 images were resized to 32x32"
+    origin: str = ""  # what load_dataset was given, absolute: "sample" or a folder
 
     def class_counts(self) -> list[dict]:
         """Images per class in each split: [{"class", "train", "test"}]."""
@@ -87,8 +88,12 @@ def load_dataset(source: str | os.PathLike | None = None, download: bool = True,
     """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder
     (downloaded there when it is empty and `download` is set; `on_progress(done, total)` bytes)."""
     source = str(source) if source is not None else default_source()
-    if source == SAMPLE:
-        return load_sample()
+    dataset = load_sample() if source == SAMPLE else _load_folder(source, download, on_progress)
+    dataset.origin = SAMPLE if source == SAMPLE else str(absolute(source))
+    return dataset
+
+
+def _load_folder(source: str, download: bool, on_progress) -> Dataset:
     root = Path(source).expanduser()
     if root.is_file():
         raise DataError(f"{root} is a file; point the data path at a folder that holds "

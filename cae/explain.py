@@ -10,11 +10,10 @@ import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import autocast, compute_lock
+from cae.train import reconstruction_loss, training_step
 
 MAX_UPLOAD_PIXELS = 40_000_000  # refuse decompression bombs long before memory runs out
 
@@ -48,7 +47,8 @@ def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 
     Forward and backward hooks time each leaf module; activations count with their layer's group.
     """
     model = model.to(device, memory_format=torch.channels_last).train()
-    x = torch.rand(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    # the input takes gradients too, so the first layer's backward hooks fire
+    x = torch.rand(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last).requires_grad_()
     spent: dict[str, list[float]] = {}
     starts: dict[int, float] = {}
     hooks = []
@@ -71,15 +71,12 @@ def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 
                     spent.setdefault(kind, []).append(time.perf_counter() - starts.pop(key, time.perf_counter()))
                 hooks += [pre(begin), post(end)]
     totals = []
+    optimizer = torch.optim.Adam(model.parameters())
     try:
         for _ in range(repeats + 1):  # the first pass warms up and is dropped
             spent.clear()
-            with compute_lock:
-                with autocast(device, precision):
-                    out = model(x.requires_grad_(True))
-                F.mse_loss(out.float(), x.detach()).backward()
+            training_step(model, optimizer, reconstruction_loss, x, None, precision)
             totals.append({k: sum(v) for k, v in spent.items()})
-            model.zero_grad(set_to_none=True)
     finally:
         for h in hooks:
             h.remove()
@@ -123,8 +120,7 @@ def reconstruct(model: ConvAutoencoder, images: torch.Tensor) -> torch.Tensor:
     """uint8 or float (N,3,32,32) -> reconstructions as float in [0,1] (CPU)."""
     x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
     model.eval()
-    with compute_lock:
-        return model(x.to(next(model.parameters()).device)).clamp(0, 1).cpu()
+    return model(x.to(next(model.parameters()).device)).clamp(0, 1).cpu()
 
 
 @torch.no_grad()
@@ -132,5 +128,4 @@ def class_probabilities(model: Classifier, images: torch.Tensor) -> torch.Tensor
     """uint8 (N,3,32,32) -> softmax probabilities (N, classes)."""
     model.eval()
     x = images.float().div(255).to(next(model.parameters()).device)
-    with compute_lock:
-        return model(x).softmax(1).cpu()
+    return model(x).softmax(1).cpu()

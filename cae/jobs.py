@@ -1,35 +1,55 @@
-"""Background training jobs the app attaches to: one worker thread per process trains one job at
-a time; the same request from two sessions is one job; other requests queue behind it."""
+"""Jobs the app attaches to: trainings and the pages' longer computations, queued here and run by
+one worker process (cae/worker.py), never by the web server.
+
+One manager per runs folder for the whole server (kept in this module, so Streamlit's "Clear
+cache" cannot start a second one); the same training request from two sessions is one job; other
+requests queue; a worker that dies fails its job with one sentence and a new worker takes the next.
+"""
 
 from __future__ import annotations
 
 import atexit
+import itertools
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
-import traceback
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 import torch
 
 from cae.config import Config
 from cae.data import Dataset, balanced_subset
-from cae.explain import reconstruct
-from cae.runs import find_run, request_keys, runs_dir, train_or_load
+from cae.runs import find_run, request_keys, runs_dir
 from cae.train import Progress
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
+TRAIN = "train"
 RECON_IMAGES = 16
+KEEP_FINISHED = 50  # finished jobs kept in memory; the rest are runs on disk
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m cae` finds this package
 
 
 @dataclass
 class Job:
-    """One experiment in the queue; the worker updates it, pages only read it."""
+    """One training or task in the queue; the manager updates it, pages only read it."""
 
-    key: str
-    config: Config
-    dataset: Dataset
+    id: int
+    kind: str                 # "train", or a task's name (cae/tasks.py)
+    key: str                  # the request: a run key, or the task and its payload
+    config: Config | None = None
+    origin: str = ""          # where the worker loads the dataset from
+    fingerprint: str = ""
+    payload: dict | None = None
     state: str = QUEUED
     progress: Progress | None = None
     losses: list[tuple[str, float, float]] = field(default_factory=list)  # (phase, epoch, loss)
@@ -39,14 +59,21 @@ class Job:
     error: str | None = None
     run_path: Path | None = None
     cached: bool = False
+    result: object = None
+    cancel_requested: bool = False
+    held: bool = False        # at the test barrier (cae.worker.HOLD_ENV)
+    watchers: set[str] = field(default_factory=set)  # sessions that submitted or opened it
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event)
 
     @property
     def active(self) -> bool:
         return self.state in (QUEUED, RUNNING)
+
+    @property
+    def status(self) -> str:
+        return "cancelling" if self.state == RUNNING and self.cancel_requested else self.state
 
     def elapsed(self) -> float:
         if self.started is None:
@@ -59,128 +86,305 @@ def fixed_test_images(dataset: Dataset, n: int = RECON_IMAGES) -> torch.Tensor:
     return dataset.test.images[balanced_subset(dataset.test.labels, n, seed=0)]
 
 
-def lower_priority(niceness: int = 10) -> None:
-    """Run this thread (and the OpenMP threads it starts, which inherit it) below the web server's
-    threads, so pages and health checks stay responsive on a small CPU while a job trains."""
-    import os
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), niceness)
-    except (AttributeError, OSError):  # not Linux, or not allowed: train at normal priority
-        pass
+def death_sentence(exitcode: int | None) -> str:
+    """Why the worker stopped, in words, for the job it was running."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        why = f"killed by {name}" + (", often the system running out of memory" if name == "SIGKILL" else "")
+    else:
+        why = f"exit status {exitcode}"
+    return f"The training process stopped unexpectedly ({why}); nothing was saved. Start the job again."
 
 
 class JobManager:
-    """A queue of training jobs served by one daemon worker thread."""
+    """A queue of jobs served by one worker process, watched by one monitor thread."""
 
     def __init__(self, directory: Path | None = None):
         self.runs_dir = runs_dir(directory)
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._jobs: OrderedDict[int, Job] = OrderedDict()
+        self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
         self._closing = False
-        self._worker = threading.Thread(target=self._serve, name="cae-training", daemon=True)
-        self._worker.start()
-        # torch aborts the process if a thread is mid-computation at interpreter exit
+        self._want_worker = False
+        self._process = None
+        self._conn = None
+        self._busy: dict[str, int | None] = {"train": None, "task": None}  # job id per worker slot
+        self._monitor = threading.Thread(target=self._watch, name="cae-jobs", daemon=True)
+        self._monitor.start()
         atexit.register(self.shutdown)
 
-    def shutdown(self, timeout: float = 60.0) -> None:
-        """Cancel every job (training stops within one batch) and stop the worker."""
-        with self._lock:
-            self._closing = True
-            for job in self._jobs.values():
-                if job.active:
-                    job.cancel_event.set()
-                    if job.state == QUEUED:
-                        job.state, job.finished = CANCELLED, time.time()
-            self._wake.notify_all()
-        self._worker.join(timeout)
+    # --- what pages call -------------------------------------------------------------------
 
-    def submit(self, cfg: Config, dataset: Dataset) -> Job:
-        """Attach to the job for this request if one is queued or running, reuse a saved run,
-        or queue a new job."""
+    def submit(self, cfg: Config, dataset: Dataset, watcher: str | None = None) -> Job:
+        """Attach to the job for this request if one is queued or running (and not being
+        cancelled), reuse a saved run, or queue a new job."""
         key, _ = request_keys(cfg, dataset)
         with self._lock:
-            if self._closing:
-                raise RuntimeError("The job manager is shutting down; no new jobs.")
-            existing = self._jobs.get(key)
-            if existing is not None and existing.active:
-                return existing
-            job = Job(key, cfg, dataset)
-            found = find_run(key, self.runs_dir)
-            if found is not None:
-                job.state, job.run_path, job.cached = DONE, found, True
-                job.started = job.finished = time.time()
-            self._jobs[key] = job
-            self._jobs.move_to_end(key)
-            self._wake.notify_all()
+            self._check_open()
+            job = self._attachable(key)
+            if job is None:
+                job = Job(next(self._ids), TRAIN, key, cfg, dataset.origin, dataset.fingerprint,
+                          originals=fixed_test_images(dataset))
+                if (found := find_run(key, self.runs_dir)) is not None:
+                    job.state, job.run_path, job.cached = DONE, found, True
+                    job.started = job.finished = time.time()
+                self._add(job)
+            if watcher:
+                job.watchers.add(watcher)
             return job
 
-    def cancel(self, key: str) -> None:
+    def compute(self, kind: str, payload: dict) -> Job:
+        """A page's longer computation (cae/tasks.py), run by the worker beside any training."""
+        key = f"{kind}:{sorted(payload.items())}"
         with self._lock:
-            job = self._jobs.get(key)
-            if job is not None and job.active:
-                job.cancel_event.set()
-                if job.state == QUEUED:
-                    job.state, job.finished = CANCELLED, time.time()
+            self._check_open()
+            job = self._attachable(key) or self._add(Job(next(self._ids), kind, key, payload=payload))
+            return job
+
+    def cancel(self, job_id: int) -> None:
+        """A queued job ends at once; a running one stops within one batch (it says "cancelling")."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or not job.active:
+                return
+            if job.state == QUEUED:
+                self._end(job, CANCELLED)
+            elif not job.cancel_requested:
+                job.cancel_requested = True
+                self._send(("cancel", job.id))
+
+    def watch(self, job_id: int, watcher: str) -> None:
+        with self._lock:
+            if (job := self._jobs.get(job_id)) is not None:
+                job.watchers.add(watcher)
+
+    def detach(self, job_id: int, watcher: str) -> None:
+        """This session stops watching; the job goes on for the others."""
+        with self._lock:
+            if (job := self._jobs.get(job_id)) is not None:
+                job.watchers.discard(watcher)
 
     def jobs(self) -> list[Job]:
-        """All jobs of this process, oldest first."""
+        """Jobs of this server, oldest first (finished ones only the last KEEP_FINISHED)."""
         with self._lock:
             return list(self._jobs.values())
 
-    def get(self, key: str) -> Job | None:
+    def get(self, job_id: int | None) -> Job | None:
         with self._lock:
-            return self._jobs.get(key)
+            return self._jobs.get(job_id)
 
-    def wait(self, key: str, timeout: float = 600.0) -> Job:
+    def place_in_queue(self, job_id: int) -> int | None:
+        """1 for the training job that runs next, 2 after it...; None when it is not queued."""
+        with self._lock:
+            queued = [j.id for j in self._jobs.values() if j.kind == TRAIN and j.state == QUEUED]
+        return queued.index(job_id) + 1 if job_id in queued else None
+
+    def wait(self, job_id: int, timeout: float = 600.0) -> Job:
         """Block until a job has ended (for tests and scripts)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            job = self.get(key)
+            job = self.get(job_id)
             if job is not None and not job.active:
                 return job
             time.sleep(0.05)
-        raise TimeoutError(f"job {key[:12]} still {self.get(key).state} after {timeout:.0f} s")
+        raise TimeoutError(f"job {job_id} still {self.get(job_id).status} after {timeout:.0f} s")
 
-    # --- the worker ---------------------------------------------------------------------------
+    def start_worker(self) -> None:
+        """Start the worker now (in the background) so the first job does not wait for it."""
+        self._want_worker = True
 
-    def _next(self) -> Job | None:
+    @property
+    def worker_pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel every job and stop the worker; no process is left behind."""
         with self._lock:
-            while not self._closing:
-                for job in self._jobs.values():
-                    if job.state == QUEUED:
-                        job.state, job.started = RUNNING, time.time()
-                        return job
-                self._wake.wait()
-            return None
+            if self._closing:
+                return
+            self._closing = True
+            for job in list(self._jobs.values()):
+                if job.active:
+                    self._end(job, CANCELLED)
+        self._monitor.join(timeout)
+        self._stop_worker()
 
-    def _serve(self) -> None:
-        lower_priority()
-        while (job := self._next()) is not None:
-            try:
-                self._train(job)
-            except Exception as exc:  # a failed job must not stop the queue
-                job.error = f"{type(exc).__name__}: {exc}"
-                job.state = FAILED
-                traceback.print_exc()
-            finally:
-                job.finished = time.time()
+    # --- bookkeeping (under the lock) ----------------------------------------------------------
 
-    def _train(self, job: Job) -> None:
-        job.originals = fixed_test_images(job.dataset)
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("The job manager is shutting down; no new jobs.")
 
-        def on_progress(p: Progress) -> None:
-            job.progress = p
+    def _attachable(self, key: str) -> Job | None:
+        return next((j for j in reversed(self._jobs.values())
+                     if j.key == key and j.active and not j.cancel_requested), None)
+
+    def _add(self, job: Job) -> Job:
+        self._jobs[job.id] = job
+        self._forget_old()
+        return job
+
+    def _end(self, job: Job, state: str, error: str | None = None) -> None:
+        job.state, job.error, job.finished = state, error, time.time()
+        job.reconstructions = job.reconstructions[-1:]  # what the page still shows; release the rest
+        for slot, busy in self._busy.items():
+            if busy == job.id:
+                self._busy[slot] = None
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Keep the last KEEP_FINISHED finished jobs (their runs are on disk); never an active one."""
+        finished = [j for j in self._jobs.values() if not j.active]
+        for old in finished[:max(len(finished) - KEEP_FINISHED, 0)]:
+            del self._jobs[old.id]
+
+    def _send(self, message: tuple) -> None:
+        try:
+            if self._conn is not None:
+                self._conn.send(message)
+        except (OSError, ValueError):  # the worker is gone; the monitor notices and says so
+            pass
+
+    # --- the monitor thread --------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Start the worker when there is work, hand it jobs one per slot, apply what it reports,
+        and notice when it dies."""
+        while not self._closing:
+            with self._lock:
+                pending = any(j.state == QUEUED for j in self._jobs.values())
+            if self._process is None and (pending or self._want_worker):
+                self._start_worker()
+            if self._process is None:
+                time.sleep(0.05)
+                continue
+            self._dispatch()
+            if wait_for([self._conn], timeout=0.1):
+                self._receive()
+            elif self._process is not None and self._process.poll() is not None:
+                self._worker_died()
+
+    def _start_worker(self) -> None:
+        """`python -m cae worker`, talking over a socket pair. Started from this long-lived thread:
+        the worker's parent-death signal follows the thread that started it."""
+        ours, theirs = socket.socketpair()
+        command = [sys.executable, "-m", "cae", "worker", "--fd", str(theirs.fileno()),
+                   "--runs", str(self.runs_dir), "--parent", str(os.getpid())]
+        path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
+        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env={**os.environ, "PYTHONPATH": path})
+        theirs.close()
+        self._conn = Connection(ours.detach())
+
+    def _dispatch(self) -> None:
+        with self._lock:
+            for slot in ("train", "task"):
+                if self._busy[slot] is not None:
+                    continue
+                job = next((j for j in self._jobs.values() if j.state == QUEUED
+                            and (j.kind == TRAIN) == (slot == "train")), None)
+                if job is None:
+                    continue
+                job.state, job.started, self._busy[slot] = RUNNING, time.time(), job.id
+                if job.kind == TRAIN:
+                    self._send(("train", job.id, job.config.to_dict(), job.origin, job.fingerprint,
+                                job.originals.numpy()))  # plain arrays cross the pipe, not shared tensors
+                else:
+                    self._send(("task", job.id, job.kind, job.payload))
+
+    def _receive(self) -> None:
+        try:
+            message = self._conn.recv()
+        except (EOFError, OSError):  # the worker's end closed: it died
+            self._process.wait(10)
+            self._worker_died()
+            return
+        with self._lock:
+            self._apply(message)
+
+    def _apply(self, message: tuple) -> None:
+        kind, job_id, *rest = message
+        job = self._jobs.get(job_id) if kind != "ready" else None
+        if job is None:
+            return
+        if kind == "progress":
+            job.progress = p = rest[0]
             if p.loss == p.loss:  # not NaN
                 job.losses.append((p.phase, p.epoch - 1 + p.batch / p.batches, p.loss))
+        elif kind == "epoch":
+            job.epochs.append((rest[0], rest[1]))
+        elif kind == "reconstruction":
+            job.reconstructions.append((rest[0], torch.from_numpy(rest[1])))
+        elif kind == "held":
+            job.held = True
+        elif kind == "done":
+            job.run_path, job.cached = Path(rest[0]), rest[1]
+            self._end(job, DONE)
+        elif kind == "result":
+            job.result = rest[0]
+            self._end(job, DONE)
+        elif kind == "cancelled":
+            self._end(job, CANCELLED)
+        elif kind == "failed":
+            self._end(job, FAILED, rest[0])
 
-        def on_epoch(phase: str, row: dict, model) -> None:
-            job.epochs.append((phase, row))
-            if phase == "autoencoder":
-                job.reconstructions.append((row["epoch"], reconstruct(model, job.originals)))
+    def _worker_died(self) -> None:
+        process, conn, self._process, self._conn = self._process, self._conn, None, None
+        exitcode = process.poll()
+        conn.close()
+        with self._lock:
+            for job in list(self._jobs.values()):
+                if job.state == RUNNING:
+                    self._end(job, CANCELLED if job.cancel_requested else FAILED,
+                              None if job.cancel_requested else death_sentence(exitcode))
+            self._busy = {"train": None, "task": None}
+        remove_temporaries_of(self.runs_dir, process.pid)
 
-        outcome = train_or_load(job.config, job.dataset, self.runs_dir, on_progress=on_progress,
-                                should_stop=job.cancel_event.is_set, on_epoch=on_epoch)
-        job.cached = outcome.cached
-        job.run_path = outcome.path
-        job.state = CANCELLED if outcome.cancelled else DONE
+    def _stop_worker(self) -> None:
+        process, conn = self._process, self._conn
+        if process is None:
+            return
+        self._send(("stop",))
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        if conn is not None:
+            conn.close()
+        self._process = self._conn = None
+        remove_temporaries_of(self.runs_dir, process.pid)
+
+
+def remove_temporaries_of(directory: Path, pid: int) -> None:
+    """The half-written folders a dead process left in the runs folder (they are never listed)."""
+    pattern = re.compile(rf"^\.tmp-.*-{pid}-\d+$")
+    if directory.is_dir():
+        for path in directory.iterdir():
+            if pattern.match(path.name):
+                shutil.rmtree(path, ignore_errors=True)
+
+
+# --- one manager per runs folder, for the whole process ---------------------------------------
+
+_managers: dict[Path, JobManager] = {}
+_managers_lock = threading.Lock()
+
+
+def manager_for(directory: Path | None = None) -> JobManager:
+    """The job manager of a runs folder, created once per process. Kept here rather than in a
+    Streamlit cache, so "Clear cache" never starts a second one or loses sight of running jobs."""
+    folder = runs_dir(directory)
+    with _managers_lock:
+        if folder not in _managers:
+            _managers[folder] = JobManager(folder)
+        return _managers[folder]
+
+
+def shutdown_all() -> None:
+    """Stop every manager of this process and its worker (tests call this between tests)."""
+    with _managers_lock:
+        managers = list(_managers.values())
+        _managers.clear()
+    for manager in managers:
+        manager.shutdown()

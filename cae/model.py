@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from typing import Callable
 
 import torch
 from torch import nn
@@ -50,6 +52,45 @@ def conv_decoder(leak: float, upsample: str) -> nn.Sequential:
     )
 
 
+# --- initialisation from an explicit generator ------------------------------------------------
+
+def seeded(seed: int) -> torch.Generator:
+    """A CPU generator for one model's initial weights (never the process-wide one)."""
+    return torch.Generator().manual_seed(seed)
+
+
+def reset_like_pytorch(layer: nn.Module, generator: torch.Generator) -> None:
+    """PyTorch's own default initialisation of a Conv/ConvTranspose/Linear layer (the same
+    functions, in the same order), drawing from `generator`."""
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        if layer.bias is not None:
+            fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+
+
+def initialise(model: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Every weighted layer in registration order, which is the order PyTorch would have drawn
+    them in at construction: `torch.manual_seed(s); Model()` and `build(Model, seeded(s))` agree bit
+    for bit on the CPU."""
+    for layer in model.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            reset_like_pytorch(layer, generator)
+    return model
+
+
+def build(make: Callable[[], nn.Module], generator: torch.Generator | None) -> nn.Module:
+    """A model from `make()`, initialised from `generator`, without touching the process-wide
+    generator (layers are made on the meta device, so nothing is drawn twice). None: PyTorch's
+    default, from the process-wide generator."""
+    if generator is None:
+        return make()
+    with torch.device("meta"):
+        model = make()
+    return initialise(model.to_empty(device="cpu"), generator)
+
+
 class ConvAutoencoder(nn.Module):
     """Images in [0,1], shape (B,3,32,32), to a code of `latent_dim` numbers and back."""
 
@@ -62,8 +103,8 @@ class ConvAutoencoder(nn.Module):
         self.conv_decoder = conv_decoder(leak, upsample)
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "ConvAutoencoder":
-        return cls(cfg.latent_dim, cfg.leak, cfg.upsample)
+    def from_config(cls, cfg: Config, generator: torch.Generator | None = None) -> "ConvAutoencoder":
+        return build(lambda: cls(cfg.latent_dim, cfg.leak, cfg.upsample), generator)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_encoder(x)           # (B,3,32,32) -> (B,128,4,4)
@@ -88,16 +129,30 @@ class Classifier(nn.Module):
         self.head = nn.Linear(latent_dim, num_classes)
 
     @classmethod
-    def from_config(cls, cfg: Config, num_classes: int = NUM_CLASSES) -> "Classifier":
-        return cls(cfg.latent_dim, cfg.leak, num_classes)
+    def from_config(cls, cfg: Config, num_classes: int = NUM_CLASSES,
+                    generator: torch.Generator | None = None) -> "Classifier":
+        return build(lambda: cls(cfg.latent_dim, cfg.leak, num_classes), generator)
 
     @classmethod
-    def from_autoencoder(cls, ae: ConvAutoencoder, num_classes: int = NUM_CLASSES) -> "Classifier":
-        """Encoder weights copied (not shared) from a trained autoencoder; the head is new."""
-        clf = cls(ae.latent_dim, ae.leak, num_classes)
+    def from_autoencoder(cls, ae: ConvAutoencoder, num_classes: int = NUM_CLASSES,
+                         generator: torch.Generator | None = None) -> "Classifier":
+        """Encoder weights copied (not shared) from a trained autoencoder; the head is new
+        (initialised from `generator`, else from the process-wide one)."""
+        with torch.device("meta"):
+            clf = cls(ae.latent_dim, ae.leak, num_classes)
         clf.conv_encoder = copy.deepcopy(ae.conv_encoder)
         clf.fc_encoder = copy.deepcopy(ae.fc_encoder)
+        clf.head = clf.head.to_empty(device="cpu")
+        if generator is None:
+            clf.head.reset_parameters()
+        else:
+            reset_like_pytorch(clf.head, generator)
         return clf
+
+    def new_head(self, generator: torch.Generator) -> "Classifier":
+        """Re-initialise the linear head from `generator` (pretrained and scratch share one head)."""
+        reset_like_pytorch(self.head, generator)
+        return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc_encoder(self.conv_encoder(x).flatten(1))

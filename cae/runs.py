@@ -22,11 +22,12 @@ from typing import Callable
 
 import torch
 
-from cae.config import Config, autoencoder_key, run_key
-from cae.data import Dataset
+from cae.config import Config, ConfigError, autoencoder_key, run_key
+from cae.data import DataError, Dataset
 from cae.files import WriteError, absolute, save_tensors, write_atomically
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import ExperimentResult, ReusedAutoencoder, resolve_device, resolve_precision, run_experiment
+from cae.train import (DeviceError, ExperimentResult, ReusedAutoencoder, resolve_device, resolve_precision,
+                       run_experiment)
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 AUTO = "auto"  # as `pretrained=`: $CAE_PRETRAINED, else the shipped pretrained/ folder
@@ -36,6 +37,10 @@ SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
 class RunError(Exception):
     """A run cannot be saved or loaded; the message names the file and what is wrong."""
+
+
+# Errors a user can cause (a setting, a folder, a device, a run): one sentence, never a traceback.
+USER_ERRORS = (ConfigError, DataError, DeviceError, RunError)
 
 
 @dataclass
@@ -352,11 +357,10 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
         raise RunError(f"test_limit must be 0 (the whole test split) or a positive number, got {test_limit}.")
     indices = balanced_subset(dataset.test.labels, test_limit or None, 0)  # 0: the whole split
     images, labels = to_device(dataset.test, indices, dev)
-    out = {"test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, dev, precision),
+    out = {"test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, precision),
            "test_acc": None, "per_class_acc": None}
     if run.classifier is not None:
-        scores = evaluate_classifier(run.classifier.to(dev), images, labels, dev, precision,
-                                     len(run.classes))
+        scores = evaluate_classifier(run.classifier.to(dev), images, labels, precision)
         out.update(test_acc=scores["test_acc"], per_class_acc=dict(zip(run.classes, scores["per_class_acc"])))
     run.autoencoder.cpu()
     if run.classifier is not None:

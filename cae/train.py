@@ -1,16 +1,18 @@
 """Training and evaluation: the autoencoder (MSE + Adam), then the classifier (cross-entropy + Adam).
 
-Short functions with a progress callback and a cancel check between batches; `run_experiment`
-runs a whole config: autoencoder, fine-tuning from its encoder, and the scratch baseline.
+`run_experiment` runs a whole config in a straight line: the autoencoder (or a reused one), a
+classifier fine-tuned from its encoder, then the same classifier from random init. Every random
+draw comes from an explicit generator seeded from the config, so a CPU run repeats bit for bit
+whatever else the process does. Progress, cancel checks and per-epoch reports go through one
+`Reporter`; nothing here knows about threads, processes or pages.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -19,59 +21,11 @@ from torch import nn
 
 from cae.config import Config
 from cae.data import Dataset, as_float, balanced_subset, batches, to_device
-from cae.model import Classifier, ConvAutoencoder, first_layer_kernels
+from cae.model import Classifier, ConvAutoencoder, first_layer_kernels, seeded
 
 # Work per image in MFLOP (forward = 1, training step = 3 x forward), used for time estimates.
 MFLOP = {"autoencoder": 194.0, "classifier": 72.0, "eval_autoencoder": 64.7, "eval_classifier": 24.0}
 EVAL_BATCH = 1000
-
-class TurnLock:
-    """A re-entrant lock handed over in arrival order: a thread that releases it and asks again
-    queues behind the threads already waiting (a plain Lock lets a training loop take it back
-    at once and starve the pages)."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: deque = deque()
-        self._owner: int | None = None
-        self._depth = 0
-
-    def acquire(self) -> bool:
-        me = threading.get_ident()
-        with self._cond:
-            if self._owner == me:
-                self._depth += 1
-                return True
-            ticket = object()
-            self._queue.append(ticket)
-            while self._owner is not None or self._queue[0] is not ticket:
-                self._cond.wait()
-            self._queue.popleft()
-            self._owner, self._depth = me, 1
-            return True
-
-    def release(self) -> None:
-        with self._cond:
-            if self._owner != threading.get_ident():
-                raise RuntimeError("release of a TurnLock this thread does not hold")
-            self._depth -= 1
-            if self._depth == 0:
-                self._owner = None
-                self._cond.notify_all()
-
-    def __enter__(self) -> "TurnLock":
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-# One batch of torch work at a time per process. A page's forward pass and a training job's
-# batch run in different threads; on a small CPU each would start its own OpenMP team and the
-# two oversubscribe the cores (measured here: a bf16 step went from ~1.3 s to ~65 s). Taking
-# turns batch by batch, in arrival order, keeps both fast: a page waits at most one batch.
-compute_lock = TurnLock()
 
 
 class DeviceError(RuntimeError):
@@ -79,7 +33,7 @@ class DeviceError(RuntimeError):
 
 
 class Cancelled(Exception):
-    """Raised inside training when the cancel flag is set; `run_experiment` turns it into a result."""
+    """Raised between batches when the cancel check says so; `run_experiment` turns it into a result."""
 
 
 @dataclass
@@ -98,6 +52,7 @@ class Progress:
 
 ProgressFn = Callable[[Progress], None]
 StopFn = Callable[[], bool]
+EpochFn = Callable[[str, dict, nn.Module], None]  # (phase, history row, model) after each epoch
 
 
 # --- device and precision -------------------------------------------------------------------
@@ -116,7 +71,29 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 done by the hardware itself: CUDA compute capability 8.0 and up, or a CPU with
+    AVX-512 BF16 or AMX. Elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and bf16_supported(device)
+    return False
+
+
 def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast runs at all (natively or emulated)."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
@@ -126,9 +103,9 @@ def bf16_supported(device: torch.device) -> bool:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """`auto` is bf16 autocast where the hardware does bf16 natively (measured faster, same
-    quality: bench/NOTES.md), else fp32. An explicit bf16 without support is an error."""
+    quality: bench/NOTES.md), else fp32. An explicit bf16 without any support is an error."""
     if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
+        return "bf16" if native_bf16(device) else "fp32"
     if precision == "bf16" and not bf16_supported(device):
         raise DeviceError(f"bf16 was asked for but {device.type} here has no bf16 support; "
                           "use --precision fp32 or auto.")
@@ -151,13 +128,39 @@ def describe_device(device: torch.device) -> str:
     return device.type.upper()
 
 
-# --- the epoch loop shared by both phases ---------------------------------------------------
+# --- one training step, and the epoch loop ------------------------------------------------------
+
+def reconstruction_loss(out: torch.Tensor, x: torch.Tensor, _y) -> torch.Tensor:
+    return F.mse_loss(out, x)
+
+
+def classification_loss(out: torch.Tensor, _x, y: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(out, y)
+
+
+def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
+                  y: torch.Tensor | None, precision: str) -> torch.Tensor:
+    """Forward (under autocast), the loss in fp32, backward, one optimiser step; the loss, detached.
+    The trainer, the Overview's timing and the time estimate all run this."""
+    with autocast(x.device, precision):
+        out = model(x)
+    loss = loss_fn(out.float(), x, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
 
 @dataclass
-class Clock:
-    """Elapsed time and a FLOP-weighted estimate of what is left for the whole experiment."""
+class Reporter:
+    """Progress, cancel checks and per-epoch reports of one experiment, with a FLOP-weighted
+    estimate of the time left."""
 
     total_work: float
+    on_progress: ProgressFn | None = None
+    should_stop: StopFn | None = None
+    on_epoch: EpochFn | None = None
+    refresh_every: int = 1  # read the running loss every this many batches (a host sync on a GPU)
     start: float = field(default_factory=time.perf_counter)
     done_work: float = 0.0
 
@@ -169,98 +172,74 @@ class Clock:
             return float("nan")
         return self.elapsed() / self.done_work * max(self.total_work - self.done_work, 0.0)
 
-
-@dataclass
-class Loop:
-    """Everything one training phase needs besides the model."""
-
-    phase: str
-    device: torch.device
-    precision: str
-    clock: Clock
-    on_progress: ProgressFn | None = None
-    should_stop: StopFn | None = None
-    refresh_every: int = 1  # read the running loss every this many batches
-
-
-def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor,
-              labels: torch.Tensor, loss_fn, loop: Loop, epoch: int, epochs: int,
-              batch_size: int, generator: torch.Generator, flip: bool) -> float:
-    """One pass over the images; returns the true mean loss over the epoch (per image)."""
-    model.train()
-    n = images.shape[0]
-    n_batches = -(-n // batch_size)
-    total = torch.zeros((), device=loop.device)  # accumulated on the device: no per-batch sync
-    seen, shown = 0, float("nan")
-    for b, (x, y) in enumerate(batches(images, labels, batch_size, generator, flip), start=1):
-        if loop.should_stop and loop.should_stop():
+    def check(self) -> None:
+        if self.should_stop and self.should_stop():
             raise Cancelled
-        with compute_lock:
-            with autocast(loop.device, loop.precision):
-                out = model(x)
-            loss = loss_fn(out.float(), x, y)  # the loss itself in fp32
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach() * len(y)
+
+    def batch(self, phase: str, epoch: int, epochs: int, batch: int, batches: int, loss: float) -> None:
+        if self.on_progress:
+            self.on_progress(Progress(phase, epoch, epochs, batch, batches, loss, self.elapsed(), self.remaining()))
+
+    def epoch(self, phase: str, row: dict, model: nn.Module) -> None:
+        if self.on_epoch:
+            self.on_epoch(phase, row, model)
+
+
+def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, data: tuple[torch.Tensor, torch.Tensor],
+              batch_size: int, generator: torch.Generator, flip: bool, precision: str, phase: str,
+              epoch: int, epochs: int, reporter: Reporter) -> float:
+    """One pass over the images; returns the true mean loss over the epoch (per image)."""
+    images, labels = data
+    model.train()
+    n_batches = -(-images.shape[0] // batch_size)
+    total = torch.zeros((), device=images.device)  # accumulated on the device: no per-batch sync
+    seen, shown = 0, float("nan")
+    work = MFLOP["autoencoder" if phase == "autoencoder" else "classifier"]
+    for b, (x, y) in enumerate(batches(images, labels, batch_size, generator, flip), start=1):
+        reporter.check()
+        total += training_step(model, optimizer, loss_fn, x, y, precision) * len(y)
         seen += len(y)
-        loop.clock.done_work += len(y) * MFLOP[_work_kind(loop.phase)]
-        if loop.on_progress:
-            if b % loop.refresh_every == 0 or b == n_batches:
-                shown = total.item() / seen
-            loop.on_progress(Progress(loop.phase, epoch, epochs, b, n_batches, shown,
-                                      loop.clock.elapsed(), loop.clock.remaining()))
+        reporter.done_work += len(y) * work
+        if reporter.on_progress and (b % reporter.refresh_every == 0 or b == n_batches):
+            shown = total.item() / seen
+        reporter.batch(phase, epoch, epochs, b, n_batches, shown)
     return total.item() / max(seen, 1)
-
-
-def _work_kind(phase: str) -> str:
-    return "autoencoder" if phase == "autoencoder" else "classifier"
-
-
-def reconstruction_loss(out, x, _y):
-    return F.mse_loss(out, x)
-
-
-def classification_loss(out, _x, y):
-    return F.cross_entropy(out, y)
 
 
 # --- evaluation -----------------------------------------------------------------------------
 
 @torch.no_grad()
-def evaluate_autoencoder(model: ConvAutoencoder, images: torch.Tensor, device: torch.device,
-                         precision: str = "fp32") -> float:
-    """Mean squared error per pixel over uint8 NHWC `images` already on the device."""
+def evaluate_autoencoder(model: ConvAutoencoder, images: torch.Tensor, precision: str = "fp32") -> float:
+    """Mean squared error per pixel over uint8 NHWC `images` (on the model's device)."""
     model.eval()
-    total = torch.zeros((), device=device, dtype=torch.float64)
+    total = torch.zeros((), device=images.device, dtype=torch.float64)
     for start in range(0, images.shape[0], EVAL_BATCH):
         x = as_float(images[start:start + EVAL_BATCH])
-        with compute_lock, autocast(device, precision):
+        with autocast(images.device, precision):
             out = model(x)
-            total += F.mse_loss(out.float(), x, reduction="sum").double()
+        total += F.mse_loss(out.float(), x, reduction="sum").double()
     return total.item() / max(images.numel(), 1)
 
 
 @torch.no_grad()
-def predict(model: Classifier, images: torch.Tensor, device: torch.device,
-            precision: str = "fp32") -> torch.Tensor:
-    """Predicted class of every image in uint8 NHWC `images`, on the device."""
+def predict(model: Classifier, images: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    """Predicted class of every image in uint8 NHWC `images`, on their device."""
     model.eval()
-    preds = []
+    preds = [torch.zeros(0, dtype=torch.int64, device=images.device)]
     for start in range(0, images.shape[0], EVAL_BATCH):
-        with compute_lock, autocast(device, precision):
+        with autocast(images.device, precision):
             preds.append(model(as_float(images[start:start + EVAL_BATCH])).argmax(1))
-    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64, device=device)
+    return torch.cat(preds)
 
 
 def evaluate_classifier(model: Classifier, images: torch.Tensor, labels: torch.Tensor,
-                        device: torch.device, precision: str = "fp32",
-                        num_classes: int = 10) -> dict:
-    """Test accuracy (percent), per-class accuracy (percent, by class index) and confusion matrix."""
-    preds = predict(model, images, device, precision)
-    confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+                        precision: str = "fp32", num_classes: int | None = None) -> dict:
+    """Test accuracy (percent), per-class accuracy (percent, by class index) and confusion matrix
+    (rows: true class, columns: predicted), for as many classes as the model's head has."""
+    num_classes = num_classes or model.head.out_features
+    preds = predict(model, images, precision)
     pairs = (labels.cpu() * num_classes + preds.cpu()).bincount(minlength=num_classes ** 2)
-    confusion += pairs.view(num_classes, num_classes)  # rows: true class, columns: predicted
+    confusion = pairs.view(num_classes, num_classes)
     per_class = 100.0 * confusion.diag().double() / confusion.sum(1).clamp(min=1).double()
     accuracy = 100.0 * confusion.diag().sum().item() / max(int(confusion.sum()), 1)
     return {"test_acc": accuracy, "per_class_acc": per_class.tolist(), "confusion": confusion.tolist()}
@@ -269,60 +248,66 @@ def evaluate_classifier(model: Classifier, images: torch.Tensor, labels: torch.T
 # --- the two training phases ----------------------------------------------------------------
 
 def train_autoencoder(model: ConvAutoencoder, train_images: torch.Tensor, test_images: torch.Tensor,
-                      cfg: Config, loop: Loop, on_epoch=None, history: list | None = None) -> list[dict]:
-    """`cfg.ae_epochs` epochs of MSE + Adam; history rows {epoch, train_mse, test_mse, seconds}.
-
-    Rows are appended to `history` as epochs finish, so a cancelled run keeps what it did."""
+                      cfg: Config, precision: str, reporter: Reporter) -> list[dict]:
+    """`cfg.ae_epochs` epochs of MSE + Adam; history rows {epoch, train_mse, test_mse, seconds}."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
-    dummy = torch.zeros(train_images.shape[0], dtype=torch.int64, device=train_images.device)
-    history = [] if history is None else history
+    no_labels = torch.zeros(train_images.shape[0], dtype=torch.int64, device=train_images.device)
+    history = []
     for epoch in range(1, cfg.ae_epochs + 1):
         t0 = time.perf_counter()
-        train_mse = run_epoch(model, optimizer, train_images, dummy, reconstruction_loss, loop,
-                              epoch, cfg.ae_epochs, cfg.batch_size, generator, cfg.flip)
+        train_mse = run_epoch(model, optimizer, reconstruction_loss, (train_images, no_labels), cfg.batch_size,
+                              generator, cfg.flip, precision, "autoencoder", epoch, cfg.ae_epochs, reporter)
         seconds = time.perf_counter() - t0
-        test_mse = evaluate_autoencoder(model, test_images, loop.device, loop.precision)
-        loop.clock.done_work += test_images.shape[0] * MFLOP["eval_autoencoder"]
-        history.append({"epoch": epoch, "train_mse": train_mse, "test_mse": test_mse,
-                        "seconds": seconds})
-        if on_epoch:
-            on_epoch(loop.phase, history[-1], model)
+        test_mse = evaluate_autoencoder(model, test_images, precision)
+        reporter.done_work += test_images.shape[0] * MFLOP["eval_autoencoder"]
+        history.append({"epoch": epoch, "train_mse": train_mse, "test_mse": test_mse, "seconds": seconds})
+        reporter.epoch("autoencoder", history[-1], model)
     return history
 
 
-def train_classifier(model: Classifier, train: tuple[torch.Tensor, torch.Tensor],
-                     test: tuple[torch.Tensor, torch.Tensor], cfg: Config, loop: Loop,
-                     on_epoch=None, history: list | None = None) -> list[dict]:
-    """`cfg.clf_epochs` epochs of cross-entropy + Adam; rows {epoch, train_loss, test_acc, seconds}."""
-    if cfg.freeze_encoder:
+@dataclass
+class ClassifierResult:
+    """A trained classifier, its history and its final per-class scores."""
+
+    model: Classifier
+    history: list[dict]
+    per_class_acc: dict[str, float]
+    confusion: list[list[int]]
+    kernels: torch.Tensor
+
+
+def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor, torch.Tensor],
+                     test: tuple[torch.Tensor, torch.Tensor], classes: list[str], cfg: Config,
+                     precision: str, reporter: Reporter) -> ClassifierResult:
+    """`cfg.clf_epochs` epochs of cross-entropy + Adam; rows {epoch, train_loss, test_acc, seconds}.
+    A frozen encoder (`cfg.freeze_encoder`) trains the head only: the linear probe."""
+    if cfg.freeze_encoder:  # (the scratch baseline of a frozen run is a frozen random encoder)
         for p in [*model.conv_encoder.parameters(), *model.fc_encoder.parameters()]:
             p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=cfg.clf_lr)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.clf_lr)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
-    history = [] if history is None else history
     batch_size = cfg.clf_batch_size or cfg.batch_size
+    history, scores = [], {}
     for epoch in range(1, cfg.clf_epochs + 1):
         t0 = time.perf_counter()
-        train_loss = run_epoch(model, optimizer, train[0], train[1], classification_loss, loop,
-                               epoch, cfg.clf_epochs, batch_size, generator, cfg.flip)
+        train_loss = run_epoch(model, optimizer, classification_loss, labelled, batch_size, generator,
+                               cfg.flip, precision, phase, epoch, cfg.clf_epochs, reporter)
         seconds = time.perf_counter() - t0
-        scores = evaluate_classifier(model, test[0], test[1], loop.device, loop.precision,
-                                     model.head.out_features)
-        loop.clock.done_work += test[0].shape[0] * MFLOP["eval_classifier"]
+        scores = evaluate_classifier(model, test[0], test[1], precision)
+        reporter.done_work += test[0].shape[0] * MFLOP["eval_classifier"]
         history.append({"epoch": epoch, "train_loss": train_loss, "test_acc": scores["test_acc"],
                         "seconds": seconds})
-        if on_epoch:
-            on_epoch(loop.phase, history[-1], model)
-    return history
+        reporter.epoch(phase, history[-1], model)
+    return ClassifierResult(model, history, dict(zip(classes, scores.get("per_class_acc", []))),
+                            scores.get("confusion", []), first_layer_kernels(model))
 
 
 # --- a whole experiment ---------------------------------------------------------------------
 
 @dataclass
 class ReusedAutoencoder:
-    """A trained autoencoder taken from an existing run with the same autoencoder settings."""
+    """A trained autoencoder taken from an existing run (same settings, or a transfer source)."""
 
     model: ConvAutoencoder
     history: list[dict]
@@ -344,91 +329,92 @@ class ExperimentResult:
     cancelled: bool = False
 
 
-def new_head(model: Classifier, seed: int) -> Classifier:
-    """Re-initialise the linear head from `seed`, so pretrained and scratch start from one head."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + 1)
-        model.head.reset_parameters()
-    return model
+@dataclass
+class Subsets:
+    """The experiment's images on the device: training images, the labelled part, the test set."""
+
+    train: tuple[torch.Tensor, torch.Tensor]
+    labelled: tuple[torch.Tensor, torch.Tensor]
+    test: tuple[torch.Tensor, torch.Tensor]
+
+    @classmethod
+    def of(cls, cfg: Config, dataset: Dataset, device: torch.device) -> "Subsets":
+        """Seeded, class-balanced: `limit` training images, `label_fraction` of them labelled,
+        `test_limit` test images (the same subsets for every seed)."""
+        train_idx = balanced_subset(dataset.train.labels, cfg.limit, seed=0)
+        n_labelled = max(len(dataset.classes), round(cfg.label_fraction * len(train_idx)))
+        labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=0)
+        train = to_device(dataset.train, train_idx, device)
+        labelled = labelled_idx.to(device)
+        test = to_device(dataset.test, balanced_subset(dataset.test.labels, cfg.test_limit, seed=0), device)
+        return cls(train, (train[0][labelled], train[1][labelled]), test)
 
 
 def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> float:
     """MFLOP the experiment will spend, for the time estimate."""
-    ae = cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
+    ae = 0 if cfg.encoder_from else cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
     clf = cfg.clf_epochs * (n_labelled * MFLOP["classifier"] + n_test * MFLOP["eval_classifier"])
     return ae + clf * (1 + int(cfg.scratch_baseline) if cfg.clf_epochs else 0)
 
 
 def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None = None,
-                   should_stop: StopFn | None = None, on_epoch=None,
+                   should_stop: StopFn | None = None, on_epoch: EpochFn | None = None,
                    reuse: ReusedAutoencoder | None = None) -> ExperimentResult:
     """Autoencoder (or `reuse`), fine-tuning from its encoder, then the scratch baseline."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    train_idx = balanced_subset(dataset.train.labels, cfg.limit, seed=0)
-    test_idx = balanced_subset(dataset.test.labels, cfg.test_limit, seed=0)
-    labelled = balanced_subset(dataset.train.labels[train_idx],
-                               max(len(dataset.classes), round(cfg.label_fraction * len(train_idx))), seed=0)
-    train_x, train_y = to_device(dataset.train, train_idx, device)
-    test = to_device(dataset.test, test_idx, device)
-    work = planned_work(cfg if reuse is None else cfg.replace(ae_epochs=0),
-                        len(train_idx), len(labelled), len(test_idx))
-    clock = Clock(work)
-    loop = lambda phase: Loop(phase, device, precision, clock, on_progress, should_stop,  # noqa: E731
-                              refresh_every=1 if device.type == "cpu" else 10)
-    metrics = _empty_metrics(cfg, dataset, device, precision)
-    metrics["pretraining_dataset"] = reuse.dataset if reuse is not None else dataset.summary()
-    kernels: dict[str, torch.Tensor] = {}
-    result = ExperimentResult(cfg, metrics, kernels, autoencoder=None)  # type: ignore[arg-type]
+    data = Subsets.of(cfg, dataset, device)
+    work = planned_work(cfg if reuse is None else cfg.replace(ae_epochs=0), len(data.train[0]),
+                        len(data.labelled[0]), len(data.test[0]))
+    reporter = Reporter(work, on_progress, should_stop, on_epoch, refresh_every=1 if device.type == "cpu" else 10)
+    metrics = experiment_metrics(cfg, dataset, device, precision, reuse)
+    if reuse is not None:
+        autoencoder, kernels = reuse.model, dict(reuse.kernels)
+    else:
+        autoencoder = ConvAutoencoder.from_config(cfg, seeded(cfg.seed))
+        kernels = {"initial": first_layer_kernels(autoencoder)}
+    autoencoder = autoencoder.to(device, memory_format=torch.channels_last)
+    classes = list(dataset.classes)
+    result = ExperimentResult(cfg, metrics, kernels, autoencoder)
     try:
-        result.autoencoder = _autoencoder_phase(cfg, train_x, test[0], loop, on_epoch, reuse, metrics, kernels, device)
-        if cfg.clf_epochs:
-            labelled_set = (train_x[labelled.to(device)], train_y[labelled.to(device)])
-            result.classifier = _classifier_phase(
-                "classifier", Classifier.from_autoencoder(result.autoencoder, len(dataset.classes)),
-                cfg, labelled_set, test, loop, on_epoch, metrics, kernels, dataset.classes)
-            if cfg.scratch_baseline:
-                torch.manual_seed(cfg.seed)  # the same encoder init as the autoencoder's
-                result.scratch = _classifier_phase(
-                    "scratch", Classifier.from_config(cfg, len(dataset.classes)), cfg, labelled_set,
-                    test, loop, on_epoch, metrics["scratch"], kernels, dataset.classes)
+        if reuse is None:
+            metrics["autoencoder"] = train_autoencoder(autoencoder, data.train[0], data.test[0], cfg, precision, reporter)
+            kernels["autoencoder"] = first_layer_kernels(autoencoder)
+        if not cfg.clf_epochs:
+            return finish(result, reporter)
+        pretrained = Classifier.from_autoencoder(autoencoder, len(classes), seeded(cfg.seed + 1))
+        fine = train_classifier(pretrained.to(device, memory_format=torch.channels_last), "classifier",
+                                data.labelled, data.test, classes, cfg, precision, reporter)
+        metrics.update(classifier=fine.history, per_class_acc=fine.per_class_acc, confusion=fine.confusion)
+        kernels["finetuned"], result.classifier = fine.kernels, fine.model
+        if cfg.scratch_baseline:
+            # the autoencoder's own initial encoder (the same seed), and the same head as above
+            scratch_model = Classifier.from_config(cfg, len(classes), seeded(cfg.seed)).new_head(seeded(cfg.seed + 1))
+            scratch = train_classifier(scratch_model.to(device, memory_format=torch.channels_last), "scratch",
+                                       data.labelled, data.test, classes, cfg, precision, reporter)
+            metrics["scratch"] = {"classifier": scratch.history, "per_class_acc": scratch.per_class_acc,
+                                  "confusion": scratch.confusion}
+            kernels["scratch"], result.scratch = scratch.kernels, scratch.model
     except Cancelled:
         result.cancelled = True
-    metrics["seconds_total"] = clock.elapsed()
+    return finish(result, reporter)
+
+
+def finish(result: ExperimentResult, reporter: Reporter) -> ExperimentResult:
+    result.metrics["seconds_total"] = reporter.elapsed()
     return result
 
 
-def _empty_metrics(cfg: Config, dataset: Dataset, device: torch.device, precision: str) -> dict:
-    return {"config": cfg.to_dict(), "autoencoder": [], "classifier": [], "per_class_acc": {},
-            "confusion": [], "scratch": {"classifier": [], "per_class_acc": {}, "confusion": []},
+def experiment_metrics(cfg: Config, dataset: Dataset, device: torch.device, precision: str,
+                       reuse: ReusedAutoencoder | None) -> dict:
+    """The metrics.json dict before any training; histories are filled in as phases end."""
+    return {"config": cfg.to_dict(), "autoencoder": reuse.history if reuse else [], "classifier": [],
+            "per_class_acc": {}, "confusion": [],
+            "scratch": {"classifier": [], "per_class_acc": {}, "confusion": []},
             "device": describe_device(device), "precision": precision,
             "dataset": dataset.summary(), "torch": torch.__version__,
-            "autoencoder_source": None}
-
-
-def _autoencoder_phase(cfg, train_x, test_x, loop, on_epoch, reuse, metrics, kernels, device):
-    if reuse is not None:
-        metrics["autoencoder"].extend(reuse.history)
-        metrics["autoencoder_source"] = reuse.source
-        kernels.update(initial=reuse.kernels["initial"], autoencoder=reuse.kernels["autoencoder"])
-        return reuse.model.to(device, memory_format=torch.channels_last)
-    torch.manual_seed(cfg.seed)
-    model = ConvAutoencoder.from_config(cfg).to(device, memory_format=torch.channels_last)
-    kernels["initial"] = first_layer_kernels(model)
-    train_autoencoder(model, train_x, test_x, cfg, loop("autoencoder"), on_epoch, metrics["autoencoder"])
-    kernels["autoencoder"] = first_layer_kernels(model)
-    return model
-
-
-def _classifier_phase(phase, model, cfg, labelled, test, loop, on_epoch, metrics, kernels, classes):
-    device = labelled[0].device
-    model = new_head(model, cfg.seed).to(device, memory_format=torch.channels_last)
-    train_classifier(model, labelled, test, cfg, loop(phase), on_epoch, metrics["classifier"])
-    kernels["finetuned" if phase == "classifier" else "scratch"] = first_layer_kernels(model)
-    scores = evaluate_classifier(model, test[0], test[1], device, loop(phase).precision, len(classes))
-    metrics["per_class_acc"] = dict(zip(classes, scores["per_class_acc"]))
-    metrics["confusion"] = scores["confusion"]
-    return model
+            "autoencoder_source": reuse.source if reuse else None,
+            "pretraining_dataset": reuse.dataset if reuse else dataset.summary()}
 
 
 # --- time estimates -------------------------------------------------------------------------
@@ -437,23 +423,16 @@ def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
     """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
-    with torch.random.fork_rng(devices=[]):
-        model = ConvAutoencoder.from_config(cfg).to(device, memory_format=torch.channels_last)
-        x = torch.rand(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
+    model = ConvAutoencoder.from_config(cfg, seeded(0)).to(device, memory_format=torch.channels_last)
+    x = torch.rand(batch_size, 3, 32, 32, generator=seeded(0)).to(device).contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     times = []
     for _ in range(3):
-        with compute_lock:
-            t0 = time.perf_counter()
-            with autocast(device, precision):
-                out = model(x)
-            loss = F.mse_loss(out.float(), x)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        training_step(model, optimizer, reconstruction_loss, x, None, precision)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
     return min(times[1:]) / (batch_size * MFLOP["autoencoder"])
 
 

@@ -59,10 +59,48 @@ def make_image_folder(root: Path, train_per_class: int, test_per_class: int,
 
 @pytest.fixture(autouse=True)
 def isolated_folders(tmp_path_factory, monkeypatch):
-    """Every test gets its own runs folder and a session-wide cache; no test touches ./runs."""
+    """Every test gets its own runs folder and a session-wide cache; no test touches ./runs.
+    Job managers (and their worker processes) a test started are stopped after it."""
     monkeypatch.setenv("CAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     monkeypatch.setenv("CAE_RUNS", str(tmp_path_factory.mktemp("runs")))
     monkeypatch.delenv("CAE_DATA", raising=False)
+    monkeypatch.delenv("CAE_WORKER_HOLD", raising=False)
+    yield
+    from cae.jobs import shutdown_all
+    shutdown_all()
+
+
+class Hold:
+    """The worker's test barrier (cae.worker.HOLD_ENV): while engaged, training waits before each
+    batch, so a test can see a job running, queue others behind it, cancel it, kill the worker."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def engage(self) -> "Hold":
+        self.path.touch()
+        return self
+
+    def release(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def hold(tmp_path, monkeypatch) -> Hold:
+    """Set before the test's first job starts its worker (which reads it once)."""
+    barrier = Hold(tmp_path / "hold")
+    monkeypatch.setenv("CAE_WORKER_HOLD", str(barrier.path))
+    yield barrier.engage()
+    barrier.release()
+
+
+def wait_until(condition, timeout: float = 120.0, what: str = "condition") -> None:
+    import time
+    deadline = time.time() + timeout
+    while not condition():
+        if time.time() > deadline:
+            raise TimeoutError(f"{what} not met after {timeout} s")
+        time.sleep(0.02)
 
 
 def copy_of_repository(target: Path) -> Path:

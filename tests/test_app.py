@@ -5,16 +5,16 @@ Charts are unknown elements to AppTest: these tests check state and the figures 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
-import cae.train
 from cae.config import Config
 from cae.figures import classifier_curves, kernel_grid_picture, per_class_bars
 from cae.runs import load_run, runs_dir
+from tests.conftest import wait_until
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGES = ["app_pages/overview.py", "app_pages/data.py", "app_pages/train.py", "app_pages/kernels.py",
@@ -108,7 +108,7 @@ def test_every_train_control_reaches_the_config():
 
 
 def wait_for_job(at: AppTest, timeout: float = 300) -> None:
-    job = manager().wait(at.session_state["job_key"], timeout)
+    job = manager().wait(at.session_state["job_id"], timeout)
     assert job.state == "done", job.error
     for _ in range(3):  # the fragment notices, then the app reruns onto the new run
         at.run()
@@ -118,7 +118,7 @@ def test_a_tiny_job_started_from_the_buttons_shows_up_everywhere():
     at = set_train_controls(app(), **TINY_CONTROLS)
     at.button(key="train_button").click().run()
     assert not at.exception
-    job = manager().get(at.session_state["job_key"])
+    job = manager().get(at.session_state["job_id"])
     assert job.config.limit == 256 and job.config.latent_dim == 16
     wait_for_job(at)
     new_run = at.session_state["viewing"]
@@ -136,16 +136,14 @@ def test_a_tiny_job_started_from_the_buttons_shows_up_everywhere():
     assert "Loaded from cache" in info_text(at)
 
 
-def test_stop_cancels_a_running_job():
-    at = set_train_controls(app(), **{**TINY_CONTROLS, "ae_epochs": 100, "subset": "Full training split"})
+def test_stop_cancels_a_running_job(hold):
+    at = set_train_controls(app(), **TINY_CONTROLS)
     at.button(key="train_button").click().run()
-    job = manager().get(at.session_state["job_key"])
-    deadline = time.time() + 60
-    while job.progress is None and time.time() < deadline:
-        time.sleep(0.05)
+    job = manager().get(at.session_state["job_id"])
+    wait_until(lambda: job.held, what="job held")
     at.run()
     at.button(key="stop_button").click().run()
-    assert manager().wait(job.key, 60).state == "cancelled"
+    assert manager().wait(job.id, 60).state == "cancelled"
     assert job.run_path is None
 
 
@@ -154,49 +152,104 @@ def test_two_sessions_asking_for_the_same_config_share_one_job():
     second = set_train_controls(app(), **TINY_CONTROLS, seed=3)
     first.button(key="train_button").click().run()
     second.button(key="train_button").click().run()
-    assert first.session_state["job_key"] == second.session_state["job_key"]
-    assert len([j for j in manager().jobs() if j.key == first.session_state["job_key"]]) == 1
+    assert first.session_state["job_id"] == second.session_state["job_id"]
+    key = manager().get(first.session_state["job_id"]).key
+    assert len([j for j in manager().jobs() if j.key == key]) == 1
     wait_for_job(first)
     wait_for_job(second)
     assert first.session_state["viewing"] == second.session_state["viewing"]
 
 
-def test_a_third_config_queues_and_runs_after_the_shared_job(monkeypatch):
-    import threading
-    import cae.jobs
-    gate, original = threading.Event(), cae.jobs.train_or_load
-    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (gate.wait(60), original(*a, **k))[1])
+def test_a_third_config_queues_and_runs_after_the_shared_job(hold):
     sessions = [set_train_controls(app(), **TINY_CONTROLS, seed=seed) for seed in (5, 5, 6)]
     for at in sessions:
         at.button(key="train_button").click().run()
-    keys = [at.session_state["job_key"] for at in sessions]
-    assert keys[0] == keys[1] != keys[2]
-    shared, third = manager().get(keys[0]), manager().get(keys[2])
+    ids = [at.session_state["job_id"] for at in sessions]
+    assert ids[0] == ids[1] != ids[2]
+    shared, third = manager().get(ids[0]), manager().get(ids[2])
+    wait_until(lambda: shared.held, what="shared job held")
     assert shared.state == "running" and third.state == "queued"
     sessions[2].run()
     assert not sessions[2].exception
-    gate.set()
-    assert manager().wait(keys[2], 300).state == "done"
+    assert any("number 1 in the queue" in m.value for m in sessions[2].markdown)
+    hold.release()
+    assert manager().wait(ids[2], 300).state == "done"
     assert third.started >= shared.finished
 
 
-def test_a_label_fraction_variant_reuses_the_autoencoder(monkeypatch):
+def test_stop_asks_first_when_other_sessions_watch_and_a_session_can_detach(hold):
+    mine, theirs = (set_train_controls(app(), **TINY_CONTROLS, seed=8) for _ in range(2))
+    mine.button(key="train_button").click().run()
+    theirs.button(key="train_button").click().run()
+    job = manager().get(mine.session_state["job_id"])
+    wait_until(lambda: job.held, what="job held")
+    mine.run()
+    mine.button(key="stop_button").click().run()
+    assert any("1 other session is watching this job" in w.value for w in mine.warning)
+    assert job.state == "running" and not job.cancel_requested  # nothing stopped yet
+    mine.button(key="detach_button").click().run()
+    assert len(job.watchers) == 1 and "job_id" not in mine.session_state
+    theirs.run()
+    theirs.button(key="stop_button").click().run()  # the last watcher: no question asked
+    assert manager().wait(job.id, 60).state == "cancelled"
+
+
+def test_clear_cache_never_starts_a_second_manager_or_loses_a_running_job(hold):
+    import streamlit as st
+    at = set_train_controls(app(), **TINY_CONTROLS, seed=9)
+    at.button(key="train_button").click().run()
+    before, job_id = manager(), at.session_state["job_id"]
+    st.cache_resource.clear()  # the menu's "Clear cache"
+    st.cache_data.clear()
+    at.run()
+    assert manager() is before and manager().get(job_id).active
+    assert not at.exception and any(h.value == "Your job" for h in at.subheader)
+    hold.release()
+    wait_for_job(at)
+
+
+def test_the_zip_is_built_when_download_is_pressed_not_on_every_rerun(monkeypatch):
+    import cae.runs
+    at = set_train_controls(app(), **TINY_CONTROLS, seed=10)
+    at.button(key="train_button").click().run()
+    wait_for_job(at)
+    calls = []
+    monkeypatch.setattr(cae.runs, "zip_run", lambda path: calls.append(path) or b"")
+    for _ in range(3):
+        at.run()
+    assert not at.exception and calls == []
+
+
+def test_the_run_list_is_read_again_only_when_the_runs_folder_changes(monkeypatch):
+    import app_pages._shared as shared
+    at = app()
+    calls = []
+    original = shared.list_runs
+    monkeypatch.setattr(shared, "list_runs", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for _ in range(3):
+        at.run()
+    assert calls == []  # listed once when the app opened, then from the cache
+    (runs_dir() / "z16-new").mkdir()
+    at.run()
+    assert calls == [1]
+
+
+def test_a_label_fraction_variant_reuses_the_autoencoder():
     at = set_train_controls(app(), **TINY_CONTROLS, seed=4)
     at.button(key="train_button").click().run()
     wait_for_job(at)
-    base = at.session_state["viewing"]
-    calls = []
-    original = cae.train.train_autoencoder
-    monkeypatch.setattr(cae.train, "train_autoencoder", lambda *a, **k: calls.append(1) or original(*a, **k))
+    base = load_run(at.session_state["viewing"])
     at.switch_page("app_pages/classifier.py").run()
     at.radio(key="variant_labels").set_value("10%").run()
     at.button(key="variant_button").click().run()
     at.switch_page("app_pages/train.py")  # where st.switch_page took the browser; AppTest needs telling
     wait_for_job(at)
     variant = load_run(at.session_state["viewing"])
-    assert calls == []
     assert variant.config.label_fraction == 0.1
-    assert variant.metrics["autoencoder_source"] == Path(base).name
+    assert variant.metrics["autoencoder_source"] == base.name
+    assert variant.metrics["autoencoder"] == base.metrics["autoencoder"]  # not trained again: the same rows
+    assert all(torch.equal(a, b) for a, b in zip(variant.autoencoder.state_dict().values(),
+                                                 base.autoencoder.state_dict().values()))
 
 
 def test_overview_measures_where_the_time_goes_and_checks_the_calculator():

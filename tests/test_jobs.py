@@ -1,114 +1,208 @@
-"""Background jobs: one job per request, a queue for the rest, cancel, and failures that do not stop the queue."""
+"""Jobs: trained by a worker process, never the web server. One job per request, a queue for the
+rest, cancel, a worker that dies (killed, out of memory, orphaned) and jobs shared by sessions.
 
-import threading
+Faults are real: the worker is killed with SIGKILL, its memory and file-size limits are lowered
+with prlimit, its parent is killed. The test barrier (`hold`) holds a job before a batch."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 import cae.jobs
 from cae.config import Config
-from cae.jobs import CANCELLED, DONE, FAILED, JobManager
-from cae.runs import load_run
+from cae.jobs import CANCELLED, DONE, FAILED, RUNNING, JobManager, manager_for
+from cae.runs import load_run, runs_dir
+from tests.conftest import REPO, wait_until
 
 TINY = dict(latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50,
             scratch_baseline=False)
 
 
 @pytest.fixture
-def manager(tmp_path):
-    return JobManager(tmp_path)
+def manager(tmp_path) -> JobManager:
+    return manager_for(tmp_path / "runs")
 
 
-@pytest.fixture
-def gate(monkeypatch) -> threading.Event:
-    """Jobs wait at this gate before training, so tests can see them queued and running."""
-    event, original = threading.Event(), cae.jobs.train_or_load
-    monkeypatch.setattr(cae.jobs, "train_or_load", lambda *a, **k: (event.wait(30), original(*a, **k))[1])
-    yield event
-    event.set()
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] if Path(f"/proc/{pid}").exists() else "X"
+    return state != "Z"
 
 
-def test_a_job_trains_saves_and_records_progress(manager, small_dataset):
+def held(job) -> bool:
+    return job.held and job.state == RUNNING
+
+
+def test_a_job_is_trained_by_the_worker_process_and_saved(manager, small_dataset):
     job = manager.submit(Config(**TINY), small_dataset)
-    job = manager.wait(job.key)
-    assert job.state == DONE and not job.cached
+    job = manager.wait(job.id, 300)
+    assert job.state == DONE and not job.cached, job.error
     assert load_run(job.run_path).metrics["classifier"]
-    assert job.progress.phase == "classifier" and job.losses
-    assert len(job.reconstructions) == 1 and job.reconstructions[0][1].shape == (16, 3, 32, 32)
+    assert job.progress.phase == "classifier" and job.losses and job.epochs
+    assert job.reconstructions[-1][1].shape == (16, 3, 32, 32)
+    worker = manager.worker_pid
+    assert worker is not None and worker != os.getpid()
+    assert Path(f"/proc/{worker}/comm").read_text().strip() == "cae-worker"
     again = manager.submit(Config(**TINY), small_dataset)
     assert again.cached and again.state == DONE and again.run_path == job.run_path
 
 
-def test_two_requests_for_the_same_config_share_one_job(manager, small_dataset, gate):
-    first = manager.submit(Config(**{**TINY, "ae_epochs": 2}), small_dataset)
-    second = manager.submit(Config(**{**TINY, "ae_epochs": 2}), small_dataset)
-    assert first is second and len(manager.jobs()) == 1
-    gate.set()
-    assert manager.wait(first.key).state == DONE
+def test_two_requests_for_the_same_config_share_one_job(manager, small_dataset, hold):
+    first = manager.submit(Config(**TINY), small_dataset, watcher="a")
+    second = manager.submit(Config(**TINY), small_dataset, watcher="b")
+    assert first is second and first.watchers == {"a", "b"} and len(manager.jobs()) == 1
+    hold.release()
+    assert manager.wait(first.id, 300).state == DONE
 
 
-def test_a_different_config_queues_and_runs_after(manager, small_dataset, gate):
+def test_a_different_config_queues_and_runs_after(manager, small_dataset, hold):
     first = manager.submit(Config(**TINY), small_dataset)
     second = manager.submit(Config(**{**TINY, "seed": 1}), small_dataset)
-    assert first is not second
-    assert second.state == "queued"
-    gate.set()
-    manager.wait(second.key)
+    wait_until(lambda: held(first), what="first job held")
+    assert second.state == "queued" and manager.place_in_queue(second.id) == 1
+    hold.release()
+    manager.wait(second.id, 300)
     assert first.state == second.state == DONE
     assert second.started >= first.finished
 
 
-def test_cancel_a_running_job_saves_nothing(manager, small_dataset, tmp_path):
-    job = manager.submit(Config(**{**TINY, "ae_epochs": 50}), small_dataset)
-    while job.progress is None:
-        threading.Event().wait(0.01)
-    manager.cancel(job.key)
-    assert manager.wait(job.key).state == CANCELLED
-    assert job.run_path is None and list(tmp_path.iterdir()) == []
+def test_cancel_a_running_job_saves_nothing_and_a_new_press_starts_a_new_job(manager, small_dataset, hold):
+    job = manager.submit(Config(**TINY), small_dataset)
+    wait_until(lambda: held(job), what="job held")
+    manager.cancel(job.id)
+    again = manager.submit(Config(**TINY), small_dataset)  # Train pressed again while it is cancelling
+    assert again is not job and again.id != job.id
+    assert manager.wait(job.id, 60).state == CANCELLED and job.run_path is None
+    hold.release()
+    assert manager.wait(again.id, 300).state == DONE
+    assert [p.name for p in runs_dir(manager.runs_dir).iterdir()] == [again.run_path.name]
 
 
-def test_cancel_a_queued_job(manager, small_dataset, gate):
+def test_cancel_a_queued_job(manager, small_dataset, hold):
     first = manager.submit(Config(**TINY), small_dataset)
     queued = manager.submit(Config(**{**TINY, "seed": 2}), small_dataset)
-    manager.cancel(queued.key)
-    gate.set()
-    manager.wait(first.key)
+    manager.cancel(queued.id)
     assert queued.state == CANCELLED and queued.started is None
+    hold.release()
+    assert manager.wait(first.id, 300).state == DONE
 
 
-def test_a_failed_job_is_marked_with_its_message_and_the_queue_moves_on(manager, small_dataset, monkeypatch):
-    original = cae.jobs.train_or_load
-
-    def out_of_memory(cfg, *a, **k):
-        if cfg.seed == 7:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(cfg, *a, **k)
-
-    monkeypatch.setattr(cae.jobs, "train_or_load", out_of_memory)
-    bad = manager.submit(Config(**{**TINY, "seed": 7}), small_dataset)
-    good = manager.submit(Config(**TINY), small_dataset)
-    assert manager.wait(bad.key).state == FAILED and "out of memory" in bad.error
-    assert manager.wait(good.key).state == DONE
-    retry = manager.submit(Config(**{**TINY, "seed": 7}), small_dataset)
-    assert retry is not bad  # a failed request can be tried again
-    manager.wait(retry.key)
+def test_a_failed_job_is_marked_with_its_sentence_and_the_queue_moves_on(tmp_path, small_dataset):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    manager = manager_for(blocker / "runs")
+    bad = manager.submit(Config(**TINY), small_dataset)
+    assert manager.wait(bad.id, 300).state == FAILED and "Cannot write the run" in bad.error
+    task = manager.compute("step_time", {"latent_dim": 16, "upsample": "nearest", "precision": "fp32"})
+    assert manager.wait(task.id, 120).state == DONE and task.result > 0
 
 
-def test_shutdown_cancels_a_running_job_and_stops_the_worker(manager, small_dataset):
-    job = manager.submit(Config(**{**TINY, "ae_epochs": 50}), small_dataset)
-    while job.progress is None:
-        threading.Event().wait(0.01)
+def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_the_next(manager, small_dataset, hold):
+    doomed = manager.submit(Config(**TINY), small_dataset)
+    after = manager.submit(Config(**{**TINY, "seed": 3}), small_dataset)
+    wait_until(lambda: held(doomed), what="job held")
+    first_worker = manager.worker_pid
+    os.kill(first_worker, signal.SIGKILL)
+    assert manager.wait(doomed.id, 60).state == FAILED
+    assert doomed.error == ("The training process stopped unexpectedly (killed by SIGKILL, often the system "
+                            "running out of memory); nothing was saved. Start the job again.")
+    hold.release()
+    assert manager.wait(after.id, 300).state == DONE
+    assert manager.worker_pid not in (None, first_worker)
+    assert [p.name for p in manager.runs_dir.iterdir()] == [after.run_path.name]  # nothing half-written
+
+
+def test_out_of_memory_in_the_worker_fails_the_job_with_a_sentence_and_the_next_job_runs(manager, small_dataset):
+    warm = manager.submit(Config(**{**TINY, "seed": 5}), small_dataset)  # every module a job needs is loaded
+    assert manager.wait(warm.id, 300).state == DONE
+    pid = manager.worker_pid
+    size = int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                    if line.startswith("VmSize")).split()[1]) * 1024
+    original = resource.prlimit(pid, resource.RLIMIT_AS)
+    resource.prlimit(pid, resource.RLIMIT_AS, (size + 50_000_000, original[1]))  # 50 MB more, no further
+    big = manager.submit(Config(**{**TINY, "batch_size": 300, "latent_dim": 1024}), small_dataset)
+    assert manager.wait(big.id, 300).state == FAILED
+    assert big.error.startswith("The device ran out of memory; use a smaller batch size")
+    resource.prlimit(pid, resource.RLIMIT_AS, original)
+    assert manager.wait(manager.submit(Config(**TINY), small_dataset).id, 300).state == DONE
+
+
+def test_a_full_disk_in_the_worker_fails_the_job_with_one_sentence_and_leaves_nothing(manager, small_dataset):
+    manager.start_worker()
+    wait_until(lambda: manager.worker_pid is not None, what="worker started")
+    resource.prlimit(manager.worker_pid, resource.RLIMIT_FSIZE, (100_000, 100_000))
+    job = manager.submit(Config(**TINY), small_dataset)
+    assert manager.wait(job.id, 300).state == FAILED
+    assert job.error == (f"Cannot write the run to {manager.runs_dir} (File too large); set CAE_RUNS or --runs "
+                         "to a writable folder with free space.")
+    assert not manager.runs_dir.exists() or list(manager.runs_dir.iterdir()) == []
+
+
+ORPHAN = """
+import sys, time
+from cae.config import Config
+from cae.data import load_dataset
+from cae.jobs import manager_for
+manager = manager_for(sys.argv[1])
+job = manager.submit(Config(latent_dim=16, batch_size=100, ae_epochs=100, precision="fp32"), load_dataset("sample"))
+while job.progress is None:
+    time.sleep(0.05)
+print(manager.worker_pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_worker_exits_when_the_web_server_is_killed(tmp_path):
+    server = subprocess.Popen([sys.executable, "-c", ORPHAN, str(tmp_path / "runs")], cwd=REPO, text=True,
+                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    worker = int(server.stdout.readline())
+    assert alive(worker)
+    server.kill()
+    server.wait()
+    wait_until(lambda: not alive(worker), timeout=10, what="the orphaned worker exited")
+
+
+def test_shutdown_cancels_the_running_job_and_leaves_no_process(manager, small_dataset, hold):
+    job = manager.submit(Config(**TINY), small_dataset)
+    wait_until(lambda: held(job), what="job held")
+    worker = manager.worker_pid
     manager.shutdown()
-    assert job.state == CANCELLED and not manager._worker.is_alive()
+    assert job.state == CANCELLED
+    wait_until(lambda: not alive(worker), timeout=15, what="worker stopped")
     with pytest.raises(RuntimeError, match="shutting down"):
         manager.submit(Config(**TINY), small_dataset)
 
 
-def test_training_takes_turns_with_pages_batch_by_batch(manager, small_dataset):
-    """A page holding the compute lock (an inference) pauses the job between batches, so the
-    two never run torch at once and oversubscribe a small CPU."""
-    from cae.train import compute_lock
-    with compute_lock:
-        job = manager.submit(Config(**{**TINY, "ae_epochs": 3}), small_dataset)
-        threading.Event().wait(1.0)
-        assert job.progress is None  # not one batch while the page computes
-    assert manager.wait(job.key).state == DONE
+def test_finished_jobs_are_bounded_and_queued_ones_never_dropped(manager, small_dataset, hold, monkeypatch):
+    monkeypatch.setattr(cae.jobs, "KEEP_FINISHED", 2)
+    running = manager.submit(Config(**TINY), small_dataset)
+    queued = [manager.submit(Config(**{**TINY, "seed": s}), small_dataset) for s in range(10, 15)]
+    for latent in (8, 16, 32, 64):  # short tasks finish beside the held training
+        manager.wait(manager.compute("step_time", {"latent_dim": latent, "upsample": "nearest",
+                                                   "precision": "fp32"}).id, 120)
+    kept = manager.jobs()
+    assert running in kept and all(q in kept for q in queued)
+    assert len([j for j in kept if not j.active]) == 2
+    for job in queued:
+        manager.cancel(job.id)
+    hold.release()
+
+
+def test_a_task_runs_beside_a_training_between_its_batches(manager, small_dataset, hold):
+    training = manager.submit(Config(**TINY), small_dataset)
+    wait_until(lambda: held(training), what="training held")
+    hold.release()
+    task = manager.compute("layer_times", {"latent_dim": 16, "leak": 0.1})
+    assert manager.wait(task.id, 300).state == DONE
+    assert set(task.result) == {"bilinear", "nearest", "transpose"}
+    assert manager.wait(training.id, 300).state == DONE

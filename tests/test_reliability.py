@@ -139,7 +139,7 @@ def test_an_unwritable_runs_folder_fails_the_job_with_its_message_and_the_app_ke
     at.run()
     at.button(key="train_button").click().run()
     from app_pages._shared import jobs
-    job = jobs().wait(at.session_state["job_key"], 120)
+    job = jobs().wait(at.session_state["job_id"], 120)
     assert job.state == "failed" and "Cannot write the run" in job.error
     at.run()
     assert not at.exception

@@ -1,6 +1,5 @@
 """Runs on disk: a round trip, reuse of a trained autoencoder, clear errors for damaged files, safety."""
 
-import errno
 import json
 import os
 

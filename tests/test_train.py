@@ -126,8 +126,9 @@ def test_bf16_and_fp32_agree_on_a_tiny_batch():
 
 
 def test_auto_precision_resolves_to_a_concrete_value():
+    from cae.train import native_bf16
     cpu = torch.device("cpu")
-    assert resolve_precision("auto", cpu) == ("bf16" if bf16_supported(cpu) else "fp32")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
     assert resolve_precision("fp32", cpu) == "fp32"
 
 
@@ -148,29 +149,93 @@ def test_accuracy_and_confusion_against_a_hand_count():
             return out
     images = torch.zeros(4, 32, 32, 3, dtype=torch.uint8)
     labels = torch.tensor([0, 1, 1, 1])
-    scores = evaluate_classifier(Fixed(), images, labels, torch.device("cpu"))
+    scores = evaluate_classifier(Fixed(), images, labels, num_classes=10)
     assert scores["test_acc"] == 75.0  # predictions 0,0,1,1 against labels 0,1,1,1
     assert scores["per_class_acc"][:2] == [100.0, pytest.approx(200 / 3)]
     assert scores["confusion"][1][:2] == [1, 2]
 
 
-def test_the_compute_lock_hands_over_in_arrival_order():
-    """A loop that releases and re-takes the lock must let a waiting thread in first."""
+def test_the_workers_turn_lock_hands_over_in_arrival_order():
+    """A training loop that yields its turn must let a waiting task in first."""
     import threading
     import time as clock
-    from cae.train import TurnLock
+    from cae.worker import TurnLock
     lock, order = TurnLock(), []
     lock.acquire()
-    waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("page"), lock.release()))
+    waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("task"), lock.release()))
     waiter.start()
-    clock.sleep(0.1)  # the page is now waiting
-    lock.release()
-    with lock:  # the training loop asks again at once
+    clock.sleep(0.1)  # the task is now waiting
+    with lock:  # held twice (re-entrant), then the loop yields between batches
+        lock.yield_turn()
         order.append("training")
     waiter.join(5)
-    assert order == ["page", "training"]
-    with lock, lock:  # re-entrant
-        pass
+    assert order == ["task", "training"]
+    lock.release()
+
+
+# --- randomness without global state ---------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("changes", [{}, {"latent_dim": 16, "upsample": "transpose", "leak": 0.0},
+                                     {"upsample": "nearest"}])
+def test_a_seeded_generator_gives_the_weights_the_global_seed_gave(seed, changes):
+    """The same init functions in the same order: today's runs (and the shipped ones) reproduce."""
+    from cae.model import Classifier, ConvAutoencoder, seeded
+    cfg = Config(**changes)
+    torch.manual_seed(seed)
+    before = ConvAutoencoder.from_config(cfg)  # the way round 1 initialised: the process-wide generator
+    after = ConvAutoencoder.from_config(cfg, seeded(seed))
+    assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    torch.manual_seed(seed)
+    old_scratch = Classifier.from_config(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        old_scratch.head.reset_parameters()
+    new_scratch = Classifier.from_config(cfg, generator=seeded(seed)).new_head(seeded(seed + 1))
+    assert all(torch.equal(a, b) for a, b in zip(old_scratch.state_dict().values(), new_scratch.state_dict().values()))
+
+
+def test_the_shipped_runs_initial_kernels_come_from_their_seed():
+    import json
+    from cae.model import ConvAutoencoder, first_layer_kernels, seeded
+    from cae.runs import PRETRAINED_DIR, pretrained_index
+    folder = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]
+    cfg = Config.from_dict(json.loads((folder / "metrics.json").read_text())["config"])
+    shipped = torch.load(folder / "kernels.pt", weights_only=True)["initial"]
+    assert torch.equal(first_layer_kernels(ConvAutoencoder.from_config(cfg, seeded(cfg.seed))), shipped)
+
+
+def test_a_cpu_run_repeats_bit_for_bit_while_another_thread_draws_random_numbers(small_dataset):
+    import threading
+    from cae.model import ConvAutoencoder
+    cfg = Config(ae_epochs=2, clf_epochs=1, **TINY)
+    quiet = run_experiment(cfg, small_dataset)
+    stop = threading.Event()
+
+    def noisy() -> None:  # a page building random models, drawing from the process-wide generator
+        while not stop.is_set():
+            ConvAutoencoder(latent_dim=16)
+            torch.randn(100)
+
+    other = threading.Thread(target=noisy)
+    other.start()
+    try:
+        busy = run_experiment(cfg, small_dataset)
+    finally:
+        stop.set()
+        other.join()
+    for model in ("autoencoder", "classifier", "scratch"):
+        for x, y in zip(getattr(quiet, model).state_dict().values(), getattr(busy, model).state_dict().values()):
+            assert torch.equal(x, y), model
+
+
+def test_auto_picks_bf16_only_where_the_hardware_does_it(monkeypatch):
+    import cae.train as train
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx512f", "avx512bw"})  # bf16 only emulated
+    assert resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    assert resolve_precision("auto", cpu) == ("bf16" if bf16_supported(cpu) else "fp32")
 
 
 def test_saturation_finds_the_best_epoch_and_where_it_levels_off():

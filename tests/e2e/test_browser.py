@@ -31,7 +31,7 @@ def viewed_run(page) -> str:
 
 
 def set_number(page, label: str, value: int) -> None:
-    field = page.get_by_label(label)
+    field = page.get_by_label(label, exact=True)
     field.fill(str(value))
     field.press("Enter")
     page.wait_for_timeout(300)
@@ -101,3 +101,79 @@ def test_own_photos_uploaded_as_a_zip_become_the_data_in_use(page, server, tmp_p
     assert page.get_by_text(re.compile("split 80% / 20%")).count() >= 1
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshots / "data-upload.png"), full_page=True)
+
+
+# --- the worker process, seen from the browser ---------------------------------------------------
+
+def children_named(parent: int, name: str) -> list[int]:
+    """Processes whose parent is `parent` and whose name is `name` (from /proc)."""
+    from pathlib import Path
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            comm = (stat.parent / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == parent and comm == name:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_worker_shows_as_a_failed_job_the_next_job_runs_and_stopping_leaves_no_process(
+        browser, tmp_path, screenshots):
+    import os
+    import signal
+    import time
+
+    from cae.appserver import AppServer
+    from tests.conftest import wait_until
+    hold = tmp_path / "hold"
+    hold.touch()
+    env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
+           "CAE_WORKER_HOLD": str(hold)}
+    server = AppServer(env, tmp_path / "server.log")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(60_000)
+    try:
+        open_page(page, server, "train", "Train")
+        set_number(page, "Autoencoder epochs", 1)
+        set_number(page, "Classifier epochs (0 = autoencoder only)", 1)
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text("Your job").wait_for()
+        wait_until(lambda: children_named(server.proc.pid, "cae-worker"), what="the worker started")
+        worker = children_named(server.proc.pid, "cae-worker")[0]
+        time.sleep(1)
+        os.kill(worker, signal.SIGKILL)
+        page.get_by_text(re.compile("The training process stopped unexpectedly")).wait_for(timeout=30_000)
+        page.screenshot(path=str(screenshots / "train-worker-killed.png"), full_page=True)
+        hold.unlink()
+        set_number(page, "Seed", 1)
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.get_by_text(re.compile("Training finished in")).wait_for(timeout=180_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        survivor = children_named(server.proc.pid, "cae-worker")
+        assert survivor and survivor[0] != worker
+    finally:
+        page.close()
+        server.stop()
+    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in survivor), timeout=15,
+               what="no worker left after the server stopped")
+
+
+def test_train_settings_survive_leaving_the_page_while_a_job_runs(page, server):
+    open_page(page, server, "train", "Train")
+    set_number(page, "Batch size", 300)
+    set_number(page, "Autoencoder epochs", 40)
+    set_number(page, "Classifier epochs (0 = autoencoder only)", 0)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.get_by_text("Your job").wait_for()
+    page.get_by_role("link", name="Kernels").click()
+    page.get_by_role("heading", name="First-layer kernels").first.wait_for()
+    page.wait_for_timeout(3000)  # the Train page's live panel would have refreshed a few times
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("heading", name="Train").first.wait_for()
+    assert page.get_by_label("Batch size", exact=True).input_value() == "300"
+    assert page.get_by_label("Autoencoder epochs").input_value() == "40"
+    assert page.get_by_label("Classifier epochs (0 = autoencoder only)").input_value() == "0"
+    page.get_by_role("button", name="Stop").click()
