@@ -1,11 +1,15 @@
 """CAE Explorer: the router. Page config, navigation over app_pages/, and the sidebar every page shares."""
 
 import streamlit as st
+import torch
 
 from app_pages._shared import (current_dataset, dataset_label, device_label, run_label, runs,
                                same_classes_other_images, selected_run_path, view_run, write_run_to_url)
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
+# The web server never trains; its few small forward passes run on one thread and leave the other
+# cores to the training worker (measured in bench/NOTES.md: two teams on one core are 10-60x slower).
+torch.set_num_threads(1)
 
 pages = [
     st.Page("app_pages/overview.py", title="Overview", icon=":material/school:", default=True),

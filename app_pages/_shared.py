@@ -16,6 +16,7 @@ from cae.data import SAMPLE, DataError, Dataset, load_dataset
 from cae.files import absolute
 from cae.jobs import DONE, FAILED, JobManager, manager_for
 from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
+from cae.report import run_summary, run_title
 from cae.train import describe_device, resolve_device
 
 
@@ -86,10 +87,10 @@ def device_label() -> str:
 
 
 def data_source() -> str:
-    """The session's data source, one spelling (absolute) for a folder: chosen on the Data page,
-    else $CAE_DATA, else the bundled sample."""
+    """The session's data source, one spelling (absolute) for a folder: the address's ?data= (a
+    reload keeps the data chosen), else $CAE_DATA, else the bundled sample."""
     if "data_source" not in st.session_state:
-        use_data(os.environ.get("CAE_DATA") or SAMPLE)
+        use_data(st.query_params.get("data") or os.environ.get("CAE_DATA") or SAMPLE)
     return st.session_state.data_source
 
 
@@ -147,10 +148,13 @@ def linked_run(infos: list[RunInfo]) -> RunInfo | None:
 
 
 def write_run_to_url() -> None:
-    """Keep ?run=<name> in the address on every rerun (Streamlit drops it on page changes)."""
+    """Keep ?run=<name>&data=<source> in the address on every rerun (Streamlit drops query
+    parameters on page changes), so a reload or a shared link opens the same run on the same data."""
     path = st.session_state.get("viewing")
     if path and st.query_params.get("run") != Path(path).name:
         st.query_params["run"] = Path(path).name
+    if st.query_params.get("data") != data_source():
+        st.query_params["data"] = data_source()
 
 
 def view_run(path: str | None) -> None:
@@ -195,12 +199,20 @@ def current_run(show_message: bool = True) -> Run | None:
 
 
 def run_label(info: RunInfo) -> str:
+    """The picker's label: a shipped run's title, else a title made of what differs from the
+    lecture's settings; then its accuracy."""
     if info.error:
         return f"⚠ {info.name} (damaged)"
     m = info.metrics
     acc = f", {m['classifier'][-1]['test_acc']:.1f}%" if m.get("classifier") else ""
-    tag = "★ " if info.pretrained else ""
-    return f"{tag}{info.title}{acc}"
+    title = f"★ {info.title}" if info.pretrained else run_title(m)
+    return f"{title}{acc}"
+
+
+def show_run_summary(run: Run) -> None:
+    """The one line at the top of every page that shows a run: what it is and what it reached."""
+    shipped = pretrained_index().get("runs", {}).get(run.name, {}).get("title") if run.path.parent == pretrained_dir() else None
+    st.markdown(run_summary(run.metrics, shipped))
 
 
 def dataset_label(dataset: Dataset | None) -> str:

@@ -5,11 +5,24 @@ import streamlit as st
 
 from cae.config import LEARNING_RATES, fitting_batch_size
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, per_class_bars
-from cae.report import (CIFAR10_CLASSES, best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows,
-                        pretraining_verdict)
-from cae.runs import RunError, pretrained_dir, transfer_config
+from cae.report import (class_extremes_sentence, lecture_autoencoder_rows, lecture_classifier_rows,
+                        pretraining_verdict, test_images)
+from cae.runs import RunError, transfer_config
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
-                               runs, same_classes_other_images, same_dataset, session_token, view_run)
+                               runs, same_classes_other_images, same_dataset, session_token, show_run_summary,
+                               view_run)
+
+
+def same_data(a: dict, b: dict) -> bool:
+    return a["dataset"]["fingerprint"] == b["dataset"]["fingerprint"]
+
+
+def compare_label(info, metrics: dict) -> str:
+    """A run to compare with, flagged when it was tested on other data."""
+    if same_data(info.metrics, metrics):
+        return run_label(info)
+    name = info.metrics["dataset"]["name"].split(" (")[0]
+    return f"{run_label(info)} — ⚠ other data: {name}, {test_images(info.metrics) or 0:,} test images"
 
 
 def finetune_form(run, dataset, transfer: bool) -> None:
@@ -19,12 +32,12 @@ def finetune_form(run, dataset, transfer: bool) -> None:
     keep_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=run.config.clf_lr,
                   variant_batch=fitting_batch_size(n_train), variant_labels="100%", variant_mode="fine-tune all")
     c1, c2, c3, c4, c5 = st.columns(5)
-    epochs = c1.number_input("Classifier epochs", 1, 100, key="variant_epochs")
+    epochs = c1.number_input("Classifier epochs (new run)", 1, 100, key="variant_epochs")
     lr = c2.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}", key="variant_lr")
     batch = c3.number_input("Batch size", 1, 10_000, key="variant_batch",
                             help="At least 10 optimiser steps per epoch: the labelled images / 10 or fewer.")
-    labels = c4.radio("Labels used", ["1%", "10%", "100%"], key="variant_labels", horizontal=True)
-    mode = c5.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
+    labels = c4.radio("Labels for the new run", ["1%", "10%", "100%"], key="variant_labels", horizontal=True)
+    mode = c5.radio("Encoder in the new run", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
     changes = dict(clf_epochs=int(epochs), clf_lr=float(lr), clf_batch_size=int(batch),
                    label_fraction=int(labels[:-1]) / 100, freeze_encoder=mode != "fine-tune all")
     label = f"Fine-tune on {dataset.name}" if transfer else "Train this variant"
@@ -75,7 +88,9 @@ if run is None:
 m = run.metrics
 dataset = current_dataset(show_error=False)
 curves = {"this run": m}  # the run viewed, plus any runs chosen for comparison
-st.caption(f"Run {run.name} · data: {m['dataset']['name']} · {m['device']} · {m['precision']}")
+show_run_summary(run)
+st.caption(f"Run {run.name} · {m['device']} · {m['precision']}" +
+           (f" · trained on {m['dataset']['origin']}" if m["dataset"].get("origin") else ""))
 if (pre := m.get("pretraining_dataset")) and pre["fingerprint"] != m["dataset"]["fingerprint"]:
     st.caption(f"Its encoder comes from {m.get('autoencoder_source')}, an autoencoder trained on {pre['name']} "
                f"({pre['train_size']:,} images, no labels); only the classifier saw this data.")
@@ -95,20 +110,19 @@ if not m.get("classifier"):
             "its encoder below.")
 else:
     st.markdown(f"**{pretraining_verdict(m)}**")
-    others = {i.title if i.pretrained else i.name: i for i in runs()
-              if i.error is None and str(i.path) != str(run.path) and i.metrics.get("classifier")}
-    shipped = [k for k, i in others.items() if i.pretrained] if run.path.parent == pretrained_dir() else []
-    compare = st.multiselect("Compare with other runs", list(others), default=shipped, key=f"compare_{run.name}",
-                             format_func=lambda k: run_label(others[k]))
-    curves.update({k: others[k].metrics for k in compare})
+    others = {str(i.path): i for i in runs()
+              if i.error is None and i.path != run.path and i.metrics.get("classifier")}
+    compare = st.multiselect("Compare with other runs", list(others), key=f"compare_{run.name}",
+                             format_func=lambda p: compare_label(others[p], m))
+    curves.update({run_label(others[p]): others[p].metrics for p in compare})
+    if any(not same_data(others[p].metrics, m) for p in compare):
+        st.caption("⚠ Runs marked \"other data\" were tested on other images (and often fewer of them): "
+                   "their accuracies do not compare directly with this run's.")
     st.plotly_chart(classifier_curves(curves), width="stretch")
     st.plotly_chart(per_class_bars(m["dataset"]["classes"], m.get("per_class_acc"),
                                    (m.get("scratch") or {}).get("per_class_acc")), width="stretch")
-    if extremes := best_and_worst(m.get("per_class_acc") or {}):
-        (best, b), (worst, w) = extremes
-        lecture = (" The lecture found deer worst, cat next, frog best."
-                   if list(m["dataset"]["classes"]) == CIFAR10_CLASSES else "")
-        st.caption(f"Best class: {best} ({b:.1f}%); worst: {worst} ({w:.1f}%).{lecture}")
+    if sentence := class_extremes_sentence(m):
+        st.caption(sentence)
     st.plotly_chart(confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),
                     width="stretch")
 

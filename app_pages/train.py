@@ -5,12 +5,12 @@ import streamlit as st
 from cae.config import (LATENT_SIZES, LEARNING_RATES, PRECISIONS, PRESETS, SMALL_DATA, UPSAMPLE_MODES, Config,
                         ConfigError, few_steps_warning, optimiser_steps, preset_config, preset_for)
 from cae.figures import image_strip, live_loss
-from cae.jobs import DONE, FAILED, QUEUED, RUNNING, TRAIN
+from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, remember_settings,
-                               restore_settings, session_token, view_run)
+                               restore_settings, session_token, show_run_summary, view_run)
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
@@ -154,6 +154,10 @@ def show_job(job) -> None:
         stop_controls(job)
     elif job.status == QUEUED:
         st.write(f"Job state: **queued**, number {jobs().place_in_queue(job.id)} in the queue.")
+    elif job.state == CANCELLED:
+        st.write(f"Job state: **stopped** after {minutes(job.elapsed())}. Nothing was saved: a run is written "
+                 "only when the whole experiment finishes (an autoencoder it reused stays where it was). "
+                 "Press Train to start again.")
     else:
         st.write(f"Job state: **{job.status}** after {minutes(job.elapsed())}"
                  + (f" — {job.error}" if job.state == FAILED else ""))
@@ -164,8 +168,17 @@ def show_job(job) -> None:
         st.plotly_chart(image_strip([job.originals, recon], f"16 test images (top) and their reconstructions "
                                                              f"after autoencoder epoch {epoch}"), width="stretch")
     for phase, row in job.epochs[-12:]:
-        st.caption(f"{phase} epoch {row['epoch']}: " + ", ".join(
-            f"{k} {v:.4f}" for k, v in row.items() if k not in ("epoch", "seconds")) + f" ({row['seconds']:.1f} s)")
+        st.caption(epoch_sentence(phase, row))
+
+
+def epoch_sentence(phase: str, row: dict) -> str:
+    """"Autoencoder epoch 3: train MSE 0.0312, test MSE 0.0301 (5.2 s)" and the like."""
+    name = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scratch": "Scratch"}.get(phase, phase)
+    if "train_mse" in row:
+        numbers = f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
+    else:
+        numbers = f"training loss {row['train_loss']:.3f}, test accuracy {row['test_acc']:.1f}%"
+    return f"{name} epoch {row['epoch']}: {numbers} ({row['seconds']:.1f} s)"
 
 
 def job_panel() -> None:
@@ -197,13 +210,25 @@ if trainings:
 run = current_run(show_message=False)
 if run is not None and run.path.parent == runs_dir():  # never a shipped run
     st.subheader("The run being viewed")
+    show_run_summary(run)
     left, right = st.columns(2)
     left.download_button("Download as zip", lambda: zip_run(run.path), file_name=f"{run.name}.zip",
                          mime="application/zip", key="download_run")  # zipped when pressed, not on every rerun
-    if right.button("Delete this run", key="delete_run"):
-        try:
-            delete_run(run.path)
-            view_run(None)
+    if st.session_state.get("confirm_delete") != run.name:
+        if right.button("Delete this run", key="delete_run"):
+            st.session_state.confirm_delete = run.name
             st.rerun()
-        except (RunError, OSError) as exc:
-            st.error(str(exc))
+    else:
+        right.warning("Delete this run for good? Its weights and metrics are removed from the runs folder.")
+        yes, no = right.columns(2)
+        if yes.button("Delete", key="delete_confirmed", type="primary"):
+            try:
+                delete_run(run.path)
+                view_run(None)
+                st.session_state.pop("confirm_delete")
+                st.rerun()
+            except (RunError, OSError) as exc:
+                st.error(str(exc))
+        if no.button("Keep it", key="delete_cancelled"):
+            st.session_state.pop("confirm_delete")
+            st.rerun()

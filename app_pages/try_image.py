@@ -1,24 +1,53 @@
-"""Try an image: a test image or your own picture, its reconstruction, the error map, and the class probabilities."""
+"""Try an image: a test image (by class, by number or at random) or your own picture, its
+reconstruction, the error map, and what the classifier makes of it."""
+
+import random
 
 import streamlit as st
 
 from cae.explain import ImageInputError, class_probabilities, image_from_bytes, reconstruct
 from cae.figures import probability_bars, reconstruction_panel
-from app_pages._shared import current_dataset, current_run
+from app_pages._shared import current_dataset, current_run, remember_settings, restore_settings, show_run_summary
+
+SETTINGS = ("try_source", "try_class", "try_number")
+
+
+def article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def pick_test_image(dataset):
+    """A test image chosen by class and number, or at random; (image, its class index, caption)."""
+    left, mid, right = st.columns([2, 2, 1])
+    classes = ["any class", *dataset.classes]
+    cls = left.selectbox("Class", classes, key="try_class")
+    pool = (range(len(dataset.test)) if cls == "any class"
+            else (dataset.test.labels == dataset.classes.index(cls)).nonzero().flatten().tolist())
+    pool = list(pool)
+    if right.button("Random", key="try_random"):
+        st.session_state.try_number = random.randrange(len(pool))
+    st.session_state.try_number = min(st.session_state.get("try_number", 0), len(pool) - 1)
+    number = mid.number_input(f"Image (0–{len(pool) - 1})", 0, len(pool) - 1, key="try_number")
+    index = pool[int(number)]
+    truth = int(dataset.test.labels[index])
+    name = dataset.classes[truth]
+    return dataset.test.images[index], truth, f"Test image {index}: {article(name)} {name}."
+
 
 st.title("Try an image")
 run = current_run()
 if run is None:
     st.stop()
-
+show_run_summary(run)
+restore_settings("try", SETTINGS)
 source = st.radio("Image", ["a test image", "upload your own"], key="try_source", horizontal=True)
-image, caption = None, ""
+image, truth, caption = None, None, ""
 if source == "a test image":
     dataset = current_dataset()
     if dataset is not None:
-        index = st.slider("Test image", 0, len(dataset.test) - 1, 0, key="try_index")
-        image = dataset.test.images[index]
-        caption = f"Test image {index}: a {dataset.classes[int(dataset.test.labels[index])]}."
+        image, truth, caption = pick_test_image(dataset)
+        if list(dataset.classes) != run.classes:
+            truth = None  # the run's classes are others: no right or wrong
 else:
     upload = st.file_uploader("PNG or JPEG, up to 10 MB; resized to 32×32", type=["png", "jpg", "jpeg"],
                               key="try_upload")
@@ -28,13 +57,23 @@ else:
             caption = "Your picture" + (f" ({'; '.join(notes)})." if notes else ".")
         except ImageInputError as exc:
             st.error(str(exc))
+remember_settings("try", SETTINGS)
 
 if image is not None:
-    st.caption(caption)
     recon = reconstruct(run.autoencoder, image[None])[0]
-    st.plotly_chart(reconstruction_panel(image.float() / 255, recon), width="stretch")
-    if run.classifier is not None:
-        probs = class_probabilities(run.classifier, image[None])[0].tolist()
-        st.plotly_chart(probability_bars(probs, run.classes), width="stretch")
-    else:
-        st.info("This run has no classifier (0 classifier epochs), so there is no prediction.")
+    left, right = st.columns([3, 2])  # the prediction beside the pictures, not below the fold
+    with left:
+        st.caption(caption)
+        st.plotly_chart(reconstruction_panel(image.float() / 255, recon), width="stretch")
+    with right:
+        if run.classifier is None:
+            st.info("This run has no classifier (0 classifier epochs), so there is no prediction.")
+        else:
+            probs = class_probabilities(run.classifier, image[None])[0].tolist()
+            guess = run.classes[max(range(len(probs)), key=probs.__getitem__)]
+            if truth is not None:
+                right_or_wrong = "✅ right" if run.classes[truth] == guess else f"❌ wrong (it is {run.classes[truth]})"
+                st.markdown(f"Prediction: **{guess}** — {right_or_wrong}")
+            else:
+                st.markdown(f"Prediction: **{guess}**")
+            st.plotly_chart(probability_bars(probs, run.classes, truth), width="stretch")

@@ -6,7 +6,10 @@ sample at the lecture's settings; this process plays the web server and runs wha
 (the Try page: reconstruction and class probabilities of one picture; the Train page's strip of
 16 reconstructions). Training steps are timed from the job's per-batch progress.
 
-    python bench/threads.py [--seconds 20]
+    python bench/threads.py [--seconds 20] [--web-threads N]
+
+The worker's own settings come from the environment it inherits: CAE_WORKER_THREADS (torch threads
+in the worker) and OMP_WAIT_POLICY.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `pytho
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -64,7 +68,10 @@ def step_times(job, seconds: float, busy=None) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--web-threads", type=int, default=None, help="torch threads in this (web) process")
     args = parser.parse_args()
+    if args.web_threads:
+        torch.set_num_threads(args.web_threads)
     run = load_run(PRETRAINED_DIR / pretrained_index()["default"])
     sample = load_dataset("sample")
     images = sample.test.images[:16]
@@ -82,7 +89,11 @@ def main() -> None:
     report = {"page_forward_alone_s": med(alone), "page_forward_with_training_s": med(together_pages),
               "training_step_alone_s": med(steps_alone), "training_step_with_pages_s": med(steps_together),
               "page_views": [len(alone), len(together_pages)], "steps": [len(steps_alone), len(steps_together)],
-              "torch_threads_web": torch.get_num_threads()}
+              "torch_threads_web": torch.get_num_threads(),
+              "worker_threads_env": os.environ.get("CAE_WORKER_THREADS"),
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+    print(f"web process: {torch.get_num_threads()} torch thread(s); worker: CAE_WORKER_THREADS="
+          f"{os.environ.get('CAE_WORKER_THREADS')}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
     print(f"page forward (16 reconstructions + 1 prediction): alone {1000 * med(alone):.0f} ms, while the worker "
           f"trains {1000 * med(together_pages):.0f} ms (x{med(together_pages) / med(alone):.2f})")
     print(f"training step (batch 250, worker at nice 10): alone {med(steps_alone):.3f} s, while this process "

@@ -69,8 +69,9 @@ class Dataset:
 
     def summary(self) -> dict:
         """The `dataset` entry of a run's metrics.json."""
-        return {"name": self.name, "fingerprint": self.fingerprint, "train_size": len(self.train),
-                "test_size": len(self.test), "classes": list(self.classes)}
+        summary = {"name": self.name, "fingerprint": self.fingerprint, "train_size": len(self.train),
+                   "test_size": len(self.test), "classes": list(self.classes)}
+        return {**summary, "origin": self.origin} if self.origin else summary
 
 
 def cache_dir() -> Path:

@@ -11,10 +11,27 @@ PRETRAINED_COLOR, SCRATCH_COLOR = "#1f77b4", "#ff7f0e"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 
+TICK_FONT = dict(size=13, color="#222")  # readable on a projector at 1280x720
+
+
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
-    kwargs.setdefault("margin", dict(l=40, r=20, t=50, b=40))
-    fig.update_layout(title=title, height=height, **kwargs)
+    """One look for every chart: ticks of 13 px in near-black, the legend below the plot (not
+    beside it, where it takes a third of the width), integer epochs where the x axis is epochs."""
+    kwargs.setdefault("margin", dict(l=50, r=20, t=50, b=40))
+    kwargs.setdefault("legend", dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
+    fig.update_layout(title=dict(text=title, font=dict(size=16)), height=height, font=dict(size=13, color="#222"),
+                      **kwargs)
+    fig.update_xaxes(tickfont=TICK_FONT, title_font=dict(size=13))
+    fig.update_yaxes(tickfont=TICK_FONT, title_font=dict(size=13))
     return fig
+
+
+def chance_line(fig: go.Figure, n_classes: int, **where) -> None:
+    """A dotted line at the accuracy of guessing (100 / classes), labelled."""
+    if n_classes:
+        fig.add_hline(y=100 / n_classes, line=dict(color="#777", dash="dot", width=1.5),
+                      annotation_text=f"chance ({100 / n_classes:.0f}%)", annotation_position="bottom right",
+                      **where)
 
 
 # --- kernels --------------------------------------------------------------------------------
@@ -45,9 +62,10 @@ def kernel_grid_picture(kernels: torch.Tensor, per_kernel: bool = False, scale: 
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def kernel_difference(diff: torch.Tensor, title: str) -> go.Figure:
+def kernel_difference(diff: torch.Tensor, title: str, bound: float | None = None) -> go.Figure:
     """A signed difference (64,3,3,3) as a diverging heat map: each kernel shows its R, G and B
-    3x3 slices side by side, red for increases and blue for decreases."""
+    3x3 slices side by side, red for increases and blue for decreases. Pass one `bound` to
+    several maps so their colours compare."""
     d = diff.detach().float().cpu().numpy()
     n, c, h, w = d.shape
     cell_w, cell_h, nrow = c * (w + 1) + 1, h + 2, 8
@@ -59,13 +77,34 @@ def kernel_difference(diff: torch.Tensor, title: str) -> go.Figure:
             top, left = r * cell_h + 1, col * cell_w + 1 + ch * (w + 1)
             z[top:top + h, left:left + w] = d[i, ch]
             text[top:top + h, left:left + w] = f"kernel {i}, {'RGB'[ch]}"
-    bound = float(np.nanmax(np.abs(z))) or 1.0
+    bound = bound or float(np.nanmax(np.abs(z))) or 1.0
     fig = go.Figure(go.Heatmap(z=z, text=text, colorscale="RdBu_r", zmid=0, zmin=-bound, zmax=bound,
                                hovertemplate="%{text}<br>change %{z:.4f}<extra></extra>",
                                colorbar=dict(title="change")))
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
-    return _layout(fig, title, height=380)
+    return _layout(fig, title, height=460, margin=dict(l=5, r=5, t=50, b=5))
+
+
+def kernel_close_ups(before: torch.Tensor, after: torch.Tensor, indices: list[int], scale: int = 40) -> np.ndarray:
+    """The chosen kernels large, before (top row) and after (bottom row), on ONE colour scale (the
+    min and max of both together), so what changed is what you see."""
+    b, a = before[indices].float(), after[indices].float()
+    lo, hi = torch.minimum(b.min(), a.min()), torch.maximum(b.max(), a.max())
+    both = ((torch.cat([b, a]) - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1)
+    n, _, h, w = b.shape
+    pad = 1
+    grid = torch.ones(3, 2 * (h + pad) + pad, n * (w + pad) + pad)
+    for i in range(2 * n):
+        r, c = divmod(i, n)
+        grid[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = both[i]
+    picture = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+    return picture.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
+    """How far the kernels moved, as a share of their size: ‖after − before‖ / ‖before‖."""
+    return float((after.float() - before.float()).norm() / before.float().norm().clamp(min=1e-12))
 
 
 def update_norms(diff: torch.Tensor) -> torch.Tensor:
@@ -112,26 +151,42 @@ def classifier_curves(runs: dict[str, dict]) -> go.Figure:
             if not rows:
                 continue
             epochs = [r["epoch"] for r in rows]
-            name = f"{label}: {kind}" if len(runs) > 1 else kind
+            name = f"{label}: {kind}" if len(runs) > 1 else ("fine-tuned from the autoencoder" if kind == "pretrained"
+                                                              else "from scratch (random init)")
             line = dict(color=color if len(runs) > 1 else (PRETRAINED_COLOR if kind == "pretrained" else SCRATCH_COLOR),
                         dash=dash)
             fig.add_scatter(x=epochs, y=[r["train_loss"] for r in rows], name=name, line=line,
                             legendgroup=name, row=1, col=1)
             fig.add_scatter(x=epochs, y=[r["test_acc"] for r in rows], name=name, line=line,
                             legendgroup=name, showlegend=False, row=1, col=2)
-    fig.update_xaxes(title="epoch")
-    return _layout(fig, "Classifier: pretrained encoder vs random init", height=380)
+    fig.update_xaxes(title="epoch", dtick=1 if max_epochs(runs) <= 12 else None)
+    first = next(iter(runs.values()), {})
+    chance_line(fig, len((first.get("dataset") or {}).get("classes") or []), row=1, col=2)
+    return _layout(fig, "Classifier: pretrained encoder vs random init", height=400)
+
+
+def max_epochs(runs: dict[str, dict]) -> int:
+    return max((len(m.get("classifier") or []) for m in runs.values()), default=0)
+
+
+LIVE_STYLE = {"autoencoder": (PALETTE[2], "solid"), "classifier": (PRETRAINED_COLOR, "solid"),
+              "scratch": (SCRATCH_COLOR, "dash")}
 
 
 def live_loss(points: list[tuple[str, float, float]]) -> go.Figure:
-    """The running loss of a job in progress: (phase, fractional epoch, loss) points."""
-    fig = go.Figure()
+    """A job's running loss, (phase, fractional epoch, loss) points, in two panels: the
+    autoencoder's MSE, and the classifiers' cross-entropy (fine-tuned solid, scratch dashed)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("autoencoder: reconstruction MSE",
+                                                        "classifier: cross-entropy"))
+    names = {"autoencoder": "autoencoder", "classifier": "fine-tuned", "scratch": "scratch"}
     for phase in dict.fromkeys(p for p, _, _ in points):
         xs = [(x, y) for p, x, y in points if p == phase]
-        fig.add_scatter(x=[x for x, _ in xs], y=[y for _, y in xs], name=phase, mode="lines")
-    fig.update_xaxes(title="epoch")
-    fig.update_yaxes(title="running loss", type="log")
-    return _layout(fig, "Live training loss", height=300)
+        color, dash = LIVE_STYLE.get(phase, (PALETTE[4], "dot"))
+        fig.add_scatter(x=[x for x, _ in xs], y=[y for _, y in xs], name=names.get(phase, phase), mode="lines",
+                        line=dict(color=color, dash=dash, width=2.5), row=1, col=1 if phase == "autoencoder" else 2)
+    last = max((x for _, x, _ in points), default=1)
+    fig.update_xaxes(title="epoch", dtick=1 if last <= 12 else None, rangemode="tozero")
+    return _layout(fig, "Live training loss", height=320)
 
 
 # --- classifier results ---------------------------------------------------------------------
@@ -145,6 +200,7 @@ def per_class_bars(classes: list[str], pretrained: dict | None, scratch: dict | 
                         hovertemplate="%{x}: %{y:.1f}%<extra>" + label + "</extra>")
     fig.update_layout(barmode="group")
     fig.update_yaxes(title="test accuracy %", range=[0, 100])
+    chance_line(fig, len(classes))
     return _layout(fig, "Per-class test accuracy")
 
 
@@ -157,13 +213,18 @@ def confusion_heatmap(confusion: list[list[int]], classes: list[str], title: str
     return _layout(fig, title, height=450)
 
 
-def probability_bars(probs: list[float], classes: list[str]) -> go.Figure:
+def probability_bars(probs: list[float], classes: list[str], truth: int | None = None) -> go.Figure:
+    """Class probabilities as horizontal bars, the prediction dark; the true class (when known)
+    marked green when the prediction is right and red when it is wrong."""
     best = int(np.argmax(probs))
     colors = [PRETRAINED_COLOR if i == best else "#a6c8e6" for i in range(len(classes))]
-    fig = go.Figure(go.Bar(x=classes, y=[100 * p for p in probs], marker_color=colors,
-                           hovertemplate="%{x}: %{y:.1f}%<extra></extra>"))
-    fig.update_yaxes(title="probability %", range=[0, 100])
-    return _layout(fig, "What the fine-tuned classifier thinks it is", height=320)
+    if truth is not None:
+        colors[truth] = "#2ca02c" if truth == best else "#d62728"
+    fig = go.Figure(go.Bar(y=classes, x=[100 * p for p in probs], marker_color=colors, orientation="h",
+                           hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+    fig.update_xaxes(title="probability %", range=[0, 100])
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, "What the fine-tuned classifier thinks it is", height=360, margin=dict(l=90, r=20, t=50, b=40))
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -201,9 +262,10 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[str], 
             picked = torch.cat([picked, torch.full((per_class - len(picked), *images.shape[1:]), 255, dtype=images.dtype)])
         rows.append(picked)
     fig = image_strip(rows, "Sample images, one row per class")
-    fig.update_layout(height=60 + 62 * len(classes))
-    fig.add_annotation(text=" · ".join(f"{i + 1}: {c}" for i, c in enumerate(classes)), showarrow=False,
-                       xref="paper", yref="paper", x=0, y=-0.04, font=dict(size=11))
+    h, pad = images.shape[2], 2
+    fig.update_yaxes(visible=True, showgrid=False, zeroline=False, ticks="",
+                     tickvals=[pad + r * (h + pad) + h / 2 for r in range(len(classes))], ticktext=list(classes))
+    fig.update_layout(height=60 + 62 * len(classes), margin=dict(l=90, r=5, t=40, b=5))
     return fig
 
 
@@ -213,8 +275,9 @@ def reconstruction_panel(original: torch.Tensor, reconstruction: torch.Tensor) -
     fig = make_subplots(rows=1, cols=3, subplot_titles=("original", "reconstruction", "|error|"))
     fig.add_trace(go.Image(z=to_uint8_hwc(original[None])[0], hoverinfo="skip"), row=1, col=1)
     fig.add_trace(go.Image(z=to_uint8_hwc(reconstruction[None])[0], hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(go.Heatmap(z=error, colorscale="Inferno", colorbar=dict(title="|err|"),
-                             hovertemplate="error %{z:.3f}<extra></extra>"), row=1, col=3)
+    fig.add_trace(go.Heatmap(z=error, colorscale="Viridis", zmin=0, zmax=max(float(error.max()), 1e-6),
+                             colorbar=dict(title="|err|"), hovertemplate="error %{z:.3f}<extra></extra>"),
+                  row=1, col=3)  # sequential: dark = small error, bright = large
     fig.update_yaxes(autorange="reversed", row=1, col=3)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -228,25 +291,31 @@ BLOCK_COLORS = {"conv_encoder": "#4c78a8", "fc_encoder": "#72b7b2", "fc_decoder"
 
 
 def architecture_diagram(table: list[dict]) -> go.Figure:
-    """The layer table as a row of blocks, one per layer with parameters (and reshapes),
-    each labelled with its output shape; hover gives the layer and its parameters."""
+    """The layer table as an hourglass: one bar per step, its height the size of the tensor it
+    outputs (log scale), labelled with the shape; upsampling steps are named as such."""
     shown = [r for r in table if r["params"] or r["block"] == "(forward)" or "Upsample" in r["layer"]]
     fig = go.Figure()
     for i, r in enumerate(shown):
-        fig.add_bar(x=[i], y=[1], marker_color=BLOCK_COLORS.get(r["block"], "#999"), name=r["block"],
+        size = int(np.prod(r["output"]))
+        step = "upsample ×2" if "Upsample" in r["layer"] else r["name"]
+        fig.add_bar(x=[i], y=[size], marker_color=BLOCK_COLORS.get(r["block"], "#999"), name=r["block"],
                     showlegend=r["block"] not in [s["block"] for s in shown[:i]],
-                    text=["×".join(map(str, r["output"]))], textposition="inside",
-                    hovertext=f"{r['name']}: {r['layer']}<br>output {r['output']}<br>{r['params']:,} parameters",
-                    hoverinfo="text")
-    fig.update_xaxes(tickvals=list(range(len(shown))), ticktext=[r["name"] for r in shown], tickangle=-45)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, "Architecture (output shape of each step)", height=330, bargap=0.08)
+                    text=["×".join(map(str, r["output"]))], textposition="outside", textfont=dict(size=11),
+                    hovertext=f"{step}: {r['layer']}<br>output {r['output']} = {size:,} numbers<br>"
+                              f"{r['params']:,} parameters", hoverinfo="text")
+    labels = ["upsample ×2" if "Upsample" in r["layer"] else r["name"] for r in shown]
+    fig.update_xaxes(tickvals=list(range(len(shown))), ticktext=labels, tickangle=-45)
+    fig.update_yaxes(type="log", title="numbers per image (log)", range=[2.5, 5])
+    return _layout(fig, "Architecture: the size of each step's output (the hourglass)", height=420, bargap=0.15,
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
 
 
-def timing_bars(seconds: dict[str, float], title: str) -> go.Figure:
-    """Where the time of one training step goes, per kind of layer, in milliseconds."""
-    names = list(seconds)
+def timing_bars(seconds: dict[str, float], title: str, top_ms: float | None = None) -> go.Figure:
+    """Where the time of one training step goes, per kind of layer, in milliseconds; pass one
+    `top_ms` to several charts so they share a scale. A step that does not exist (no separate
+    upsampling in a transposed-conv decoder) is left out."""
+    names = [n for n in seconds if not (n == "upsampling" and seconds[n] == 0)]
     fig = go.Figure(go.Bar(x=names, y=[1000 * seconds[n] for n in names],
                            hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"))
-    fig.update_yaxes(title="milliseconds (forward + backward)")
+    fig.update_yaxes(title="ms (forward + backward)", range=[0, top_ms] if top_ms else None)
     return _layout(fig, title, height=330)

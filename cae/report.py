@@ -118,3 +118,87 @@ def saturation(rows: list[dict], within: float = 1.0) -> dict | None:
     best = max(rows, key=lambda r: r["test_acc"])
     first = next(r for r in rows if r["test_acc"] >= best["test_acc"] - within)
     return {"best_acc": best["test_acc"], "best_epoch": best["epoch"], "within_epoch": first["epoch"]}
+
+
+# --- a run in words ---------------------------------------------------------------------------
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def run_differences(metrics: dict) -> list[str]:
+    """What sets a run apart from the lecture's settings on full CIFAR-10, in words."""
+    from cae.config import Config
+
+    cfg, d = metrics.get("config") or {}, Config().to_dict()
+    parts = []
+    if cfg.get("latent_dim", d["latent_dim"]) != d["latent_dim"]:
+        parts.append(f"latent {cfg['latent_dim']}")
+    if cfg.get("upsample", d["upsample"]) != d["upsample"]:
+        parts.append(f"{cfg['upsample']} decoder")
+    if cfg.get("leak", d["leak"]) != d["leak"]:
+        parts.append("ReLU" if cfg["leak"] == 0 else f"leak {_fmt(cfg['leak'])}")
+    if cfg.get("encoder_from"):
+        pre = (metrics.get("pretraining_dataset") or {}).get("name", "other data").split(" (")[0]
+        parts.append(f"encoder pretrained on {pre}")
+    epochs = (cfg.get("ae_epochs", 5), cfg.get("clf_epochs", 5))
+    if epochs != (d["ae_epochs"], d["clf_epochs"]):
+        parts.append(f"{epochs[0]} + {epochs[1]} epochs")
+    for key, text in (("batch_size", "batch {}"), ("clf_batch_size", "classifier batch {}"), ("lr", "lr {}"),
+                      ("clf_lr", "fine-tuning lr {}")):
+        if cfg.get(key, d[key]) != d[key] and cfg.get(key) is not None:
+            parts.append(text.format(_fmt(cfg[key])))
+    if cfg.get("label_fraction", 1.0) != 1.0:
+        parts.append(f"{cfg['label_fraction']:.0%} labels")
+    if cfg.get("freeze_encoder"):
+        parts.append("frozen encoder (linear probe)")
+    if cfg.get("limit"):
+        parts.append(f"{cfg['limit']:,} training images")
+    if cfg.get("flip"):
+        parts.append("flips")
+    if cfg.get("seed", 0) != 0:
+        parts.append(f"seed {cfg['seed']}")
+    return parts
+
+
+def run_title(metrics: dict) -> str:
+    """A readable title: the lecture's settings, or what differs from them, and the data."""
+    parts = run_differences(metrics) or ["lecture's settings"]
+    data = (metrics.get("dataset") or {}).get("name", "")
+    if data and not data.startswith(("image folder cifar10", "CIFAR-10")):
+        parts.append(f"on {data.split(' (')[0]}")
+    text = ", ".join(parts)
+    return text[0].upper() + text[1:]
+
+
+def run_summary(metrics: dict, title: str | None = None) -> str:
+    """One line for the top of every page that shows a run: title, data, test images, result."""
+    n = test_images(metrics)
+    data = (metrics.get("dataset") or {}).get("name", "unknown data")
+    line = f"**{title or run_title(metrics)}** · {data}" + (f" · {n:,} test images" if n else "")
+    pre = metrics.get("classifier") or []
+    scratch = (metrics.get("scratch") or {}).get("classifier") or []
+    if pre:
+        line += f" · fine-tuned {pre[-1]['test_acc']:.1f}%"
+        if scratch:
+            line += f", scratch {scratch[-1]['test_acc']:.1f}%"
+    elif metrics.get("autoencoder"):
+        line += f" · test MSE {metrics['autoencoder'][-1]['test_mse']:.4f} (autoencoder only)"
+    return line
+
+
+def class_extremes_sentence(metrics: dict) -> str | None:
+    """Best and worst class, or "at chance level" when the accuracy is within noise of guessing."""
+    per_class = metrics.get("per_class_acc") or {}
+    rows = metrics.get("classifier") or []
+    if not per_class or not rows:
+        return None
+    chance = 100 / len(per_class)
+    accuracy, n = rows[-1]["test_acc"], test_images(metrics) or 1
+    if accuracy - chance < max(2 * standard_error(chance, n), 1.0):
+        return (f"At chance level: {accuracy:.1f}% is what guessing among {len(per_class)} classes gives "
+                f"({chance:.0f}%), so no class is really best or worst.")
+    (best, b), (worst, w) = best_and_worst(per_class)
+    lecture = (" The lecture found deer worst, cat next, frog best."
+               if list(metrics.get("dataset", {}).get("classes", [])) == CIFAR10_CLASSES else "")
+    return f"Best class: {best} ({b:.1f}%); worst: {worst} ({w:.1f}%).{lecture}"

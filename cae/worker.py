@@ -23,6 +23,13 @@ from typing import Callable
 
 HOLD_ENV = "CAE_WORKER_HOLD"  # tests: while the file it names exists, training holds before each batch
 NICENESS = 10
+THREADS_ENV = "CAE_WORKER_THREADS"  # torch threads in the worker; default: all cores but one
+
+
+def worker_threads() -> int:
+    """All cores but one, which the web server keeps: a training team that shares a core with a
+    busy page slows down 10 to 60 times, one that does not, 5% (bench/NOTES.md, bench/threads.py)."""
+    return int(os.environ.get(THREADS_ENV) or max(1, (os.cpu_count() or 1) - 1))
 
 
 class TurnLock:
@@ -115,6 +122,8 @@ def serve(fd: int, runs_dir: str, parent_pid: int) -> None:
         os.setpriority(os.PRIO_PROCESS, 0, NICENESS)
     except (AttributeError, OSError):
         pass
+    import torch
+    torch.set_num_threads(worker_threads())
     try:
         with open("/proc/self/comm", "w") as comm:
             comm.write("cae-worker")

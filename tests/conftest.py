@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,9 +66,11 @@ def isolated_folders(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("CAE_RUNS", str(tmp_path_factory.mktemp("runs")))
     monkeypatch.delenv("CAE_DATA", raising=False)
     monkeypatch.delenv("CAE_WORKER_HOLD", raising=False)
+    threads = torch.get_num_threads()
     yield
     from cae.jobs import shutdown_all
     shutdown_all()
+    torch.set_num_threads(threads)  # the app's router sets one thread for the web process
 
 
 class Hold:

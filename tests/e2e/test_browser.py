@@ -177,3 +177,14 @@ def test_train_settings_survive_leaving_the_page_while_a_job_runs(page, server):
     assert page.get_by_label("Autoencoder epochs").input_value() == "40"
     assert page.get_by_label("Classifier epochs (0 = autoencoder only)").input_value() == "0"
     page.get_by_role("button", name="Stop").click()
+
+
+def test_the_try_page_shows_its_pictures_and_the_prediction_in_the_first_screen(page, server, screenshots):
+    open_page(page, server, "try_image", "Try an image")
+    page.locator(".js-plotly-plot").nth(1).wait_for()
+    page.wait_for_timeout(500)
+    for i in range(2):  # the reconstruction panel and the class probabilities
+        box = page.locator(".js-plotly-plot").nth(i).bounding_box()
+        assert box is not None and box["y"] + box["height"] <= 720, (i, box)
+    assert page.get_by_text(re.compile("Prediction: .*(right|wrong)")).count() == 1
+    page.screenshot(path=str(screenshots / "try_image-first-screen.png"))

@@ -1,0 +1,78 @@
+"""Every page as a student reads it: runs you can tell apart, honest texts about the numbers,
+figures that read on a projector (checked on the figures `cae` builds and through AppTest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from streamlit.testing.v1 import AppTest
+
+from cae.config import Config
+from cae.figures import classifier_curves, kernel_difference, live_loss, per_class_bars, timing_bars
+from cae.report import class_extremes_sentence, run_summary, run_title
+from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir, train_or_load
+
+APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
+SHIPPED = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]
+
+
+def shipped_metrics() -> dict:
+    return json.loads((SHIPPED / "metrics.json").read_text())
+
+
+def test_a_run_title_says_what_differs_from_the_lecture():
+    m = shipped_metrics()
+    assert run_title(m) == "Lecture's settings"
+    variant = {**m, "config": {**m["config"], "label_fraction": 0.01, "freeze_encoder": True, "seed": 2}}
+    assert run_title(variant) == "1% labels, frozen encoder (linear probe), seed 2"
+    small = {**m, "config": {**m["config"], "batch_size": 100, "ae_epochs": 20, "clf_epochs": 10},
+             "dataset": {**m["dataset"], "name": "bundled sample (CIFAR-10, 1,000 + 200 images)", "test_size": 200}}
+    assert run_title(small) == "20 + 10 epochs, batch 100, on bundled sample"
+    assert "200 test images" in run_summary(small)
+
+
+def test_a_run_at_chance_level_names_no_best_class():
+    m = shipped_metrics()
+    chance = {**m, "classifier": [{"epoch": 1, "test_acc": 10.0}],
+              "per_class_acc": {c: (100.0 if c == "cat" else 0.0) for c in m["dataset"]["classes"]}}
+    assert class_extremes_sentence(chance).startswith("At chance level: 10.0%")
+    assert class_extremes_sentence(m).startswith("Best class: automobile (67.2%)")
+
+
+def test_accuracy_charts_draw_the_chance_line():
+    m = shipped_metrics()
+    for fig in (classifier_curves({"this": m}), per_class_bars(m["dataset"]["classes"], m["per_class_acc"], None)):
+        assert any(shape.y0 == 10.0 and shape.line.dash == "dot" for shape in fig.layout.shapes)
+
+
+def test_the_live_loss_has_two_panels_and_whole_epochs():
+    points = [("autoencoder", 0.5, 0.2), ("autoencoder", 1.0, 0.1), ("classifier", 0.5, 2.0),
+              ("scratch", 0.5, 2.1)]
+    fig = live_loss(points)
+    assert [t.xaxis for t in fig.data] == ["x", "x2", "x2"]
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.type != "log"
+    assert fig.data[1].line.dash != fig.data[2].line.dash  # fine-tuned and scratch told apart
+
+
+def test_difference_maps_share_one_scale_and_timing_charts_one_axis():
+    small, big = torch.full((64, 3, 3, 3), 0.01), torch.full((64, 3, 3, 3), 0.1)
+    assert kernel_difference(small, "a", 0.1).data[0].zmax == kernel_difference(big, "b", 0.1).data[0].zmax == 0.1
+    transpose = timing_bars({"encoder convs": 0.01, "fc layers": 0.002, "decoder convs": 0.02, "upsampling": 0.0},
+                            "transpose", top_ms=30)
+    assert "upsampling" not in list(transpose.data[0].x) and list(transpose.layout.yaxis.range) == [0, 30]
+
+
+def test_a_variant_with_few_labels_says_so_on_every_page(small_dataset):
+    cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, label_fraction=0.1, precision="fp32",
+                 test_limit=50)
+    path = train_or_load(cfg, small_dataset, runs_dir()).path
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"] = path.name
+    at.run()
+    for page in ("app_pages/kernels.py", "app_pages/classifier.py", "app_pages/try_image.py", "app_pages/overview.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert any("10% labels" in m.value for m in at.markdown), page
+    assert any("10% labels" in label for label in at.sidebar.selectbox[0].options)
