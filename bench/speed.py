@@ -30,7 +30,7 @@ from torchvision import datasets, transforms
 from cae.config import Config
 from cae.data import balanced_subset, load_dataset, to_device
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import (MFLOP, Clock, Loop, classification_loss, reconstruction_loss, resolve_device,
+from cae.train import (MFLOP, Reporter, classification_loss, reconstruction_loss, resolve_device,
                        resolve_precision, run_epoch)
 
 RESULTS = Path(__file__).parent / "results"
@@ -70,7 +70,7 @@ class Ours:
         self.model = model.to(device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
         self.images, self.labels, self.cfg, self.classify = images, labels, cfg, classify
-        self.loop = Loop("classifier" if classify else "autoencoder", device, precision, Clock(1.0))
+        self.phase, self.device, self.precision = "classifier" if classify else "autoencoder", device, precision
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.epoch = 0
 
@@ -78,9 +78,9 @@ class Ours:
         self.epoch += 1
         loss_fn = classification_loss if self.classify else reconstruction_loss
         t0 = time.perf_counter()
-        loss = run_epoch(self.model, self.optimizer, self.images, self.labels, loss_fn, self.loop, self.epoch,
-                         99, self.cfg.batch_size, self.generator, False)
-        if self.loop.device.type == "cuda":
+        loss = run_epoch(self.model, self.optimizer, loss_fn, (self.images, self.labels), self.cfg.batch_size,
+                         self.generator, False, self.precision, self.phase, self.epoch, 99, Reporter(1.0))
+        if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0, loss
 
