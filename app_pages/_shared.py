@@ -18,6 +18,7 @@ from cae.jobs import DONE, FAILED, JobManager, manager_for
 from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
 from cae.report import run_summary, run_title
 from cae.train import describe_device, resolve_device
+from cae.worker import worker_threads
 
 
 def jobs() -> JobManager:
@@ -83,7 +84,11 @@ def cached_run(path: str, stamp: float) -> Run:
 
 @st.cache_resource(show_spinner=False)
 def device_label() -> str:
-    return describe_device(resolve_device("auto"))
+    """Where training runs: the GPU's name, or the CPU and the threads the training worker uses."""
+    device = resolve_device("auto")
+    if device.type != "cpu":
+        return describe_device(device)
+    return f"CPU, training on {worker_threads()} of {os.cpu_count()} cores"
 
 
 def data_source() -> str:

@@ -81,7 +81,7 @@ def evaluation_on_data_in_use(run, dataset) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-st.title("Classifier: does unsupervised pretraining help?")
+st.title("Classifier: does pretraining help?")
 run = current_run()
 if run is None:
     st.stop()
@@ -96,14 +96,14 @@ if (pre := m.get("pretraining_dataset")) and pre["fingerprint"] != m["dataset"][
                f"({pre['train_size']:,} images, no labels); only the classifier saw this data.")
 
 transfer = dataset is not None and not same_dataset(run, dataset)
-if transfer:
-    st.subheader("Fine-tune this run's encoder on the data in use")
-    st.caption(f"The lecture's premise in one click: this encoder learned from {m['dataset']['name']} without "
-               f"labels; a new head is trained on the labels of {dataset.name}, beside the same classifier "
-               "from random init.")
-    finetune_form(run, dataset, transfer=True)
-    if same_classes_other_images(run, dataset):
-        evaluation_on_data_in_use(run, dataset)
+if transfer:  # the first thing offered, folded to one line so the page's main chart stays in view
+    with st.expander(f"**Fine-tune this run's encoder on the data in use** ({dataset.name.split(' (')[0]})"):
+        st.caption(f"The lecture's premise in one click: this encoder learned from {m['dataset']['name']} without "
+                   f"labels; a new head is trained on the labels of {dataset.name}, beside the same classifier "
+                   "from random init.")
+        finetune_form(run, dataset, transfer=True)
+        if same_classes_other_images(run, dataset):
+            evaluation_on_data_in_use(run, dataset)
 
 if not m.get("classifier"):
     st.info("This run trained the autoencoder only (0 classifier epochs). Pick another run, or fine-tune "

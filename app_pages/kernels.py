@@ -15,7 +15,7 @@ show_run_summary(run)
 k = run.kernels
 
 STAGES = {"initial": "initial (random)", "autoencoder": "after the autoencoder",
-          "finetuned": "after fine-tuning", "scratch": "classifier trained from scratch"}
+          "finetuned": "after fine-tuning", "scratch": "from scratch"}
 DIFFS = {"autoencoder − initial (what unsupervised training learned)": ("autoencoder", "initial"),
          "fine-tuned − autoencoder (what the labels changed)": ("finetuned", "autoencoder"),
          "scratch − initial (what labels alone learned)": ("scratch", "initial")}

@@ -16,14 +16,14 @@ def article(word: str) -> str:
     return "an" if word[:1].lower() in "aeiou" else "a"
 
 
-def pick_test_image(dataset):
+def pick_test_image(dataset, left, mid, right):
     """A test image chosen by class and number, or at random; (image, its class index, caption)."""
-    left, mid, right = st.columns([2, 2, 1])
     classes = ["any class", *dataset.classes]
     cls = left.selectbox("Class", classes, key="try_class")
     pool = (range(len(dataset.test)) if cls == "any class"
             else (dataset.test.labels == dataset.classes.index(cls)).nonzero().flatten().tolist())
     pool = list(pool)
+    right.write("")  # line the button up with the inputs
     if right.button("Random", key="try_random"):
         st.session_state.try_number = random.randrange(len(pool))
     st.session_state.try_number = min(st.session_state.get("try_number", 0), len(pool) - 1)
@@ -40,17 +40,19 @@ if run is None:
     st.stop()
 show_run_summary(run)
 restore_settings("try", SETTINGS)
-source = st.radio("Image", ["a test image", "upload your own"], key="try_source", horizontal=True)
+choose, left, mid, right = st.columns([2, 2, 2, 1])  # one row of controls: the pictures fit the first screen
+source = choose.radio("Image", ["a test image", "upload your own"], key="try_source")
 image, truth, caption = None, None, ""
 if source == "a test image":
     dataset = current_dataset()
     if dataset is not None:
-        image, truth, caption = pick_test_image(dataset)
+        image, truth, caption = pick_test_image(dataset, left, mid, right)
         if list(dataset.classes) != run.classes:
             truth = None  # the run's classes are others: no right or wrong
 else:
-    upload = st.file_uploader("PNG or JPEG, up to 10 MB; resized to 32×32", type=["png", "jpg", "jpeg"],
-                              key="try_upload")
+    with st.container():
+        upload = st.file_uploader("PNG or JPEG, up to 10 MB; resized to 32×32", type=["png", "jpg", "jpeg"],
+                                  key="try_upload")
     if upload is not None:
         try:
             image, notes = image_from_bytes(upload.getvalue())
@@ -72,7 +74,8 @@ if image is not None:
             probs = class_probabilities(run.classifier, image[None])[0].tolist()
             guess = run.classes[max(range(len(probs)), key=probs.__getitem__)]
             if truth is not None:
-                right_or_wrong = "✅ right" if run.classes[truth] == guess else f"❌ wrong (it is {run.classes[truth]})"
+                right_or_wrong = (":green[**right**]" if run.classes[truth] == guess
+                                  else f":red[**wrong**] (it is {article(run.classes[truth])} {run.classes[truth]})")
                 st.markdown(f"Prediction: **{guess}** — {right_or_wrong}")
             else:
                 st.markdown(f"Prediction: **{guess}**")

@@ -224,7 +224,7 @@ def probability_bars(probs: list[float], classes: list[str], truth: int | None =
                            hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
     fig.update_xaxes(title="probability %", range=[0, 100])
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "What the fine-tuned classifier thinks it is", height=360, margin=dict(l=90, r=20, t=50, b=40))
+    return _layout(fig, "What the classifier thinks it is", height=300, margin=dict(l=90, r=20, t=40, b=40))
 
 
 # --- images ---------------------------------------------------------------------------------
@@ -281,7 +281,7 @@ def reconstruction_panel(original: torch.Tensor, reconstruction: torch.Tensor) -
     fig.update_yaxes(autorange="reversed", row=1, col=3)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, "Reconstruction", height=320)
+    return _layout(fig, "Reconstruction", height=300, margin=dict(l=5, r=5, t=60, b=5))
 
 
 # --- architecture and timing ----------------------------------------------------------------
