@@ -103,7 +103,8 @@ def epoch_line(phase: str, row: dict, epochs: int) -> str:
     line = (f"{name} Iteration: {row['epoch']}/{epochs} ; Training Loss: {loss:.4f} ; "
             f"Time consumed: {minutes(row['seconds'])}")
     if "test_mse" in row:
-        return line + f" ; Test MSE: {row['test_mse']:.4f}"
+        knn = f" ; k-NN accuracy of the code: {row['knn_acc']:.1f}%" if "knn_acc" in row else ""
+        return line + f" ; Test MSE: {row['test_mse']:.4f}{knn}"
     return line + f" ; Test accuracy: {row['test_acc']:.2f}%"
 
 

@@ -263,7 +263,7 @@ def reused_autoencoder(run: Run) -> ReusedAutoencoder:
     return ReusedAutoencoder(run.autoencoder, m["autoencoder"],
                              {k: run.kernels[k] for k in ("initial", "autoencoder")},
                              m.get("autoencoder_source") or run.name,
-                             m.get("pretraining_dataset") or m["dataset"])
+                             m.get("pretraining_dataset") or m["dataset"], m.get("representation"))
 
 
 def transfer_config(source: Run, **changes) -> Config:

@@ -21,6 +21,7 @@ from torch import nn
 
 from cae.config import Config
 from cae.data import Dataset, as_float, balanced_subset, batches, to_device
+from cae.latent import RepresentationProbe
 from cae.model import Classifier, ConvAutoencoder, first_layer_kernels, seeded
 
 # Work per image in MFLOP (forward = 1, training step = 3 x forward), used for time estimates.
@@ -248,8 +249,9 @@ def evaluate_classifier(model: Classifier, images: torch.Tensor, labels: torch.T
 # --- the two training phases ----------------------------------------------------------------
 
 def train_autoencoder(model: ConvAutoencoder, train_images: torch.Tensor, test_images: torch.Tensor,
-                      cfg: Config, precision: str, reporter: Reporter) -> list[dict]:
-    """`cfg.ae_epochs` epochs of MSE + Adam; history rows {epoch, train_mse, test_mse, seconds}."""
+                      cfg: Config, precision: str, reporter: Reporter, probe=None) -> list[dict]:
+    """`cfg.ae_epochs` epochs of MSE + Adam; history rows {epoch, train_mse, test_mse, seconds}, and
+    `knn_acc` (the code's k-NN test accuracy, cae/latent.py) when a `probe` is given."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     no_labels = torch.zeros(train_images.shape[0], dtype=torch.int64, device=train_images.device)
@@ -262,6 +264,8 @@ def train_autoencoder(model: ConvAutoencoder, train_images: torch.Tensor, test_i
         test_mse = evaluate_autoencoder(model, test_images, precision)
         reporter.done_work += test_images.shape[0] * MFLOP["eval_autoencoder"]
         history.append({"epoch": epoch, "train_mse": train_mse, "test_mse": test_mse, "seconds": seconds})
+        if probe is not None:
+            history[-1]["knn_acc"] = probe.knn(model)
         reporter.epoch("autoencoder", history[-1], model)
     return history
 
@@ -314,6 +318,7 @@ class ReusedAutoencoder:
     kernels: dict[str, torch.Tensor]  # "initial" and "autoencoder"
     source: str                       # the run that trained it
     dataset: dict                     # the data it was trained on (a run's `dataset` entry)
+    representation: dict | None = None  # its metrics["representation"], when it has one
 
 
 @dataclass
@@ -336,6 +341,8 @@ class Subsets:
     train: tuple[torch.Tensor, torch.Tensor]
     labelled: tuple[torch.Tensor, torch.Tensor]
     test: tuple[torch.Tensor, torch.Tensor]
+    train_idx: torch.Tensor  # into the dataset's splits
+    test_idx: torch.Tensor
 
     @classmethod
     def of(cls, cfg: Config, dataset: Dataset, device: torch.device) -> "Subsets":
@@ -344,10 +351,11 @@ class Subsets:
         train_idx = balanced_subset(dataset.train.labels, cfg.limit, seed=0)
         n_labelled = max(len(dataset.classes), round(cfg.label_fraction * len(train_idx)))
         labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=0)
+        test_idx = balanced_subset(dataset.test.labels, cfg.test_limit, seed=0)
         train = to_device(dataset.train, train_idx, device)
         labelled = labelled_idx.to(device)
-        test = to_device(dataset.test, balanced_subset(dataset.test.labels, cfg.test_limit, seed=0), device)
-        return cls(train, (train[0][labelled], train[1][labelled]), test)
+        return cls(train, (train[0][labelled], train[1][labelled]), to_device(dataset.test, test_idx, device),
+                   train_idx, test_idx)
 
 
 def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> float:
@@ -378,7 +386,10 @@ def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None
     result = ExperimentResult(cfg, metrics, kernels, autoencoder)
     try:
         if reuse is None:
-            metrics["autoencoder"] = train_autoencoder(autoencoder, data.train[0], data.test[0], cfg, precision, reporter)
+            probe = RepresentationProbe.of(dataset, data.train_idx, data.test_idx)
+            metrics["representation"] = probe.summary(autoencoder)
+            metrics["autoencoder"] = train_autoencoder(autoencoder, data.train[0], data.test[0], cfg, precision,
+                                                       reporter, probe)
             kernels["autoencoder"] = first_layer_kernels(autoencoder)
         if not cfg.clf_epochs:
             return finish(result, reporter)
@@ -414,7 +425,8 @@ def experiment_metrics(cfg: Config, dataset: Dataset, device: torch.device, prec
             "device": describe_device(device), "precision": precision,
             "dataset": dataset.summary(), "torch": torch.__version__,
             "autoencoder_source": reuse.source if reuse else None,
-            "pretraining_dataset": reuse.dataset if reuse else dataset.summary()}
+            "pretraining_dataset": reuse.dataset if reuse else dataset.summary(),
+            **({"representation": reuse.representation} if reuse and reuse.representation else {})}
 
 
 # --- time estimates -------------------------------------------------------------------------

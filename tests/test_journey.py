@@ -352,31 +352,30 @@ def test_a_file_that_is_not_a_zip_is_explained():
         unpack_upload([("photos.zip", b"PK not really")])
 
 
-def test_the_data_page_downloads_cifar10_into_a_chosen_folder_and_uses_it(cifar_server, tmp_path, monkeypatch):
+def press_download_on_the_data_page(folder: Path):
+    """The Data page: CIFAR-10 as the source, a folder typed, Download pressed."""
     from streamlit.testing.v1 import AppTest
-    url, md5 = cifar_server
-    monkeypatch.setenv("CAE_CIFAR10_URL", url)
-    monkeypatch.setenv("CAE_CIFAR10_MD5", md5)
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page("app_pages/data.py").run()
     at.radio(key="data_kind").set_value("CIFAR-10 (downloads ~170 MB into a folder when online)").run()
-    at.text_input(key="data_download").set_value(str(tmp_path / "my-cifar")).run()
+    at.text_input(key="data_download").set_value(str(folder)).run()
     at.button(key="download_cifar").click().run()
     assert not at.exception
+    return at
+
+
+def test_the_data_page_downloads_cifar10_into_a_chosen_folder_and_uses_it(cifar_server, tmp_path, monkeypatch):
+    url, md5 = cifar_server
+    monkeypatch.setenv("CAE_CIFAR10_URL", url)
+    monkeypatch.setenv("CAE_CIFAR10_MD5", md5)
+    at = press_download_on_the_data_page(tmp_path / "my-cifar")
     assert at.session_state["data_source"] == str((tmp_path / "my-cifar").resolve())
     assert any(h.value.startswith("In use: CIFAR-10") for h in at.subheader)
 
 
 def test_offline_the_data_page_says_what_to_do(tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
     monkeypatch.setenv("CAE_CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
-    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/data.py").run()
-    at.radio(key="data_kind").set_value("CIFAR-10 (downloads ~170 MB into a folder when online)").run()
-    at.text_input(key="data_download").set_value(str(tmp_path / "offline")).run()
-    at.button(key="download_cifar").click().run()
-    assert not at.exception
+    at = press_download_on_the_data_page(tmp_path / "offline")
     text = " ".join(e.value for e in at.error)
     assert "go online" in text and "the bundled sample and any image folder still work" in text

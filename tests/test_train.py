@@ -14,7 +14,16 @@ def test_autoencoder_loss_goes_down_over_three_epochs(small_dataset):
     result = run_experiment(Config(ae_epochs=3, clf_epochs=0, **TINY), small_dataset)
     mse = [row["train_mse"] for row in result.metrics["autoencoder"]]
     assert len(mse) == 3 and mse[2] < mse[1] < mse[0]
-    assert all(set(row) == {"epoch", "train_mse", "test_mse", "seconds"} for row in result.metrics["autoencoder"])
+    assert all(set(row) == {"epoch", "train_mse", "test_mse", "seconds", "knn_acc"} for row in result.metrics["autoencoder"])
+
+
+def test_the_codes_k_nn_accuracy_is_recorded_after_every_autoencoder_epoch(small_dataset):
+    result = run_experiment(Config(ae_epochs=2, clf_epochs=0, **TINY), small_dataset)
+    rep = result.metrics["representation"]
+    assert rep["k"] == 10 and rep["metric"] == "cosine" and rep["seed"] == 0
+    assert (rep["train_size"], rep["test_size"]) == (300, 100)  # min(5,000, 300) and min(1,000, 100)
+    assert 0 <= rep["pixels_knn"] <= 100 and 0 <= rep["initial_knn"] <= 100
+    assert all(0 <= row["knn_acc"] <= 100 for row in result.metrics["autoencoder"])
 
 
 def test_classifier_loss_goes_down_and_records_accuracy(small_dataset):

@@ -176,9 +176,10 @@ def test_train_settings_survive_leaving_the_page_while_a_job_runs(page, server):
     page.wait_for_timeout(3000)  # the Train page's live panel would have refreshed a few times
     page.get_by_role("link", name="Train").click()
     page.get_by_role("heading", name="Train").first.wait_for()
-    assert page.get_by_label("Batch size", exact=True).input_value() == "300"
-    assert page.get_by_label("Autoencoder epochs").input_value() == "40"
-    assert page.get_by_label("Classifier epochs (0 = autoencoder only)").input_value() == "0"
+    from playwright.sync_api import expect  # retries while the page is still drawing, fails if the value is lost
+    expect(page.get_by_label("Batch size", exact=True)).to_have_value("300", timeout=20_000)
+    expect(page.get_by_label("Autoencoder epochs")).to_have_value("40", timeout=20_000)
+    expect(page.get_by_label("Classifier epochs (0 = autoencoder only)")).to_have_value("0", timeout=20_000)
     page.get_by_role("button", name="Stop").click()
 
 
