@@ -176,6 +176,8 @@ def epoch_sentence(phase: str, row: dict) -> str:
     name = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scratch": "Scratch"}.get(phase, phase)
     if "train_mse" in row:
         numbers = f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
+        if "knn_acc" in row:
+            numbers += f", k-NN accuracy of the code {row['knn_acc']:.1f}%"
     else:
         numbers = f"training loss {row['train_loss']:.3f}, test accuracy {row['test_acc']:.1f}%"
     return f"{name} epoch {row['epoch']}: {numbers} ({row['seconds']:.1f} s)"
