@@ -24,7 +24,7 @@ from cae.model import ConvAutoencoder, seeded  # noqa: E402
 from cae.runs import PRETRAINED_DIR, list_runs, load_run  # noqa: E402
 
 
-def measure(name: str, features, data: latent.Subsets, dataset) -> dict:
+def measure(name: str, features, data: latent.FixedSubsets, dataset) -> dict:
     t0 = time.perf_counter()
     train, test = features(dataset.train.images[data.train]), features(dataset.test.images[data.test])
     y_train, y_test = dataset.train.labels[data.train], dataset.test.labels[data.test]

@@ -26,16 +26,16 @@ PROBE_STEPS, PROBE_LR, PROBE_WEIGHT_DECAY = 300, 1e-2, 1e-4
 
 
 @dataclass
-class Subsets:
+class FixedSubsets:
     """The fixed images a representation is measured on: indices into the train and test splits."""
 
     train: torch.Tensor
     test: torch.Tensor
 
 
-def representation_subsets(train_labels: torch.Tensor, test_labels: torch.Tensor) -> Subsets:
+def representation_subsets(train_labels: torch.Tensor, test_labels: torch.Tensor) -> FixedSubsets:
     """Class-balanced, seeded: the same images for every run on the same data."""
-    return Subsets(balanced_subset(train_labels, min(TRAIN_SUBSET, len(train_labels)), SUBSET_SEED),
+    return FixedSubsets(balanced_subset(train_labels, min(TRAIN_SUBSET, len(train_labels)), SUBSET_SEED),
                    balanced_subset(test_labels, min(TEST_SUBSET, len(test_labels)), SUBSET_SEED))
 
 
