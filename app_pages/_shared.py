@@ -6,7 +6,6 @@ Only Streamlit glue lives here; everything computed comes from `cae`.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -46,10 +45,7 @@ def computed(kind: str, payload: dict, wait: float) -> object | None:
     key = (kind, tuple(sorted(payload.items())))
     results = _task_results()
     if key not in results:
-        job = jobs().compute(kind, payload)
-        deadline = time.time() + wait
-        while job.active and time.time() < deadline:
-            time.sleep(0.05)
+        job = jobs().settle(jobs().compute(kind, payload).id, wait)
         if job.state == FAILED:
             raise TaskError(job.error)
         if job.state != DONE:

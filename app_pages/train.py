@@ -6,7 +6,7 @@ from cae.config import (LATENT_SIZES, LEARNING_RATES, PRECISIONS, PRESETS, SMALL
                         ConfigError, few_steps_warning, optimiser_steps, preset_config, preset_for)
 from cae.figures import image_strip, live_loss
 from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
-from cae.report import duration as minutes
+from cae.report import duration as minutes, epoch_sentence
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, remember_settings,
@@ -169,18 +169,6 @@ def show_job(job) -> None:
                                                              f"after autoencoder epoch {epoch}"), width="stretch")
     for phase, row in job.epochs[-12:]:
         st.caption(epoch_sentence(phase, row))
-
-
-def epoch_sentence(phase: str, row: dict) -> str:
-    """"Autoencoder epoch 3: train MSE 0.0312, test MSE 0.0301 (5.2 s)" and the like."""
-    name = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scratch": "Scratch"}.get(phase, phase)
-    if "train_mse" in row:
-        numbers = f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
-        if "knn_acc" in row:
-            numbers += f", k-NN accuracy of the code {row['knn_acc']:.1f}%"
-    else:
-        numbers = f"training loss {row['train_loss']:.3f}, test accuracy {row['test_acc']:.1f}%"
-    return f"{name} epoch {row['epoch']}: {numbers} ({row['seconds']:.1f} s)"
 
 
 def job_panel() -> None:

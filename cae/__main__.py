@@ -9,7 +9,7 @@ import time
 
 from cae.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, Config, ConfigError, few_steps_warning
 from cae.data import load_dataset
-from cae.report import duration as minutes
+from cae.report import PHASE_NAMES, duration as minutes
 from cae.runs import USER_ERRORS, Run, evaluate_run, load_run, train_or_load, transfer_config
 from cae.train import Progress
 
@@ -98,7 +98,7 @@ def config_from_args(args: argparse.Namespace, source: Run | None = None) -> Con
 
 def epoch_line(phase: str, row: dict, epochs: int) -> str:
     """The lecture's per-epoch line (with true mean losses), plus test results."""
-    name = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scratch": "Scratch"}[phase]
+    name = PHASE_NAMES[phase]
     loss = row.get("train_mse", row.get("train_loss"))
     line = (f"{name} Iteration: {row['epoch']}/{epochs} ; Training Loss: {loss:.4f} ; "
             f"Time consumed: {minutes(row['seconds'])}")

@@ -179,15 +179,21 @@ class JobManager:
             queued = [j.id for j in self._jobs.values() if j.kind == TRAIN and j.state == QUEUED]
         return queued.index(job_id) + 1 if job_id in queued else None
 
-    def wait(self, job_id: int, timeout: float = 600.0) -> Job:
-        """Block until a job has ended (for tests and scripts)."""
+    def settle(self, job_id: int, timeout: float) -> Job | None:
+        """The job once it has ended, or as it is after `timeout` seconds (pages poll with this)."""
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            job = self.get(job_id)
-            if job is not None and not job.active:
-                return job
+        job = self.get(job_id)
+        while job is not None and job.active and time.time() < deadline:
             time.sleep(0.05)
-        raise TimeoutError(f"job {job_id} still {self.get(job_id).status} after {timeout:.0f} s")
+            job = self.get(job_id)
+        return job
+
+    def wait(self, job_id: int, timeout: float = 600.0) -> Job:
+        """Block until a job has ended (for tests and scripts); TimeoutError if it has not."""
+        job = self.settle(job_id, timeout)
+        if job is None or job.active:
+            raise TimeoutError(f"job {job_id} still {job.status if job else 'unknown'} after {timeout:.0f} s")
+        return job
 
     def start_worker(self) -> None:
         """Start the worker now (in the background) so the first job does not wait for it."""
