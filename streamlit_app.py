@@ -16,6 +16,7 @@ pages = [
     st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/kernels.py", title="Kernels", icon=":material/grid_on:"),
+    st.Page("app_pages/latent.py", title="Latent space", icon=":material/scatter_plot:"),
     st.Page("app_pages/classifier.py", title="Classifier", icon=":material/bar_chart:"),
     st.Page("app_pages/try_image.py", title="Try an image", icon=":material/image_search:"),
 ]
@@ -26,7 +27,7 @@ page = st.navigation(pages)
 KEPT_SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
                  "lr", "clf_lr", "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline",
                  "flip", "variant_epochs", "variant_lr", "variant_batch", "variant_labels", "variant_mode",
-                 "kernel_norm")
+                 "kernel_norm", "latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
 for key in KEPT_SETTINGS:
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]

@@ -50,8 +50,12 @@ if st.session_state.preset == SMALL_DATA and preset_for(len(dataset.train)) == S
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    latent = st.select_slider("Latent size (the code)", LATENT_SIZES, key="latent_dim")
-    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak")
+    latent = st.select_slider("Latent size (the code)", LATENT_SIZES, key="latent_dim",
+                              help="The Latent space page's \"Latent size\" chart shows what the code length "
+                                   "changes: reconstruction, k-NN accuracy and fine-tuned accuracy.")
+    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak",
+                     help="What it changes: the Latent space page's \"Leak and dead units\" section shows the "
+                          "share of units that never fire in this run, and the shipped sweep over leak 0, 0.1, 0.3.")
     upsample = st.radio("Decoder upsampling", UPSAMPLE_MODES, key="upsample",
                         horizontal=True, help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)")
 with c2:

@@ -56,6 +56,7 @@ else:
     if upload is not None:
         try:
             image, notes = image_from_bytes(upload.getvalue())
+            st.session_state.uploaded_picture = upload.getvalue()  # the Latent space page places it on its map
             caption = "Your picture" + (f" ({'; '.join(notes)})." if notes else ".")
         except ImageInputError as exc:
             st.error(str(exc))

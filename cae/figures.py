@@ -237,6 +237,11 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
+def picture(image: torch.Tensor, scale: int = 3) -> np.ndarray:
+    """One (3,H,W) image, uint8 or float in [0,1], enlarged with sharp pixels for `st.image`."""
+    return to_uint8_hwc(image[None])[0].repeat(scale, axis=0).repeat(scale, axis=1)
+
+
 def image_strip(rows: list[torch.Tensor], title: str, pad: int = 2) -> go.Figure:
     """Rows of equally sized images stacked into one picture (e.g. originals over reconstructions)."""
     arrays = [to_uint8_hwc(r) for r in rows]
@@ -319,3 +324,115 @@ def timing_bars(seconds: dict[str, float], title: str, top_ms: float | None = No
                            hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"))
     fig.update_yaxes(title="ms (forward + backward)", range=[0, top_ms] if top_ms else None)
     return _layout(fig, title, height=330)
+
+
+# --- latent space ---------------------------------------------------------------------------
+
+def latent_map(xy: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, classes: list[str],
+               chosen: int | None = None, extra: tuple[float, float, str] | None = None) -> go.Figure:
+    """Test images' codes in 2-D (PCA), one colour per class; each point carries its test image
+    number (customdata) for hover and click. `chosen`: a map position to ring; `extra`: (x, y,
+    label) of a new image placed with the same projection."""
+    fig = go.Figure()
+    colors = [*PALETTE, "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+    for c, name in enumerate(classes):
+        where = (labels == c).nonzero().flatten()
+        if len(where):
+            fig.add_scatter(x=xy[where, 0].tolist(), y=xy[where, 1].tolist(), mode="markers", name=name,
+                            customdata=index[where].tolist(), marker=dict(size=6, color=colors[c % len(colors)]),
+                            hovertemplate=f"{name}, test image %{{customdata}}<extra></extra>")
+    if chosen is not None:
+        fig.add_scatter(x=[float(xy[chosen, 0])], y=[float(xy[chosen, 1])], mode="markers", name="chosen",
+                        marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="black", width=3)),
+                        hoverinfo="skip")
+    if extra is not None:
+        fig.add_scatter(x=[extra[0]], y=[extra[1]], mode="markers+text", name=extra[2], text=[extra[2]],
+                        textposition="top center", marker=dict(size=16, symbol="x", color="black"), hoverinfo="skip")
+    fig.update_xaxes(title="first principal axis of the codes")
+    fig.update_yaxes(title="second principal axis")
+    return _layout(fig, "The code of each test image, in 2-D", height=520, clickmode="event+select", dragmode="pan")
+
+
+def representation_curves(knn: dict[str, list[tuple[int, float]]], mse: dict[str, list[tuple[int, float]]],
+                          pixels_knn: float | None, n_classes: int) -> go.Figure:
+    """The code's k-NN accuracy per autoencoder epoch (epoch 0: the initial encoder) beside the test
+    MSE, for one or more runs; the raw pixels' k-NN accuracy as a dashed line."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("k-NN accuracy of the code (%)", "test MSE"))
+    for i, label in enumerate(dict.fromkeys([*knn, *mse])):
+        color = PALETTE[i % len(PALETTE)]
+        for col, points in ((1, knn.get(label)), (2, mse.get(label))):
+            if points:
+                fig.add_scatter(x=[e for e, _ in points], y=[v for _, v in points], name=label, legendgroup=label,
+                                showlegend=col == 1 or not knn.get(label), mode="lines+markers",
+                                line=dict(color=color), row=1, col=col)
+    if pixels_knn is not None:
+        fig.add_hline(y=pixels_knn, line=dict(color="#444", dash="dash", width=1.5), row=1, col=1,
+                      annotation_text=f"raw pixels ({pixels_knn:.1f}%)", annotation_position="top left")
+    chance_line(fig, n_classes, row=1, col=1)
+    fig.update_xaxes(title="autoencoder epoch", rangemode="tozero")
+    return _layout(fig, "Is the code getting better as the reconstruction does?", height=380)
+
+
+def _spread_trace(fig: go.Figure, groups: dict, measure: str, name: str, color: str, **where) -> None:
+    xs = [x for x, g in groups.items() if measure in g]
+    if not xs:
+        return
+    mean = [groups[x][measure]["mean"] for x in xs]
+    fig.add_scatter(x=xs, y=mean, name=name, mode="lines+markers", line=dict(color=color),
+                    error_y=dict(type="data", symmetric=False,
+                                 array=[groups[x][measure]["high"] - m for x, m in zip(xs, mean)],
+                                 arrayminus=[m - groups[x][measure]["low"] for x, m in zip(xs, mean)]),
+                    **where)
+
+
+def latent_size_chart(groups: dict, users: list[dict], marked: dict | None) -> go.Figure:
+    """Test MSE and accuracy (the code's k-NN, fine-tuned) against latent size: the shipped sweep
+    (bars: the seeds' range where there are several), the user's fitting runs (hollow), and the run
+    viewed (a ring)."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test MSE (lower is better)", "test accuracy %"))
+    _spread_trace(fig, groups, "test_mse", "sweep: test MSE", PALETTE[2], row=1, col=1)
+    _spread_trace(fig, groups, "knn", "sweep: k-NN of the code", PALETTE[4], row=1, col=2)
+    _spread_trace(fig, groups, "test_acc", "sweep: fine-tuned classifier", PRETRAINED_COLOR, row=1, col=2)
+    for points, name, marker in ((users, "your runs", dict(size=10, symbol="circle-open", color="#333")),
+                                 ([marked] if marked else [], "the run viewed",
+                                  dict(size=18, symbol="circle-open", color="black", line=dict(width=3)))):
+        if not points:
+            continue
+        xs = [p["latent_dim"] for p in points]
+        fig.add_scatter(x=xs, y=[p["test_mse"] for p in points], mode="markers", name=name, legendgroup=name,
+                        marker=marker, row=1, col=1)
+        fig.add_scatter(x=xs, y=[p["test_acc"] for p in points], mode="markers", name=name, legendgroup=name,
+                        showlegend=False, marker=marker, row=1, col=2)
+    fig.update_xaxes(title="latent size (code length)", type="log", dtick=np.log10(4), tickformat="d")
+    return _layout(fig, "Latent size: reconstruction against representation (5 + 5 epochs)", height=380)
+
+
+def leak_chart(groups: dict, layers: dict[str, str]) -> go.Figure:
+    """Per leak value (the LeakyReLU slope; 0 is ReLU): accuracies with the seeds' range, and the
+    share of dead units per encoder layer."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy %", "dead units (% of the layer)"))
+    _spread_trace(fig, groups, "test_acc", "fine-tuned classifier", PRETRAINED_COLOR, row=1, col=1)
+    _spread_trace(fig, groups, "knn", "k-NN of the code", PALETTE[4], row=1, col=1)
+    for i, (layer, label) in enumerate(layers.items()):
+        scaled = {x: {"dead": {k: 100 * v if k != "n" else v for k, v in g[f"dead {layer}"].items()}}
+                  for x, g in groups.items() if f"dead {layer}" in g}
+        _spread_trace(fig, scaled, "dead", label, PALETTE[(i + 1) % len(PALETTE)], row=1, col=2)
+    fig.update_xaxes(title="leak (negative slope)", tickvals=list(groups))
+    return _layout(fig, "Leak: accuracy and dead units (3 seeds each; bars span the seeds)", height=380)
+
+
+def activity_chart(activity: dict[str, dict], layers: dict[str, str], value_range: tuple[float, float]) -> go.Figure:
+    """Histograms of every encoder layer's activation values (after the LeakyReLU), as the share of
+    values per bin; the legend gives each layer's dead units."""
+    fig = go.Figure()
+    for i, (layer, a) in enumerate(activity.items()):
+        counts = np.asarray(a["counts"], dtype=float)
+        edges = np.linspace(*value_range, len(counts) + 1)
+        fig.add_scatter(x=(edges[:-1] + edges[1:]) / 2, y=100 * counts / max(counts.sum(), 1), mode="lines",
+                        line=dict(color=PALETTE[i % len(PALETTE)], shape="hvh"),
+                        name=f"{layers.get(layer, layer)}: {a['dead']:.0%} dead")
+    fig.add_vline(x=0, line=dict(color="#777", dash="dot"))
+    fig.update_xaxes(title=f"activation value (values beyond {value_range[0]:g} and {value_range[1]:g} "
+                           "are counted at the ends)")
+    fig.update_yaxes(title="% of values", type="log")
+    return _layout(fig, "What the encoder's units output on the test images", height=380)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -248,7 +249,7 @@ class JobManager:
     def _send(self, message: tuple) -> None:
         try:
             if self._conn is not None:
-                self._conn.send(message)
+                self._conn.send_bytes(pickle.dumps(message))
         except (OSError, ValueError):  # the worker is gone; the monitor notices and says so
             pass
 
@@ -272,7 +273,9 @@ class JobManager:
                 self._worker_died()
 
     def _start_worker(self) -> None:
-        """`python -m cae worker`, talking over a socket pair. Started from this long-lived thread:
+        """`python -m cae worker`, talking over a socket pair in plainly pickled messages (tensors by
+        value: multiprocessing's own pickler would send them as shared-memory handles that a process
+        it did not start cannot open). Started from this long-lived thread:
         the worker's parent-death signal follows the thread that started it."""
         ours, theirs = socket.socketpair()
         command = [sys.executable, "-m", "cae", "worker", "--fd", str(theirs.fileno()),
@@ -300,7 +303,7 @@ class JobManager:
 
     def _receive(self) -> None:
         try:
-            message = self._conn.recv()
+            message = pickle.loads(self._conn.recv_bytes())
         except (EOFError, OSError):  # the worker's end closed: it died
             self._process.wait(10)
             self._worker_died()

@@ -10,6 +10,7 @@ min(5,000, the training images) and min(1,000, the test images), seed 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -63,14 +64,9 @@ def pixels(images: torch.Tensor) -> torch.Tensor:
 def knn_accuracy(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
                  test_labels: torch.Tensor, k: int = K) -> float:
     """Percent of test items whose k nearest training items (cosine) vote for their class."""
-    a, b = F.normalize(test.float(), dim=1), F.normalize(train.float(), dim=1)
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    correct = 0
-    for start in range(0, len(a), EVAL_BATCH):
-        nearest = (a[start:start + EVAL_BATCH] @ b.T).topk(min(k, len(b)), dim=1).indices
-        votes = F.one_hot(train_labels[nearest], n_classes).sum(1)
-        correct += int((votes.argmax(1) == test_labels[start:start + EVAL_BATCH]).sum())
-    return 100.0 * correct / max(len(a), 1)
+    votes = F.one_hot(train_labels[most_similar(test, train, k)], n_classes).sum(1)
+    return 100.0 * float((votes.argmax(1) == test_labels).sum()) / max(len(test), 1)
 
 
 def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
@@ -110,14 +106,6 @@ class Projection:
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
         return (features - self.mean) @ self.axes
-
-
-def nearest(query: torch.Tensor, features: torch.Tensor, k: int = 8, exclude: int | None = None) -> list[int]:
-    """Indices of the k items most cosine-similar to `query` (optionally leaving one index out)."""
-    sims = F.normalize(features.float(), dim=1) @ F.normalize(query.float().flatten(), dim=0)
-    if exclude is not None:
-        sims[exclude] = -2
-    return sims.topk(min(k, len(sims))).indices.tolist()
 
 
 @torch.no_grad()
@@ -168,28 +156,52 @@ def reconstruction_errors(model: ConvAutoencoder, images: torch.Tensor) -> torch
     return (model(x) - x).pow(2).flatten(1).mean(1).cpu()
 
 
+# Activation histograms share one range so that runs (and leak values) can be compared.
+HISTOGRAM_RANGE, HISTOGRAM_BINS = (-1.0, 3.0), 80
+ENCODER_LAYERS = {"conv_encoder.1": "conv 1 (64 channels)", "conv_encoder.3": "conv 2 (128 channels)",
+                  "conv_encoder.5": "conv 3 (128 channels)", "conv_encoder.7": "conv 4 (128 channels)",
+                  "fc_encoder.1": "code (linear units)"}
+
+
 @torch.no_grad()
-def dead_units(model: ConvAutoencoder, images: torch.Tensor) -> dict[str, float]:
-    """Per encoder layer, the share of units (conv channels, linear units) whose activation is never
-    above zero on `images`."""
+def layer_activity(model: ConvAutoencoder, images: torch.Tensor) -> dict[str, dict]:
+    """Per encoder activation layer (`ENCODER_LAYERS`, after each LeakyReLU): "dead", the share of
+    units (conv channels, linear units) whose activation is never above zero on `images`;
+    "negative", the share of all activation values at or below zero; "counts", a histogram of all
+    activation values over `HISTOGRAM_RANGE` in `HISTOGRAM_BINS` bins (values outside it are
+    counted in the end bins)."""
     model.eval()
     device = next(model.parameters()).device
-    seen: dict[str, torch.Tensor] = {}
-    hooks = []
-    layers = [(f"conv_encoder.{i}", m) for i, m in enumerate(model.conv_encoder) if not isinstance(m, nn.Conv2d)]
-    layers += [("fc_encoder.1", model.fc_encoder[1])]
-    for name, module in layers:
-        def keep(_m, _i, out, name=name):
-            peak = out.amax(dim=(0, 2, 3)) if out.dim() == 4 else out.amax(dim=0)
-            seen[name] = torch.maximum(seen[name], peak) if name in seen else peak
-        hooks.append(module.register_forward_hook(keep))
+    modules = dict(model.named_modules())
+    lo, hi = HISTOGRAM_RANGE
+    seen: dict[str, dict] = {name: {"peak": None, "counts": torch.zeros(HISTOGRAM_BINS), "negative": 0, "total": 0}
+                             for name in ENCODER_LAYERS}
+
+    def keep(name: str, out: torch.Tensor) -> None:
+        out = out.float()
+        record = seen[name]
+        peak = out.amax(dim=(0, 2, 3)) if out.dim() == 4 else out.amax(dim=0)
+        record["peak"] = peak if record["peak"] is None else torch.maximum(record["peak"], peak)
+        record["counts"] += torch.histc(out.clamp(lo, hi).cpu(), HISTOGRAM_BINS, lo, hi)
+        record["negative"] += int((out <= 0).sum())
+        record["total"] += out.numel()
+
+    hooks = [modules[name].register_forward_hook(lambda _m, _i, out, name=name: keep(name, out))
+             for name in ENCODER_LAYERS]
     try:
         for start in range(0, len(images), EVAL_BATCH):
             model.encode(as_unit_floats(images[start:start + EVAL_BATCH], device))
     finally:
-        for h in hooks:
-            h.remove()
-    return {name: float((peak <= 0).float().mean()) for name, peak in seen.items()}
+        for hook in hooks:
+            hook.remove()
+    return {name: {"dead": float((r["peak"] <= 0).float().mean()), "negative": r["negative"] / max(r["total"], 1),
+                   "counts": r["counts"].tolist()}
+            for name, r in seen.items() if r["peak"] is not None}
+
+
+def dead_units(model: ConvAutoencoder, images: torch.Tensor) -> dict[str, float]:
+    """Per encoder layer, the share of units never above zero on `images` (see `layer_activity`)."""
+    return {name: layer["dead"] for name, layer in layer_activity(model, images).items()}
 
 
 @dataclass
@@ -197,6 +209,8 @@ class RepresentationProbe:
     """The k-NN accuracy of a model's code on one experiment's fixed subsets (drawn from its own
     training and test images), measured after every autoencoder epoch."""
 
+    train_index: torch.Tensor  # into the dataset's training split
+    test_index: torch.Tensor   # into its test split
     train_images: torch.Tensor  # uint8 (N,3,32,32) on the CPU
     train_labels: torch.Tensor
     test_images: torch.Tensor
@@ -204,14 +218,20 @@ class RepresentationProbe:
 
     @classmethod
     def of(cls, dataset, train_idx: torch.Tensor, test_idx: torch.Tensor) -> "RepresentationProbe":
-        train_labels, test_labels = dataset.train.labels[train_idx], dataset.test.labels[test_idx]
-        chosen = representation_subsets(train_labels, test_labels)
-        return cls(dataset.train.images[train_idx][chosen.train], train_labels[chosen.train],
-                   dataset.test.images[test_idx][chosen.test], test_labels[chosen.test])
+        chosen = representation_subsets(dataset.train.labels[train_idx], dataset.test.labels[test_idx])
+        train_index, test_index = train_idx[chosen.train], test_idx[chosen.test]
+        return cls(train_index, test_index, dataset.train.images[train_index], dataset.train.labels[train_index],
+                   dataset.test.images[test_index], dataset.test.labels[test_index])
 
     def knn(self, model: ConvAutoencoder) -> float:
         return knn_accuracy(codes(model, self.train_images), self.train_labels,
                             codes(model, self.test_images), self.test_labels)
+
+    def scores(self, features: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
+        """{"knn", "probe"}: k-NN and linear-probe test accuracy of a feature function."""
+        train, test = features(self.train_images), features(self.test_images)
+        return {"knn": knn_accuracy(train, self.train_labels, test, self.test_labels),
+                "probe": linear_probe(train, self.train_labels, test, self.test_labels)}
 
     def summary(self, initial: ConvAutoencoder) -> dict:
         """metrics["representation"]: the definition, and the pixel and initial-encoder baselines."""
@@ -220,3 +240,59 @@ class RepresentationProbe:
                 "pixels_knn": knn_accuracy(pixels(self.train_images), self.train_labels,
                                            pixels(self.test_images), self.test_labels),
                 "initial_knn": self.knn(initial)}
+
+
+# --- what the Latent space page draws -------------------------------------------------------
+
+MAP_POINTS, NEIGHBOURS, RANDOM_CODES = 2000, 8, 16
+
+
+def feature_functions(autoencoder: ConvAutoencoder, initial: ConvAutoencoder,
+                      classifier: nn.Module | None) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The features the page compares: raw pixels, the initial (random) encoder's code, the trained
+    code, and the fine-tuned classifier's features (what its head reads), when there is one."""
+    features = {"pixels": pixels, "initial": lambda x: codes(initial, x), "code": lambda x: codes(autoencoder, x)}
+    if classifier is not None:
+        features["finetuned"] = lambda x: codes(classifier, x)
+    return features
+
+
+def quality(probe: RepresentationProbe, features: dict[str, Callable]) -> dict:
+    """k-NN and linear-probe accuracy of each feature function on the probe's fixed subsets."""
+    return {"train_size": len(probe.train_labels), "test_size": len(probe.test_labels),
+            "scores": {name: probe.scores(f) for name, f in features.items()}}
+
+
+@torch.no_grad()
+def explore(model: ConvAutoencoder, dataset, probe: RepresentationProbe) -> dict:
+    """The map and what surrounds it, for one autoencoder on one dataset, as tensors and plain values:
+
+    "index" (test images on the map, at most `MAP_POINTS`, class-balanced), "labels", "xy" (their 2-D
+    PCA coordinates), "mean"/"axes" (the projection, to place a new image without re-fitting),
+    "explained" (share of the codes' variance the two axes show), "code_neighbours" and
+    "pixel_neighbours" (for each map image, the `NEIGHBOURS` most similar of the probe's training
+    images, as indices into the training split), "random" (decoded random codes, uint8),
+    "errors" (each map image's reconstruction error), "activity" (`layer_activity` on the probe's
+    test images)."""
+    model.eval()
+    chosen = balanced_subset(probe.test_labels, min(MAP_POINTS, len(probe.test_labels)), SUBSET_SEED)
+    index, images = probe.test_index[chosen], probe.test_images[chosen]
+    pool_codes, map_codes = codes(model, probe.train_images), codes(model, images)
+    projection = Projection.fit(map_codes)
+    xy = projection(map_codes)
+    total = (map_codes - map_codes.mean(0)).pow(2).sum(1).mean()
+    return {"index": index, "labels": probe.test_labels[chosen], "xy": xy,
+            "mean": projection.mean, "axes": projection.axes,
+            "explained": float(xy.var(0, correction=0).sum() / total.clamp(min=1e-12)),
+            "code_neighbours": probe.train_index[most_similar(map_codes, pool_codes)],
+            "pixel_neighbours": probe.train_index[most_similar(pixels(images), pixels(probe.train_images))],
+            "random": (decode_random_codes(model, pool_codes, RANDOM_CODES) * 255).round().to(torch.uint8),
+            "errors": reconstruction_errors(model, images),
+            "activity": layer_activity(model, probe.test_images)}
+
+
+def most_similar(queries: torch.Tensor, pool: torch.Tensor, k: int = NEIGHBOURS) -> torch.Tensor:
+    """For every query row, the indices of the k most cosine-similar pool rows: (N, k)."""
+    a, b = F.normalize(queries.float(), dim=1), F.normalize(pool.float(), dim=1)
+    return torch.cat([(a[i:i + EVAL_BATCH] @ b.T).topk(min(k, len(b)), dim=1).indices
+                      for i in range(0, len(a), EVAL_BATCH)])

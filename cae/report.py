@@ -216,3 +216,59 @@ def class_extremes_sentence(metrics: dict) -> str | None:
     lecture = (" The lecture found deer worst, cat next, frog best."
                if list(metrics.get("dataset", {}).get("classes", [])) == CIFAR10_CLASSES else "")
     return f"Best class: {best} ({b:.1f}%); worst: {worst} ({w:.1f}%).{lecture}"
+
+
+# --- the Latent space page ------------------------------------------------------------------
+
+def _versus(a: float, b: float, n: int) -> str:
+    """"better than", "worse than" or "about as good as": apart only beyond two standard errors."""
+    if abs(a - b) < 2 * standard_error((a + b) / 2, n):
+        return "about as good as"
+    return "better than" if a > b else "worse than"
+
+
+def representation_sentence(scores: dict[str, dict], n_test: int, epochs: int | None) -> str:
+    """What the k-NN and probe numbers say about this run's code, written from the numbers:
+    against the raw pixels, against the encoder it started from, and against the fine-tuned one."""
+    code, pixels, initial = scores["code"], scores["pixels"], scores["initial"]
+    after = f"After {epochs} autoencoder epoch{'s' * (epochs != 1)}, t" if epochs else "T"
+    text = (f"{after}his run's code is {_versus(code['knn'], pixels['knn'], n_test)} the raw pixels as a "
+            f"neighbourhood ({code['knn']:.1f}% vs {pixels['knn']:.1f}% k-NN accuracy) and "
+            f"{_versus(code['knn'], initial['knn'], n_test)} the random encoder it started from "
+            f"({initial['knn']:.1f}%); a linear layer on it reaches {code['probe']:.1f}%.")
+    if "finetuned" in scores:
+        tuned = scores["finetuned"]
+        text += (f" The fine-tuned classifier's features reach {tuned['knn']:.1f}% and {tuned['probe']:.1f}%: "
+                 + ("the labels reshaped the code far more than reconstruction did."
+                    if tuned["knn"] - code["knn"] > 2 * standard_error(tuned["knn"], n_test) else
+                    "the labels changed the neighbourhoods little."))
+    noise = standard_error(code["knn"], n_test)
+    return text + f" (On {n_test:,} test images one standard error is about ±{noise:.1f} points.)"
+
+
+def sweep_sentence(groups: dict, measure: str, setting: str, what: str, within: bool) -> str:
+    """The best and worst value of a sweep's setting for one measure, and whether their seed
+    ranges overlap (then the difference is within seed noise)."""
+    means = {x: g[measure]["mean"] for x, g in groups.items() if measure in g}
+    if len(means) < 2:
+        return ""
+    best, worst = max(means, key=means.get), min(means, key=means.get)
+    seeds = max(g[measure]["n"] for g in groups.values() if measure in g)
+    verdict = ("the seeds' ranges overlap, so the difference is within seed noise" if within else
+               "the seeds' ranges do not overlap" if seeds > 1 else "one seed each, so the noise is not measured")
+    return (f"{what}: highest at {setting} {best:g} ({means[best]:.1f}%), lowest at {setting} {worst:g} "
+            f"({means[worst]:.1f}%); {verdict}.")
+
+
+def latent_size_sentence(groups: dict) -> str:
+    """How the sweep's test MSE, the code's k-NN accuracy and the fine-tuned accuracy change from the
+    smallest latent size to the largest, and where the fine-tuned accuracy peaks."""
+    if len(groups) < 2:
+        return ""
+    small, large = min(groups), max(groups)
+    mean = lambda size, measure: groups[size][measure]["mean"]  # noqa: E731
+    best = max(groups, key=lambda size: mean(size, "test_acc"))
+    return (f"From a code of {small:,} numbers to {large:,}, the test MSE goes from {mean(small, 'test_mse'):.4f} to "
+            f"{mean(large, 'test_mse'):.4f}, the code's k-NN accuracy from {mean(small, 'knn'):.1f}% to "
+            f"{mean(large, 'knn'):.1f}%, and the fine-tuned accuracy from {mean(small, 'test_acc'):.1f}% to "
+            f"{mean(large, 'test_acc'):.1f}% (highest at {best:,}: {mean(best, 'test_acc'):.1f}%).")

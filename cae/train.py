@@ -334,6 +334,13 @@ class ExperimentResult:
     cancelled: bool = False
 
 
+def experiment_indices(cfg: Config, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """The experiment's training and test images: indices into the dataset's splits (class-balanced,
+    `limit` and `test_limit` of them, the same for every seed)."""
+    return balanced_subset(dataset.train.labels, cfg.limit, seed=0), balanced_subset(dataset.test.labels,
+                                                                                    cfg.test_limit, seed=0)
+
+
 @dataclass
 class Subsets:
     """The experiment's images on the device: training images, the labelled part, the test set."""
@@ -348,10 +355,9 @@ class Subsets:
     def of(cls, cfg: Config, dataset: Dataset, device: torch.device) -> "Subsets":
         """Seeded, class-balanced: `limit` training images, `label_fraction` of them labelled,
         `test_limit` test images (the same subsets for every seed)."""
-        train_idx = balanced_subset(dataset.train.labels, cfg.limit, seed=0)
+        train_idx, test_idx = experiment_indices(cfg, dataset)
         n_labelled = max(len(dataset.classes), round(cfg.label_fraction * len(train_idx)))
         labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=0)
-        test_idx = balanced_subset(dataset.test.labels, cfg.test_limit, seed=0)
         train = to_device(dataset.train, train_idx, device)
         labelled = labelled_idx.to(device)
         return cls(train, (train[0][labelled], train[1][labelled]), to_device(dataset.test, test_idx, device),

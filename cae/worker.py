@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pickle
 import queue
 import signal
 import threading
@@ -147,7 +148,7 @@ class Worker:
 
     def send(self, message: tuple) -> None:
         with self.send_lock:
-            self.conn.send(message)
+            self.conn.send_bytes(pickle.dumps(message))
 
     def run(self) -> None:
         for target, inbox in ((self.train, self.training), (self.task, self.tasks)):
@@ -155,7 +156,7 @@ class Worker:
         self.send(("ready", os.getpid()))
         while True:
             try:
-                command, *args = self.conn.recv()
+                command, *args = pickle.loads(self.conn.recv_bytes())
             except (EOFError, OSError):  # the manager closed the pipe: it is gone or shutting down
                 os._exit(0)
             if command == "train":

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cae import latent
+from cae import latent, sweeps, tasks
 from cae.config import Config
-from cae.data import load_dataset
+from cae.data import cache_dir, load_dataset
 from cae.model import ConvAutoencoder, seeded
-from cae.runs import PRETRAINED_DIR, load_run, pretrained_index
+from cae.runs import PRETRAINED_DIR, list_runs, load_run, pretrained_index, runs_dir, train_or_load
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +57,11 @@ def test_the_map_places_new_points_with_the_same_projection():
     assert project(features).var(0)[0] > project(features).var(0)[1]  # the first axis spreads most
 
 
-def test_nearest_neighbours_leave_the_query_out():
-    features = torch.eye(4) + 0.01
-    assert latent.nearest(features[2], features, k=1) == [2]
-    assert 2 not in latent.nearest(features[2], features, k=3, exclude=2)
+def test_neighbours_are_the_most_similar_items_in_order():
+    pool = torch.eye(4) + 0.01
+    queries = torch.stack([pool[2], pool[0] + 0.5 * pool[3]])
+    found = latent.most_similar(queries, pool, k=2)
+    assert found.shape == (2, 2) and found[0, 0] == 2 and found[1].tolist() == [0, 3]
 
 
 def test_interpolation_starts_and_ends_at_the_two_images(shipped, sample):
@@ -103,3 +104,108 @@ def test_the_representation_subsets_are_fixed_and_balanced(sample):
     b = latent.representation_subsets(sample.train.labels, sample.test.labels)
     assert torch.equal(a.train, b.train) and len(a.train) == 1000 and len(a.test) == 200
     assert torch.bincount(sample.train.labels[a.train]).tolist() == [100] * 10
+
+
+# --- what the Latent space page draws ---------------------------------------------------------
+
+def test_the_map_holds_class_balanced_test_images_and_their_true_neighbours(shipped, sample):
+    probe = tasks.representation_probe(shipped, sample)  # other data than the run's: the whole splits
+    assert len(probe.train_index) == 1000 and len(probe.test_index) == 200
+    view = latent.explore(shipped.autoencoder, sample, probe)
+    n = len(view["index"])
+    assert n == 200 and view["xy"].shape == (n, 2) and view["code_neighbours"].shape == (n, latent.NEIGHBOURS)
+    assert torch.bincount(view["labels"]).tolist() == [20] * 10
+    assert torch.equal(view["labels"], sample.test.labels[view["index"]])
+    assert 0 < view["explained"] <= 1
+    # map point 7's code neighbours are the 8 training images whose codes are most similar to its code
+    pool = latent.codes(shipped.autoencoder, sample.train.images)
+    mine = latent.codes(shipped.autoencoder, sample.test.images[view["index"][7]][None])
+    by_hand = (torch.nn.functional.normalize(pool, dim=1) @ torch.nn.functional.normalize(mine, dim=1).T).flatten()
+    assert set(view["code_neighbours"][7].tolist()) == set(by_hand.topk(8).indices.tolist())
+    # a new image is placed with the stored projection: a map image lands on its own point
+    again = (mine - view["mean"]) @ view["axes"]
+    assert torch.allclose(again[0], view["xy"][7], atol=1e-3)
+    assert view["random"].shape == (latent.RANDOM_CODES, 3, 32, 32) and view["random"].dtype == torch.uint8
+    assert set(view["activity"]) == set(latent.ENCODER_LAYERS)
+
+
+def test_the_page_measures_the_same_code_accuracy_the_training_curve_recorded(small_dataset):
+    cfg = Config(latent_dim=16, batch_size=100, ae_epochs=2, clf_epochs=1, precision="fp32", scratch_baseline=False)
+    run = load_run(train_or_load(cfg, small_dataset, runs_dir()).path)
+    scores = tasks.representation({"run": str(run.path), "origin": small_dataset.origin,
+                                   "fingerprint": small_dataset.fingerprint}, lambda *_: small_dataset)["scores"]
+    recorded = run.metrics["representation"]
+    assert scores["pixels"]["knn"] == recorded["pixels_knn"] and scores["initial"]["knn"] == recorded["initial_knn"]
+    assert scores["code"]["knn"] == run.metrics["autoencoder"][-1]["knn_acc"]
+    assert set(scores) == {"pixels", "initial", "code", "finetuned"}
+    assert all(0 <= s["probe"] <= 100 for s in scores.values())
+
+
+def test_page_results_are_cached_under_the_cache_folder_never_in_the_run(shipped, sample, monkeypatch):
+    payload = {"run": str(shipped.path), "origin": "sample", "fingerprint": sample.fingerprint}
+    before = sorted(p.name for p in shipped.path.iterdir())
+    first = tasks.latent_map(payload, lambda *_: sample)
+    stored = tasks.cache_file("latent_map", shipped, sample.fingerprint)
+    assert stored.is_file() and stored.is_relative_to(cache_dir())
+    assert sorted(p.name for p in shipped.path.iterdir()) == before
+
+    def not_again(*_):
+        raise AssertionError("computed twice")
+    monkeypatch.setattr(latent, "explore", not_again)
+    again = tasks.latent_map(payload, lambda *_: sample)
+    assert torch.equal(again["xy"], first["xy"]) and torch.equal(again["code_neighbours"], first["code_neighbours"])
+
+
+def test_a_result_that_cannot_be_stored_is_still_returned(shipped, sample, tmp_path, monkeypatch):
+    blocked = tmp_path / "read-only-cache"
+    blocked.write_text("a file where the cache folder should be")  # mkdir under it fails for real
+    monkeypatch.setenv("CAE_CACHE", str(blocked))
+    result = tasks.representation({"run": str(shipped.path), "origin": "sample", "fingerprint": sample.fingerprint},
+                                  lambda *_: sample)
+    assert set(result["scores"]) == {"pixels", "initial", "code", "finetuned"}
+
+
+# --- the shipped sweeps -----------------------------------------------------------------------
+
+def sweep_row(latent_dim: int, leak: float, seed: int, acc: float, dead: float = 0.0) -> dict:
+    return {"latent_dim": latent_dim, "leak": leak, "seed": seed, "test_mse": 0.03, "knn_curve": [20.0, acc / 2],
+            "probe": 30.0, "test_acc": acc, "activity": {"conv_encoder.1": {"dead": dead, "counts": []}}}
+
+
+def test_sweep_groups_summarise_seeds_and_say_when_differences_are_noise():
+    rows = [sweep_row(1024, 0.0, s, a, dead=d) for s, a, d in ((0, 47, 0.1), (1, 48, 0.2), (2, 50, 0.3))]
+    rows += [sweep_row(1024, 0.1, s, a) for s, a in ((0, 49, ), (1, 51), (2, 53))]
+    groups = sweeps.grouped(rows, "leak")
+    assert list(groups) == [0.0, 0.1]
+    assert groups[0.0]["test_acc"] == {"mean": pytest.approx(145 / 3), "low": 47, "high": 50, "n": 3}
+    assert groups[0.0]["dead conv_encoder.1"]["high"] == 0.3
+    assert sweeps.within_spread(groups, "test_acc")  # 47-50 and 49-53 overlap
+    rows[-3:] = [sweep_row(1024, 0.1, s, a) for s, a in ((0, 52), (1, 53), (2, 54))]
+    assert not sweeps.within_spread(sweeps.grouped(rows, "leak"), "test_acc")
+    assert list(sweeps.grouped(rows, "leak", where={"latent_dim": 16})) == []
+
+
+def test_the_shipped_sweeps_are_metrics_beside_the_runs_and_never_listed_as_runs():
+    shipped_sweeps = sweeps.load_sweeps()
+    assert shipped_sweeps is not None
+    runs = shipped_sweeps["runs"]
+    for leak in (0.0, 0.1, 0.3):
+        assert sorted(r["seed"] for r in runs if r["leak"] == leak and r["latent_dim"] == 1024) == [0, 1, 2]
+    assert {r["latent_dim"] for r in runs} == {16, 64, 256, 1024, 4096}
+    assert all(len(r["knn_curve"]) == r["ae_epochs"] == 5 for r in runs)
+    assert not any(i.error for i in list_runs(pretrained=PRETRAINED_DIR))
+    # the Lecture preset (seed 0, leak 0.1, 1024) was trained with the sweep's recipe on its data
+    preset = load_run(PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"])
+    assert sweeps.fits_sweep(preset.metrics, shipped_sweeps)
+    row = next(r for r in runs if (r["latent_dim"], r["leak"], r["seed"]) == (1024, 0.1, 0))
+    assert row["test_acc"] == pytest.approx(preset.metrics["classifier"][-1]["test_acc"], abs=1.0)
+
+
+def test_a_run_with_other_settings_does_not_fit_the_sweep():
+    shipped_sweeps = sweeps.load_sweeps()
+    preset = load_run(PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]).metrics
+    for change in ({"ae_epochs": 30}, {"clf_lr": 2e-3}, {"flip": True}, {"limit": 5000}):
+        assert not sweeps.fits_sweep({**preset, "config": {**preset["config"], **change}}, shipped_sweeps), change
+    other_data = {**preset, "dataset": {**preset["dataset"], "fingerprint": "0" * 16}}
+    assert not sweeps.fits_sweep(other_data, shipped_sweeps)
+    assert sweeps.fits_sweep({**preset, "config": {**preset["config"], "latent_dim": 64, "seed": 3}}, shipped_sweeps)

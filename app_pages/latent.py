@@ -1,0 +1,274 @@
+"""Latent space: what the code learned, measured. A map of the test images' codes with neighbours,
+how good the code is as a representation (k-NN, linear probe, the curve per epoch), a walk between
+two images, the limits of an autoencoder, and the shipped latent-size and leak sweeps."""
+
+import streamlit as st
+import torch
+
+from cae import latent
+from cae.explain import ImageInputError, image_from_bytes, reconstruct
+from cae.figures import (activity_chart, image_strip, latent_map, latent_size_chart, leak_chart, picture,
+                         representation_curves)
+from cae.report import latent_size_sentence, representation_sentence, sweep_sentence
+from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point, within_spread
+from app_pages._shared import (TaskError, computed, current_dataset, current_run, keep_defaults, remember_settings,
+                               restore_settings, runs, same_dataset, show_run_summary)
+
+SETTINGS = ("latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
+FEATURE_NAMES = {"pixels": "raw pixels", "initial": "the initial (random) encoder's code",
+                 "code": "this run's code", "finetuned": "the fine-tuned classifier's features"}
+
+
+def worker_result(kind: str, payload: dict, doing: str):
+    """A task's result from the training worker, with a spinner saying what it computes; None
+    (with the reason shown) when it failed or is still running after 10 minutes."""
+    with st.spinner(f"{doing} (in the training worker; kept for the next view)…"):
+        try:
+            result = computed(kind, payload, wait=600)
+        except TaskError as exc:
+            st.error(f"That computation failed: {exc}")
+            return None
+    if result is None:
+        st.warning("Still computing (the worker is busy); open this page again in a minute.")
+    return result
+
+
+def on_map(number: int, index: list[int]) -> int:
+    """The map position of a test image number, or of the nearest number that is on the map."""
+    return min(range(len(index)), key=lambda i: abs(index[i] - number))
+
+
+def clicked_image() -> int | None:
+    """The test image number of the point last clicked on the map (once per click)."""
+    event = st.session_state.get("latent_map_chart")
+    points = (event or {}).get("selection", {}).get("points") or []
+    if not points:
+        return None
+    data = points[0].get("customdata")
+    number = int(data[0] if isinstance(data, list) else data)
+    if st.session_state.get("latent_last_click") == number:
+        return None
+    st.session_state.latent_last_click = number
+    return number
+
+
+def uploaded_picture() -> tuple[torch.Tensor | None, str]:
+    """The learner's own picture: uploaded here, or the last one tried on the Try page."""
+    upload = st.file_uploader("Place your own picture on the map (PNG or JPEG)", type=["png", "jpg", "jpeg"],
+                              key="latent_upload")
+    if upload is not None:
+        st.session_state.uploaded_picture = upload.getvalue()
+    data = st.session_state.get("uploaded_picture")
+    if data is None:
+        return None, ""
+    try:
+        return image_from_bytes(data)[0], "your picture"
+    except ImageInputError as exc:
+        st.error(str(exc))
+        return None, ""
+
+
+def neighbours_row(title: str, found: list[int], dataset, label: int) -> None:
+    same = sum(int(dataset.train.labels[i]) == label for i in found)
+    st.markdown(f"**{title}** — {same} of the {len(found)} share its class ({dataset.classes[label]})")
+    st.image([picture(dataset.train.images[i]) for i in found], width=72,
+             caption=[("✓ " if int(dataset.train.labels[i]) == label else "") + dataset.classes[int(dataset.train.labels[i])]
+                      for i in found])
+
+
+def show_map(run, dataset, view: dict) -> None:
+    index, labels = view["index"].tolist(), view["labels"]
+    if (number := clicked_image()) is not None:
+        st.session_state.latent_image = number
+    keep_defaults(latent_image=index[0])
+    st.session_state.latent_image = min(max(int(st.session_state.latent_image), 0), len(dataset.test) - 1)
+    position = on_map(st.session_state.latent_image, index)
+    picture_image, picture_name = uploaded_picture()
+    extra = None
+    if picture_image is not None:
+        code = latent.codes(run.autoencoder, picture_image[None])
+        x, y = ((code - view["mean"]) @ view["axes"])[0].tolist()
+        extra = (x, y, picture_name)
+    st.plotly_chart(latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
+                    width="stretch", on_select="rerun", selection_mode="points", key="latent_map_chart")
+    st.caption(f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
+               f"differ most (PCA): they show {view['explained']:.0%} of the codes' variance, so points close here "
+               "may still be far apart in the full code. Click a point, or type its number.")
+    left, right = st.columns([1, 3])
+    number = left.number_input(f"Test image number (0–{len(dataset.test) - 1})", 0, len(dataset.test) - 1,
+                               key="latent_image")
+    position = on_map(int(number), index)
+    if index[position] != number:
+        left.caption(f"Test image {number} is not on the map; showing {index[position]}, the nearest number that is.")
+    chosen, label = index[position], int(labels[position])
+    image = dataset.test.images[chosen]
+    left.image([picture(image), picture(reconstruct(run.autoencoder, image[None])[0])], width=96,
+               caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"])
+    with right:
+        neighbours_row("8 nearest training images by code", view["code_neighbours"][position].tolist(), dataset, label)
+        neighbours_row("8 nearest by raw pixels", view["pixel_neighbours"][position].tolist(), dataset, label)
+
+
+def knn_curve(metrics: dict, scores: dict | None) -> list[tuple[int, float]]:
+    """A run's k-NN accuracy per autoencoder epoch (epoch 0: the initial encoder): from its history
+    when recorded during training, else three points' worth from `scores` (initial and final code)."""
+    rows = metrics.get("autoencoder") or []
+    if scores is None:
+        start = (metrics.get("representation") or {}).get("initial_knn")
+        return ([(0, start)] if start is not None else []) + [(r["epoch"], r["knn_acc"]) for r in rows if "knn_acc" in r]
+    return [(0, scores["initial"]["knn"]), (rows[-1]["epoch"] if rows else 0, scores["code"]["knn"])]
+
+
+def curve_recorded_on(metrics: dict, dataset) -> bool:
+    """Whether a run recorded its k-NN curve during training, on the data in use (the autoencoder's
+    training data: for a fine-tuned transfer, its source's)."""
+    pretraining = metrics.get("pretraining_dataset") or metrics["dataset"]
+    return "representation" in metrics and pretraining["fingerprint"] == dataset.fingerprint
+
+
+def show_quality(run, dataset, payload: dict, quality: dict) -> None:
+    scores = quality["scores"]
+    st.dataframe([{"features": FEATURE_NAMES[name], "k-NN accuracy": f"{s['knn']:.1f}%",
+                   "linear probe": f"{s['probe']:.1f}%"} for name, s in scores.items()],
+                 hide_index=True, width="stretch")
+    st.markdown(representation_sentence(scores, quality["test_size"], len(run.metrics.get("autoencoder") or [])))
+    st.caption(f"k-NN: each of {quality['test_size']:,} test images takes the majority class of its 10 most "
+               f"similar (cosine) among {quality['train_size']:,} training images. Linear probe: one linear layer "
+               f"on the standardised features, Adam (lr {latent.PROBE_LR:g}, weight decay {latent.PROBE_WEIGHT_DECAY:g}), "
+               f"{latent.PROBE_STEPS} full-batch steps. Both on fixed class-balanced subsets (seed 0).")
+    # the curve: this run and the runs chosen for comparison, all measured on the data in use
+    infos = [i for i in runs() if i.error is None and i.path != run.path and i.metrics.get("autoencoder")]
+    names = {str(i.path): i.title if i.pretrained else i.name for i in infos}
+    defaults = [str(i.path) for i in infos if i.pretrained and i.metrics["config"]["ae_epochs"] in (5, 30)
+                and not i.metrics["config"].get("flip") and i.metrics["config"].get("clf_lr", 1e-3) == 1e-3]
+    keep_defaults(latent_overlay=defaults)
+    st.session_state.latent_overlay = [p for p in st.session_state.latent_overlay if p in names]
+    chosen = st.multiselect("Compare with", list(names), format_func=names.get, key="latent_overlay")
+    knn = {"this run": knn_curve(run.metrics, None if curve_recorded_on(run.metrics, dataset) else scores)}
+    mse = {"this run": [(r["epoch"], r["test_mse"]) for r in run.metrics["autoencoder"]]}
+    for path in chosen:
+        info = next(i for i in infos if str(i.path) == path)
+        if curve_recorded_on(info.metrics, dataset):
+            other = None
+        else:
+            result = worker_result("representation", {**payload, "run": path}, f"Measuring {names[path]}")
+            if result is None:
+                continue
+            other = result["scores"]
+        knn[names[path]] = knn_curve(info.metrics, other)
+        mse[names[path]] = [(r["epoch"], r["test_mse"]) for r in info.metrics["autoencoder"]]
+    st.plotly_chart(representation_curves(knn, mse, scores["pixels"]["knn"], len(dataset.classes)), width="stretch")
+    st.caption("Runs that recorded the curve during training show every epoch; older runs show the initial encoder "
+               "(epoch 0) and the final code, measured now. The MSE is each run's own test MSE from training.")
+
+
+def show_walk(run, dataset, index: list[int], labels: torch.Tensor) -> None:
+    other = next((index[i] for i in range(len(index)) if labels[i] != labels[0]), index[-1])
+    keep_defaults(walk_a=index[0], walk_b=other, walk_steps=8)
+    a_col, b_col, steps_col = st.columns(3)
+    top = len(dataset.test) - 1
+    a = a_col.number_input(f"From test image (0–{top})", 0, top, key="walk_a")
+    b = b_col.number_input(f"To test image (0–{top})", 0, top, key="walk_b")
+    steps = steps_col.slider("Steps", 4, 12, key="walk_steps")
+    decoded, fade = latent.interpolate(run.autoencoder, dataset.test.images[a], dataset.test.images[b], steps)
+    st.plotly_chart(image_strip([decoded, fade], "Top: decoded codes along the line between the two codes. "
+                                "Bottom: the pixels cross-faded."), width="stretch")
+    st.caption("If the code had learned what the objects are, the top row would pass through plausible pictures; "
+               "a cross-fade only makes double exposures. Compare the middle images of the two rows.")
+
+
+def show_limits(run, dataset, view: dict) -> None:
+    st.plotly_chart(image_strip([view["random"][:8], view["random"][8:16]],
+                                "Random codes (with the real codes' mean and covariance), decoded"), width="stretch")
+    st.caption("The autoencoder learned to rebuild images from their codes, not to make new images: codes drawn "
+               "at random decode to blurry colour fields, not objects. (A variational autoencoder is trained to "
+               "make this work.)")
+    probes = latent.ood_probes(dataset.test.images[view["index"][0]])
+    images = torch.stack(list(probes.values()))
+    errors = latent.reconstruction_errors(run.autoencoder, images).tolist()
+    typical = float(view["errors"].median())
+    st.plotly_chart(image_strip([images, reconstruct(run.autoencoder, images)],
+                                "Pictures unlike the training images (top) and their reconstructions"), width="stretch")
+    st.dataframe([{"picture": name, "reconstruction MSE": f"{e:.4f}", "vs a typical test image": f"{e / typical:.1f}×",
+                   "test images rebuilt worse": f"{float((view['errors'] > e).float().mean()):.0%}"}
+                  for name, e in zip(probes, errors)], hide_index=True, width="stretch")
+    st.caption(f"A typical test image (the median of the {len(view['errors']):,} on the map) is rebuilt with MSE "
+               f"{typical:.4f}. A high error flags a picture unlike the training data; a low one (a flat colour, a "
+               "gradient) shows the code stores smooth colour well whatever the picture is.")
+
+
+def show_sweeps(run, view: dict) -> None:
+    sweeps = load_sweeps()
+    st.subheader("Latent size")
+    if sweeps is None:
+        st.info("This copy has no sweep results (pretrained/sweeps.json); `python bench/sweeps.py` makes them.")
+        return
+    rows = sweeps["runs"]
+    sizes = grouped(rows, "latent_dim", where={"leak": 0.1})
+    fitting = [user_point(i.metrics) for i in runs() if i.error is None and i.path != run.path
+               and fits_sweep(i.metrics, sweeps) and i.metrics["config"]["leak"] == 0.1]
+    marked = user_point(run.metrics) if fits_sweep(run.metrics, sweeps) else None
+    st.plotly_chart(latent_size_chart(sizes, fitting, marked), width="stretch")
+    if sentence := latent_size_sentence(sizes):
+        st.markdown(sentence)
+    where = "is ringed on the chart" if marked else (
+        "is not on the chart: it was trained with other settings or on other data than the sweep "
+        f"({sweeps['dataset']['name']}, the lecture's recipe for 5 + 5 epochs)")
+    st.caption(f"Shipped sweep: one run per latent size (three seeds at 1024), metrics only. The run viewed {where}.")
+
+    st.subheader("Leak and dead units")
+    st.markdown("The encoder's activations are LeakyReLUs: below zero they pass `leak × x` instead of 0. A unit "
+                "whose output is never above zero on any test image is *dead*: it says nothing about the image. "
+                "With a leak of 0 (plain ReLU) a dead unit also gets no gradient and cannot recover.")
+    activity = view["activity"]
+    st.plotly_chart(activity_chart(activity, sweeps.get("layers") or latent.ENCODER_LAYERS, latent.HISTOGRAM_RANGE),
+                    width="stretch")
+    leaks = grouped(rows, "leak", where={"latent_dim": 1024})
+    st.plotly_chart(leak_chart(leaks, sweeps.get("layers") or latent.ENCODER_LAYERS), width="stretch")
+    for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
+        if sentence := sweep_sentence(leaks, measure, "leak", what, within_spread(leaks, measure)):
+            st.markdown(sentence)
+    st.caption(f"Shipped sweep: leak {', '.join(f'{x:g}' for x in leaks)} × 3 seeds at latent 1024, 5 + 5 epochs "
+               f"on {sweeps['dataset']['name']}; dead units measured on its 1,000 fixed test images.")
+
+
+st.title("Latent space: what the code learned")
+run = current_run()
+if run is None:
+    st.stop()
+show_run_summary(run)
+dataset = current_dataset()
+if dataset is None:
+    st.stop()
+restore_settings("latent", SETTINGS)
+if not same_dataset(run, dataset):
+    st.info(f"This run was trained on {run.metrics['dataset']['name']}; everything below is measured on the data "
+            f"in use, {dataset.name}.")
+st.markdown(f"The encoder turns each image (3 × 32 × 32 = 3,072 numbers) into a **code** of "
+            f"{run.config.latent_dim:,} numbers, and the decoder rebuilds the image from it. Training never saw a "
+            "label, so if pictures of one class end up with similar codes, the code has found some of what the "
+            "labels mean. This page looks at the codes and measures that.")
+payload = {"run": str(run.path), "origin": dataset.origin, "fingerprint": dataset.fingerprint}
+
+st.header("Map")
+view = worker_result("latent_map", payload, f"Encoding {dataset.name}'s images and finding neighbours")
+if view is not None:
+    show_map(run, dataset, view)
+
+st.header("How good is the code?")
+quality = worker_result("representation", payload, "Measuring k-NN and linear-probe accuracy of four kinds of features")
+if quality is not None:
+    show_quality(run, dataset, payload, quality)
+
+st.header("Walk between two images")
+if view is not None:
+    show_walk(run, dataset, view["index"].tolist(), view["labels"])
+
+st.header("Limits of an autoencoder")
+if view is not None:
+    show_limits(run, dataset, view)
+
+st.header("Latent size and leak")
+if view is not None:
+    show_sweeps(run, view)
+remember_settings("latent", SETTINGS)

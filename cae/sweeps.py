@@ -1,0 +1,75 @@
+"""The shipped sweeps (pretrained/sweeps.json, written by bench/sweeps.py): latent size and leak,
+each the lecture's recipe for 5 + 5 epochs, metrics only. A plain file beside the shipped runs,
+so `list_runs` (which lists folders) never shows it as a run."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from cae.config import Config
+from cae.runs import PRETRAINED_DIR, pretrained_dir
+
+SWEEPS_FILE = "sweeps.json"
+# What a run must share with the sweeps (besides latent size, leak and seed) to be drawn among them.
+SWEEP_RECIPE = {k: v for k, v in Config(scratch_baseline=False).to_dict().items()
+                if k not in ("latent_dim", "leak", "seed", "scratch_baseline", "device", "precision")}
+
+
+def load_sweeps() -> dict | None:
+    """The sweeps beside the shipped runs ($CAE_PRETRAINED, else pretrained/), or None."""
+    for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
+        try:
+            return json.loads((Path(folder) / SWEEPS_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def spread(values: list[float]) -> dict:
+    """{"mean", "low", "high", "n"} of a few seeds' values."""
+    return {"mean": statistics.fmean(values), "low": min(values), "high": max(values), "n": len(values)}
+
+
+def run_point(row: dict) -> dict:
+    """The numbers a sweep chart draws for one run: test MSE, the code's k-NN accuracy, its linear
+    probe, the fine-tuned test accuracy, and the share of dead units per encoder layer."""
+    point = {"test_mse": row["test_mse"], "knn": row["knn_curve"][-1], "probe": row.get("probe"),
+             "test_acc": row["test_acc"]}
+    point.update({f"dead {layer}": a["dead"] for layer, a in (row.get("activity") or {}).items()})
+    return point
+
+
+def grouped(rows: list[dict], by: str, where: dict | None = None) -> dict[float, dict[str, dict]]:
+    """Sweep rows grouped by one setting (e.g. "leak"), each measure summarised over seeds with
+    `spread`; `where` keeps only rows with those settings."""
+    groups: dict[float, list[dict]] = {}
+    for row in rows:
+        if all(row.get(k) == v for k, v in (where or {}).items()):
+            groups.setdefault(row[by], []).append(run_point(row))
+    return {value: {measure: spread([p[measure] for p in points if p.get(measure) is not None])
+                    for measure in points[0] if any(p.get(measure) is not None for p in points)}
+            for value, points in sorted(groups.items())}
+
+
+def fits_sweep(metrics: dict, sweeps: dict) -> bool:
+    """A run trained with the sweeps' recipe on the sweeps' data (any latent size, leak or seed)."""
+    config = metrics.get("config") or {}
+    same_data = (metrics.get("dataset") or {}).get("fingerprint") == sweeps["dataset"]["fingerprint"]
+    return (same_data and bool(metrics.get("autoencoder")) and bool(metrics.get("classifier"))
+            and all(config.get(k, v) == v for k, v in SWEEP_RECIPE.items()))
+
+
+def user_point(metrics: dict) -> dict:
+    """A run's own numbers in the sweeps' terms (no k-NN when its history has none)."""
+    ae = metrics["autoencoder"][-1]
+    return {"latent_dim": metrics["config"]["latent_dim"], "leak": metrics["config"]["leak"],
+            "test_mse": ae["test_mse"], "knn": ae.get("knn_acc"), "test_acc": metrics["classifier"][-1]["test_acc"]}
+
+
+def within_spread(groups: dict[float, dict[str, dict]], measure: str) -> bool:
+    """Whether every setting's seed range of `measure` overlaps every other's (the differences
+    between settings are then within seed noise)."""
+    ranges = [g[measure] for g in groups.values() if measure in g]
+    return all(a["low"] <= b["high"] and b["low"] <= a["high"] for a in ranges for b in ranges)
