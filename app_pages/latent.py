@@ -54,7 +54,8 @@ def clicked_image() -> int | None:
 
 def uploaded_picture() -> tuple[torch.Tensor | None, str]:
     """The learner's own picture: uploaded here, or the last one tried on the Try page."""
-    upload = st.file_uploader("Place your own picture on the map (PNG or JPEG)", type=["png", "jpg", "jpeg"],
+    upload = st.file_uploader("A PNG or JPEG (the Try page's last picture is used too); it is encoded and "
+                              "placed with the same projection, marked ✕", type=["png", "jpg", "jpeg"],
                               key="latent_upload")
     if upload is not None:
         st.session_state.uploaded_picture = upload.getvalue()
@@ -83,15 +84,17 @@ def show_map(run, dataset, view: dict) -> None:
     keep_defaults(latent_image=index[0])
     st.session_state.latent_image = min(max(int(st.session_state.latent_image), 0), len(dataset.test) - 1)
     position = on_map(st.session_state.latent_image, index)
-    picture_image, picture_name = uploaded_picture()
+    chart = st.container()  # the map above, the uploader below it (its picture is drawn on the map)
+    with st.expander("Place your own picture on the map", expanded="uploaded_picture" in st.session_state):
+        picture_image, picture_name = uploaded_picture()
     extra = None
     if picture_image is not None:
         code = latent.codes(run.autoencoder, picture_image[None])
         x, y = ((code - view["mean"]) @ view["axes"])[0].tolist()
         extra = (x, y, picture_name)
-    st.plotly_chart(latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
-                    width="stretch", on_select="rerun", selection_mode="points", key="latent_map_chart")
-    st.caption(f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
+    chart.plotly_chart(latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
+                       width="stretch", on_select="rerun", selection_mode="points", key="latent_map_chart")
+    chart.caption(f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
                f"differ most (PCA): they show {view['explained']:.0%} of the codes' variance, so points close here "
                "may still be far apart in the full code. Click a point, or type its number.")
     left, right = st.columns([1, 3])

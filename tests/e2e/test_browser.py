@@ -5,18 +5,18 @@ import re
 import pytest
 
 PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "First-layer kernels"),
-         ("classifier", "Classifier"), ("try_image", "Try an image")]
+         ("latent", "Latent space"), ("classifier", "Classifier"), ("try_image", "Try an image")]
 
 
-def open_page(page, server, path: str, title: str) -> None:
+def open_page(page, server, path: str, title: str, timeout: float = 60_000) -> None:
     page.goto(f"{server.url}/{path}")
     page.get_by_role("heading", name=re.compile(re.escape(title))).first.wait_for()
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
 
 
 @pytest.mark.parametrize("path, title", PAGES)
 def test_every_page_loads_without_an_exception(page, server, screenshots, path, title):
-    open_page(page, server, path, title)
+    open_page(page, server, path, title, timeout=300_000 if path == "latent" else 60_000)  # its first view computes
     if path in ("kernels", "classifier"):
         page.locator(".js-plotly-plot").first.wait_for()
         assert page.locator(".js-plotly-plot").count() >= 3
@@ -192,3 +192,32 @@ def test_the_try_page_shows_its_pictures_and_the_prediction_in_the_first_screen(
         assert box is not None and box["y"] + box["height"] <= 720, (i, box)
     assert page.get_by_text(re.compile("Prediction: .*(right|wrong)")).count() == 1
     page.screenshot(path=str(screenshots / "try_image-first-screen.png"))
+
+
+# Every map point's centre on the screen, with its test image number (the trace's customdata).
+MAP_POINTS_JS = """el => Array.from(el.querySelectorAll('.scatterlayer .trace')).flatMap((trace, t) =>
+    el.data[t].customdata ? Array.from(trace.querySelectorAll('path.point')).map((p, i) => {
+        const b = p.getBoundingClientRect();
+        return [el.data[t].customdata[i], b.x + b.width / 2, b.y + b.height / 2];
+    }) : [])"""
+
+
+def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(page, server, screenshots):
+    open_page(page, server, "latent", "Latent space", timeout=300_000)
+    chart = page.locator(".js-plotly-plot").first
+    chart.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    points = chart.evaluate(MAP_POINTS_JS)
+    assert len(points) == 200  # the sample's test images
+
+    def room(p):  # distance to the nearest other point: click one that no other point overlaps
+        return min((p[1] - q[1]) ** 2 + (p[2] - q[2]) ** 2 for q in points if q is not p)
+    number, x, y = max(points[1:], key=room)
+    page.mouse.click(x, y)
+    from playwright.sync_api import expect
+    expect(page.get_by_label(re.compile("Test image number"))).to_have_value(str(number), timeout=60_000)
+    page.get_by_text(re.compile(f"^test image {number}: ")).wait_for(timeout=60_000)
+    assert page.get_by_text(re.compile("8 nearest training images by code")).count() == 1
+    assert page.get_by_text(re.compile("8 nearest by raw pixels")).count() == 1
+    assert page.locator('[data-testid="stException"]').count() == 0
+    page.screenshot(path=str(screenshots / "latent-clicked.png"), full_page=True)
