@@ -2,10 +2,54 @@
 moved most, and the differences on one colour scale."""
 
 import streamlit as st
+import torch
 
-from cae.figures import (kernel_close_ups, kernel_difference, kernel_grid_picture, kernel_update_ranking,
-                         relative_change, update_norms)
+from cae.figures import (distance_from_start, kernel_close_ups, kernel_difference, kernel_distance_chart,
+                         kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_slices, kernel_timeline,
+                         kernel_update_ranking, relative_change, update_norms)
 from app_pages._shared import current_run, keep_defaults, show_run_summary
+
+
+def clicked_kernel() -> int | None:
+    """The kernel last clicked on the sheet (once per click)."""
+    points = ((st.session_state.get("kernel_sheet") or {}).get("selection") or {}).get("points") or []
+    if not points or st.session_state.get("kernel_last_click") == points[0].get("customdata"):
+        return None
+    st.session_state.kernel_last_click = points[0]["customdata"]
+    return int(points[0]["customdata"])
+
+
+def timeline(k: dict) -> None:
+    """The kernels after every epoch on one colour scale, a slider (or Play) through them, one
+    kernel's slices, and the distance from the random start per epoch."""
+    steps = kernel_timeline(k)
+    every = torch.stack([t for _, t in steps])
+    bounds = (float(every.min()), float(every.max()))
+    if st.session_state.get("kernel_playing"):
+        st.session_state.kernel_step = (st.session_state.get("kernel_step", 0) + 1) % len(steps)
+    st.session_state.kernel_step = min(st.session_state.get("kernel_step", len(steps) - 1), len(steps) - 1)
+    if (number := clicked_kernel()) is not None:
+        st.session_state.kernel_pick = number
+    keep_defaults(kernel_pick=0)
+    step = st.slider("Snapshot", 0, len(steps) - 1, key="kernel_step",
+                     help="0 is the random start; then every epoch of autoencoder training, then of fine-tuning.")
+    play, pick = st.columns([1, 3])
+    play.toggle("Play", key="kernel_playing", help="Step through the snapshots, about one per second.")
+    chosen = pick.number_input("Kernel (or click one)", 0, 63, key="kernel_pick")
+    name, kernels = steps[step]
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown(f"**{name}** ({step} of {len(steps) - 1}), all snapshots on one colour scale")
+        st.plotly_chart(kernel_sheet_figure(kernel_sheet(kernels, bounds), chosen=chosen), width="stretch",
+                        on_select="rerun", selection_mode="points", key="kernel_sheet")
+    with right:
+        st.plotly_chart(kernel_slices(kernels[chosen], f"Kernel {chosen}: its R, G and B weights"), width="stretch")
+        lines = distance_from_start(k)
+        if lines:
+            st.plotly_chart(kernel_distance_chart(lines, chosen, k), width="stretch")
+        else:
+            st.caption("This run was saved before runs kept the kernels of every epoch, so the timeline has its "
+                       "three moments only; a run trained now keeps them all.")
 
 st.title("First-layer kernels")
 run = current_run()
@@ -42,6 +86,9 @@ for col, stage in zip(cols, present):  # plain images: sharp pixels, and on scre
     col.markdown(f"**{STAGES[stage]}**")
     col.image(kernel_grid_picture(k[stage], per_kernel), width="stretch")
 
+st.subheader("Kernels through time")
+st.fragment(timeline, run_every=1.0 if st.session_state.get("kernel_playing") else None)(k)
+
 if available:
     first = next(iter(available))
     after, before = available[first]
@@ -56,7 +103,11 @@ if available:
     st.caption(f"Red: the weight went up; blue: it went down; the same colour means the same change in every map "
                f"(±{bound:.3f} at the ends). Each kernel shows its R, G and B 3×3 slices side by side.")
     for name, (after, before) in available.items():
-        st.plotly_chart(kernel_difference(k[after] - k[before], name, bound), width="stretch")
+        lecture, heat = st.columns([1, 2])
+        lecture.image(kernel_grid_picture(k[after] - k[before], scale=8), width="stretch",
+                      caption="As the lecture drew it: make_grid(after − before, normalize=True); grey is no change "
+                              "only if the changes are symmetric, so read the signs on the right.")
+        heat.plotly_chart(kernel_difference(k[after] - k[before], name, bound), width="stretch")
 
     choice = st.selectbox("Rank kernels by how much they changed", list(available), key="rank_choice")
     after, before = available[choice]

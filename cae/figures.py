@@ -36,16 +36,24 @@ def chance_line(fig: go.Figure, n_classes: int, **where) -> None:
 
 # --- kernels --------------------------------------------------------------------------------
 
+def normalised_kernels(kernels: torch.Tensor, per_kernel: bool = False,
+                       bounds: tuple[float, float] | None = None) -> torch.Tensor:
+    """Kernels mapped to [0,1] for display: by the grid's own min and max (the lecture's
+    `normalize=True`), by each kernel's, or by fixed `bounds` (one scale for several grids)."""
+    k = kernels.detach().float().cpu()
+    if bounds is not None:
+        lo, hi = torch.tensor(bounds[0]), torch.tensor(bounds[1])
+    elif per_kernel:
+        lo, hi = k.amin(dim=(1, 2, 3), keepdim=True), k.amax(dim=(1, 2, 3), keepdim=True)
+    else:
+        lo, hi = k.min(), k.max()
+    return ((k - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1)
+
+
 def kernel_grid_image(kernels: torch.Tensor, per_kernel: bool = False, nrow: int = 8, pad: int = 1) -> np.ndarray:
     """(64,3,3,3) -> uint8 RGB grid like `make_grid(nrow=8, normalize=True)`: one min-max
     normalisation over the whole grid by default, or one per kernel."""
-    k = kernels.detach().float().cpu()
-    if per_kernel:
-        lo = k.amin(dim=(1, 2, 3), keepdim=True)
-        hi = k.amax(dim=(1, 2, 3), keepdim=True)
-    else:
-        lo, hi = k.min(), k.max()
-    k = ((k - lo) / (hi - lo).clamp(min=1e-12)).clamp(0, 1)
+    k = normalised_kernels(kernels, per_kernel)
     n, _, h, w = k.shape
     rows = -(-n // nrow)
     grid = torch.ones(3, rows * (h + pad) + pad, nrow * (w + pad) + pad)
@@ -60,6 +68,85 @@ def kernel_grid_picture(kernels: torch.Tensor, per_kernel: bool = False, scale: 
     """The kernel grid upscaled with sharp pixels (nearest neighbour), ready to show as an image."""
     grid = kernel_grid_image(kernels, per_kernel)
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
+
+
+def kernel_sheet(kernels: torch.Tensor, bounds: tuple[float, float] | None = None, scale: int = 16,
+                 gap: int = 2, nrow: int = 8) -> np.ndarray:
+    """The kernels for a projector: each 3x3 kernel enlarged `scale` times with crisp pixels, thin
+    white separators of `gap` pixels, on one colour scale (`bounds`) when given."""
+    k = (normalised_kernels(kernels, bounds=bounds).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+    n, h, w, _ = k.shape
+    side_h, side_w, rows = h * scale, w * scale, -(-n // nrow)
+    sheet = np.full((rows * (side_h + gap) + gap, nrow * (side_w + gap) + gap, 3), 255, np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        top, left = gap + r * (side_h + gap), gap + c * (side_w + gap)
+        sheet[top:top + side_h, left:left + side_w] = k[i].repeat(scale, axis=0).repeat(scale, axis=1)
+    return sheet
+
+
+def kernel_timeline(kernels: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+    """The first-layer kernels in the order training made them: the random start, after every
+    autoencoder epoch, then after every fine-tuning epoch (runs without per-epoch snapshots: the
+    start, after the autoencoder, after fine-tuning)."""
+    steps = [("initial (random)", kernels["initial"])]
+    for key, each, single, name in (("autoencoder_epochs", "autoencoder epoch", "autoencoder", "after the autoencoder"),
+                                    ("finetuned_epochs", "fine-tuning epoch", "finetuned", "after fine-tuning")):
+        if key in kernels:
+            steps += [(f"{each} {i + 1}", k) for i, k in enumerate(kernels[key])]
+        elif single in kernels:
+            steps.append((name, kernels[single]))
+    return steps
+
+
+def distance_from_start(kernels: dict[str, torch.Tensor]) -> dict[str, list[tuple[int, float]]]:
+    """Per phase, the mean distance of the 64 kernels from their random start after each epoch,
+    ‖k_t − k_0‖₂ averaged over kernels; epoch 0 is where the phase began (fine-tuning begins where
+    the autoencoder ended; scratch begins at the same random start)."""
+    start = kernels["initial"].float()
+
+    def mean_distance(k: torch.Tensor) -> float:
+        return float((k.float() - start).flatten(1).norm(dim=1).mean())
+
+    lines = {}
+    for key, name, begins in (("autoencoder_epochs", "autoencoder", start), ("finetuned_epochs", "fine-tuned classifier",
+                              kernels.get("autoencoder", start)), ("scratch_epochs", "scratch classifier", start)):
+        if key in kernels:
+            lines[name] = [(0, mean_distance(begins))] + [(i + 1, mean_distance(k)) for i, k in enumerate(kernels[key])]
+    return lines
+
+
+def kernel_distance_chart(lines: dict[str, list[tuple[int, float]]], chosen: int | None = None,
+                          kernels: dict[str, torch.Tensor] | None = None) -> go.Figure:
+    """Mean distance from the random start per epoch, the three phases on one axis; with `chosen`,
+    that one kernel's distance as dotted lines beside the means."""
+    fig = go.Figure()
+    colors = {"autoencoder": PALETTE[2], "fine-tuned classifier": PRETRAINED_COLOR, "scratch classifier": SCRATCH_COLOR}
+    for name, points in lines.items():
+        fig.add_scatter(x=[e for e, _ in points], y=[d for _, d in points], name=f"{name}: mean of 64",
+                        mode="lines+markers", line=dict(color=colors.get(name)))
+    if chosen is not None and kernels is not None:
+        one = {k: v[:, chosen:chosen + 1] if v.dim() == 5 else v[chosen:chosen + 1] for k, v in kernels.items()}
+        for name, points in distance_from_start(one).items():
+            fig.add_scatter(x=[e for e, _ in points], y=[d for _, d in points], name=f"{name}: kernel {chosen}",
+                            mode="lines", line=dict(color=colors.get(name), dash="dot"))
+    fig.update_xaxes(title="epoch of the phase", dtick=1 if max((len(p) for p in lines.values()), default=0) <= 13 else None)
+    fig.update_yaxes(title="‖kernel − its random start‖₂", rangemode="tozero")
+    return _layout(fig, "How far the first-layer kernels moved from their random start", height=360)
+
+
+def kernel_slices(kernel: torch.Tensor, title: str) -> go.Figure:
+    """One 3x3 RGB kernel as its R, G and B slices with the weights written in, on one diverging scale."""
+    k = kernel.detach().float().cpu()
+    bound = float(k.abs().max()) or 1.0
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("R", "G", "B"), horizontal_spacing=0.04)
+    for ch in range(3):
+        fig.add_trace(go.Heatmap(z=k[ch].tolist(), zmin=-bound, zmax=bound, colorscale="RdBu_r", zmid=0,
+                                 text=[[f"{v:+.2f}" for v in row] for row in k[ch].tolist()], texttemplate="%{text}",
+                                 showscale=ch == 2, hovertemplate="%{z:.4f}<extra></extra>"), row=1, col=ch + 1)
+    fig.update_yaxes(autorange="reversed", visible=False)
+    fig.update_xaxes(visible=False)
+    return _layout(fig, title, height=260, margin=dict(l=5, r=5, t=70, b=5))
 
 
 def kernel_difference(diff: torch.Tensor, title: str, bound: float | None = None) -> go.Figure:
@@ -436,3 +523,24 @@ def activity_chart(activity: dict[str, dict], layers: dict[str, str], value_rang
                            "are counted at the ends)")
     fig.update_yaxes(title="% of values", type="log")
     return _layout(fig, "What the encoder's units output on the test images", height=380)
+
+
+def kernel_sheet_figure(sheet: np.ndarray, scale: int = 16, gap: int = 2, chosen: int | None = None,
+                        nrow: int = 8) -> go.Figure:
+    """A `kernel_sheet` picture as a chart whose kernels can be clicked: an invisible square marker
+    over each kernel carries its number (customdata); the chosen kernel is outlined."""
+    side = 3 * scale
+    n = ((sheet.shape[0] - gap) // (side + gap)) * nrow
+    centres = [(gap + (i % nrow) * (side + gap) + side / 2, gap + (i // nrow) * (side + gap) + side / 2) for i in range(n)]
+    fig = go.Figure(go.Image(z=sheet, hoverinfo="skip"))
+    fig.add_scatter(x=[x for x, _ in centres], y=[y for _, y in centres], customdata=list(range(n)), mode="markers",
+                    marker=dict(symbol="square", size=side * 0.8, color="rgba(0,0,0,0)"), showlegend=False,
+                    hovertemplate="kernel %{customdata}<extra></extra>")
+    if chosen is not None:
+        x, y = centres[chosen]
+        fig.add_shape(type="rect", x0=x - side / 2 - 1, x1=x + side / 2 + 1, y0=y - side / 2 - 1, y1=y + side / 2 + 1,
+                      line=dict(color="black", width=3))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, "", height=sheet.shape[0] + 20, margin=dict(l=0, r=0, t=10, b=10),
+                   clickmode="event+select", dragmode=False)

@@ -4,7 +4,8 @@ Layout of a run folder:
     metrics.json      config, histories, per-class accuracy, confusion, device, precision, dataset
     autoencoder.pt    state_dict (torch.save; read back only with weights_only=True)
     classifier.pt     the fine-tuned classifier's state_dict, when one was trained
-    kernels.pt        first-layer kernel snapshots {name: (64,3,3,3)}
+    kernels.pt        first-layer kernel snapshots {name: (64,3,3,3)}: initial, autoencoder, finetuned,
+                      scratch; and per epoch (newer runs) {phase_epochs: (epochs,64,3,3,3)}
 """
 
 from __future__ import annotations
@@ -261,7 +262,8 @@ def reused_autoencoder(run: Run) -> ReusedAutoencoder:
     """A run's trained autoencoder, to start another run from; names the run that trained it."""
     m = run.metrics
     return ReusedAutoencoder(run.autoencoder, m["autoencoder"],
-                             {k: run.kernels[k] for k in ("initial", "autoencoder")},
+                             {k: v for k, v in run.kernels.items() if k in ("initial", "autoencoder",
+                                                                            "autoencoder_epochs")},
                              m.get("autoencoder_source") or run.name,
                              m.get("pretraining_dataset") or m["dataset"], m.get("representation"))
 

@@ -164,6 +164,7 @@ class Reporter:
     refresh_every: int = 1  # read the running loss every this many batches (a host sync on a GPU)
     start: float = field(default_factory=time.perf_counter)
     done_work: float = 0.0
+    snapshots: dict[str, list[torch.Tensor]] = field(default_factory=dict)  # first-layer kernels per epoch
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
@@ -182,6 +183,7 @@ class Reporter:
             self.on_progress(Progress(phase, epoch, epochs, batch, batches, loss, self.elapsed(), self.remaining()))
 
     def epoch(self, phase: str, row: dict, model: nn.Module) -> None:
+        self.snapshots.setdefault(phase, []).append(first_layer_kernels(model))
         if self.on_epoch:
             self.on_epoch(phase, row, model)
 
@@ -417,8 +419,15 @@ def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None
     return finish(result, reporter)
 
 
+# kernels.pt keys of the per-epoch snapshots, (epochs, 64, 3, 3, 3) each, by phase
+EPOCH_KERNELS = {"autoencoder": "autoencoder_epochs", "classifier": "finetuned_epochs", "scratch": "scratch_epochs"}
+
+
 def finish(result: ExperimentResult, reporter: Reporter) -> ExperimentResult:
+    """The total time, and the first-layer kernels after every epoch of every phase."""
     result.metrics["seconds_total"] = reporter.elapsed()
+    for phase, snapshots in reporter.snapshots.items():
+        result.kernels[EPOCH_KERNELS[phase]] = torch.stack(snapshots)
     return result
 
 

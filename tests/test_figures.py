@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from cae.figures import (confusion_heatmap, kernel_difference, kernel_grid_image, kernel_grid_picture,
+from cae.figures import (confusion_heatmap, distance_from_start, kernel_difference, kernel_distance_chart,
+                         kernel_grid_image, kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_timeline,
                          kernel_update_ranking, update_norms)
 
 
@@ -63,3 +64,43 @@ def test_the_ranking_is_largest_update_first_with_values_on_hover():
 def test_the_confusion_matrix_has_true_classes_as_rows():
     fig = confusion_heatmap([[5, 1], [2, 3]], ["cat", "dog"])
     assert list(fig.data[0].y) == ["cat", "dog"] and fig.layout.yaxis.title.text == "true class"
+
+
+def snapshots(ae_epochs: int = 3, clf_epochs: int = 2) -> dict[str, torch.Tensor]:
+    start = kernels()
+    ae = torch.stack([start + 0.1 * (e + 1) for e in range(ae_epochs)])
+    fine = torch.stack([ae[-1] + 0.05 * (e + 1) for e in range(clf_epochs)])
+    scratch = torch.stack([start - 0.2 * (e + 1) for e in range(clf_epochs)])
+    return {"initial": start, "autoencoder": ae[-1], "finetuned": fine[-1], "scratch": scratch[-1],
+            "autoencoder_epochs": ae, "finetuned_epochs": fine, "scratch_epochs": scratch}
+
+
+def test_the_timeline_runs_from_the_random_start_through_every_epoch():
+    steps = kernel_timeline(snapshots())
+    assert [name for name, _ in steps] == ["initial (random)", "autoencoder epoch 1", "autoencoder epoch 2",
+                                           "autoencoder epoch 3", "fine-tuning epoch 1", "fine-tuning epoch 2"]
+    old = {k: v for k, v in snapshots().items() if not k.endswith("_epochs")}  # a run saved before per-epoch kernels
+    assert [name for name, _ in kernel_timeline(old)] == ["initial (random)", "after the autoencoder",
+                                                         "after fine-tuning"]
+
+
+def test_distances_from_the_random_start_per_phase():
+    lines = distance_from_start(snapshots())
+    per_weight = 27 ** 0.5  # a shift of d on all 27 weights of a kernel is d * sqrt(27) away
+    assert [round(d / per_weight, 4) for _, d in lines["autoencoder"]] == [0.0, 0.1, 0.2, 0.3]
+    assert [round(d / per_weight, 4) for _, d in lines["fine-tuned classifier"]] == [0.3, 0.35, 0.4]  # starts where the autoencoder ended
+    assert [round(d / per_weight, 4) for _, d in lines["scratch classifier"]] == [0.0, 0.2, 0.4]
+    assert distance_from_start({"initial": kernels(), "autoencoder": kernels()}) == {}
+    fig = kernel_distance_chart(lines, chosen=5, kernels=snapshots())
+    assert len(fig.data) == 6  # three means and kernel 5's three lines
+
+
+def test_the_projector_sheet_has_crisp_kernels_and_thin_separators():
+    sheet = kernel_sheet(kernels(), scale=16, gap=2)
+    assert sheet.shape == (8 * 50 + 2, 8 * 50 + 2, 3)
+    assert (sheet[:2] == 255).all() and (sheet[50:52, :] == 255).all()  # the separators
+    assert (sheet[2:18, 2:18] == sheet[2, 2]).all()  # one weight is a 16x16 block
+    fixed = kernel_sheet(kernels() * 0.5, bounds=(float(kernels().min()), float(kernels().max())))
+    assert fixed.astype(int).std() < sheet.astype(int).std()  # one scale for all snapshots: smaller weights look paler
+    clickable = kernel_sheet_figure(sheet, chosen=9).data[1]
+    assert list(clickable.customdata) == list(range(64)) and clickable.x[9] == 2 + 50 + 24

@@ -76,3 +76,34 @@ def test_a_variant_with_few_labels_says_so_on_every_page(small_dataset):
         assert not at.exception, page
         assert any("10% labels" in m.value for m in at.markdown), page
     assert any("10% labels" in label for label in at.sidebar.selectbox[0].options)
+
+
+def test_the_kernels_page_steps_through_every_epoch_of_a_new_run(small_dataset, small_folder):
+    cfg = Config(latent_dim=16, batch_size=100, ae_epochs=3, clf_epochs=2, precision="fp32", test_limit=50)
+    path = train_or_load(cfg, small_dataset, runs_dir()).path
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"] = path.name
+    at.query_params["data"] = str(small_folder)
+    at.run()
+    at.switch_page("app_pages/kernels.py").run()
+    assert not at.exception
+    step = at.slider(key="kernel_step")
+    assert step.max == 5 and step.value == 5  # the random start, 3 autoencoder epochs, 2 fine-tuning epochs
+    step.set_value(2).run()
+    assert any(m.value.startswith("**autoencoder epoch 2**") for m in at.markdown)
+    at.number_input(key="kernel_pick").set_value(17).run()
+    assert not at.exception
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    slices = next(s for s in specs if s["layout"]["title"]["text"].startswith("Kernel 17"))
+    assert len(slices["data"]) == 3  # R, G and B
+    distance = next(s for s in specs if s["layout"]["title"]["text"].startswith("How far"))
+    assert {t["name"] for t in distance["data"]} >= {"autoencoder: mean of 64", "scratch classifier: kernel 17"}
+
+
+def test_the_kernels_page_of_a_run_saved_before_per_epoch_snapshots_says_so():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/kernels.py").run()
+    assert not at.exception
+    assert at.slider(key="kernel_step").max == 2  # three snapshots: the start, after the autoencoder, after fine-tuning
+    assert any("three moments only" in c.value for c in at.caption)

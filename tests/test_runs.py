@@ -31,8 +31,22 @@ def test_round_trip(saved):
         assert torch.equal(run.autoencoder.state_dict()[k], v.cpu())
     for k, v in result.classifier.state_dict().items():
         assert torch.equal(run.classifier.state_dict()[k], v.cpu())
-    assert set(run.kernels) == {"initial", "autoencoder", "finetuned", "scratch"}
+    assert set(run.kernels) == {"initial", "autoencoder", "finetuned", "scratch",
+                                "autoencoder_epochs", "finetuned_epochs", "scratch_epochs"}
     assert not run.autoencoder.training and not run.classifier.training
+
+
+def test_the_first_layer_kernels_are_kept_after_every_epoch_of_every_phase(small_dataset, tmp_path):
+    cfg = Config(**{**TINY, "ae_epochs": 3, "clf_epochs": 2})
+    run = load_run(train_or_load(cfg, small_dataset, tmp_path).path)
+    k = run.kernels
+    assert k["autoencoder_epochs"].shape == (3, 64, 3, 3, 3) and k["finetuned_epochs"].shape == (2, 64, 3, 3, 3)
+    assert torch.equal(k["autoencoder_epochs"][-1], k["autoencoder"])
+    assert torch.equal(k["finetuned_epochs"][-1], k["finetuned"]) and torch.equal(k["scratch_epochs"][-1], k["scratch"])
+    assert not torch.equal(k["autoencoder_epochs"][0], k["autoencoder_epochs"][1])  # they move every epoch
+    # a run that reuses this autoencoder carries its per-epoch kernels too
+    again = load_run(train_or_load(cfg.replace(clf_epochs=1), small_dataset, tmp_path).path)
+    assert torch.equal(again.kernels["autoencoder_epochs"], k["autoencoder_epochs"])
 
 
 def test_metrics_json_has_the_contract_keys(saved):

@@ -194,12 +194,14 @@ def test_the_try_page_shows_its_pictures_and_the_prediction_in_the_first_screen(
     page.screenshot(path=str(screenshots / "try_image-first-screen.png"))
 
 
-# Every map point's centre on the screen, with its test image number (the trace's customdata).
-MAP_POINTS_JS = """el => Array.from(el.querySelectorAll('.scatterlayer .trace')).flatMap((trace, t) =>
-    el.data[t].customdata ? Array.from(trace.querySelectorAll('path.point')).map((p, i) => {
+# Every clickable point's centre on the screen, with its customdata (a test image or kernel number).
+MAP_POINTS_JS = """el => Array.from(el.querySelectorAll('.scatterlayer .trace')).flatMap(g => {
+    const custom = g.__data__ && g.__data__[0] && g.__data__[0].trace && g.__data__[0].trace.customdata;
+    return custom ? Array.from(g.querySelectorAll('path.point')).map((p, i) => {
         const b = p.getBoundingClientRect();
-        return [el.data[t].customdata[i], b.x + b.width / 2, b.y + b.height / 2];
-    }) : [])"""
+        return [custom[i], b.x + b.width / 2, b.y + b.height / 2];
+    }) : [];
+})"""
 
 
 def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(page, server, screenshots):
@@ -221,3 +223,26 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
     assert page.get_by_text(re.compile("8 nearest by raw pixels")).count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshots / "latent-clicked.png"), full_page=True)
+
+
+def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, screenshots):
+    open_page(page, server, "kernels", "First-layer kernels")
+    from playwright.sync_api import expect
+    slider = page.get_by_role("slider", name="Snapshot")
+    slider.wait_for()
+    before = slider.get_attribute("aria-valuenow")
+    slider.focus()
+    page.keyboard.press("Home")
+    expect(slider).not_to_have_attribute("aria-valuenow", before, timeout=20_000)
+    page.get_by_text("initial (random)").first.wait_for(timeout=20_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
+    sheet.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    points = page.locator(".js-plotly-plot").nth(0).evaluate(MAP_POINTS_JS)
+    assert len(points) == 64  # one invisible square over each kernel
+    number, x, y = points[9]
+    page.mouse.click(x, y)
+    expect(page.get_by_label("Kernel (or click one)")).to_have_value("9", timeout=30_000)
+    page.get_by_text("Kernel 9: its R, G and B weights").wait_for(timeout=30_000)
+    page.screenshot(path=str(screenshots / "kernels-timeline.png"))
