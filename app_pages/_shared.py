@@ -12,6 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from cae.data import SAMPLE, DataError, Dataset, load_dataset
+from cae.export import reproduce_command, standalone_script
 from cae.files import absolute
 from cae.jobs import DONE, FAILED, JobManager, manager_for
 from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
@@ -231,3 +232,22 @@ def same_classes_other_images(run: Run | RunInfo, dataset: Dataset | None) -> bo
     the run was trained on the JPEG copy)."""
     return (dataset is not None and not same_dataset(run, dataset)
             and list(run.metrics["dataset"]["classes"]) == list(dataset.classes))
+
+
+def reproduce_this_run(run: Run) -> None:
+    """The command that asks for exactly this run, and its standalone PyTorch script to download."""
+    with st.expander("Reproduce this run (a command, or a script to take home)"):
+        st.markdown("The command that asks for exactly this run (the CLI finds it instead of training again "
+                    "where it exists):")
+        st.code(reproduce_command(run), language="bash")
+        title = pretrained_index().get("runs", {}).get(run.name, {}).get("title") or run_title(run.metrics)
+        try:
+            script = standalone_script(run, f"{title} (CAE Explorer run {run.name})")
+        except RunError as exc:
+            st.info(str(exc))
+            return
+        st.download_button("Download a standalone PyTorch script", script, file_name=f"{run.name}.py",
+                           mime="text/x-python", key="download_script")
+        st.caption("One readable file, torch and torchvision only (no `cae`): the same model, initial weights, "
+                   "data order and recipe; `--data cifar10` downloads torchvision's CIFAR-10, or give it an image "
+                   "folder with train/ and test/. It prints one line per epoch like the CLI.")

@@ -9,8 +9,8 @@ from cae.report import (class_extremes_sentence, lecture_autoencoder_rows, lectu
                         pretraining_verdict, test_images)
 from cae.runs import RunError, transfer_config
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
-                               runs, same_classes_other_images, same_dataset, session_token, show_run_summary,
-                               view_run)
+                               reproduce_this_run, runs, same_classes_other_images, same_dataset, session_token,
+                               show_run_summary, view_run)
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -133,6 +133,7 @@ with st.expander("The lecture's numbers beside this run's", expanded=False):
                "unaffected. This run: " + m["dataset"]["name"] + ".")
     st.dataframe(lecture_autoencoder_rows(m), hide_index=True, width="stretch")
     st.dataframe(lecture_classifier_rows(m), hide_index=True, width="stretch")
+reproduce_this_run(run)
 
 if not transfer and dataset is not None:
     st.subheader("Try a fine-tuning variant")

@@ -10,7 +10,7 @@ from cae.report import duration as minutes, epoch_sentence
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, remember_settings,
-                               restore_settings, session_token, show_run_summary, view_run)
+                               reproduce_this_run, restore_settings, session_token, show_run_summary, view_run)
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
@@ -202,6 +202,8 @@ if trainings:
                   for j in reversed(trainings)], hide_index=True, width="stretch")
 
 run = current_run(show_message=False)
+if run is not None:
+    reproduce_this_run(run)
 if run is not None and run.path.parent == runs_dir():  # never a shipped run
     st.subheader("The run being viewed")
     show_run_summary(run)

@@ -1,0 +1,198 @@
+"""TITLE
+
+The lecture's convolutional autoencoder is trained on images without labels (MSE, Adam); its
+encoder is then reused with a new linear head and fine-tuned as a classifier (cross-entropy,
+Adam), beside the same classifier trained from random weights. Exported by CAE Explorer; needs
+only torch and torchvision (for CIFAR-10). Usage:
+
+    python SCRIPT --data cifar10          # torchvision's CIFAR-10, downloaded into ./data
+    python SCRIPT --data path/to/images   # train/<class>/* and test/<class>/* image files
+"""
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CONFIG = {}  # <the run's settings>
+
+
+def act(leak):
+    return nn.ReLU() if leak == 0 else nn.LeakyReLU(leak)
+
+
+class ConvAutoencoder(nn.Module):
+    """(B,3,32,32) in [0,1] -> a code of latent_dim numbers -> (B,3,32,32)."""
+
+    def __init__(self, latent_dim, leak, upsample):
+        super().__init__()
+        self.conv_encoder = nn.Sequential(                             # 3x32x32
+            nn.Conv2d(3, 64, 3, stride=2, padding=1), act(leak),       # 64x16x16
+            nn.Conv2d(64, 128, 3, stride=2, padding=1), act(leak),     # 128x8x8
+            nn.Conv2d(128, 128, 3, stride=2, padding=1), act(leak),    # 128x4x4
+            nn.Conv2d(128, 128, 3, stride=1, padding=1), act(leak))    # 128x4x4
+        self.fc_encoder = nn.Sequential(nn.Linear(2048, latent_dim), act(leak))
+        self.fc_decoder = nn.Sequential(nn.Linear(latent_dim, 2048), act(leak))
+        if upsample == "transpose":  # the lecture's "deconvolution"
+            self.conv_decoder = nn.Sequential(
+                nn.Conv2d(128, 128, 3, padding=1), act(leak),
+                nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), act(leak),
+                nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1), act(leak),
+                nn.ConvTranspose2d(64, 3, 4, stride=2, padding=1), nn.ReLU())
+        else:
+            extra = {"align_corners": False} if upsample == "bilinear" else {}
+            up = lambda: nn.Upsample(scale_factor=2, mode=upsample, **extra)  # noqa: E731
+            self.conv_decoder = nn.Sequential(
+                nn.Conv2d(128, 128, 3, padding=1), act(leak), up(),      # 128x8x8
+                nn.Conv2d(128, 64, 3, padding=1), act(leak), up(),       # 64x16x16
+                nn.Conv2d(64, 64, 3, padding=1), act(leak), up(),        # 64x32x32
+                nn.Conv2d(64, 3, 3, padding=1), nn.ReLU())               # 3x32x32
+
+    def encode(self, x):
+        return self.fc_encoder(self.conv_encoder(x).flatten(1))
+
+    def forward(self, x):
+        return self.conv_decoder(self.fc_decoder(self.encode(x)).view(-1, 128, 4, 4))
+
+
+class Classifier(nn.Module):
+    """An autoencoder's encoder (copied) and a new linear head, its weights drawn from head_seed."""
+
+    def __init__(self, autoencoder, n_classes, head_seed):
+        super().__init__()
+        self.conv_encoder = copy.deepcopy(autoencoder.conv_encoder)
+        self.fc_encoder = copy.deepcopy(autoencoder.fc_encoder)
+        torch.manual_seed(head_seed)
+        self.head = nn.Linear(self.fc_encoder[0].out_features, n_classes)
+
+    def forward(self, x):
+        return self.head(self.fc_encoder(self.conv_encoder(x).flatten(1)))
+
+
+def load(source):
+    """(train images, train labels, test images, test labels, class names); images uint8 (N,3,32,32)."""
+    if source == "cifar10":
+        import torchvision
+        sets = [torchvision.datasets.CIFAR10("data", train=split, download=True) for split in (True, False)]
+        tensors = [t for s in sets for t in (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(),
+                                             torch.tensor(s.targets))]
+        return (*tensors, sets[0].classes)
+    import numpy as np
+    from PIL import Image, ImageOps
+    classes = sorted(d.name for d in (Path(source) / "train").iterdir() if d.is_dir())
+    out = []
+    for split in ("train", "test"):
+        images, labels = [], []
+        for label, name in enumerate(classes):
+            for file in sorted(p for p in (Path(source) / split / name).iterdir() if not p.name.startswith(".")):
+                try:
+                    img = ImageOps.exif_transpose(Image.open(file)).convert("RGB")
+                except OSError:
+                    continue  # not an image
+                img = img if img.size == (32, 32) else img.resize((32, 32), Image.BILINEAR)
+                images.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
+                labels.append(label)
+        out += [torch.stack(images), torch.tensor(labels)]
+    return (*out, classes)
+
+
+def balanced(labels, n, seed=0):
+    """Indices of a seeded, class-balanced subset of n items (all of them when n is None)."""
+    if n is None or n >= len(labels):
+        return torch.arange(len(labels))
+    order, classes = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)), labels.unique().tolist()
+    left = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
+    chosen = []
+    for i in order.tolist():
+        if left[int(labels[i])] > 0:
+            left[int(labels[i])] -= 1
+            chosen.append(i)
+    return torch.tensor(sorted(chosen))
+
+
+def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip, precision):
+    """One shuffled pass; the mean training loss."""
+    model.train()
+    total, order = 0.0, torch.randperm(len(images), generator=generator)
+    for start in range(0, len(images), batch_size):
+        idx = order[start:start + batch_size]
+        x = images[idx.to(images.device)].float() / 255
+        if flip:
+            mask = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(mask.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+            out = model(x)
+        loss = loss_fn(out.float(), x, labels[idx.to(labels.device)])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+    return total / len(images)
+
+
+@torch.no_grad()
+def evaluate(model, images, labels, precision, autoencoder):
+    """Test MSE per pixel (autoencoder) or test accuracy in percent and per class (classifier)."""
+    model.eval()
+    with torch.autocast(images.device.type, torch.bfloat16, enabled=precision == "bf16"):
+        outs = torch.cat([model(images[i:i + 1000].float() / 255).float() for i in range(0, len(images), 1000)])
+    if autoencoder:
+        return F.mse_loss(outs, images.float() / 255).item()
+    right = outs.argmax(1) == labels
+    return 100 * right.float().mean().item(), [100 * right[labels == c].float().mean().item() for c in labels.unique()]
+
+
+def fine_tune(name, model, c, train, test, classes, precision):
+    if c["freeze_encoder"]:
+        for p in [*model.conv_encoder.parameters(), *model.fc_encoder.parameters()]:
+            p.requires_grad_(False)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=c["clf_lr"])
+    generator = torch.Generator().manual_seed(c["seed"] + 1)
+    ce = lambda out, x, y: F.cross_entropy(out, y)  # noqa: E731
+    for e in range(1, c["clf_epochs"] + 1):
+        t0 = time.perf_counter()
+        loss = epoch(model, optimizer, ce, *train, c["clf_batch_size"] or c["batch_size"], generator, c["flip"], precision)
+        acc, per_class = evaluate(model, *test, precision, autoencoder=False)
+        print(f"{name} epoch {e}: training loss {loss:.3f}, test accuracy {acc:.1f}% ({time.perf_counter() - t0:.1f} s)")
+    print(f"{name}, per class: " + ", ".join(f"{n} {a:.1f}%" for n, a in zip(classes, per_class)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="cifar10", help="cifar10, or an image folder with train/ and test/")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16" if CONFIG["precision"] == "bf16" else "fp32")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args, c = parser.parse_args(), CONFIG
+    device = torch.device(args.device)
+    x_train, y_train, x_test, y_test, classes = load(args.data)
+    train_idx, test_idx = balanced(y_train, c["limit"]), balanced(y_test, c["test_limit"])
+    x_train, y_train = x_train[train_idx].to(device), y_train[train_idx].to(device)
+    x_test, y_test = x_test[test_idx].to(device), y_test[test_idx].to(device)
+    print(f"{len(x_train):,} training and {len(x_test):,} test images, {len(classes)} classes, on {device}")
+
+    torch.manual_seed(c["seed"])  # the same initial weights as the app's run with this seed
+    autoencoder = ConvAutoencoder(c["latent_dim"], c["leak"], c["upsample"]).to(device)
+    initial = copy.deepcopy(autoencoder)  # the scratch baseline starts from these weights
+    optimizer, generator = torch.optim.Adam(autoencoder.parameters(), lr=c["lr"]), torch.Generator().manual_seed(c["seed"])
+    mse = lambda out, x, y: F.mse_loss(out, x)  # noqa: E731
+    for e in range(1, c["ae_epochs"] + 1):
+        t0 = time.perf_counter()
+        train_mse = epoch(autoencoder, optimizer, mse, x_train, y_train, c["batch_size"], generator, c["flip"], args.precision)
+        test_mse = evaluate(autoencoder, x_test, y_test, args.precision, autoencoder=True)
+        print(f"Autoencoder epoch {e}: train MSE {train_mse:.4f}, test MSE {test_mse:.4f} ({time.perf_counter() - t0:.1f} s)")
+
+    labelled = balanced(y_train.cpu(), max(len(classes), round(c["label_fraction"] * len(y_train)))).to(device)
+    train = (x_train[labelled], y_train[labelled])
+    if c["clf_epochs"]:
+        fine_tune("Fine-tuning", Classifier(autoencoder, len(classes), c["seed"] + 1).to(device), c, train,
+                  (x_test, y_test), classes, args.precision)
+    if c["clf_epochs"] and c["scratch_baseline"]:
+        fine_tune("Scratch", Classifier(initial, len(classes), c["seed"] + 1).to(device), c, train,
+                  (x_test, y_test), classes, args.precision)
+
+
+if __name__ == "__main__":
+    main()

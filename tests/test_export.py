@@ -1,0 +1,80 @@
+"""Take a run home: the command that asks for exactly this run, and a standalone script that trains
+the same model with the same recipe, without `cae`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from cae.config import Config
+from cae.export import reproduce_command, standalone_script
+from cae.runs import PRETRAINED_DIR, RunError, load_run, pretrained_index, runs_dir, train_or_load, transfer_config
+
+REPO = Path(__file__).resolve().parent.parent
+# The script and the app agree on data order and initial weights; they differ in memory layout
+# (the app trains channels_last), which changes float rounding only: the printed 4-digit losses
+# were equal in every epoch when measured, so a relative 1e-3 leaves room for rounding only.
+FIRST_EPOCH_TOLERANCE = 1e-3  # relative
+
+
+def cae(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "cae", *args], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=600)
+
+
+def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_path):
+    made = cae("train", "--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "4", "--clf-epochs", "1",
+               "--precision", "fp32", "--data", str(small_folder), "--runs", str(tmp_path / "runs"))
+    assert made.returncode == 0, made.stderr
+    run = load_run(made.stdout.strip().splitlines()[-1])
+    script = standalone_script(run, "A tiny run")
+    assert "import cae" not in script and "from cae" not in script
+    (tmp_path / "home").mkdir()
+    file = tmp_path / "home" / f"{run.name}.py"
+    file.write_text(script)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no cae on the path
+    out = subprocess.run([sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
+                         capture_output=True, text=True, cwd=file.parent, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    losses = [float(x) for x in re.findall(r"Autoencoder epoch \d: train MSE ([0-9.]+)", out.stdout)]
+    assert len(losses) == 4 and losses[-1] < losses[0] / 2  # it trains
+    app = [row["train_mse"] for row in run.metrics["autoencoder"]]
+    assert abs(losses[0] - app[0]) / app[0] < FIRST_EPOCH_TOLERANCE, (losses, app)
+    assert all(abs(a - b) / b < FIRST_EPOCH_TOLERANCE for a, b in zip(losses, app)), (losses, app)  # every epoch
+    assert "Fine-tuning epoch 1: training loss" in out.stdout and "Scratch epoch 1" in out.stdout
+    assert "Fine-tuning, per class: " in out.stdout
+
+
+def test_the_command_asks_for_exactly_this_run(small_folder, small_dataset, tmp_path):
+    cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, precision="fp32", flip=True,
+                 scratch_baseline=False, test_limit=50, label_fraction=0.5)
+    run = load_run(train_or_load(cfg, small_dataset, runs_dir()).path)
+    command = reproduce_command(run)
+    assert "--flip" in command and "--no-scratch" in command and "--label-fraction 0.5" in command
+    assert command.endswith(f"--data {shlex.quote(str(small_folder))}")
+    again = cae(*shlex.split(command)[3:], "--runs", str(runs_dir()))
+    assert again.returncode == 0, again.stderr
+    assert "An identical run exists; reusing it" in again.stdout
+    for page in ("app_pages/train.py", "app_pages/classifier.py"):  # both pages offer it for the run viewed
+        at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
+        at.query_params["run"], at.query_params["data"] = run.name, str(small_folder)
+        at.run()
+        at.switch_page(page).run()
+        assert not at.exception and command in [c.value for c in at.code], page
+
+
+def test_a_transfer_run_is_not_exported_and_says_why(small_dataset):
+    shipped = load_run(PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"])
+    cfg = transfer_config(shipped, clf_epochs=1, batch_size=100, scratch_baseline=False, test_limit=50)
+    run = load_run(train_or_load(cfg, small_dataset, runs_dir()).path)
+    with pytest.raises(RunError, match="fine-tunes the encoder of .* export that run's script"):
+        standalone_script(run, "transfer")
+    assert "--encoder-from" in reproduce_command(run)
