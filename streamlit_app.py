@@ -12,6 +12,7 @@ st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", la
 torch.set_num_threads(1)
 
 pages = [
+    st.Page("app_pages/lecture.py", title="Lecture mode", icon=":material/co_present:"),
     st.Page("app_pages/overview.py", title="Overview", icon=":material/school:", default=True),
     st.Page("app_pages/data.py", title="Data", icon=":material/photo_library:"),
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),

@@ -246,3 +246,46 @@ def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, 
     expect(page.get_by_label("Kernel (or click one)")).to_have_value("9", timeout=30_000)
     page.get_by_text("Kernel 9: its R, G and B weights").wait_for(timeout=30_000)
     page.screenshot(path=str(screenshots / "kernels-timeline.png"))
+
+
+LECTURE_STEPS = 7
+FITS_JS = """() => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const figures = Array.from(main.querySelectorAll('.js-plotly-plot, [data-testid="stImage"] img, [data-testid="stDataFrame"]'))
+        .filter(f => f.getBoundingClientRect().height > 0);
+    const text = main.querySelector('[data-testid="stMarkdownContainer"] p');
+    return {scroll: [main.scrollWidth, main.clientWidth, document.documentElement.scrollWidth, window.innerWidth],
+            bottoms: figures.map(f => f.getBoundingClientRect().bottom), figures: figures.length,
+            font: parseFloat(getComputedStyle(text).fontSize),
+            sidebar: !!document.querySelector('[data-testid="stSidebar"]') &&
+                     getComputedStyle(document.querySelector('[data-testid="stSidebar"]')).display !== 'none'};
+}"""
+
+
+@pytest.mark.parametrize("step", range(1, LECTURE_STEPS + 1))
+def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, screenshots, step):
+    page.goto(f"{server.url}/lecture?step={step}")
+    page.get_by_role("heading", name=f"{step}/{LECTURE_STEPS} · ").wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+    page.get_by_role("button", name="Next →").wait_for()  # the script's last element: the step is drawn
+    reveal = page.get_by_role("button", name="Reveal")
+    if reveal.count():
+        page.get_by_role("radio").first.check(force=True)
+        page.wait_for_timeout(300)
+        page.wait_for_function(idle, timeout=60_000)  # the guess's rerun has finished
+        reveal.click()
+        page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
+    page.wait_for_function(idle, timeout=60_000)
+    try:
+        page.wait_for_function(f"() => ({FITS_JS})().figures > 0", timeout=30_000)
+    finally:
+        page.screenshot(path=str(screenshots / f"lecture-{step}.png"))
+    page.wait_for_timeout(800)
+    seen = page.evaluate(FITS_JS)
+    page.screenshot(path=str(screenshots / f"lecture-{step}.png"))
+    main_width, main_client, doc_width, window_width = seen["scroll"]
+    assert main_width <= main_client and doc_width <= window_width, seen  # no horizontal scrolling
+    assert seen["figures"] >= 1 and max(seen["bottoms"]) <= 720, seen  # the figure is in the first screen
+    assert seen["font"] >= 18 and not seen["sidebar"], seen
+    assert page.locator('[data-testid="stException"]').count() == 0
