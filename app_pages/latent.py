@@ -9,8 +9,8 @@ from cae import latent
 from cae.explain import ImageInputError, image_from_bytes, reconstruct
 from cae.figures import (activity_chart, image_strip, latent_map, latent_size_chart, leak_chart, picture,
                          representation_curves)
-from cae.report import latent_size_sentence, representation_sentence, sweep_sentence
-from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point, within_spread
+from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
+from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, keep_defaults, remember_settings,
                                restore_settings, runs, same_dataset, show_run_summary)
 
@@ -224,12 +224,13 @@ def show_sweeps(run, view: dict) -> None:
                 "whose output is never above zero on any test image is *dead*: it says nothing about the image. "
                 "With a leak of 0 (plain ReLU) a dead unit also gets no gradient and cannot recover.")
     activity = view["activity"]
-    st.plotly_chart(activity_chart(activity, sweeps.get("layers") or latent.ENCODER_LAYERS, latent.HISTOGRAM_RANGE),
-                    width="stretch")
+    layers = sweeps.get("layers") or latent.ENCODER_LAYERS
+    st.plotly_chart(activity_chart(activity, layers, latent.HISTOGRAM_RANGE), width="stretch")
+    st.markdown(dead_units_sentence(activity, layers))
     leaks = grouped(rows, "leak", where={"latent_dim": 1024})
-    st.plotly_chart(leak_chart(leaks, sweeps.get("layers") or latent.ENCODER_LAYERS), width="stretch")
+    st.plotly_chart(leak_chart(leaks, layers), width="stretch")
     for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
-        if sentence := sweep_sentence(leaks, measure, "leak", what, within_spread(leaks, measure)):
+        if sentence := sweep_sentence(leaks, measure, "leak", what):
             st.markdown(sentence)
     st.caption(f"Shipped sweep: leak {', '.join(f'{x:g}' for x in leaks)} × 3 seeds at latent 1024, 5 + 5 epochs "
                f"on {sweeps['dataset']['name']}; dead units measured on its 1,000 fixed test images.")

@@ -246,16 +246,28 @@ def representation_sentence(scores: dict[str, dict], n_test: int, epochs: int | 
     return text + f" (On {n_test:,} test images one standard error is about ±{noise:.1f} points.)"
 
 
-def sweep_sentence(groups: dict, measure: str, setting: str, what: str, within: bool) -> str:
-    """The best and worst value of a sweep's setting for one measure, and whether their seed
-    ranges overlap (then the difference is within seed noise)."""
+def sweep_sentence(groups: dict, measure: str, setting: str, what: str) -> str:
+    """The best and worst value of a sweep's setting for one measure, whether their seed ranges
+    overlap (then the difference is within seed noise), and which other values are within the best's."""
     means = {x: g[measure]["mean"] for x, g in groups.items() if measure in g}
     if len(means) < 2:
         return ""
     best, worst = max(means, key=means.get), min(means, key=means.get)
-    seeds = max(g[measure]["n"] for g in groups.values() if measure in g)
-    verdict = ("the seeds' ranges overlap, so the difference is within seed noise" if within else
-               "the seeds' ranges do not overlap" if seeds > 1 else "one seed each, so the noise is not measured")
+    seeds = min(groups[x][measure]["n"] for x in (best, worst))
+
+    def overlap(a, b) -> bool:
+        ra, rb = groups[a][measure], groups[b][measure]
+        return ra["low"] <= rb["high"] and rb["low"] <= ra["high"]
+
+    if seeds < 2:
+        verdict = "one seed each, so the noise is not measured"
+    elif overlap(best, worst):
+        verdict = "their seeds' ranges overlap, so the difference is within seed noise"
+    else:
+        verdict = "their seeds' ranges do not overlap"
+    close = [x for x in means if x not in (best, worst) and groups[x][measure]["n"] > 1 and overlap(x, best)]
+    if close and seeds > 1:
+        verdict += f"; {setting} {', '.join(f'{x:g}' for x in close)} is within the best one's seed range"
     return (f"{what}: highest at {setting} {best:g} ({means[best]:.1f}%), lowest at {setting} {worst:g} "
             f"({means[worst]:.1f}%); {verdict}.")
 
@@ -272,3 +284,13 @@ def latent_size_sentence(groups: dict) -> str:
             f"{mean(large, 'test_mse'):.4f}, the code's k-NN accuracy from {mean(small, 'knn'):.1f}% to "
             f"{mean(large, 'knn'):.1f}%, and the fine-tuned accuracy from {mean(small, 'test_acc'):.1f}% to "
             f"{mean(large, 'test_acc'):.1f}% (highest at {best:,}: {mean(best, 'test_acc'):.1f}%).")
+
+
+def dead_units_sentence(activity: dict[str, dict], layers: dict[str, str]) -> str:
+    """Where the run viewed has dead units (never above zero on the test images), from the numbers."""
+    dead = {layers.get(name, name): a["dead"] for name, a in activity.items()}
+    if not any(dead.values()):
+        return "In this run no encoder unit is dead: every one fires on some test image."
+    worst = max(dead, key=dead.get)
+    return (f"In this run the most dead units are in {worst}: {dead[worst]:.0%} never fire on these test images "
+            f"(the other layers: {', '.join(f'{k} {v:.0%}' for k, v in dead.items() if k != worst)}).")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cae import latent, sweeps, tasks
+from cae import latent, report, sweeps, tasks
 from cae.config import Config
 from cae.data import cache_dir, load_dataset
 from cae.model import ConvAutoencoder, seeded
@@ -209,3 +209,22 @@ def test_a_run_with_other_settings_does_not_fit_the_sweep():
     other_data = {**preset, "dataset": {**preset["dataset"], "fingerprint": "0" * 16}}
     assert not sweeps.fits_sweep(other_data, shipped_sweeps)
     assert sweeps.fits_sweep({**preset, "config": {**preset["config"], "latent_dim": 64, "seed": 3}}, shipped_sweeps)
+
+
+def test_the_leak_sweep_sentences_say_what_is_noise_and_what_is_not():
+    leaks = sweeps.grouped(sweeps.load_sweeps()["runs"], "leak", where={"latent_dim": 1024})
+    for measure in ("test_acc", "knn"):
+        sentence = report.sweep_sentence(leaks, measure, "leak", measure)
+        best = max(leaks, key=lambda x: leaks[x][measure]["mean"])
+        worst = min(leaks, key=lambda x: leaks[x][measure]["mean"])
+        apart = leaks[best][measure]["low"] > leaks[worst][measure]["high"]
+        assert sentence.startswith(f"{measure}: highest at leak {best:g}")
+        assert ("do not overlap" in sentence) == apart and ("within seed noise" in sentence) == (not apart)
+
+
+def test_dead_units_are_named_by_layer():
+    quiet = {"conv_encoder.1": {"dead": 0.0}, "fc_encoder.1": {"dead": 0.0}}
+    assert "no encoder unit is dead" in report.dead_units_sentence(quiet, latent.ENCODER_LAYERS)
+    some = {**quiet, "fc_encoder.1": {"dead": 0.25}}
+    assert report.dead_units_sentence(some, latent.ENCODER_LAYERS).startswith(
+        "In this run the most dead units are in code (linear units): 25% never fire")
