@@ -42,6 +42,13 @@ def build_parser() -> Parser:
                    help="start from this run's autoencoder (any data) and fine-tune on --data; "
                         "no autoencoder training")
     t.add_argument("--label-fraction", type=float, default=d.label_fraction)
+    t.add_argument("--label-count", type=int, default=None,
+                   help="this many labelled training images, class-balanced (instead of --label-fraction)")
+    t.add_argument("--clf-steps", type=int, default=None,
+                   help="train each classifier for exactly this many optimiser steps (instead of --clf-epochs)")
+    t.add_argument("--clf-seed", type=int, default=None,
+                   help="the classifiers' seed: labelled draw, head, batch order (default: --seed); the "
+                        "autoencoder keeps --seed, so it is reused")
     t.add_argument("--freeze-encoder", action="store_true")
     t.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
     t.add_argument("--flip", action="store_true", help="random horizontal flips while training")
@@ -81,7 +88,8 @@ def config_from_args(args: argparse.Namespace, source: Run | None = None) -> Con
     settings, where an explicit conflicting option is an error."""
     chosen = {k: getattr(args, k) for k in AUTOENCODER_OPTIONS if getattr(args, k) is not None}
     common = dict(clf_epochs=args.clf_epochs, clf_lr=args.clf_lr, clf_batch_size=args.clf_batch_size,
-                  label_fraction=args.label_fraction, freeze_encoder=args.freeze_encoder,
+                  label_fraction=args.label_fraction, label_count=args.label_count, clf_steps=args.clf_steps,
+                  clf_seed=args.clf_seed, freeze_encoder=args.freeze_encoder,
                   scratch_baseline=not args.no_scratch, limit=whole_split(args.limit, "--limit"),
                   test_limit=whole_split(args.test_limit, "--test-limit"), flip=args.flip,
                   precision=args.precision, seed=args.seed, device=args.device)

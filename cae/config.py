@@ -21,7 +21,8 @@ AUTOENCODER_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size
 COSMETIC_FIELDS = ("device",)
 # Fields added after runs were shipped: they enter a key only when they differ from their default,
 # so every existing run (the shipped ones too) keeps its key.
-LATER_FIELDS = {"clf_batch_size": None, "encoder_from": None}
+LATER_FIELDS = {"clf_batch_size": None, "encoder_from": None, "label_count": None, "clf_steps": None,
+                "clf_seed": None}
 
 # Choice lists shared by the command line and the pages.
 LATENT_SIZES = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -51,6 +52,10 @@ class Config:
     clf_lr: float = 1e-3
     clf_batch_size: int | None = None  # the classifier's own batch size; None: batch_size
     label_fraction: float = 1.0  # share of training labels the classifier may see
+    label_count: int | None = None  # or this many labelled images (class-balanced); None: label_fraction
+    clf_steps: int | None = None    # train the classifiers for exactly this many optimiser steps
+    clf_seed: int | None = None     # the labelled draw, head and batch order; None: seed (the
+                                    # autoencoder's seed stays `seed`, so every clf_seed reuses it)
     freeze_encoder: bool = False  # True: linear probe on frozen features
     scratch_baseline: bool = True  # also train the same classifier from random init
     # transfer: the autoencoder key of a run whose encoder this run starts from (no autoencoder
@@ -120,6 +125,10 @@ def validate(cfg: Config) -> None:
                f"{name} (learning rate) must be above 0 and at most 1, got {value!r}.")
     _check(isinstance(cfg.label_fraction, (int, float)) and 0 < cfg.label_fraction <= 1,
            f"label_fraction must be above 0 and at most 1 (1 = all labels), got {cfg.label_fraction!r}.")
+    for name, low in (("label_count", 1), ("clf_steps", 1), ("clf_seed", 0)):
+        value = getattr(cfg, name)
+        _check(value is None or (_is_int(value) and low <= value < 2**31),
+               f"{name} must be empty or a whole number of at least {low}, got {value!r}.")
     for name in ("limit", "test_limit"):
         value = getattr(cfg, name)
         _check(value is None or (_is_int(value) and value >= 10),
@@ -201,8 +210,8 @@ def few_steps_warning(cfg: Config, n_train: int) -> str | None:
     phases = []
     if cfg.ae_epochs and not cfg.encoder_from:
         phases.append(("autoencoder", n_train, cfg.batch_size))
-    if cfg.clf_epochs:
-        labelled = max(1, round(cfg.label_fraction * n_train))
+    if cfg.clf_epochs or cfg.clf_steps:
+        labelled = min(n_train, cfg.label_count) if cfg.label_count else max(1, round(cfg.label_fraction * n_train))
         phases.append(("classifier", labelled, cfg.clf_batch_size or cfg.batch_size))
     for phase, n, batch in phases:
         steps = optimiser_steps(n, batch)

@@ -20,7 +20,8 @@ SCRIPT_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size", "l
 FLAGS = {"latent_dim": "--latent-dim", "leak": "--leak", "upsample": "--upsample", "ae_epochs": "--ae-epochs",
          "clf_epochs": "--clf-epochs", "batch_size": "--batch-size", "clf_batch_size": "--clf-batch-size",
          "lr": "--lr", "clf_lr": "--clf-lr", "label_fraction": "--label-fraction", "limit": "--limit",
-         "test_limit": "--test-limit", "precision": "--precision", "seed": "--seed"}
+         "test_limit": "--test-limit", "precision": "--precision", "seed": "--seed", "label_count": "--label-count",
+         "clf_steps": "--clf-steps", "clf_seed": "--clf-seed"}
 
 
 def data_argument(run: Run) -> str:
@@ -51,6 +52,10 @@ def standalone_script(run: Run, title: str) -> str:
     """A readable PyTorch script that trains this run's model with its recipe (autoencoder,
     fine-tuning, scratch baseline) on CIFAR-10 or an image folder and prints one line per epoch.
     A transfer run is refused: its encoder was trained by another run, whose script is the one to take."""
+    unsupported = [f for f in ("label_count", "clf_steps", "clf_seed") if getattr(run.config, f) is not None]
+    if unsupported:
+        raise RunError(f"The standalone script does not yet carry {', '.join(unsupported)}; the command above "
+                       "reproduces this run.")
     if run.config.encoder_from:
         raise RunError(f"This run fine-tunes the encoder of {run.metrics.get('autoencoder_source')} (trained on "
                        f"{(run.metrics.get('pretraining_dataset') or {}).get('name', 'other data')}); export that "

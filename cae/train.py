@@ -190,15 +190,18 @@ class Reporter:
 
 def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, data: tuple[torch.Tensor, torch.Tensor],
               batch_size: int, generator: torch.Generator, flip: bool, precision: str, phase: str,
-              epoch: int, epochs: int, reporter: Reporter) -> float:
-    """One pass over the images; returns the true mean loss over the epoch (per image)."""
+              epoch: int, epochs: int, reporter: Reporter, max_batches: int | None = None) -> float:
+    """One pass over the images (or its first `max_batches` batches); returns the true mean loss
+    over the images seen (per image)."""
     images, labels = data
     model.train()
-    n_batches = -(-images.shape[0] // batch_size)
+    n_batches = min(-(-images.shape[0] // batch_size), max_batches or 2**62)
     total = torch.zeros((), device=images.device)  # accumulated on the device: no per-batch sync
     seen, shown = 0, float("nan")
     work = MFLOP["autoencoder" if phase == "autoencoder" else "classifier"]
     for b, (x, y) in enumerate(batches(images, labels, batch_size, generator, flip), start=1):
+        if b > n_batches:
+            break
         reporter.check()
         total += training_step(model, optimizer, loss_fn, x, y, precision) * len(y)
         seen += len(y)
@@ -286,25 +289,33 @@ class ClassifierResult:
 def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor, torch.Tensor],
                      test: tuple[torch.Tensor, torch.Tensor], classes: list[str], cfg: Config,
                      precision: str, reporter: Reporter) -> ClassifierResult:
-    """`cfg.clf_epochs` epochs of cross-entropy + Adam; rows {epoch, train_loss, test_acc, seconds}.
-    A frozen encoder (`cfg.freeze_encoder`) trains the head only: the linear probe."""
+    """`cfg.clf_epochs` epochs of cross-entropy + Adam (or exactly `cfg.clf_steps` optimiser steps,
+    evaluated at most 10 times); rows {epoch, train_loss, test_acc, seconds}. A frozen encoder
+    (`cfg.freeze_encoder`) trains the head only: the linear probe."""
     if cfg.freeze_encoder:  # (the scratch baseline of a frozen run is a frozen random encoder)
         for p in [*model.conv_encoder.parameters(), *model.fc_encoder.parameters()]:
             p.requires_grad_(False)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.clf_lr)
-    generator = torch.Generator().manual_seed(cfg.seed + 1)
+    generator = torch.Generator().manual_seed(classifier_seed(cfg) + 1)
     batch_size = cfg.clf_batch_size or cfg.batch_size
-    history, scores = [], {}
-    for epoch in range(1, cfg.clf_epochs + 1):
-        t0 = time.perf_counter()
+    epochs = classifier_epochs(cfg, labelled[0].shape[0])
+    evaluated = {round(epochs * k / min(epochs, 10)) for k in range(1, min(epochs, 10) + 1)}
+    steps_left = cfg.clf_steps
+    history, scores, t0 = [], {}, time.perf_counter()
+    for epoch in range(1, epochs + 1):
         train_loss = run_epoch(model, optimizer, classification_loss, labelled, batch_size, generator,
-                               cfg.flip, precision, phase, epoch, cfg.clf_epochs, reporter)
+                               cfg.flip, precision, phase, epoch, epochs, reporter, steps_left)
+        if steps_left is not None:
+            steps_left -= -(-labelled[0].shape[0] // batch_size)
+        if epoch not in evaluated:
+            continue
         seconds = time.perf_counter() - t0
         scores = evaluate_classifier(model, test[0], test[1], precision)
         reporter.done_work += test[0].shape[0] * MFLOP["eval_classifier"]
         history.append({"epoch": epoch, "train_loss": train_loss, "test_acc": scores["test_acc"],
                         "seconds": seconds})
         reporter.epoch(phase, history[-1], model)
+        t0 = time.perf_counter()
     return ClassifierResult(model, history, dict(zip(classes, scores.get("per_class_acc", []))),
                             scores.get("confusion", []), first_layer_kernels(model))
 
@@ -343,6 +354,27 @@ def experiment_indices(cfg: Config, dataset: Dataset) -> tuple[torch.Tensor, tor
                                                                                     cfg.test_limit, seed=0)
 
 
+def labelled_count(cfg: Config, n_train: int, n_classes: int) -> int:
+    """How many training images the classifier sees labelled: `label_count`, else `label_fraction`
+    of them (at least one per class)."""
+    wanted = cfg.label_count if cfg.label_count is not None else round(cfg.label_fraction * n_train)
+    return min(n_train, max(n_classes, wanted))
+
+
+def classifier_epochs(cfg: Config, n_labelled: int) -> int:
+    """Epochs of classifier training: `clf_epochs`, or as many as `clf_steps` optimiser steps take
+    (the last one cut short)."""
+    if cfg.clf_steps is None:
+        return cfg.clf_epochs
+    per_epoch = -(-n_labelled // (cfg.clf_batch_size or cfg.batch_size))
+    return -(-cfg.clf_steps // per_epoch)
+
+
+def classifier_seed(cfg: Config) -> int:
+    """The classifiers' seed (labelled draw, head, batch order): `clf_seed`, else `seed`."""
+    return cfg.seed if cfg.clf_seed is None else cfg.clf_seed
+
+
 @dataclass
 class Subsets:
     """The experiment's images on the device: training images, the labelled part, the test set."""
@@ -358,8 +390,8 @@ class Subsets:
         """Seeded, class-balanced: `limit` training images, `label_fraction` of them labelled,
         `test_limit` test images (the same subsets for every seed)."""
         train_idx, test_idx = experiment_indices(cfg, dataset)
-        n_labelled = max(len(dataset.classes), round(cfg.label_fraction * len(train_idx)))
-        labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=0)
+        n_labelled = labelled_count(cfg, len(train_idx), len(dataset.classes))
+        labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=cfg.clf_seed or 0)
         train = to_device(dataset.train, train_idx, device)
         labelled = labelled_idx.to(device)
         return cls(train, (train[0][labelled], train[1][labelled]), to_device(dataset.test, test_idx, device),
@@ -369,8 +401,11 @@ class Subsets:
 def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> float:
     """MFLOP the experiment will spend, for the time estimate."""
     ae = 0 if cfg.encoder_from else cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
-    clf = cfg.clf_epochs * (n_labelled * MFLOP["classifier"] + n_test * MFLOP["eval_classifier"])
-    return ae + clf * (1 + int(cfg.scratch_baseline) if cfg.clf_epochs else 0)
+    epochs = classifier_epochs(cfg, n_labelled)
+    evaluations = min(epochs, 10) if cfg.clf_steps is not None else epochs
+    seen = cfg.clf_steps * (cfg.clf_batch_size or cfg.batch_size) if cfg.clf_steps is not None else epochs * n_labelled
+    clf = seen * MFLOP["classifier"] + evaluations * n_test * MFLOP["eval_classifier"]
+    return ae + clf * (1 + int(cfg.scratch_baseline) if epochs else 0)
 
 
 def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None = None,
@@ -399,16 +434,17 @@ def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None
             metrics["autoencoder"] = train_autoencoder(autoencoder, data.train[0], data.test[0], cfg, precision,
                                                        reporter, probe)
             kernels["autoencoder"] = first_layer_kernels(autoencoder)
-        if not cfg.clf_epochs:
+        if not classifier_epochs(cfg, len(data.labelled[0])):
             return finish(result, reporter)
-        pretrained = Classifier.from_autoencoder(autoencoder, len(classes), seeded(cfg.seed + 1))
+        pretrained = Classifier.from_autoencoder(autoencoder, len(classes), seeded(classifier_seed(cfg) + 1))
         fine = train_classifier(pretrained.to(device, memory_format=torch.channels_last), "classifier",
                                 data.labelled, data.test, classes, cfg, precision, reporter)
         metrics.update(classifier=fine.history, per_class_acc=fine.per_class_acc, confusion=fine.confusion)
         kernels["finetuned"], result.classifier = fine.kernels, fine.model
         if cfg.scratch_baseline:
             # the autoencoder's own initial encoder (the same seed), and the same head as above
-            scratch_model = Classifier.from_config(cfg, len(classes), seeded(cfg.seed)).new_head(seeded(cfg.seed + 1))
+            scratch_model = Classifier.from_config(cfg, len(classes), seeded(cfg.seed)).new_head(
+                seeded(classifier_seed(cfg) + 1))
             scratch = train_classifier(scratch_model.to(device, memory_format=torch.channels_last), "scratch",
                                        data.labelled, data.test, classes, cfg, precision, reporter)
             metrics["scratch"] = {"classifier": scratch.history, "per_class_acc": scratch.per_class_acc,
@@ -467,4 +503,4 @@ def estimate_seconds(cfg: Config, n_train: int, n_test: int, per_mflop: float) -
     """Rough wall time of an experiment from a measured step (see `seconds_per_mflop`)."""
     n_train = min(n_train, cfg.limit or n_train)
     n_test = min(n_test, cfg.test_limit or n_test)
-    return planned_work(cfg, n_train, max(1, round(cfg.label_fraction * n_train)), n_test) * per_mflop
+    return planned_work(cfg, n_train, labelled_count(cfg, n_train, 1), n_test) * per_mflop

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from cae.config import Config
+from cae.runs import train_or_load
 from cae.train import (DeviceError, evaluate_classifier, resolve_device, resolve_precision,
                        run_experiment, bf16_supported)
 
@@ -57,8 +58,9 @@ def test_a_different_seed_gives_a_different_run(small_dataset):
 def test_kernel_snapshots_at_every_stage(small_dataset):
     result = run_experiment(Config(ae_epochs=1, clf_epochs=1, **TINY), small_dataset)
     k = result.kernels
-    assert set(k) == {"initial", "autoencoder", "finetuned", "scratch"}
-    assert all(v.shape == (64, 3, 3, 3) for v in k.values())
+    assert set(k) == {"initial", "autoencoder", "finetuned", "scratch",
+                      "autoencoder_epochs", "finetuned_epochs", "scratch_epochs"}  # and after every epoch
+    assert all(v.shape == ((1, 64, 3, 3, 3) if name.endswith("_epochs") else (64, 3, 3, 3)) for name, v in k.items())
     assert not torch.equal(k["initial"], k["autoencoder"])
     assert not torch.equal(k["autoencoder"], k["finetuned"])
 
@@ -275,3 +277,23 @@ def test_a_gap_smaller_than_the_noise_of_200_test_images_is_called_within_noise(
     assert text.startswith("After epoch 1, pretraining does not help: random init is ahead by 6.0 points")
     assert "after the last epoch (2), the two starts are within noise (38.0% pretrained vs 38.5% scratch" in text
     assert text.endswith("Measured on 200 test images.")
+
+
+def test_a_label_budget_run_takes_exactly_its_steps_and_its_labelled_count(small_dataset):
+    batches = []
+    cfg = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 1}).replace(label_count=50, clf_steps=7, clf_batch_size=20,
+                                                                     scratch_baseline=False)
+    result = run_experiment(cfg, small_dataset, on_progress=lambda p: batches.append(p.phase))
+    assert batches.count("classifier") == 7  # 50 images at batch 20: 3 steps per epoch, the third epoch cut to 1
+    assert [row["epoch"] for row in result.metrics["classifier"]] == [1, 2, 3]
+
+
+def test_the_classifier_seed_changes_the_labels_and_head_but_reuses_the_autoencoder(small_dataset, tmp_path):
+    base = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 2}).replace(label_count=30, clf_batch_size=10,
+                                                                       scratch_baseline=False)
+    first = train_or_load(base.replace(clf_seed=1), small_dataset, tmp_path)
+    second = train_or_load(base.replace(clf_seed=2), small_dataset, tmp_path)
+    again = run_experiment(base.replace(clf_seed=1), small_dataset)
+    assert second.result.metrics["autoencoder_source"] == first.path.name  # one autoencoder for every clf_seed
+    acc = lambda r: [row["train_loss"] for row in r.metrics["classifier"]]  # noqa: E731
+    assert acc(first.result) == acc(again) and acc(first.result) != acc(second.result)
