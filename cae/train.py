@@ -290,7 +290,7 @@ def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor
                      test: tuple[torch.Tensor, torch.Tensor], classes: list[str], cfg: Config,
                      precision: str, reporter: Reporter) -> ClassifierResult:
     """`cfg.clf_epochs` epochs of cross-entropy + Adam (or exactly `cfg.clf_steps` optimiser steps,
-    evaluated at most 10 times); rows {epoch, train_loss, test_acc, seconds}. A frozen encoder
+    evaluated `STEPS_EVALUATIONS` times, the last after the last step); rows {epoch, train_loss, test_acc, seconds}. A frozen encoder
     (`cfg.freeze_encoder`) trains the head only: the linear probe."""
     if cfg.freeze_encoder:  # (the scratch baseline of a frozen run is a frozen random encoder)
         for p in [*model.conv_encoder.parameters(), *model.fc_encoder.parameters()]:
@@ -299,7 +299,8 @@ def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor
     generator = torch.Generator().manual_seed(classifier_seed(cfg) + 1)
     batch_size = cfg.clf_batch_size or cfg.batch_size
     epochs = classifier_epochs(cfg, labelled[0].shape[0])
-    evaluated = {round(epochs * k / min(epochs, 10)) for k in range(1, min(epochs, 10) + 1)}
+    checks = min(epochs, STEPS_EVALUATIONS) if cfg.clf_steps is not None else epochs
+    evaluated = {round(epochs * k / checks) for k in range(1, checks + 1)}
     steps_left = cfg.clf_steps
     history, scores, t0 = [], {}, time.perf_counter()
     for epoch in range(1, epochs + 1):
@@ -361,6 +362,9 @@ def labelled_count(cfg: Config, n_train: int, n_classes: int) -> int:
     return min(n_train, max(n_classes, wanted))
 
 
+STEPS_EVALUATIONS = 4  # test evaluations of a classifier trained for `clf_steps` (a sweep point's cost)
+
+
 def classifier_epochs(cfg: Config, n_labelled: int) -> int:
     """Epochs of classifier training: `clf_epochs`, or as many as `clf_steps` optimiser steps take
     (the last one cut short)."""
@@ -402,7 +406,7 @@ def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> flo
     """MFLOP the experiment will spend, for the time estimate."""
     ae = 0 if cfg.encoder_from else cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
     epochs = classifier_epochs(cfg, n_labelled)
-    evaluations = min(epochs, 10) if cfg.clf_steps is not None else epochs
+    evaluations = min(epochs, STEPS_EVALUATIONS) if cfg.clf_steps is not None else epochs
     seen = cfg.clf_steps * (cfg.clf_batch_size or cfg.batch_size) if cfg.clf_steps is not None else epochs * n_labelled
     clf = seen * MFLOP["classifier"] + evaluations * n_test * MFLOP["eval_classifier"]
     return ae + clf * (1 + int(cfg.scratch_baseline) if epochs else 0)
