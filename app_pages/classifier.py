@@ -4,9 +4,10 @@ table side by side; and fine-tuning this run's encoder again (other settings, or
 import streamlit as st
 
 from cae.config import LEARNING_RATES, fitting_batch_size
-from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, per_class_bars
-from cae.report import (class_extremes_sentence, lecture_autoencoder_rows, lecture_classifier_rows,
-                        pretraining_verdict, test_images)
+from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
+from cae.report import (class_extremes_sentence, label_budget_sentence, lecture_autoencoder_rows,
+                        lecture_classifier_rows, pretraining_verdict, test_images)
+from cae.sweeps import budget_lines, load_label_budget
 from cae.runs import RunError, transfer_config
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
                                reproduce_this_run, runs, same_classes_other_images, same_dataset, session_token,
@@ -54,6 +55,22 @@ def finetune_form(run, dataset, transfer: bool) -> None:
         view_run(str(job.run_path))
         st.rerun()
     st.switch_page("app_pages/train.py")
+
+
+def label_budget() -> None:
+    """The lecture's claim as one chart: accuracy against labelled images, for the shipped encoders."""
+    sweep = load_label_budget()
+    if not sweep or not sweep.get("sources"):
+        st.info("This copy has no label-budget results (pretrained/label_budget.json); "
+                "`python bench/label_budget.py` makes them.")
+        return
+    sources = {name: entry for name, entry in sweep["sources"].items() if entry["points"]}
+    name = st.selectbox("Encoder", list(sources), format_func=lambda n: sources[n]["title"], key="budget_source")
+    lines = budget_lines(sources[name]["points"])
+    st.plotly_chart(label_budget_chart(lines, len(sweep["dataset"]["classes"]),
+                                       f"Test accuracy against labels: {sources[name]['title']}"), width="stretch")
+    st.markdown(label_budget_sentence(lines))
+    st.caption(f"Shipped results on {sweep['dataset']['name']}, metrics only. {sweep['protocol']}")
 
 
 def evaluation_on_data_in_use(run, dataset) -> None:
@@ -134,6 +151,9 @@ with st.expander("The lecture's numbers beside this run's", expanded=False):
     st.dataframe(lecture_autoencoder_rows(m), hide_index=True, width="stretch")
     st.dataframe(lecture_classifier_rows(m), hide_index=True, width="stretch")
 reproduce_this_run(run)
+
+st.subheader("How many labels does pretraining save?")
+label_budget()
 
 if not transfer and dataset is not None:
     st.subheader("Try a fine-tuning variant")

@@ -544,3 +544,26 @@ def kernel_sheet_figure(sheet: np.ndarray, scale: int = 16, gap: int = 2, chosen
     fig.update_yaxes(visible=False)
     return _layout(fig, "", height=sheet.shape[0] + 20, margin=dict(l=0, r=0, t=10, b=10),
                    clickmode="event+select", dragmode=False)
+
+
+BUDGET_STYLE = {"finetuned": ("fine-tuned from the autoencoder", PRETRAINED_COLOR, "solid"),
+                "frozen": ("frozen encoder + linear head", PALETTE[2], "dash"),
+                "scratch": ("from scratch (random init)", SCRATCH_COLOR, "dot")}
+
+
+def label_budget_chart(lines: dict[str, dict[int, dict]], n_classes: int, title: str) -> go.Figure:
+    """Test accuracy against labelled training images (log axis), one line per start, bars spanning
+    the seeds."""
+    fig = go.Figure()
+    for line, points in lines.items():
+        name, color, dash = BUDGET_STYLE[line]
+        xs = sorted(points)
+        means = [points[b]["mean"] for b in xs]
+        fig.add_scatter(x=xs, y=means, name=name, mode="lines+markers", line=dict(color=color, dash=dash, width=2.5),
+                        error_y=dict(type="data", symmetric=False, array=[points[b]["high"] - m for b, m in zip(xs, means)],
+                                     arrayminus=[m - points[b]["low"] for b, m in zip(xs, means)]),
+                        hovertemplate="%{x:,} labels: %{y:.1f}%<extra>" + name + "</extra>")
+    chance_line(fig, n_classes)
+    fig.update_xaxes(title="labelled training images", type="log")
+    fig.update_yaxes(title="test accuracy %")
+    return _layout(fig, title, height=420)

@@ -294,3 +294,32 @@ def dead_units_sentence(activity: dict[str, dict], layers: dict[str, str]) -> st
     worst = max(dead, key=dead.get)
     return (f"In this run the most dead units are in {worst}: {dead[worst]:.0%} never fire on these test images "
             f"(the other layers: {', '.join(f'{k} {v:.0%}' for k, v in dead.items() if k != worst)}).")
+
+
+def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
+    """Where the fine-tuned line is above scratch beyond the seeds' ranges, by how much at most, and
+    from which budget on the two lines' ranges overlap (they meet)."""
+    fine, scratch = lines["finetuned"], lines["scratch"]
+    budgets = sorted(b for b in fine if b in scratch)
+    if not budgets:
+        return ""
+    ahead = [b for b in budgets if fine[b]["low"] > scratch[b]["high"]]
+    gap = {b: fine[b]["mean"] - scratch[b]["mean"] for b in budgets}
+    widest = max(budgets, key=gap.get)
+    seeds = min(fine[b]["n"] for b in budgets)
+    if seeds < 2:
+        above = [b for b in budgets if gap[b] > 0]
+        return (f"The fine-tuned line is above scratch at {', '.join(f'{b:,}' for b in above) or 'no budget'} labelled "
+                f"images, by at most {max(gap.values()):+.1f} points; one seed per point, so the noise is not measured.")
+    parts = []
+    if ahead:
+        parts.append(f"Starting from the autoencoder beats starting from random weights beyond the seeds' ranges at "
+                     f"{', '.join(f'{b:,}' for b in ahead)} labelled images")
+    else:
+        parts.append("At no budget is the fine-tuned line above scratch beyond the seeds' ranges")
+    parts.append(f"the widest gap is {gap[widest]:+.1f} points at {widest:,} labels "
+                 f"({fine[widest]['mean']:.1f}% vs {scratch[widest]['mean']:.1f}%)")
+    meet = next((b for i, b in enumerate(budgets) if all(b2 not in ahead for b2 in budgets[i:])), None)
+    if meet is not None and ahead:
+        parts.append(f"from {meet:,} labels on the two lines are within the seeds' ranges of each other")
+    return "; ".join(parts) + f" ({seeds} seed{'s' * (seeds != 1)} per point)."

@@ -73,3 +73,25 @@ def within_spread(groups: dict[float, dict[str, dict]], measure: str) -> bool:
     between settings are then within seed noise)."""
     ranges = [g[measure] for g in groups.values() if measure in g]
     return all(a["low"] <= b["high"] and b["low"] <= a["high"] for a in ranges for b in ranges)
+
+
+# --- the label-budget experiment (pretrained/label_budget.json, written by bench/label_budget.py) ---
+
+LABEL_BUDGET_FILE = "label_budget.json"
+BUDGET_LINES = ("finetuned", "frozen", "scratch")
+
+
+def load_label_budget() -> dict | None:
+    """The shipped label-budget sweep, or None."""
+    for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
+        try:
+            return json.loads((Path(folder) / LABEL_BUDGET_FILE).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+    return None
+
+
+def budget_lines(points: list[dict]) -> dict[str, dict[int, dict]]:
+    """{line: {budget: spread over seeds}} for the fine-tuned, frozen and scratch lines."""
+    budgets = sorted({p["budget"] for p in points})
+    return {line: {b: spread([p[line] for p in points if p["budget"] == b]) for b in budgets} for line in BUDGET_LINES}

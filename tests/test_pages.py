@@ -107,3 +107,36 @@ def test_the_kernels_page_of_a_run_saved_before_per_epoch_snapshots_says_so():
     assert not at.exception
     assert at.slider(key="kernel_step").max == 2  # three snapshots: the start, after the autoencoder, after fine-tuning
     assert any("three moments only" in c.value for c in at.caption)
+
+
+def budget_points(gaps: dict[int, tuple[float, float]], seeds: int = 3) -> list[dict]:
+    """Points whose fine-tuned and scratch accuracy at each budget are the given means, +-0.5 over seeds."""
+    return [{"budget": b, "seed": s, "finetuned": f + (s - 1) * 0.5, "scratch": sc + (s - 1) * 0.5, "frozen": 20.0}
+            for b, (f, sc) in gaps.items() for s in range(seeds)]
+
+
+def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_lines_meet():
+    from cae.report import label_budget_sentence
+    from cae.sweeps import budget_lines
+    lines = budget_lines(budget_points({100: (25.0, 20.0), 1000: (40.0, 37.0), 10000: (51.0, 50.8), 50000: (55.0, 55.2)}))
+    sentence = label_budget_sentence(lines)
+    assert sentence.startswith("Starting from the autoencoder beats starting from random weights beyond the seeds' "
+                               "ranges at 100, 1,000 labelled images")
+    assert "widest gap is +5.0 points at 100 labels" in sentence and "from 10,000 labels on" in sentence
+    one_seed = label_budget_sentence(budget_lines(budget_points({100: (25.0, 20.0)}, seeds=1)))
+    assert "one seed per point, so the noise is not measured" in one_seed
+
+
+def test_the_classifier_page_draws_the_shipped_label_budget_lines():
+    from cae.sweeps import load_label_budget
+    sweep = load_label_budget()
+    assert sweep is not None and sweep["steps"] == 300
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/classifier.py").run()
+    assert not at.exception
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
+                 if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Test accuracy against labels"))
+    assert [t["name"] for t in chart["data"]] == ["fine-tuned from the autoencoder", "frozen encoder + linear head",
+                                                  "from scratch (random init)"]
+    assert chart["data"][0]["x"] == sorted({p["budget"] for p in next(iter(sweep["sources"].values()))["points"]})

@@ -289,3 +289,15 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     assert seen["figures"] >= 1 and max(seen["bottoms"]) <= 720, seen  # the figure is in the first screen
     assert seen["font"] >= 18 and not seen["sidebar"], seen
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_classifier_page_draws_the_label_budget_lines(page, server):
+    open_page(page, server, "classifier", "Classifier")
+    page.get_by_text("How many labels does pretraining save?").scroll_into_view_if_needed()
+    page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
+        el => el.layout && el.layout.title && String(el.layout.title.text).includes('Test accuracy against labels'))""",
+                           timeout=60_000)
+    names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).find(
+        el => String(el.layout.title.text).includes('Test accuracy against labels')).data.map(t => t.name)""")
+    assert names == ["fine-tuned from the autoencoder", "frozen encoder + linear head", "from scratch (random init)"]
+    assert page.get_by_text(re.compile("The fine-tuned line is above scratch|Starting from the autoencoder|At no budget")).count() >= 1
