@@ -181,6 +181,24 @@ def _load_weights(model: torch.nn.Module, file: Path) -> torch.nn.Module:
     return model.eval()
 
 
+def autoencoder_file(path: Path, metrics: dict) -> Path:
+    """The run's autoencoder weights: its own file, or, for a run stored without them (two shipped
+    runs share one autoencoder), the file of the run beside it that trained that autoencoder (the
+    same autoencoder key)."""
+    own = path / AUTOENCODER
+    if own.exists() or not metrics.get("autoencoder_key"):
+        return own
+    for folder in [path.parent / str(metrics.get("autoencoder_source")), *sorted(path.parent.iterdir())]:
+        try:
+            if folder != path and (folder / AUTOENCODER).exists() and \
+                    read_metrics(folder).get("autoencoder_key") == metrics["autoencoder_key"]:
+                return folder / AUTOENCODER
+        except (RunError, OSError):
+            continue
+    raise RunError(f"{own} is missing, and no run beside it holds its autoencoder "
+                   f"(the one trained by {metrics.get('autoencoder_source') or 'another run'}).")
+
+
 def load_run(path: str | os.PathLike) -> Run:
     """Load a run folder; raises RunError naming the file when something is missing or damaged."""
     path = Path(path)
@@ -190,7 +208,7 @@ def load_run(path: str | os.PathLike) -> Run:
     except (ValueError, TypeError) as exc:
         raise RunError(f"{path / METRICS}: its config is not valid ({exc}).") from None
     n_classes = len(metrics["dataset"]["classes"])
-    autoencoder = _load_weights(ConvAutoencoder.from_config(config), path / AUTOENCODER)
+    autoencoder = _load_weights(ConvAutoencoder.from_config(config), autoencoder_file(path, metrics))
     classifier = None
     if (path / CLASSIFIER).exists():
         classifier = _load_weights(Classifier.from_config(config, n_classes), path / CLASSIFIER)
@@ -205,6 +223,13 @@ def pretrained_index(directory: Path | str | None = AUTO) -> dict:
         return json.loads((directory / "index.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {"default": None, "runs": {}}
+
+
+def _metrics_or_none(folder: Path) -> dict:
+    try:
+        return read_metrics(folder)
+    except RunError:
+        return {}
 
 
 def _run_folders(directory: Path) -> list[Path]:
@@ -371,11 +396,19 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
 
 
 def export_run(source: Path, directory: Path, half: bool = True) -> Path:
-    """Copy a run into another folder (e.g. pretrained/), storing weights in fp16 when `half`."""
+    """Copy a run into another folder (e.g. pretrained/), storing weights in fp16 when `half`; when
+    a run there already holds the same autoencoder, its weights are not stored twice (`load_run`
+    finds them there)."""
     source, target = Path(source), safe_run_path(absolute(directory), Path(source).name)
+    key = read_metrics(source).get("autoencoder_key")
+    shared = key and any(folder != target and (folder / AUTOENCODER).exists()
+                         and _metrics_or_none(folder).get("autoencoder_key") == key
+                         for folder in _run_folders(absolute(directory)))
 
     def fill(tmp: Path) -> None:
         shutil.copytree(source, tmp, dirs_exist_ok=True)
+        if shared:
+            (tmp / AUTOENCODER).unlink()
         for name in (AUTOENCODER, CLASSIFIER) if half else ():
             if (tmp / name).exists():
                 state = _read_tensors(tmp / name)

@@ -159,3 +159,19 @@ def test_half_precision_storage_loads_as_float32(small_dataset, tmp_path):
     run = load_run(path)
     assert all(p.dtype == torch.float32 for p in run.autoencoder.parameters())
     assert os.path.getsize(path / "autoencoder.pt") < 0.6 * sum(p.numel() * 4 for p in run.autoencoder.parameters())
+
+
+def test_runs_that_share_an_autoencoder_store_it_once_when_shipped(small_dataset, tmp_path):
+    first = train_or_load(Config(**TINY), small_dataset, tmp_path / "runs").path
+    second = train_or_load(Config(**{**TINY, "clf_lr": 2e-3}), small_dataset, tmp_path / "runs").path
+    shipped = tmp_path / "pretrained"
+    from cae.runs import export_run
+    a, b = export_run(first, shipped), export_run(second, shipped)
+    assert (a / "autoencoder.pt").exists() and not (b / "autoencoder.pt").exists()
+    again = load_run(b)
+    for k, v in load_run(a).autoencoder.state_dict().items():
+        assert torch.equal(again.autoencoder.state_dict()[k], v)
+    assert again.classifier is not None
+    delete_run(a)
+    with pytest.raises(RunError, match="no run beside it holds its autoencoder"):
+        load_run(b)
