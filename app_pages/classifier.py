@@ -3,12 +3,16 @@ table side by side; and fine-tuning this run's encoder again (other settings, or
 
 import streamlit as st
 
+from cae import budget
 from cae.config import LEARNING_RATES, fitting_batch_size
+from cae.jobs import DONE
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
 from cae.report import (class_extremes_sentence, label_budget_sentence, lecture_autoencoder_rows,
                         lecture_classifier_rows, pretraining_verdict, test_images)
 from cae.sweeps import budget_lines, load_label_budget
+from cae.report import duration as minutes
 from cae.runs import RunError, transfer_config
+from cae.train import resolve_device
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
                                reproduce_this_run, runs, same_classes_other_images, same_dataset, session_token,
                                show_run_summary, view_run)
@@ -55,6 +59,47 @@ def finetune_form(run, dataset, transfer: bool) -> None:
         view_run(str(job.run_path))
         st.rerun()
     st.switch_page("app_pages/train.py")
+
+
+def run_label_budget(run, dataset) -> None:
+    """The same experiment for the run viewed, on the data in use: one queue entry whose points
+    arrive one by one (a reduced default on a CPU), the chart filling in as they do."""
+    cpu = resolve_device("auto").type == "cpu"
+    budgets = tuple(b for b in (budget.QUICK_BUDGETS if cpu else budget.BUDGETS) if b <= len(dataset.train))
+    seeds = 1 if cpu else 3
+    if not budgets:
+        return
+    try:
+        per_mflop = computed("step_time", {"latent_dim": run.config.latent_dim, "upsample": run.config.upsample,
+                                           "precision": run.config.precision}, wait=5)
+    except TaskError:
+        per_mflop = None
+    guess = (f", about {minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
+             if per_mflop else "")
+    label = (f"Run this sweep for this run's encoder on {dataset.name}: {', '.join(f'{b:,}' for b in budgets)} labels, "
+             f"{seeds} seed{'s' * (seeds > 1)}{guess}")
+    if st.button(label, key="run_budget"):
+        st.session_state.budget_job = jobs().submit_sweep(run.path, dataset, budgets, seeds, session_token()).id
+
+    def progress() -> None:
+        job = jobs().get(st.session_state.get("budget_job"))
+        points = list(job.result or []) if job else budget.saved_points(jobs().runs_dir, run.name, dataset.fingerprint)
+        if job is not None:
+            done = f"{len(points)} of {len(budgets) * seeds} points"
+            st.caption(f"Sweep: **{job.status}**, {done}" + (f" — {job.error}" if job.error else "")
+                       + (f", place {jobs().place_in_queue(job.id)} in the queue" if jobs().place_in_queue(job.id) else ""))
+        if points:
+            lines = budget_lines(points)
+            st.plotly_chart(label_budget_chart(lines, len(dataset.classes), f"Test accuracy against labels: this run "
+                                               f"on {dataset.name}"), width="stretch")
+            st.markdown(label_budget_sentence(lines))
+        if job is not None and not job.active:
+            st.session_state.pop("budget_job", None)
+            if job.state == DONE:
+                st.rerun()  # the whole page once: polling stops, the saved sweep is drawn
+
+    running = (job := jobs().get(st.session_state.get("budget_job"))) is not None and job.active
+    st.fragment(progress, run_every=2.0 if running else None)()
 
 
 def label_budget() -> None:
@@ -154,6 +199,8 @@ reproduce_this_run(run)
 
 st.subheader("How many labels does pretraining save?")
 label_budget()
+if dataset is not None:
+    run_label_budget(run, dataset)
 
 if not transfer and dataset is not None:
     st.subheader("Try a fine-tuning variant")

@@ -2,6 +2,10 @@
 test split moves by at most 0.1 accuracy point, and record its title in pretrained/index.json.
 
     python bench/ship_run.py RUN_DIR --title "..." --description "..." [--default] [--data PATH]
+
+A run whose autoencoder another shipped run already holds (the same autoencoder key) is shipped
+without it (`export_run`); ship the run that trained an autoencoder first, and remove an old copy
+of a run being replaced before shipping the runs that share its autoencoder.
 """
 
 from __future__ import annotations

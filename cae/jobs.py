@@ -35,6 +35,8 @@ from cae.train import Progress
 
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 TRAIN = "train"
+SWEEP = "sweep"  # the label-budget experiment: one queue entry, its points in turn (cae/budget.py)
+TRAINING_KINDS = (TRAIN, SWEEP)  # the jobs the worker's training slot runs
 RECON_IMAGES = 16
 KEEP_FINISHED = 50  # finished jobs kept in memory; the rest are runs on disk
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m cae` finds this package
@@ -134,6 +136,20 @@ class JobManager:
                 job.watchers.add(watcher)
             return job
 
+    def submit_sweep(self, source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int,
+                     watcher: str | None = None, steps: int | None = None) -> Job:
+        """Queue the label-budget experiment for a run's encoder on `dataset` (one entry; its points
+        arrive in `job.result` as they finish), or attach to the same one already queued or running."""
+        payload = {"source": str(source), "budgets": list(budgets), "seeds": seeds, **({"steps": steps} if steps else {})}
+        key = f"{SWEEP}:{dataset.fingerprint}:{sorted(payload.items())}"
+        with self._lock:
+            self._check_open()
+            job = self._attachable(key) or self._add(Job(next(self._ids), SWEEP, key, origin=dataset.origin,
+                                                         fingerprint=dataset.fingerprint, payload=payload, result=[]))
+            if watcher:
+                job.watchers.add(watcher)
+            return job
+
     def compute(self, kind: str, payload: dict) -> Job:
         """A page's longer computation (cae/tasks.py), run by the worker beside any training."""
         key = f"{kind}:{sorted(payload.items())}"
@@ -177,7 +193,7 @@ class JobManager:
     def place_in_queue(self, job_id: int) -> int | None:
         """1 for the training job that runs next, 2 after it...; None when it is not queued."""
         with self._lock:
-            queued = [j.id for j in self._jobs.values() if j.kind == TRAIN and j.state == QUEUED]
+            queued = [j.id for j in self._jobs.values() if j.kind in TRAINING_KINDS and j.state == QUEUED]
         return queued.index(job_id) + 1 if job_id in queued else None
 
     def settle(self, job_id: int, timeout: float) -> Job | None:
@@ -291,13 +307,15 @@ class JobManager:
                 if self._busy[slot] is not None:
                     continue
                 job = next((j for j in self._jobs.values() if j.state == QUEUED
-                            and (j.kind == TRAIN) == (slot == "train")), None)
+                            and (j.kind in TRAINING_KINDS) == (slot == "train")), None)
                 if job is None:
                     continue
                 job.state, job.started, self._busy[slot] = RUNNING, time.time(), job.id
                 if job.kind == TRAIN:
                     self._send(("train", job.id, job.config.to_dict(), job.origin, job.fingerprint,
-                                job.originals.numpy()))  # plain arrays cross the pipe, not shared tensors
+                                job.originals.numpy()))
+                elif job.kind == SWEEP:
+                    self._send(("sweep", job.id, job.payload, job.origin, job.fingerprint))
                 else:
                     self._send(("task", job.id, job.kind, job.payload))
 
@@ -326,6 +344,8 @@ class JobManager:
             job.reconstructions.append((rest[0], torch.from_numpy(rest[1])))
         elif kind == "held":
             job.held = True
+        elif kind == "point":
+            job.result.append(rest[0])
         elif kind == "done":
             job.run_path, job.cached = Path(rest[0]), rest[1]
             self._end(job, DONE)

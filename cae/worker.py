@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import pickle
 import queue
@@ -20,7 +21,6 @@ import time
 from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
 
 HOLD_ENV = "CAE_WORKER_HOLD"  # tests: while the file it names exists, training holds before each batch
 NICENESS = 10
@@ -151,8 +151,8 @@ class Worker:
             self.conn.send_bytes(pickle.dumps(message))
 
     def run(self) -> None:
-        for target, inbox in ((self.train, self.training), (self.task, self.tasks)):
-            threading.Thread(target=self.loop, args=(target, inbox), daemon=True).start()
+        for inbox in (self.training, self.tasks):
+            threading.Thread(target=self.loop, args=(inbox,), daemon=True).start()
         self.send(("ready", os.getpid()))
         while True:
             try:
@@ -160,19 +160,23 @@ class Worker:
             except (EOFError, OSError):  # the manager closed the pipe: it is gone or shutting down
                 os._exit(0)
             if command == "train":
-                self.training.put(args)
+                self.training.put((self.train, args))
+            elif command == "sweep":
+                self.training.put((self.sweep, args))
             elif command == "task":
-                self.tasks.put(args)
+                self.tasks.put((self.task, args))
             elif command == "cancel":
                 self.cancelled.add(args[0])
             elif command == "stop":
                 os._exit(0)
 
-    def loop(self, handle: Callable, inbox: queue.Queue) -> None:
+    def loop(self, inbox: queue.Queue) -> None:
+        """Run the jobs of one inbox in turn (training and sweeps, or tasks); a failed job is
+        reported and the next one runs."""
         from cae.runs import USER_ERRORS
 
         while True:
-            job_id, *args = inbox.get()
+            handle, (job_id, *args) = inbox.get()
             try:
                 handle(job_id, *args)
             except USER_ERRORS as exc:
@@ -210,6 +214,39 @@ class Worker:
             self.send(("cancelled", job_id))
         else:
             self.send(("done", job_id, str(outcome.path), outcome.cached))
+
+    def sweep(self, job_id: int, payload: dict, origin: str, fingerprint: str) -> None:
+        """The label-budget experiment, point by point; each point is reported as it finishes and
+        the whole is kept beside the runs (`budget.results_file`)."""
+        from cae import budget
+        from cae.files import write_atomically
+        from cae.runs import load_run
+
+        source, dataset = load_run(payload["source"]), self.dataset(origin, fingerprint)
+
+        def should_stop() -> bool:
+            self.hold(job_id)
+            self.turns.yield_turn()
+            return job_id in self.cancelled
+
+        self.send(("started", job_id))
+        points = []
+        with self.turns:
+            for seed in range(payload["seeds"]):
+                for size in payload["budgets"]:
+                    if size > len(dataset.train):
+                        continue
+                    point = budget.run_point(source, dataset, size, seed, payload.get("steps", budget.STEPS),
+                                             lambda p: self.send(("progress", job_id, p)), should_stop)
+                    if point is None:
+                        self.send(("cancelled", job_id))
+                        return
+                    points.append(point)
+                    self.send(("point", job_id, point))
+        text = json.dumps({"source": source.name, "dataset": dataset.summary(), "points": points}, indent=1)
+        write_atomically(budget.results_file(self.runs_dir, source.name, dataset.fingerprint),
+                         lambda tmp: tmp.write_text(text), folder=False)
+        self.send(("result", job_id, points))
 
     def hold(self, job_id: int) -> None:
         """The test barrier: while the hold file exists, wait here (before a batch), said once."""

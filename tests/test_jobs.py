@@ -18,7 +18,7 @@ import pytest
 import cae.jobs
 from cae.config import Config
 from cae.jobs import CANCELLED, DONE, FAILED, RUNNING, JobManager, manager_for
-from cae.runs import load_run, runs_dir
+from cae.runs import list_runs, load_run, runs_dir
 from tests.conftest import REPO, wait_until
 
 TINY = dict(latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50,
@@ -206,3 +206,29 @@ def test_a_task_runs_beside_a_training_between_its_batches(manager, small_datase
     assert manager.wait(task.id, 300).state == DONE
     assert set(task.result) == {"bilinear", "nearest", "transpose"}
     assert manager.wait(training.id, 300).state == DONE
+
+
+def test_a_label_budget_sweep_is_one_queue_entry_whose_points_arrive_in_turn(manager, small_dataset):
+    from cae import budget
+    from cae.runs import train_or_load
+    source = train_or_load(Config(**TINY), small_dataset, manager.runs_dir).path
+    sweep = manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12)
+    assert manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12).id == sweep.id  # attached
+    behind = manager.submit(Config(**{**TINY, "seed": 5}), small_dataset)
+    assert manager.wait(sweep.id, 300).state == DONE
+    assert [(p["budget"], p["seed"]) for p in sweep.result] == [(20, 0), (50, 0)]
+    assert all(0 <= p[line] <= 100 for p in sweep.result for line in budget.LINES)
+    assert budget.saved_points(manager.runs_dir, source.name, small_dataset.fingerprint) == sweep.result
+    assert manager.wait(behind.id, 300).state == DONE  # the training queued behind it ran next
+    listed = [i for i in list_runs(manager.runs_dir) if not i.pretrained]
+    assert {i.name for i in listed} == {source.name, behind.run_path.name} and not any(i.error for i in listed)
+
+
+def test_a_sweep_is_cancelled_between_batches(manager, small_dataset, hold):
+    from cae.runs import train_or_load
+    source = train_or_load(Config(**TINY), small_dataset, manager.runs_dir).path
+    sweep = manager.submit_sweep(source, small_dataset, (20,), seeds=1, steps=12)
+    wait_until(lambda: held(sweep), what="sweep held")
+    manager.cancel(sweep.id)
+    hold.release()
+    assert manager.wait(sweep.id, 120).state == CANCELLED

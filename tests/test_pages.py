@@ -140,3 +140,19 @@ def test_the_classifier_page_draws_the_shipped_label_budget_lines():
     assert [t["name"] for t in chart["data"]] == ["fine-tuned from the autoencoder", "frozen encoder + linear head",
                                                   "from scratch (random init)"]
     assert chart["data"][0]["x"] == sorted({p["budget"] for p in next(iter(sweep["sources"].values()))["points"]})
+
+
+def test_run_this_sweep_is_one_job_and_its_chart_fills_in():
+    from cae.jobs import DONE, manager_for
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/classifier.py").run()
+    button = at.button(key="run_budget")
+    assert "100, 1,000 labels, 1 seed" in button.label  # the sample: the CPU default, budgets that fit it
+    button.click().run()
+    job = manager_for(runs_dir()).get(at.session_state["budget_job"])
+    assert manager_for(runs_dir()).wait(job.id, 600).state == DONE and len(job.result) == 2
+    at.run()
+    assert not at.exception
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert any("this run on bundled sample" in t for t in titles)

@@ -1,0 +1,84 @@
+"""The label-budget experiment: test accuracy against the number of labelled training images, for
+an autoencoder's encoder fine-tuned, the same encoder frozen under a linear head, and the same
+classifier trained from scratch (every layer).
+
+The protocol, the same for all three lines at a budget: the labelled images are a class-balanced
+draw seeded by the point's seed (which also draws the head and the batch order; the autoencoder is
+the source run's, never retrained); batch size min(128, budget / 10), so an epoch is at least 10
+optimiser steps; exactly `STEPS` optimiser steps at every budget, Adam at the source run's
+fine-tuning learning rate; test accuracy on the whole test split after the last step (never used
+to choose anything).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from cae.config import Config
+from cae.data import Dataset
+from cae.runs import Run, reused_autoencoder
+from cae.train import planned_work, run_experiment
+
+BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
+QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets
+STEPS = 300
+LINES = ("finetuned", "frozen", "scratch")
+
+
+def batch_for(budget: int) -> int:
+    """At least 10 optimiser steps per epoch, at most 128 images per step."""
+    return max(1, min(128, budget // 10))
+
+
+def point_config(source: Config, budget: int, seed: int, steps: int = STEPS) -> Config:
+    """A point's request: the source's autoencoder settings (so its autoencoder is reused), this
+    many labels drawn with this seed, `steps` optimiser steps, the whole test split."""
+    return source.replace(label_count=budget, clf_steps=steps, clf_batch_size=batch_for(budget), clf_seed=seed,
+                          limit=None, test_limit=None, flip=False, freeze_encoder=False, scratch_baseline=True)
+
+
+def run_point(source: Run, dataset: Dataset, budget: int, seed: int, steps: int = STEPS,
+              on_progress=None, should_stop=None) -> dict | None:
+    """One budget and seed: the fine-tuned and scratch lines from one experiment, the frozen line
+    from another; None when stopped."""
+    cfg = point_config(source.config, budget, seed, steps)
+    t0 = time.perf_counter()
+    both = run_experiment(cfg, dataset, on_progress, should_stop, reuse=reused_autoencoder(source))
+    if both.cancelled:
+        return None
+    frozen = run_experiment(cfg.replace(freeze_encoder=True, scratch_baseline=False), dataset, on_progress,
+                            should_stop, reuse=reused_autoencoder(source))
+    if frozen.cancelled:
+        return None
+    m, f = both.metrics, frozen.metrics
+    return {"budget": budget, "seed": seed, "batch_size": batch_for(budget), "steps": steps,
+            "finetuned": m["classifier"][-1]["test_acc"], "scratch": m["scratch"]["classifier"][-1]["test_acc"],
+            "frozen": f["classifier"][-1]["test_acc"],
+            "per_class": {"finetuned": m["per_class_acc"], "scratch": m["scratch"]["per_class_acc"],
+                          "frozen": f["per_class_acc"]},
+            "seconds": time.perf_counter() - t0}
+
+
+def planned(source: Config, budgets: tuple[int, ...], seeds: int, n_train: int, n_test: int,
+            steps: int = STEPS) -> float:
+    """MFLOP a sweep will spend (for the time estimate): three classifiers per point."""
+    total = 0.0
+    for budget in budgets:
+        cfg = point_config(source, min(budget, n_train), 0, steps).replace(ae_epochs=0)  # the autoencoder is reused
+        total += seeds * planned_work(cfg, n_train, min(budget, n_train), n_test) * 3 / 2
+    return total
+
+
+def results_file(runs_folder: Path, source: str, fingerprint: str) -> Path:
+    """Where a sweep run from the app is kept: a file in the runs folder (never listed as a run)."""
+    return Path(runs_folder) / f"label-budget-{source}-{fingerprint[:12]}.json"
+
+
+def saved_points(runs_folder: Path, source: str, fingerprint: str) -> list[dict]:
+    """The points of a finished sweep of this run's encoder on this data, if one was run here."""
+    try:
+        return json.loads(results_file(runs_folder, source, fingerprint).read_text())["points"]
+    except (OSError, ValueError, KeyError):
+        return []
