@@ -101,7 +101,15 @@ def test_the_kernels_page_steps_through_every_epoch_of_a_new_run(small_dataset, 
 
 
 def test_the_kernels_page_of_a_run_saved_before_per_epoch_snapshots_says_so():
+    import shutil
+    old_style = runs_dir() / "saved-before-per-epoch-kernels"
+    shutil.copytree(SHIPPED, old_style)
+    kernels = torch.load(old_style / "kernels.pt", weights_only=True)
+    torch.save({k: v for k, v in kernels.items() if not k.endswith("_epochs")}, old_style / "kernels.pt")
+    if not (old_style / "autoencoder.pt").exists():
+        shutil.copy(SHIPPED / "autoencoder.pt", old_style)
     at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"] = old_style.name
     at.run()
     at.switch_page("app_pages/kernels.py").run()
     assert not at.exception

@@ -236,10 +236,17 @@ def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, 
     expect(slider).not_to_have_attribute("aria-valuenow", before, timeout=20_000)
     page.get_by_text("initial (random)").first.wait_for(timeout=20_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
-    sheet.scroll_into_view_if_needed()
-    page.wait_for_timeout(1000)
-    points = page.locator(".js-plotly-plot").nth(0).evaluate(MAP_POINTS_JS)
+    points = []
+    for _ in range(10):  # the timeline is a fragment: its chart may be drawn again while we look
+        try:
+            sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
+            sheet.scroll_into_view_if_needed(timeout=5_000)
+            page.wait_for_timeout(500)
+            points = sheet.evaluate(MAP_POINTS_JS)
+            if len(points) == 64:
+                break
+        except Exception:  # detached mid-draw: look again
+            page.wait_for_timeout(500)
     assert len(points) == 64  # one invisible square over each kernel
     number, x, y = points[9]
     page.mouse.click(x, y)
