@@ -17,14 +17,19 @@ SWEEP_RECIPE = {k: v for k, v in Config(scratch_baseline=False).to_dict().items(
                 if k not in ("latent_dim", "leak", "seed", "scratch_baseline", "device", "precision")}
 
 
-def load_sweeps() -> dict | None:
-    """The sweeps beside the shipped runs ($CAE_PRETRAINED, else pretrained/), or None."""
+def shipped_json(name: str) -> dict | None:
+    """A JSON file beside the shipped runs ($CAE_PRETRAINED, else pretrained/), or None."""
     for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
         try:
-            return json.loads((Path(folder) / SWEEPS_FILE).read_text())
+            return json.loads((Path(folder) / name).read_text())
         except (OSError, json.JSONDecodeError):
             continue
     return None
+
+
+def load_sweeps() -> dict | None:
+    """The shipped latent-size and leak sweeps, or None."""
+    return shipped_json(SWEEPS_FILE)
 
 
 def spread(values: list[float]) -> dict:
@@ -83,12 +88,7 @@ BUDGET_LINES = ("finetuned", "frozen", "scratch")
 
 def load_label_budget() -> dict | None:
     """The shipped label-budget sweep, or None."""
-    for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
-        try:
-            return json.loads((Path(folder) / LABEL_BUDGET_FILE).read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-    return None
+    return shipped_json(LABEL_BUDGET_FILE)
 
 
 def budget_lines(points: list[dict]) -> dict[str, dict[int, dict]]:
