@@ -251,3 +251,27 @@ def reproduce_this_run(run: Run) -> None:
         st.caption("One readable file, torch and torchvision only (no `cae`): the same model, initial weights, "
                    "data order and recipe; `--data cifar10` downloads torchvision's CIFAR-10, or give it an image "
                    "folder with train/ and test/. It prints one line per epoch like the CLI.")
+
+
+def clicked_point(chart_key: str) -> int | None:
+    """The customdata (a number) of the point last clicked on a chart drawn with
+    `on_select="rerun"` under `chart_key`, once per click (a page then moves its number input)."""
+    points = ((st.session_state.get(chart_key) or {}).get("selection") or {}).get("points") or []
+    if not points:
+        return None
+    data = points[0].get("customdata")
+    number = int(data[0] if isinstance(data, list) else data)
+    if st.session_state.get(f"{chart_key}_last_click") == number:
+        return None
+    st.session_state[f"{chart_key}_last_click"] = number
+    return number
+
+
+def seconds_per_mflop(cfg) -> float | None:
+    """A training step measured on this machine by the worker (for time estimates), or None while
+    it is being measured or when it failed."""
+    try:
+        return computed("step_time", {"latent_dim": cfg.latent_dim, "upsample": cfg.upsample,
+                                      "precision": cfg.precision}, wait=5)
+    except TaskError:
+        return None

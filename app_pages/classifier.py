@@ -14,8 +14,8 @@ from cae.report import duration as minutes
 from cae.runs import RunError, transfer_config
 from cae.train import resolve_device
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
-                               reproduce_this_run, runs, same_classes_other_images, same_dataset, session_token,
-                               show_run_summary, view_run)
+                               reproduce_this_run, runs, same_classes_other_images, same_dataset, seconds_per_mflop,
+                               session_token, show_run_summary, view_run)
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -69,11 +69,7 @@ def run_label_budget(run, dataset) -> None:
     seeds = 1 if cpu else 3
     if not budgets:
         return
-    try:
-        per_mflop = computed("step_time", {"latent_dim": run.config.latent_dim, "upsample": run.config.upsample,
-                                           "precision": run.config.precision}, wait=5)
-    except TaskError:
-        per_mflop = None
+    per_mflop = seconds_per_mflop(run.config)
     guess = (f", about {minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
              if per_mflop else "")
     label = (f"Run this sweep for this run's encoder on {dataset.name}: {', '.join(f'{b:,}' for b in budgets)} labels, "

@@ -7,16 +7,7 @@ import torch
 from cae.figures import (distance_from_start, kernel_close_ups, kernel_difference, kernel_distance_chart,
                          kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_slices, kernel_timeline,
                          kernel_update_ranking, relative_change, update_norms)
-from app_pages._shared import current_run, keep_defaults, show_run_summary
-
-
-def clicked_kernel() -> int | None:
-    """The kernel last clicked on the sheet (once per click)."""
-    points = ((st.session_state.get("kernel_sheet") or {}).get("selection") or {}).get("points") or []
-    if not points or st.session_state.get("kernel_last_click") == points[0].get("customdata"):
-        return None
-    st.session_state.kernel_last_click = points[0]["customdata"]
-    return int(points[0]["customdata"])
+from app_pages._shared import clicked_point, current_run, keep_defaults, show_run_summary
 
 
 def timeline(k: dict) -> None:
@@ -28,7 +19,7 @@ def timeline(k: dict) -> None:
     if st.session_state.get("kernel_playing"):
         st.session_state.kernel_step = (st.session_state.get("kernel_step", 0) + 1) % len(steps)
     st.session_state.kernel_step = min(st.session_state.get("kernel_step", len(steps) - 1), len(steps) - 1)
-    if (number := clicked_kernel()) is not None:
+    if (number := clicked_point("kernel_sheet")) is not None:
         st.session_state.kernel_pick = number
     keep_defaults(kernel_pick=0)
     step = st.slider("Snapshot", 0, len(steps) - 1, key="kernel_step",

@@ -11,7 +11,7 @@ from cae.figures import (activity_chart, image_strip, latent_map, latent_size_ch
                          representation_curves)
 from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
 from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
-from app_pages._shared import (TaskError, computed, current_dataset, current_run, keep_defaults, remember_settings,
+from app_pages._shared import (TaskError, clicked_point, computed, current_dataset, current_run, keep_defaults, remember_settings,
                                restore_settings, runs, same_dataset, show_run_summary)
 
 SETTINGS = ("latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
@@ -36,20 +36,6 @@ def worker_result(kind: str, payload: dict, doing: str):
 def on_map(number: int, index: list[int]) -> int:
     """The map position of a test image number, or of the nearest number that is on the map."""
     return min(range(len(index)), key=lambda i: abs(index[i] - number))
-
-
-def clicked_image() -> int | None:
-    """The test image number of the point last clicked on the map (once per click)."""
-    event = st.session_state.get("latent_map_chart")
-    points = (event or {}).get("selection", {}).get("points") or []
-    if not points:
-        return None
-    data = points[0].get("customdata")
-    number = int(data[0] if isinstance(data, list) else data)
-    if st.session_state.get("latent_last_click") == number:
-        return None
-    st.session_state.latent_last_click = number
-    return number
 
 
 def uploaded_picture() -> tuple[torch.Tensor | None, str]:
@@ -79,7 +65,7 @@ def neighbours_row(title: str, found: list[int], dataset, label: int) -> None:
 
 def show_map(run, dataset, view: dict) -> None:
     index, labels = view["index"].tolist(), view["labels"]
-    if (number := clicked_image()) is not None:
+    if (number := clicked_point("latent_map_chart")) is not None:
         st.session_state.latent_image = number
     keep_defaults(latent_image=index[0])
     st.session_state.latent_image = min(max(int(st.session_state.latent_image), 0), len(dataset.test) - 1)

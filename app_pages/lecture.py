@@ -16,7 +16,7 @@ from cae.report import duration as minutes, pretraining_verdict
 from cae.runs import PRETRAINED_DIR, pretrained_index
 from cae.sweeps import fits_sweep, load_sweeps
 from cae.train import estimate_seconds
-from app_pages._shared import TaskError, cached_run, computed, current_dataset, jobs, session_token
+from app_pages._shared import cached_run, current_dataset, jobs, seconds_per_mflop, session_token
 
 PRESENTER_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }
@@ -76,11 +76,7 @@ def show_figure(key: str, run, code: dict | None) -> None:
 def live_training(dataset) -> None:
     """Train the Quick look preset here when this machine would take under a minute."""
     cfg = preset_config(QUICK_LOOK)
-    try:
-        per_mflop = computed("step_time", {"latent_dim": cfg.latent_dim, "upsample": cfg.upsample,
-                                           "precision": cfg.precision}, wait=5)
-    except TaskError:
-        return
+    per_mflop = seconds_per_mflop(cfg)
     if per_mflop is None or dataset is None:
         return
     guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)

@@ -9,8 +9,8 @@ from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.report import duration as minutes, epoch_sentence
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
-from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, remember_settings,
-                               reproduce_this_run, restore_settings, session_token, show_run_summary, view_run)
+from app_pages._shared import (current_dataset, current_run, jobs, remember_settings, reproduce_this_run,
+                               restore_settings, seconds_per_mflop, session_token, show_run_summary, view_run)
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
@@ -97,10 +97,7 @@ if warning := few_steps_warning(cfg, len(dataset.train)):
 if find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")
 elif resolve_device("auto").type == "cpu":
-    try:
-        per_mflop = computed("step_time", {"latent_dim": latent, "upsample": upsample, "precision": precision}, wait=5)
-    except TaskError:
-        per_mflop = None
+    per_mflop = seconds_per_mflop(cfg)
     if per_mflop is None:
         st.info("Estimating the time on this CPU (a training step is being measured)…")
     else:
