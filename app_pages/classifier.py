@@ -15,7 +15,7 @@ from cae.runs import RunError, transfer_config
 from cae.train import resolve_device
 from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
                                reproduce_this_run, runs, same_classes_other_images, same_dataset, seconds_per_mflop,
-                               session_token, show_run_summary, view_run)
+                               show_run_summary, submit_sweep, submit_training, view_run)
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -30,21 +30,43 @@ def compare_label(info, metrics: dict) -> str:
     return f"{run_label(info)} — ⚠ other data: {name}, {test_images(info.metrics) or 0:,} test images"
 
 
-def finetune_form(run, dataset, transfer: bool) -> None:
-    """One form for a new classifier from this run's encoder: on the run's own data (a variant that
-    reuses the autoencoder) or, with `transfer`, on the data in use."""
+def finetune_form(run, dataset) -> None:
+    """The one form that fine-tunes this run's encoder again, on the data in use (the run's own
+    data: a variant that reuses its autoencoder; other data: a transfer): one classifier, or the
+    label-budget sweep."""
+    transfer = not same_dataset(run, dataset)
+    where = (f"on {dataset.name}: only the classifier sees its labels; the encoder learned from "
+             f"{run.metrics['dataset']['name']} without labels" if transfer else
+             "on this run's data, reusing its autoencoder (no retraining)")
+    st.caption(f"A new head on this run's encoder, {where}. Each result becomes a run the other pages can open.")
+    what = st.radio("Train", ["one classifier", "the label-budget sweep"], key="finetune_what", horizontal=True)
+    if what == "one classifier":
+        one_classifier(run, dataset, transfer)
+    else:
+        run_label_budget(run, dataset)
+
+
+def one_classifier(run, dataset, transfer: bool) -> None:
+    """One new classifier: its epochs, learning rate, batch, labels and whether the encoder trains."""
     n_train = len(dataset.train)
     keep_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=run.config.clf_lr,
-                  variant_batch=fitting_batch_size(n_train), variant_labels="100%", variant_mode="fine-tune all")
+                  variant_batch=fitting_batch_size(n_train), variant_labels="100%", variant_count=min(1000, n_train),
+                  variant_mode="fine-tune all")
     c1, c2, c3, c4, c5 = st.columns(5)
     epochs = c1.number_input("Classifier epochs (new run)", 1, 100, key="variant_epochs")
     lr = c2.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}", key="variant_lr")
     batch = c3.number_input("Batch size", 1, 10_000, key="variant_batch",
                             help="At least 10 optimiser steps per epoch: the labelled images / 10 or fewer.")
-    labels = c4.radio("Labels for the new run", ["1%", "10%", "100%"], key="variant_labels", horizontal=True)
-    mode = c5.radio("Encoder in the new run", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
+    labels = c4.radio("Labels used", ["1%", "10%", "100%", "a number"], key="variant_labels", horizontal=True)
+    count = c4.number_input("Labelled images (class-balanced)", 1, n_train, key="variant_count",
+                            disabled=labels != "a number")
+    mode = c5.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
     changes = dict(clf_epochs=int(epochs), clf_lr=float(lr), clf_batch_size=int(batch),
-                   label_fraction=int(labels[:-1]) / 100, freeze_encoder=mode != "fine-tune all")
+                   freeze_encoder=mode != "fine-tune all")
+    if labels == "a number":
+        changes.update(label_count=int(count), label_fraction=1.0)
+    else:
+        changes.update(label_fraction=int(labels[:-1]) / 100, label_count=None)
     label = f"Fine-tune on {dataset.name}" if transfer else "Train this variant"
     if not st.button(label, key="variant_button", type="primary"):
         return
@@ -53,7 +75,9 @@ def finetune_form(run, dataset, transfer: bool) -> None:
     except RunError as exc:
         st.error(str(exc))
         return
-    job = jobs().submit(cfg, dataset, session_token())
+    job = submit_training(cfg, dataset)
+    if job is None:
+        return
     st.session_state.job_id = job.id
     if job.cached:
         view_run(str(job.run_path))
@@ -62,20 +86,23 @@ def finetune_form(run, dataset, transfer: bool) -> None:
 
 
 def run_label_budget(run, dataset) -> None:
-    """The same experiment for the run viewed, on the data in use: one queue entry whose points
-    arrive one by one (a reduced default on a CPU), the chart filling in as they do."""
+    """The label-budget experiment for this run's encoder on the data in use: one queue entry whose
+    points arrive one by one (a reduced default on a CPU), the chart filling in as they do; each
+    point is a run the other pages can open."""
     cpu = resolve_device("auto").type == "cpu"
     budgets = tuple(b for b in (budget.QUICK_BUDGETS if cpu else budget.BUDGETS) if b <= len(dataset.train))
     seeds = 1 if cpu else 3
     if not budgets:
+        st.info(f"{dataset.name} has fewer than {min(budget.QUICK_BUDGETS)} training images: too few for a sweep.")
         return
+    st.caption(f"Protocol: {' '.join(budget.__doc__.split(chr(10) * 2, 1)[1].split())}")
     per_mflop = seconds_per_mflop(run.config)
     guess = (f", about {minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
              if per_mflop else "")
     label = (f"Run this sweep for this run's encoder on {dataset.name}: {', '.join(f'{b:,}' for b in budgets)} labels, "
              f"{seeds} seed{'s' * (seeds > 1)}{guess}")
-    if st.button(label, key="run_budget"):
-        st.session_state.budget_job = jobs().submit_sweep(run.path, dataset, budgets, seeds, session_token()).id
+    if st.button(label, key="run_budget") and (job := submit_sweep(run.path, dataset, budgets, seeds)):
+        st.session_state.budget_job = job.id
 
     def progress() -> None:
         job = jobs().get(st.session_state.get("budget_job"))
@@ -89,6 +116,7 @@ def run_label_budget(run, dataset) -> None:
             st.plotly_chart(label_budget_chart(lines, len(dataset.classes), f"Test accuracy against labels: this run "
                                                f"on {dataset.name}"), width="stretch")
             st.markdown(label_budget_sentence(lines))
+            open_a_point(points, budget.sweep_folder(jobs().runs_dir, run.name, dataset.fingerprint))
         if job is not None and not job.active:
             st.session_state.pop("budget_job", None)
             if job.state == DONE:
@@ -96,6 +124,20 @@ def run_label_budget(run, dataset) -> None:
 
     running = (job := jobs().get(st.session_state.get("budget_job"))) is not None and job.active
     st.fragment(progress, run_every=2.0 if running else None)()
+
+
+def open_a_point(points: list[dict], folder) -> None:
+    """A sweep point's runs (fine-tuned with its scratch baseline, and frozen) to view on every page."""
+    choices = {f"{p['budget']:,} labels, seed {p['seed']}: {line}": folder / p["runs"][key]
+               for p in points if p.get("runs")
+               for key, line in (("finetuned", "fine-tuned and scratch"), ("frozen", "frozen encoder"))}
+    if not choices:
+        return
+    left, right = st.columns([3, 1], vertical_alignment="bottom")
+    choice = left.selectbox("Open a point of this sweep on every page", list(choices), key="open_point")
+    if right.button("Open", key="open_point_button") and choices[choice].is_dir():
+        view_run(str(choices[choice]))
+        st.rerun(scope="app")
 
 
 def label_budget() -> None:
@@ -159,7 +201,7 @@ if transfer:  # the first thing offered, folded to one line so the page's main c
         st.caption(f"The lecture's premise in one click: this encoder learned from {m['dataset']['name']} without "
                    f"labels; a new head is trained on the labels of {dataset.name}, beside the same classifier "
                    "from random init.")
-        finetune_form(run, dataset, transfer=True)
+        finetune_form(run, dataset)
         if same_classes_other_images(run, dataset):
             evaluation_on_data_in_use(run, dataset)
 
@@ -195,13 +237,9 @@ reproduce_this_run(run)
 
 st.subheader("How many labels does pretraining save?")
 label_budget()
-if dataset is not None:
-    run_label_budget(run, dataset)
 
 if not transfer and dataset is not None:
-    st.subheader("Try a fine-tuning variant")
-    st.caption("The lecture's premise is few labels and many images. Variants reuse this run's autoencoder "
-               "(no retraining) and each becomes a run you can compare above.")
-    finetune_form(run, dataset, transfer=False)
+    st.subheader("Fine-tune this run's encoder again")
+    finetune_form(run, dataset)
 elif dataset is None:
     st.info("Choose data on the Data page to fine-tune this run's encoder.")

@@ -16,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
-from cae.config import Config
+from cae.config import Config, run_key
 from cae.data import Dataset
-from cae.runs import Run, reused_autoencoder
-from cae.train import planned_work, run_experiment
+from cae.runs import SWEEP_PREFIX, Run, RunError, read_metrics, reused_autoencoder, save_run
+from cae.train import planned_work, resolve_device, resolve_precision, run_experiment
 
 BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
 QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets
@@ -40,25 +40,50 @@ def point_config(source: Config, budget: int, seed: int, steps: int = STEPS) -> 
 
 
 def run_point(source: Run, dataset: Dataset, budget: int, seed: int, steps: int = STEPS,
-              on_progress=None, should_stop=None) -> dict | None:
+              on_progress=None, should_stop=None, folder: Path | None = None) -> dict | None:
     """One budget and seed: the fine-tuned and scratch lines from one experiment, the frozen line
-    from another; None when stopped."""
+    from another; None when stopped. With `folder`, each experiment is kept there as a run (metrics
+    and kernel snapshots, no weights) and found again instead of trained: a stopped sweep resumes."""
     cfg = point_config(source.config, budget, seed, steps)
+    if source.metrics["dataset"]["fingerprint"] != dataset.fingerprint:  # the encoder learned on other data
+        cfg = cfg.replace(encoder_from=source.metrics["autoencoder_key"])
     t0 = time.perf_counter()
-    both = run_experiment(cfg, dataset, on_progress, should_stop, reuse=reused_autoencoder(source))
-    if both.cancelled:
+    both = _experiment(cfg, source, dataset, on_progress, should_stop, folder)
+    frozen = both and _experiment(cfg.replace(freeze_encoder=True, scratch_baseline=False), source, dataset,
+                                  on_progress, should_stop, folder)
+    if not frozen:
         return None
-    frozen = run_experiment(cfg.replace(freeze_encoder=True, scratch_baseline=False), dataset, on_progress,
-                            should_stop, reuse=reused_autoencoder(source))
-    if frozen.cancelled:
-        return None
-    m, f = both.metrics, frozen.metrics
+    (m, both_run), (f, frozen_run) = both, frozen
     return {"budget": budget, "seed": seed, "batch_size": batch_for(budget), "steps": steps,
             "finetuned": m["classifier"][-1]["test_acc"], "scratch": m["scratch"]["classifier"][-1]["test_acc"],
             "frozen": f["classifier"][-1]["test_acc"],
             "per_class": {"finetuned": m["per_class_acc"], "scratch": m["scratch"]["per_class_acc"],
                           "frozen": f["per_class_acc"]},
-            "seconds": time.perf_counter() - t0}
+            "seconds": time.perf_counter() - t0,
+            **({"runs": {"finetuned": both_run, "frozen": frozen_run}} if folder else {})}
+
+
+def _experiment(cfg: Config, source: Run, dataset: Dataset, on_progress, should_stop,
+                folder: Path | None) -> tuple[dict, str | None] | None:
+    """(metrics, run name) of one experiment of a point: found in `folder`, else trained from the
+    source's autoencoder (and saved there without weights); None when stopped."""
+    device = resolve_device(cfg.device)
+    key = run_key(cfg, resolve_precision(cfg.precision, device), dataset.fingerprint)
+    for point in sorted(folder.iterdir()) if folder is not None and folder.is_dir() else ():
+        if not point.is_dir() or point.name.startswith("."):
+            continue
+        try:
+            metrics = read_metrics(point)
+        except RunError:  # a damaged point is trained again
+            continue
+        if metrics.get("run_key") == key:
+            return metrics, point.name
+    result = run_experiment(cfg, dataset, on_progress, should_stop, reuse=reused_autoencoder(source))
+    if result.cancelled:
+        return None
+    if folder is None:
+        return result.metrics, None
+    return result.metrics, save_run(result, folder, weights=False).name
 
 
 def planned(source: Config, budgets: tuple[int, ...], seeds: int, n_train: int, n_test: int,
@@ -71,9 +96,14 @@ def planned(source: Config, budgets: tuple[int, ...], seeds: int, n_train: int, 
     return total
 
 
+def sweep_folder(runs_folder: Path, source: str, fingerprint: str) -> Path:
+    """Where a sweep run from the app keeps its points (each a run) and its results file."""
+    return Path(runs_folder) / f"{SWEEP_PREFIX}{source}-{fingerprint[:12]}"
+
+
 def results_file(runs_folder: Path, source: str, fingerprint: str) -> Path:
-    """Where a sweep run from the app is kept: a file in the runs folder (never listed as a run)."""
-    return Path(runs_folder) / f"label-budget-{source}-{fingerprint[:12]}.json"
+    """The finished sweep's points, in its folder (`sweep_folder`)."""
+    return sweep_folder(runs_folder, source, fingerprint) / "sweep.json"
 
 
 def saved_points(runs_folder: Path, source: str, fingerprint: str) -> list[dict]:

@@ -14,7 +14,7 @@ TEMPLATE = Path(__file__).parent / "assets" / "standalone.py"
 CONFIG_LINE = "CONFIG = {}  # <the run's settings>"
 # The settings the script uses, in the order it lists them.
 SCRIPT_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size", "lr", "clf_epochs", "clf_lr",
-                 "clf_batch_size", "label_fraction", "freeze_encoder", "scratch_baseline", "limit", "test_limit",
+                 "clf_batch_size", "label_fraction", "label_count", "clf_steps", "clf_seed", "freeze_encoder", "scratch_baseline", "limit", "test_limit",
                  "flip", "seed")
 # Config field -> CLI flag, for the fields that take a value.
 FLAGS = {"latent_dim": "--latent-dim", "leak": "--leak", "upsample": "--upsample", "ae_epochs": "--ae-epochs",
@@ -52,10 +52,6 @@ def standalone_script(run: Run, title: str) -> str:
     """A readable PyTorch script that trains this run's model with its recipe (autoencoder,
     fine-tuning, scratch baseline) on CIFAR-10 or an image folder and prints one line per epoch.
     A transfer run is refused: its encoder was trained by another run, whose script is the one to take."""
-    unsupported = [f for f in ("label_count", "clf_steps", "clf_seed") if getattr(run.config, f) is not None]
-    if unsupported:
-        raise RunError(f"The standalone script does not yet carry {', '.join(unsupported)}; the command above "
-                       "reproduces this run.")
     if run.config.encoder_from:
         raise RunError(f"This run fine-tunes the encoder of {run.metrics.get('autoencoder_source')} (trained on "
                        f"{(run.metrics.get('pretraining_dataset') or {}).get('name', 'other data')}); export that "

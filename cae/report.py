@@ -162,8 +162,14 @@ def run_differences(metrics: dict) -> list[str]:
                       ("clf_lr", "fine-tuning lr {}")):
         if cfg.get(key, d[key]) != d[key] and cfg.get(key) is not None:
             parts.append(text.format(_fmt(cfg[key])))
-    if cfg.get("label_fraction", 1.0) != 1.0:
+    if cfg.get("label_count"):
+        parts.append(f"{cfg['label_count']:,} labels")
+    elif cfg.get("label_fraction", 1.0) != 1.0:
         parts.append(f"{cfg['label_fraction']:.0%} labels")
+    if cfg.get("clf_steps"):
+        parts.append(f"{cfg['clf_steps']} classifier steps")
+    if cfg.get("clf_seed") is not None:
+        parts.append(f"label seed {cfg['clf_seed']}")
     if cfg.get("freeze_encoder"):
         parts.append("frozen encoder (linear probe)")
     if cfg.get("limit"):

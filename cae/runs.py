@@ -6,6 +6,9 @@ Layout of a run folder:
     classifier.pt     the fine-tuned classifier's state_dict, when one was trained
     kernels.pt        first-layer kernel snapshots {name: (64,3,3,3)}: initial, autoencoder, finetuned,
                       scratch; and per epoch (newer runs) {phase_epochs: (epochs,64,3,3,3)}
+
+A label-budget sweep run from the app keeps its points in runs/label-budget-<source>-<data>/: each
+point is a run folder with metrics.json and kernels.pt only; its autoencoder is its source run's.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from cae.train import (DeviceError, ExperimentResult, ReusedAutoencoder, resolve
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 AUTO = "auto"  # as `pretrained=`: $CAE_PRETRAINED, else the shipped pretrained/ folder
 METRICS, AUTOENCODER, CLASSIFIER, KERNELS = "metrics.json", "autoencoder.pt", "classifier.pt", "kernels.pt"
+SWEEP_PREFIX = "label-budget-"  # a folder of the runs folder holding one sweep's points (cae/budget.py)
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
 
 
@@ -112,8 +116,10 @@ def safe_run_path(parent: Path, name: str) -> Path:
 # --- saving ---------------------------------------------------------------------------------
 
 def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
-             half: bool = False) -> Path:
-    """Write a finished experiment as a run folder; atomic: a temporary folder, then a rename."""
+             half: bool = False, weights: bool = True) -> Path:
+    """Write a finished experiment as a run folder; atomic: a temporary folder, then a rename.
+    Without `weights` only its metrics and kernel snapshots are kept (a label-budget point: its
+    autoencoder is its source run's, found again by `load_run`)."""
     if result.cancelled:
         raise RunError("A cancelled experiment is not saved as a run.")
     m = result.metrics
@@ -124,7 +130,7 @@ def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
     directory = absolute(directory)
     target = safe_run_path(directory, m["name"])
     try:
-        write_atomically(target, lambda tmp: _write_files(tmp, result, half))
+        write_atomically(target, lambda tmp: _write_files(tmp, result, half, weights))
     except WriteError as exc:
         raise RunError(f"Cannot write the run to {directory} ({exc}); set CAE_RUNS or --runs to a "
                        "writable folder with free space.") from None
@@ -132,13 +138,14 @@ def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
 
 
 
-def _write_files(folder: Path, result: ExperimentResult, half: bool) -> None:
+def _write_files(folder: Path, result: ExperimentResult, half: bool, with_weights: bool = True) -> None:
     def weights(model):
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return {k: v.half() if half and v.is_floating_point() else v for k, v in state.items()}
 
-    save_tensors(weights(result.autoencoder), folder / AUTOENCODER)
-    if result.classifier is not None:
+    if with_weights:
+        save_tensors(weights(result.autoencoder), folder / AUTOENCODER)
+    if with_weights and result.classifier is not None:
         save_tensors(weights(result.classifier), folder / CLASSIFIER)
     save_tensors({k: v.contiguous() for k, v in result.kernels.items()}, folder / KERNELS)
     (folder / METRICS).write_text(json.dumps(result.metrics, indent=1))
@@ -182,13 +189,16 @@ def _load_weights(model: torch.nn.Module, file: Path) -> torch.nn.Module:
 
 
 def autoencoder_file(path: Path, metrics: dict) -> Path:
-    """The run's autoencoder weights: its own file, or, for a run stored without them (two shipped
-    runs share one autoencoder), the file of the run beside it that trained that autoencoder (the
-    same autoencoder key)."""
+    """The run's autoencoder weights: its own file, or, for a run stored without them, the file of
+    a run with the same autoencoder key: beside it (two shipped runs share one autoencoder), or,
+    for a label-budget point, in the runs folder above its sweep folder or among the shipped runs."""
     own = path / AUTOENCODER
     if own.exists() or not metrics.get("autoencoder_key"):
         return own
-    for folder in [path.parent / str(metrics.get("autoencoder_source")), *sorted(path.parent.iterdir())]:
+    places = [path.parent] + ([path.parent.parent, pretrained_dir()] if is_sweep_folder(path.parent) else [])
+    source = str(metrics.get("autoencoder_source"))
+    candidates = [p / source for p in places if p] + [f for p in places if p for f in _run_folders(p)]
+    for folder in candidates:
         try:
             if folder != path and (folder / AUTOENCODER).exists() and \
                     read_metrics(folder).get("autoencoder_key") == metrics["autoencoder_key"]:
@@ -232,11 +242,26 @@ def _metrics_or_none(folder: Path) -> dict:
         return {}
 
 
+def is_sweep_folder(folder: Path) -> bool:
+    """A label-budget sweep's folder in the runs folder (cae/budget.py): its points are runs."""
+    return folder.name.startswith(SWEEP_PREFIX)
+
+
 def _run_folders(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
-    return sorted((p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")),
+    return sorted((p for p in directory.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and not is_sweep_folder(p)),
                   key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def sweep_points(directory: Path) -> list[Path]:
+    """The run folders of every sweep point in the runs folder, newest sweep first."""
+    if not directory.is_dir():
+        return []
+    sweeps = sorted((p for p in directory.iterdir() if p.is_dir() and is_sweep_folder(p)),
+                    key=lambda p: p.stat().st_mtime, reverse=True)
+    return [point for sweep in sweeps for point in sorted(_run_folders(sweep))]
 
 
 def list_runs(directory: str | os.PathLike | None = None,
@@ -250,8 +275,9 @@ def list_runs(directory: str | os.PathLike | None = None,
     shipped = _run_folders(pretrained) if pretrained else []
     order = list(index.get("runs", {}))
     shipped.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
-    for folder, is_pretrained in [*((p, True) for p in shipped),
-                                  *((p, False) for p in _run_folders(runs_dir(directory)))]:
+    own = runs_dir(directory)
+    for folder, is_pretrained in [*((p, True) for p in shipped), *((p, False) for p in _run_folders(own)),
+                                  *((p, False) for p in sweep_points(own))]:
         meta = index.get("runs", {}).get(folder.name, {}) if is_pretrained else {}
         try:
             metrics, error = read_metrics(folder), None

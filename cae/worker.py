@@ -217,7 +217,8 @@ class Worker:
 
     def sweep(self, job_id: int, payload: dict, origin: str, fingerprint: str) -> None:
         """The label-budget experiment, point by point; each point is reported as it finishes and
-        the whole is kept beside the runs (`budget.results_file`)."""
+        each is kept as a run in the sweep's folder, and the whole in its results file
+        (`budget.sweep_folder`, `budget.results_file`)."""
         from cae import budget
         from cae.files import write_atomically
         from cae.runs import load_run
@@ -229,6 +230,7 @@ class Worker:
             self.turns.yield_turn()
             return job_id in self.cancelled
 
+        folder = budget.sweep_folder(self.runs_dir, source.name, dataset.fingerprint)
         self.send(("started", job_id))
         points = []
         with self.turns:
@@ -237,7 +239,7 @@ class Worker:
                     if size > len(dataset.train):
                         continue
                     point = budget.run_point(source, dataset, size, seed, payload.get("steps", budget.STEPS),
-                                             lambda p: self.send(("progress", job_id, p)), should_stop)
+                                             lambda p: self.send(("progress", job_id, p)), should_stop, folder)
                     if point is None:
                         self.send(("cancelled", job_id))
                         return

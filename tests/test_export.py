@@ -53,6 +53,26 @@ def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_p
     assert "Fine-tuning, per class: " in out.stdout
 
 
+def test_a_label_budget_point_exports_its_labels_steps_and_seed(small_folder, tmp_path):
+    """A sweep point's recipe: 60 labels drawn with seed 2, exactly 14 steps of batch 10."""
+    made = cae("train", "--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "1", "--label-count", "60",
+               "--clf-steps", "14", "--clf-seed", "2", "--clf-batch-size", "10", "--precision", "fp32",
+               "--data", str(small_folder), "--runs", str(tmp_path / "runs"))
+    assert made.returncode == 0, made.stderr
+    run = load_run(made.stdout.strip().splitlines()[-1])
+    file = tmp_path / "point.py"
+    file.write_text(standalone_script(run, "A label-budget point"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
+                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "60 labelled images for the classifiers" in out.stdout
+    for name, rows in (("Fine-tuning", run.metrics["classifier"]), ("Scratch", run.metrics["scratch"]["classifier"])):
+        printed = re.findall(rf"{name} epoch (\d+): training loss ([0-9.]+)", out.stdout)
+        assert [int(e) for e, _ in printed] == [row["epoch"] for row in rows]  # 14 steps of 6 a epoch: 3 epochs
+        assert all(abs(float(loss) - row["train_loss"]) < 2e-3 for (_, loss), row in zip(printed, rows)), (printed, rows)
+
+
 def test_the_command_asks_for_exactly_this_run(small_folder, small_dataset, tmp_path):
     cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, precision="fp32", flip=True,
                  scratch_baseline=False, test_limit=50, label_fraction=0.5)

@@ -221,7 +221,19 @@ def test_a_label_budget_sweep_is_one_queue_entry_whose_points_arrive_in_turn(man
     assert budget.saved_points(manager.runs_dir, source.name, small_dataset.fingerprint) == sweep.result
     assert manager.wait(behind.id, 300).state == DONE  # the training queued behind it ran next
     listed = [i for i in list_runs(manager.runs_dir) if not i.pretrained]
-    assert {i.name for i in listed} == {source.name, behind.run_path.name} and not any(i.error for i in listed)
+    runs = {i.name for i in listed if i.path.parent == manager.runs_dir}
+    points = [i for i in listed if i.path.parent != manager.runs_dir]
+    assert runs == {source.name, behind.run_path.name} and not any(i.error for i in listed)
+    assert len(points) == 4  # two budgets, each the fine-tuned (with scratch) and the frozen experiment
+    assert all(sorted(f.name for f in i.path.iterdir()) == ["kernels.pt", "metrics.json"] for i in points)
+    assert {p["runs"]["frozen"] for p in sweep.result} <= {i.name for i in points}
+
+    stamps = {i.path: i.path.stat().st_mtime_ns for i in points}
+    again = manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12)
+    assert again.id != sweep.id and manager.wait(again.id, 300).state == DONE, again.error
+    assert [{k: p[k] for k in budget.LINES} for p in again.result] == [{k: p[k] for k in budget.LINES}
+                                                                       for p in sweep.result]
+    assert {path: path.stat().st_mtime_ns for path in stamps} == stamps  # found again, not trained again
 
 
 def test_a_sweep_is_cancelled_between_batches(manager, small_dataset, hold):

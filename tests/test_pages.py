@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from cae.config import Config
 from cae.figures import classifier_curves, kernel_difference, live_loss, per_class_bars, timing_bars
 from cae.report import class_extremes_sentence, run_summary, run_title
-from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir, train_or_load
+from cae.runs import PRETRAINED_DIR, load_run, pretrained_index, runs_dir, train_or_load
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SHIPPED = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]
@@ -150,11 +150,12 @@ def test_the_classifier_page_draws_the_shipped_label_budget_lines():
     assert chart["data"][0]["x"] == sorted({p["budget"] for p in next(iter(sweep["sources"].values()))["points"]})
 
 
-def test_run_this_sweep_is_one_job_and_its_chart_fills_in():
+def test_run_this_sweep_is_one_job_and_its_chart_fills_in_and_each_point_opens_on_every_page():
     from cae.jobs import DONE, manager_for
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("app_pages/classifier.py").run()
+    at.radio(key="finetune_what").set_value("the label-budget sweep").run()
     button = at.button(key="run_budget")
     assert "100, 1,000 labels, 1 seed" in button.label  # the sample: the CPU default, budgets that fit it
     button.click().run()
@@ -164,3 +165,18 @@ def test_run_this_sweep_is_one_job_and_its_chart_fills_in():
     assert not at.exception
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert any("this run on bundled sample" in t for t in titles)
+    assert at.selectbox(key="open_point").options[0] == "100 labels, seed 0: fine-tuned and scratch"
+    at.selectbox(key="open_point").set_value("1,000 labels, seed 0: frozen encoder").run()
+    at.button(key="open_point_button").click().run()
+    point = load_run(at.session_state["viewing"])  # metrics and kernels only; the autoencoder is the source's
+    assert point.config.label_count == 1000 and point.config.freeze_encoder and point.classifier is None
+    assert not (point.path / "autoencoder.pt").exists()
+    source = load_run(PRETRAINED_DIR / pretrained_index()["default"])
+    assert point.metrics["autoencoder_source"] == source.name
+    assert all(torch.equal(a, b) for a, b in zip(point.autoencoder.state_dict().values(),
+                                                 source.autoencoder.state_dict().values()))
+    for page in ("app_pages/overview.py", "app_pages/train.py", "app_pages/kernels.py", "app_pages/latent.py",
+                 "app_pages/classifier.py", "app_pages/try_image.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert any("1,000 labels" in m.value for m in at.markdown), page

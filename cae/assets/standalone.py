@@ -99,6 +99,11 @@ def load(source):
     return (*out, classes)
 
 
+def clf_seed(c):
+    """The classifiers' seed (labelled draw, head, batch order): clf_seed, else seed."""
+    return c["seed"] if c["clf_seed"] is None else c["clf_seed"]
+
+
 def balanced(labels, n, seed=0):
     """Indices of a seeded, class-balanced subset of n items (all of them when n is None)."""
     if n is None or n >= len(labels):
@@ -113,11 +118,11 @@ def balanced(labels, n, seed=0):
     return torch.tensor(sorted(chosen))
 
 
-def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip, precision):
-    """One shuffled pass; the mean training loss."""
+def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip, precision, max_steps=None):
+    """One shuffled pass (or its first max_steps batches); the mean training loss per image seen."""
     model.train()
-    total, order = 0.0, torch.randperm(len(images), generator=generator)
-    for start in range(0, len(images), batch_size):
+    total, seen, order = 0.0, 0, torch.randperm(len(images), generator=generator)
+    for start in list(range(0, len(images), batch_size))[:max_steps]:
         idx = order[start:start + batch_size]
         x = images[idx.to(images.device)].float() / 255
         if flip:
@@ -129,8 +134,8 @@ def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(idx)
-    return total / len(images)
+        total, seen = total + loss.item() * len(idx), seen + len(idx)
+    return total / seen
 
 
 @torch.no_grad()
@@ -146,17 +151,26 @@ def evaluate(model, images, labels, precision, autoencoder):
 
 
 def fine_tune(name, model, c, train, test, classes, precision):
+    """clf_epochs epochs, or exactly clf_steps optimiser steps (then tested 4 times, the last after the last step)."""
     if c["freeze_encoder"]:
         for p in [*model.conv_encoder.parameters(), *model.fc_encoder.parameters()]:
             p.requires_grad_(False)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=c["clf_lr"])
-    generator = torch.Generator().manual_seed(c["seed"] + 1)
+    generator = torch.Generator().manual_seed(clf_seed(c) + 1)
     ce = lambda out, x, y: F.cross_entropy(out, y)  # noqa: E731
-    for e in range(1, c["clf_epochs"] + 1):
-        t0 = time.perf_counter()
-        loss = epoch(model, optimizer, ce, *train, c["clf_batch_size"] or c["batch_size"], generator, c["flip"], precision)
+    batch, steps_left = c["clf_batch_size"] or c["batch_size"], c["clf_steps"]
+    per_epoch = -(-len(train[0]) // batch)
+    epochs = c["clf_epochs"] if steps_left is None else -(-steps_left // per_epoch)
+    checks = epochs if steps_left is None else min(epochs, 4)
+    tested, t0 = {round(epochs * k / checks) for k in range(1, checks + 1)}, time.perf_counter()
+    for e in range(1, epochs + 1):
+        loss = epoch(model, optimizer, ce, *train, batch, generator, c["flip"], precision, steps_left)
+        steps_left = None if steps_left is None else steps_left - per_epoch
+        if e not in tested:
+            continue
         acc, per_class = evaluate(model, *test, precision, autoencoder=False)
         print(f"{name} epoch {e}: training loss {loss:.3f}, test accuracy {acc:.1f}% ({time.perf_counter() - t0:.1f} s)")
+        t0 = time.perf_counter()
     print(f"{name}, per class: " + ", ".join(f"{n} {a:.1f}%" for n, a in zip(classes, per_class)))
 
 
@@ -184,13 +198,16 @@ def main():
         test_mse = evaluate(autoencoder, x_test, y_test, args.precision, autoencoder=True)
         print(f"Autoencoder epoch {e}: train MSE {train_mse:.4f}, test MSE {test_mse:.4f} ({time.perf_counter() - t0:.1f} s)")
 
-    labelled = balanced(y_train.cpu(), max(len(classes), round(c["label_fraction"] * len(y_train)))).to(device)
+    wanted = c["label_count"] if c["label_count"] is not None else round(c["label_fraction"] * len(y_train))
+    n_labelled = min(len(y_train), max(len(classes), wanted))  # class-balanced, drawn with clf_seed
+    labelled = balanced(y_train.cpu(), n_labelled, seed=c["clf_seed"] or 0).to(device)
     train = (x_train[labelled], y_train[labelled])
-    if c["clf_epochs"]:
-        fine_tune("Fine-tuning", Classifier(autoencoder, len(classes), c["seed"] + 1).to(device), c, train,
+    print(f"{n_labelled:,} labelled images for the classifiers")
+    if c["clf_epochs"] or c["clf_steps"]:
+        fine_tune("Fine-tuning", Classifier(autoencoder, len(classes), clf_seed(c) + 1).to(device), c, train,
                   (x_test, y_test), classes, args.precision)
-    if c["clf_epochs"] and c["scratch_baseline"]:
-        fine_tune("Scratch", Classifier(initial, len(classes), c["seed"] + 1).to(device), c, train,
+    if (c["clf_epochs"] or c["clf_steps"]) and c["scratch_baseline"]:
+        fine_tune("Scratch", Classifier(initial, len(classes), clf_seed(c) + 1).to(device), c, train,
                   (x_test, y_test), classes, args.precision)
 
 
