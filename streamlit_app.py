@@ -3,8 +3,8 @@
 import streamlit as st
 import torch
 
-from app_pages._shared import (current_dataset, dataset_label, device_label, run_label, runs,
-                               same_classes_other_images, selected_run_path, view_run, write_run_to_url)
+from app_pages._shared import (current_dataset, dataset_label, device_label, jobs, run_label, runs,
+                               same_classes_other_images, seat, selected_run_path, view_run, write_run_to_url)
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
 # The web server never trains; its few small forward passes run on one thread and leave the other
@@ -21,17 +21,32 @@ pages = [
     st.Page("app_pages/classifier.py", title="Classifier", icon=":material/bar_chart:"),
     st.Page("app_pages/try_image.py", title="Try an image", icon=":material/image_search:"),
 ]
+if seat() is not None:  # classroom mode: the lecturer's view (password in CAE_ADMIN_PASSWORD)
+    pages.append(st.Page("app_pages/admin.py", title="Lecturer", icon=":material/admin_panel_settings:"))
 page = st.navigation(pages)
 
 # Streamlit forgets a widget's value when a page without it runs; re-assigning keeps a learner's
 # Train and variant settings while they look at other pages.
 KEPT_SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
                  "lr", "clf_lr", "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline",
-                 "flip", "variant_epochs", "variant_lr", "variant_batch", "variant_labels", "variant_mode",
+                 "flip", "variant_epochs", "variant_lr", "variant_batch", "variant_labels", "variant_count", "variant_mode", "finetune_what",
                  "kernel_norm", "latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
 for key in KEPT_SETTINGS:
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]
+
+
+
+def queue_line() -> str:
+    """Classroom mode: how long the training queue is, and where this seat's jobs are in it."""
+    mine = jobs().active_jobs_of(seat())
+    places = sorted(p for j in mine if (p := jobs().place_in_queue(j.id)))
+    training = any(j.state == "running" for j in mine)
+    yours = ("yours is training" + (", " if places else "") if training else "") + \
+        (f"yours {'is' if len(places) == 1 else 'are'} number {' and '.join(map(str, places))}" if places else "")
+    return (f"**Seat** {seat()[:6]}… · **Queue:** {jobs().queue_length()} waiting"
+            + (f" · {yours}" if yours else " · none of yours"))
+
 
 with st.sidebar:
     st.caption(f"**Device:** {device_label()}")
@@ -55,6 +70,8 @@ with st.sidebar:
                        "the Classifier page can evaluate it on yours.")
     else:
         st.caption("**Run:** none yet — train one on the Train page.")
+    if seat() is not None:
+        st.caption(queue_line())
     if message := st.session_state.pop("link_message", None):
         st.warning(message)
 write_run_to_url()

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from cae import classroom
 from cae.data import SAMPLE, DataError, Dataset, load_dataset
 from cae.export import reproduce_command, standalone_script
 from cae.files import absolute
 from cae.jobs import DONE, FAILED, JobManager, manager_for
-from cae.runs import Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
+from cae.runs import SWEEP_PREFIX, Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
 from cae.report import run_summary, run_title
 from cae.train import describe_device, resolve_device
 from cae.worker import worker_threads
@@ -92,7 +93,12 @@ def data_source() -> str:
     """The session's data source, one spelling (absolute) for a folder: the address's ?data= (a
     reload keeps the data chosen), else $CAE_DATA, else the bundled sample."""
     if "data_source" not in st.session_state:
-        use_data(st.query_params.get("data") or os.environ.get("CAE_DATA") or SAMPLE)
+        wanted = st.query_params.get("data")
+        if wanted and not allowed_data(wanted):
+            st.session_state.link_message = ("In this class the data is the sample, the class's data or your own "
+                                             "uploads; the link's folder is not used.")
+            wanted = None
+        use_data(wanted or os.environ.get("CAE_DATA") or SAMPLE)
     return st.session_state.data_source
 
 
@@ -100,6 +106,85 @@ def use_data(source: str) -> None:
     """Make `source` ("sample" or a folder) the session's data from the next rerun on."""
     source = source.strip() or SAMPLE
     st.session_state.data_source = source if source == SAMPLE else str(absolute(source))
+
+
+def allowed_data(source: str) -> bool:
+    """Any source outside classroom mode; in it, only the sample, $CAE_DATA and this seat's uploads
+    (students never type a path on the server)."""
+    if seat() is None or source.strip() == SAMPLE:
+        return True
+    folder = str(absolute(source.strip()))
+    class_data = os.environ.get("CAE_DATA")
+    return (class_data is not None and folder == str(absolute(class_data))) or folder in seat_ledger().uploads(seat())
+
+
+# --- classroom mode (cae/classroom.py) --------------------------------------------------------
+
+def seat() -> str | None:
+    """This browser's seat in classroom mode, None otherwise: the address's ?seat=, or a new one
+    on a first visit (then kept in the address, so a reload keeps it)."""
+    if not classroom.enabled():
+        return None
+    if "seat" not in st.session_state:
+        token = st.query_params.get("seat")
+        st.session_state.seat = token if classroom.valid_seat(token) else classroom.new_seat()
+    return st.session_state.seat
+
+
+def is_admin() -> bool:
+    """The lecturer's admin view is open in this session (it always is outside classroom mode)."""
+    return seat() is None or bool(st.session_state.get("admin"))
+
+
+def caps() -> classroom.Caps:
+    return classroom.Caps.from_env()
+
+
+def seat_ledger() -> classroom.Ledger:
+    return classroom.Ledger(runs_dir())
+
+
+def owns_run(path: Path) -> bool:
+    """This seat may delete the run: outside classroom mode, as admin, or when it trained it."""
+    return is_admin() or seat_ledger().owner(Path(path).name) == seat()
+
+
+def forget_owner(path: Path) -> None:
+    """A deleted run's line in the classroom ledger goes with it."""
+    if seat() is not None:
+        seat_ledger().forget_run(Path(path).name)
+
+
+def owns_job(job) -> bool:
+    """This seat may stop the job for everyone: outside classroom mode, as admin, or its submitter."""
+    return is_admin() or job.owner == seat()
+
+
+def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None) -> str | None:
+    """Why this seat may not queue this training (or sweep), or None; never refused outside classroom mode."""
+    if seat() is None or is_admin():
+        return None
+    queued = len(jobs().active_jobs_of(seat()))
+    if budgets is not None:
+        return classroom.sweep_refusal(budgets, caps(), queued)
+    return classroom.refusal(cfg, n_train, caps(), queued)
+
+
+def submit_training(cfg, dataset: Dataset):
+    """Queue (or attach to, or find) the run for `cfg`; in classroom mode within the seat's caps,
+    else None with the reason shown."""
+    if problem := classroom_refusal(cfg, len(dataset.train)):
+        st.error(problem)
+        return None
+    return jobs().submit(cfg, dataset, session_token(), seat())
+
+
+def submit_sweep(source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int):
+    """Queue the label-budget sweep (one job) for this seat, or None with the reason shown."""
+    if problem := classroom_refusal(budgets=budgets):
+        st.error(problem)
+        return None
+    return jobs().submit_sweep(source, dataset, budgets, seeds, session_token(), owner=seat())
 
 
 def current_dataset(show_error: bool = True) -> Dataset | None:
@@ -113,10 +198,12 @@ def current_dataset(show_error: bool = True) -> Dataset | None:
 
 
 def runs() -> list[RunInfo]:
-    """Shipped runs and the runs folder's, read again only when either folder changed (a run
-    is written by a rename into it, or deleted)."""
+    """Shipped runs and the runs folder's (label-budget points too), read again only when a folder
+    changed (a run is written by a rename into it, or deleted)."""
     folder, shipped = runs_dir(), pretrained_dir()
-    return _listing(str(folder), _stamp(folder), str(shipped), _stamp(shipped))
+    sweeps = [p for p in folder.glob(f"{SWEEP_PREFIX}*") if p.is_dir()] if folder.is_dir() else []
+    stamp = max([_stamp(folder), *map(_stamp, sweeps)])
+    return _listing(str(folder), stamp, str(shipped), _stamp(shipped))
 
 
 def default_run(infos: list[RunInfo]) -> RunInfo | None:
@@ -153,6 +240,8 @@ def write_run_to_url() -> None:
     """Keep ?run=<name>&data=<source> in the address on every rerun (Streamlit drops query
     parameters on page changes), so a reload or a shared link opens the same run on the same data."""
     path = st.session_state.get("viewing")
+    if (token := seat()) and st.query_params.get("seat") != token:
+        st.query_params["seat"] = token
     if path and st.query_params.get("run") != Path(path).name:
         st.query_params["run"] = Path(path).name
     if st.query_params.get("data") != data_source():

@@ -9,13 +9,25 @@ import torch
 
 from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
 from cae.figures import sample_grid
+from cae.classroom import folder_bytes
+from cae.files import absolute
 from cae.uploads import LIMITS, MAX_UPLOAD_MB, UploadError, unpack_upload
-from app_pages._shared import current_dataset, data_source, use_data
+from app_pages._shared import caps, current_dataset, data_source, seat, seat_ledger, use_data
 
 SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
            "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",
            "CIFAR-10 (downloads ~170 MB into a folder when online)": "cifar10",
            "Your own photos (upload a folder or a zip)": "upload"}
+CLASS_DATA = "The class's data (chosen by the lecturer)"
+
+
+def sources() -> dict[str, str]:
+    """What a learner may choose; in classroom mode no server path is typed or downloaded into:
+    the sample, the lecturer's $CAE_DATA and the seat's own uploads."""
+    if seat() is None:
+        return SOURCES
+    chosen = {label: kind for label, kind in SOURCES.items() if kind in ("sample", "upload")}
+    return {**({CLASS_DATA: "class"} if os.environ.get("CAE_DATA") else {}), **chosen}
 
 
 def choose_folder(current: str) -> None:
@@ -55,12 +67,22 @@ def choose_upload() -> None:
                               max_upload_size=MAX_UPLOAD_MB)
     archive = st.file_uploader("…or a zip of one", type=["zip"], key="upload_zip", max_upload_size=MAX_UPLOAD_MB)
     files = [(archive.name, archive.getvalue())] if archive else [(f.name, f.getvalue()) for f in folder or []]
+    if seat() is not None:
+        used, quota = seat_ledger().upload_bytes(seat()), caps().upload_mb * 1_000_000
+        st.caption(f"This seat has uploaded {used / 1e6:.1f} MB of its {caps().upload_mb} MB.")
+        if files and used + sum(len(data) for _, data in files) > quota:
+            st.error(f"These photos would take this seat past its {caps().upload_mb} MB of uploads "
+                     f"({used / 1e6:.1f} MB used); upload fewer or smaller pictures.")
+            return
     if files and st.button("Use these photos", key="use_upload", type="primary"):
         try:
-            use_data(str(unpack_upload(files)))
+            folder = unpack_upload(files)
         except UploadError as exc:
             st.error(str(exc))
             return
+        if seat() is not None:
+            seat_ledger().record_upload(seat(), folder, folder_bytes(folder))
+        use_data(str(folder))
         st.rerun()
 
 
@@ -68,9 +90,15 @@ st.title("Data")
 st.markdown("The autoencoder never sees a label; the classifier does. Pick the images to work with.")
 current = data_source()
 kind = ("sample" if current == SAMPLE else "upload" if Path(current).parent == cache_dir() / UPLOADS
-        else "cifar10" if (Path(current) / CIFAR10_FOLDER).is_dir() else "folder")
-choice = SOURCES[st.radio("Source", list(SOURCES), index=list(SOURCES.values()).index(kind), key="data_kind")]
-if choice == "sample":
+        else "class" if seat() is not None else "cifar10" if (Path(current) / CIFAR10_FOLDER).is_dir() else "folder")
+offered = sources()
+choice = offered[st.radio("Source", list(offered), index=list(offered.values()).index(kind), key="data_kind")]
+if choice == "class":
+    if current != str(absolute(os.environ["CAE_DATA"])) and st.button("Use the class's data", key="use_data",
+                                                                           type="primary"):
+        use_data(os.environ["CAE_DATA"])
+        st.rerun()
+elif choice == "sample":
     if current != SAMPLE and st.button("Use the bundled sample", key="use_data", type="primary"):
         use_data(SAMPLE)
         st.rerun()

@@ -16,7 +16,7 @@ from cae.report import duration as minutes, pretraining_verdict
 from cae.runs import PRETRAINED_DIR, pretrained_index
 from cae.sweeps import fits_sweep, load_sweeps
 from cae.train import estimate_seconds
-from app_pages._shared import cached_run, current_dataset, jobs, seconds_per_mflop, session_token
+from app_pages._shared import cached_run, current_dataset, jobs, seconds_per_mflop, submit_training
 
 PRESENTER_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }
@@ -83,8 +83,9 @@ def live_training(dataset) -> None:
     if guess >= 60:
         st.caption(f"Training it live here would take about {minutes(guess)}; the Train page can do that.")
         return
-    if st.button(f"Train it live: {QUICK_LOOK}, about {minutes(guess)}", key="lecture_live"):
-        st.session_state.lecture_job = jobs().submit(cfg, dataset, session_token()).id
+    if st.button(f"Train it live: {QUICK_LOOK}, about {minutes(guess)}", key="lecture_live") and \
+            (job := submit_training(cfg, dataset)):
+        st.session_state.lecture_job = job.id
 
     @st.fragment(run_every=1.0)
     def progress() -> None:

@@ -9,8 +9,9 @@ from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.report import duration as minutes, epoch_sentence
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
-from app_pages._shared import (current_dataset, current_run, jobs, remember_settings, reproduce_this_run,
-                               restore_settings, seconds_per_mflop, session_token, show_run_summary, view_run)
+from app_pages._shared import (current_dataset, current_run, forget_owner, is_admin, jobs, owns_job, owns_run, remember_settings,
+                               reproduce_this_run, restore_settings, seconds_per_mflop, session_token, show_run_summary,
+                               seat, submit_training, view_run)
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
@@ -104,8 +105,7 @@ elif resolve_device("auto").type == "cpu":
         guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
         st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
 
-if st.button("Train", type="primary", key="train_button"):
-    job = jobs().submit(cfg, dataset, session_token())
+if st.button("Train", type="primary", key="train_button") and (job := submit_training(cfg, dataset)):
     st.session_state.job_id = job.id
     if job.cached:
         view_run(str(job.run_path))
@@ -134,6 +134,13 @@ def stop_controls(job) -> None:
             st.rerun(scope="app")
         if c3.button("Keep watching", key="keep_watching"):
             st.session_state.pop("confirm_stop")
+        return
+    if not owns_job(job):  # classroom mode: another seat's job goes on; this session can only leave it
+        if st.button("Detach (leave it running)", key="detach_button"):
+            jobs().detach(job.id, me)
+            st.session_state.pop("job_id")
+            st.rerun(scope="app")
+        st.caption("Another seat started this job: only it (or the lecturer) can stop it.")
         return
     if st.button("Stop", key="stop_button"):
         if others:
@@ -191,7 +198,9 @@ st.fragment(run_every=1.0 if any(j.active for j in trainings) else None)(job_pan
 
 if trainings:
     st.subheader("Queue (this server, one training at a time)")
-    st.dataframe([{"state": j.status, "latent": j.config.latent_dim,
+    st.dataframe([{**({"seat": "yours" if j.owner == seat() else (j.owner or "")[:6] if is_admin() else ""}
+                      if seat() else {}),
+                   "state": j.status, "latent": j.config.latent_dim,
                    "epochs": f"{j.config.ae_epochs}+{j.config.clf_epochs}",
                    "images": f"{j.config.limit:,}" if j.config.limit else "all", "labels": f"{j.config.label_fraction:.0%}",
                    "watching": len(j.watchers), "elapsed": minutes(j.elapsed()),
@@ -201,13 +210,15 @@ if trainings:
 run = current_run(show_message=False)
 if run is not None:
     reproduce_this_run(run)
-if run is not None and run.path.parent == runs_dir():  # never a shipped run
+if run is not None and runs_dir() in run.path.parents:  # never a shipped run (a sweep point is one level down)
     st.subheader("The run being viewed")
     show_run_summary(run)
     left, right = st.columns(2)
     left.download_button("Download as zip", lambda: zip_run(run.path), file_name=f"{run.name}.zip",
                          mime="application/zip", key="download_run")  # zipped when pressed, not on every rerun
-    if st.session_state.get("confirm_delete") != run.name:
+    if not owns_run(run.path):
+        right.caption("Another seat trained this run: only it (or the lecturer) can delete it.")
+    elif st.session_state.get("confirm_delete") != run.name:
         if right.button("Delete this run", key="delete_run"):
             st.session_state.confirm_delete = run.name
             st.rerun()
@@ -217,6 +228,7 @@ if run is not None and run.path.parent == runs_dir():  # never a shipped run
         if yes.button("Delete", key="delete_confirmed", type="primary"):
             try:
                 delete_run(run.path)
+                forget_owner(run.path)
                 view_run(None)
                 st.session_state.pop("confirm_delete")
                 st.rerun()

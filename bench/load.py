@@ -6,9 +6,12 @@ starts a training job from the Train page (the page's preset, 3 autoencoder epoc
 contexts walk every page for a few rounds while a thread polls /_stcore/health. In a class the
 browsers run on the students' machines: `--pin-browsers CPU` pins Chromium to one core (taskset),
 `--nice-browsers` runs it at nice 19. `--quiet` runs the same job with no browsers at all, for the
-epoch-time ratio.
+epoch-time ratio; `--no-job` walks with no job training. `--classroom` runs the server in classroom
+mode (CAE_CLASSROOM=1): each session keeps its own seat (?seat=) through its walk, Lecture mode is
+walked too, and the job is one seat's.
 
     python bench/load.py [--sessions 8] [--rounds 3] [--pin-browsers 1] [--nice-browsers] [--quiet]
+                         [--no-job] [--classroom] [--clf-epochs N]
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from cae.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer, health_latency
 
 PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "First-layer kernels"),
          ("classifier", "Classifier"), ("try_image", "Try an image")]
+# Classroom mode walks Lecture mode too. The Latent space page is left out: its first view computes
+# the map in the worker (minutes on the full CIFAR-10 copy), which would measure that, not the load.
+CLASSROOM_PAGES = [("lecture", "Lecture mode"), *PAGES]
 
 
 def poll_health(url: str, stop: threading.Event, samples: list) -> None:
@@ -50,25 +56,36 @@ async def open_page(page, url: str, path: str, title: str) -> float:
     return time.perf_counter() - t0
 
 
-async def start_training(browser, url: str, ae_epochs: int) -> None:
-    page = await browser.new_page()
-    await open_page(page, url, "train", "Train")
-    field = page.get_by_label("Autoencoder epochs")
-    await field.fill(str(ae_epochs))
+async def set_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    await field.fill(str(value))
     await field.press("Enter")
     await page.wait_for_timeout(500)
+
+
+async def start_training(browser, url: str, ae_epochs: int, clf_epochs: int | None) -> None:
+    page = await browser.new_page()
+    await open_page(page, url, "train", "Train")
+    await set_number(page, "Autoencoder epochs", ae_epochs)
+    if clf_epochs is not None:
+        await set_number(page, "Classifier epochs (0 = autoencoder only)", clf_epochs)
     await page.get_by_role("button", name="Train", exact=True).click()  # the page's preset otherwise
     await page.get_by_text("Your job").wait_for(timeout=60_000)
     await page.close()
 
 
-async def session(browser, url: str, rounds: int, times: dict, failures: list) -> None:
+async def session(browser, url: str, rounds: int, times: dict, failures: list, pages: list) -> None:
+    """One student: a browser context walking every page `rounds` times; in classroom mode it keeps
+    the seat its first page gave it (a new address without ?seat= would be a new seat)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
+    seat = ""
     for _ in range(rounds):
-        for path, title in PAGES:
+        for path, title in pages:
             try:
-                times.setdefault(path or "overview", []).append(await open_page(page, url, path, title))
+                times.setdefault(path or "overview", []).append(await open_page(page, url, path + seat, title))
+                if not seat and "seat=" in page.url:
+                    seat = "?seat=" + page.url.split("seat=")[1].split("&")[0]
             except Exception as exc:  # every page must answer: count what did not
                 failures.append(f"{path or 'overview'}: {type(exc).__name__}")
     await context.close()
@@ -85,13 +102,15 @@ def chromium_wrapper(folder: str, nice: bool, pin: str | None) -> str:
     return str(wrapper)
 
 
-async def run(url: str, sessions: int, rounds: int, executable: str, ae_epochs: int) -> dict:
+async def run(url: str, sessions: int, rounds: int, executable: str, ae_epochs: int, clf_epochs: int | None,
+              job: bool, pages: list) -> dict:
     times, failures = {}, []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
-        await start_training(browser, url, ae_epochs)
+        if job:
+            await start_training(browser, url, ae_epochs, clf_epochs)
         t0 = time.perf_counter()
-        await asyncio.gather(*(session(browser, url, rounds, times, failures) for _ in range(sessions)))
+        await asyncio.gather(*(session(browser, url, rounds, times, failures, pages) for _ in range(sessions)))
         wall = time.perf_counter() - t0
         await browser.close()
     return {"times": times, "failures": failures, "wall_s": wall}
@@ -121,39 +140,49 @@ def main() -> None:
     parser.add_argument("--nice-browsers", action="store_true", help="Chromium at nice 19")
     parser.add_argument("--pin-browsers", default=None, metavar="CPUS", help="taskset Chromium to these cores")
     parser.add_argument("--quiet", action="store_true", help="the same job with no browsers walking")
+    parser.add_argument("--no-job", action="store_true", help="the same walk with no job training")
+    parser.add_argument("--classroom", action="store_true", help="CAE_CLASSROOM=1: a seat per session")
+    parser.add_argument("--clf-epochs", type=int, default=None, help="the job's classifier epochs (preset's if unset)")
     args = parser.parse_args()
     sessions = 0 if args.quiet else args.sessions
+    pages = CLASSROOM_PAGES if args.classroom else PAGES
     with tempfile.TemporaryDirectory() as tmp:
         data = data_for_load()
-        env = {"CAE_RUNS": f"{tmp}/runs", "CAE_CACHE": f"{tmp}/cache", "CAE_DATA": data}
+        env = {"CAE_RUNS": f"{tmp}/runs", "CAE_CACHE": f"{tmp}/cache", "CAE_DATA": data,
+               **({"CAE_CLASSROOM": "1"} if args.classroom else {})}
         with AppServer(env, Path(tmp) / "server.log") as server:
             stop, health = threading.Event(), []
             poller = threading.Thread(target=poll_health, args=(server.url, stop, health))
             poller.start()
             try:
                 executable = chromium_wrapper(tmp, args.nice_browsers, args.pin_browsers)
-                result = asyncio.run(run(server.url, sessions, args.rounds, executable, args.ae_epochs))
+                result = asyncio.run(run(server.url, sessions, args.rounds, executable, args.ae_epochs,
+                                         args.clf_epochs, not args.no_job, pages))
                 walked = time.perf_counter()
-                metrics = wait_for_run(Path(tmp) / "runs")
+                stop.set()  # health is measured during the walk only
+                metrics = None if args.no_job else wait_for_run(Path(tmp) / "runs")
             finally:
                 stop.set()
                 poller.join()
     answered = [h for h in health if h is not None]
-    epochs = [r["seconds"] for r in metrics["autoencoder"]]
+    epochs = [r["seconds"] for r in metrics["autoencoder"]] if metrics else []
     report = {
         "sessions": sessions, "rounds": args.rounds, "nice_browsers": args.nice_browsers,
+        "classroom": args.classroom, "job": not args.no_job,
         "pin_browsers": args.pin_browsers, "data": data, "wall_s": result["wall_s"],
         "page_s": {k: {"median": statistics.median(v), "max": max(v), "n": len(v)} for k, v in result["times"].items()},
         "failures": result["failures"],
         "health": {"polls": len(health), "unanswered": len(health) - len(answered),
                    "median_s": statistics.median(answered), "max_s": max(answered),
                    "p95_s": sorted(answered)[int(0.95 * (len(answered) - 1))]},
-        "ae_epoch_s": epochs, "job_seconds_total": metrics["seconds_total"],
+        "ae_epoch_s": epochs, "job_seconds_total": metrics["seconds_total"] if metrics else None,
         "job_finished_after_walk_s": time.perf_counter() - walked,
     }
     pinned = f", browsers pinned to CPU {args.pin_browsers}" if args.pin_browsers is not None else ""
-    print(f"{sessions} sessions x {args.rounds} rounds of {len(PAGES)} pages while a job trains on {data} "
-          f"({report['wall_s']:.0f} s){', browsers at nice 19' if args.nice_browsers else ''}{pinned}")
+    doing = f"while a job trains on {data}" if metrics else f"with no job training, data {data}"
+    print(f"{sessions} sessions x {args.rounds} rounds of {len(pages)} pages {doing} "
+          f"({report['wall_s']:.0f} s){', browsers at nice 19' if args.nice_browsers else ''}{pinned}"
+          f"{', classroom mode (a seat each)' if args.classroom else ''}")
     for name, t in report["page_s"].items():
         print(f"  {name:<12} median {t['median']:.2f} s   max {t['max']:.2f} s   ({t['n']} loads)")
     h = report["health"]
@@ -161,7 +190,8 @@ def main() -> None:
     print(f"  page loads answered: {loads} of {loads + len(report['failures'])}")
     print(f"  health: {h['polls']} polls, {h['unanswered']} unanswered, median {1000 * h['median_s']:.0f} ms, "
           f"p95 {1000 * h['p95_s']:.0f} ms, max {1000 * h['max_s']:.0f} ms")
-    print(f"  autoencoder epochs: {', '.join(f'{e:.1f}' for e in epochs)} s; job {metrics['seconds_total']:.0f} s")
+    if metrics:
+        print(f"  autoencoder epochs: {', '.join(f'{e:.1f}' for e in epochs)} s; job {metrics['seconds_total']:.0f} s")
     print(f"  failures: {len(report['failures'])} {report['failures'][:5]}")
     out = Path(__file__).parent / "results" / f"load-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)

@@ -66,6 +66,7 @@ class Job:
     cancel_requested: bool = False
     held: bool = False        # at the test barrier (cae.worker.HOLD_ENV)
     watchers: set[str] = field(default_factory=set)  # sessions that submitted or opened it
+    owner: str | None = None  # the classroom seat that submitted it (cae/classroom.py); None otherwise
     submitted: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -118,18 +119,19 @@ class JobManager:
 
     # --- what pages call -------------------------------------------------------------------
 
-    def submit(self, cfg: Config, dataset: Dataset, watcher: str | None = None) -> Job:
+    def submit(self, cfg: Config, dataset: Dataset, watcher: str | None = None, owner: str | None = None) -> Job:
         """Attach to the job for this request if one is queued or running (and not being
-        cancelled), reuse a saved run, or queue a new job."""
+        cancelled), reuse a saved run, or queue a new job. A new job belongs to `owner` (a
+        classroom seat); an attached job keeps its owner, and a saved run found belongs to nobody new."""
         key, _ = request_keys(cfg, dataset)
         with self._lock:
             self._check_open()
             job = self._attachable(key)
             if job is None:
                 job = Job(next(self._ids), TRAIN, key, cfg, dataset.origin, dataset.fingerprint,
-                          originals=fixed_test_images(dataset))
+                          originals=fixed_test_images(dataset), owner=owner)
                 if (found := find_run(key, self.runs_dir)) is not None:
-                    job.state, job.run_path, job.cached = DONE, found, True
+                    job.state, job.run_path, job.cached, job.owner = DONE, found, True, None
                     job.started = job.finished = time.time()
                 self._add(job)
             if watcher:
@@ -137,7 +139,7 @@ class JobManager:
             return job
 
     def submit_sweep(self, source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int,
-                     watcher: str | None = None, steps: int | None = None) -> Job:
+                     watcher: str | None = None, steps: int | None = None, owner: str | None = None) -> Job:
         """Queue the label-budget experiment for a run's encoder on `dataset` (one entry; its points
         arrive in `job.result` as they finish), or attach to the same one already queued or running."""
         payload = {"source": str(source), "budgets": list(budgets), "seeds": seeds, **({"steps": steps} if steps else {})}
@@ -145,7 +147,8 @@ class JobManager:
         with self._lock:
             self._check_open()
             job = self._attachable(key) or self._add(Job(next(self._ids), SWEEP, key, origin=dataset.origin,
-                                                         fingerprint=dataset.fingerprint, payload=payload, result=[]))
+                                                         fingerprint=dataset.fingerprint, payload=payload, result=[],
+                                                         owner=owner))
             if watcher:
                 job.watchers.add(watcher)
             return job
@@ -189,6 +192,16 @@ class JobManager:
     def get(self, job_id: int | None) -> Job | None:
         with self._lock:
             return self._jobs.get(job_id)
+
+    def active_jobs_of(self, owner: str) -> list[Job]:
+        """The trainings and sweeps a seat submitted that are queued or running."""
+        with self._lock:
+            return [j for j in self._jobs.values() if j.owner == owner and j.active and j.kind in TRAINING_KINDS]
+
+    def queue_length(self) -> int:
+        """Trainings and sweeps waiting for the training slot."""
+        with self._lock:
+            return sum(j.kind in TRAINING_KINDS and j.state == QUEUED for j in self._jobs.values())
 
     def place_in_queue(self, job_id: int) -> int | None:
         """1 for the training job that runs next, 2 after it...; None when it is not queued."""
@@ -348,7 +361,7 @@ class JobManager:
             job.result.append(rest[0])
         elif kind == "done":
             job.run_path, job.cached = Path(rest[0]), rest[1]
-            self._end(job, DONE)
+            self._end(job, DONE, self._claim(job) if job.owner and not job.cached else None)
         elif kind == "result":
             job.result = rest[0]
             self._end(job, DONE)
@@ -356,6 +369,16 @@ class JobManager:
             self._end(job, CANCELLED)
         elif kind == "failed":
             self._end(job, FAILED, rest[0])
+
+    def _claim(self, job: Job) -> str | None:
+        """Record the seat that trained this run (classroom mode); a record that fails is said."""
+        from cae.classroom import ClassroomError, Ledger
+
+        try:
+            Ledger(self.runs_dir).claim_run(job.run_path.name, job.owner)
+        except ClassroomError as exc:
+            return str(exc)
+        return None
 
     def _worker_died(self) -> None:
         process, conn, self._process, self._conn = self._process, self._conn, None, None

@@ -308,3 +308,42 @@ def test_the_classifier_page_draws_the_label_budget_lines(page, server):
         el => String(el.layout.title.text).includes('Test accuracy against labels')).data.map(t => t.name)""")
     assert names == ["fine-tuned from the autoencoder", "frozen encoder + linear head", "from scratch (random init)"]
     assert page.get_by_text(re.compile("The fine-tuned line is above scratch|Starting from the autoencoder|At no budget")).count() >= 1
+
+
+def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser, tmp_path, screenshots):
+    """Two browsers are two seats (each its own ?seat= in the address, kept on a reload); while the
+    first seat's job trains, the second seat's waits, and each sidebar says whose is where."""
+    from cae.appserver import AppServer
+    hold = tmp_path / "hold"
+    hold.touch()  # the first job holds before its first batch: the queue stays as it is while we look
+    env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
+           "CAE_WORKER_HOLD": str(hold), "CAE_CLASSROOM": "1"}
+    server = AppServer(env, tmp_path / "server.log")
+    seats = [browser.new_context(viewport={"width": 1280, "height": 720}).new_page() for _ in range(2)]
+    try:
+        for seed, page in enumerate(seats):
+            page.set_default_timeout(60_000)
+            open_page(page, server, "train", "Train")
+            assert "seat=" in page.url
+            set_number(page, "Autoencoder epochs", 1)
+            set_number(page, "Classifier epochs (0 = autoencoder only)", 1)
+            set_number(page, "Seed", seed + 1)
+            page.get_by_role("button", name="Train", exact=True).click()
+            page.get_by_text("Your job").wait_for()
+        addresses = [page.url for page in seats]
+        assert len({re.search(r"seat=([^&]+)", a).group(1) for a in addresses}) == 2
+        sidebar = {}
+        for page, address in zip(seats, addresses):
+            page.goto(address)  # a reload: the same seat, so the same jobs are its own
+            page.get_by_text(re.compile(r"Queue:")).first.wait_for()
+            sidebar[address] = page.locator('[data-testid="stSidebar"]').inner_text()
+        first, second = (sidebar[a] for a in addresses)
+        assert "1 waiting" in first and "yours is training" in first, first
+        assert "1 waiting" in second and "yours is number 1" in second, second
+        seats[1].get_by_text(re.compile(r"Queue:")).first.scroll_into_view_if_needed()
+        seats[1].screenshot(path=str(screenshots / "classroom-second-seat.png"))
+    finally:
+        hold.unlink(missing_ok=True)
+        for page in seats:
+            page.context.close()
+        server.stop()
