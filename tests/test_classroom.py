@@ -11,7 +11,7 @@ from cae.classroom import Caps, Ledger, admin_password_matches, refusal, sweep_r
 from cae.config import Config
 from cae.jobs import CANCELLED, DONE, RUNNING, manager_for
 from cae.runs import runs_dir, train_or_load
-from conftest import REPO, wait_until
+from tests.conftest import REPO, wait_until
 
 APP = str(REPO / "streamlit_app.py")
 TINY = dict(latent_dim=16, ae_epochs=1, clf_epochs=1, batch_size=128, subset="Custom size", limit_custom=256,
