@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `pytho
 import argparse
 import asyncio
 import json
+import signal
 import statistics
 import tempfile
 import threading
@@ -41,12 +42,20 @@ PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "Fi
 CLASSROOM_PAGES = [("lecture", "1/"), *PAGES]  # Lecture mode opens on step 1: "1/7 · …"
 
 
-def poll_health(url: str, stop: threading.Event, samples: list) -> None:
-    """(seconds since the poller started, latency or None when unanswered within 10 s)."""
+def available_mb() -> int:
+    """The machine's available memory (MemAvailable), in MB."""
+    with open("/proc/meminfo") as f:
+        return next(int(line.split()[1]) // 1024 for line in f if line.startswith("MemAvailable:"))
+
+
+def poll_health(url: str, stop: threading.Event, samples: list, memory: list) -> None:
+    """(seconds since the poller started, latency or None when unanswered within 10 s); and the
+    available memory at each poll."""
     t0 = time.perf_counter()
     while not stop.is_set():
         at = time.perf_counter() - t0
         samples.append((at, health_latency(url, timeout=10)))
+        memory.append(available_mb())
         time.sleep(0.25)
 
 
@@ -138,6 +147,9 @@ def data_for_load() -> str:
 
 
 def main() -> None:
+    # `timeout` (or Ctrl-C) must still stop the server and its worker: a leftover server training
+    # its job would load the next measurement
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
@@ -156,8 +168,8 @@ def main() -> None:
         env = {"CAE_RUNS": f"{tmp}/runs", "CAE_CACHE": f"{tmp}/cache", "CAE_DATA": data,
                **({"CAE_CLASSROOM": "1"} if args.classroom else {})}
         with AppServer(env, Path(tmp) / "server.log") as server:
-            stop, health = threading.Event(), []
-            poller = threading.Thread(target=poll_health, args=(server.url, stop, health))
+            stop, health, memory = threading.Event(), [], []
+            poller = threading.Thread(target=poll_health, args=(server.url, stop, health, memory))
             poller.start()
             try:
                 executable = chromium_wrapper(tmp, args.nice_browsers, args.pin_browsers)
@@ -183,7 +195,7 @@ def main() -> None:
                    # None when over 5% of the polls went unanswered: the p95 is then over 10 s
                    "p95_s": None if (p95 := ranked[int(0.95 * (len(ranked) - 1))]) == float("inf") else p95,
                    "unanswered_at_s": [round(at) for at, h in health if h is None]},
-        "ae_epoch_s": epochs, "job_seconds_total": metrics["seconds_total"] if metrics else None,
+        "min_available_mb": min(memory), "ae_epoch_s": epochs, "job_seconds_total": metrics["seconds_total"] if metrics else None,
         "job_finished_after_walk_s": time.perf_counter() - walked,
     }
     pinned = f", browsers pinned to CPU {args.pin_browsers}" if args.pin_browsers is not None else ""
@@ -201,6 +213,7 @@ def main() -> None:
           f"median {1000 * h['median_s']:.0f} ms, p95 {p95}, max answered {1000 * h['max_s']:.0f} ms")
     if metrics:
         print(f"  autoencoder epochs: {', '.join(f'{e:.1f}' for e in epochs)} s; job {metrics['seconds_total']:.0f} s")
+    print(f"  least memory available during the walk: {report['min_available_mb']:,} MB")
     print(f"  failures: {len(report['failures'])} {report['failures'][:5]}")
     out = Path(__file__).parent / "results" / f"load-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(exist_ok=True)
