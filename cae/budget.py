@@ -16,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
-from cae.config import Config, run_key
+from cae.config import Config
 from cae.data import Dataset
-from cae.runs import SWEEP_PREFIX, Run, RunError, read_metrics, reused_autoencoder, save_run
-from cae.train import planned_work, resolve_device, resolve_precision, run_experiment
+from cae.runs import SWEEP_PREFIX, Run, find_run, read_metrics, request_keys, reused_autoencoder, save_run
+from cae.train import planned_work, run_experiment
 
 BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
 QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets
@@ -67,17 +67,9 @@ def _experiment(cfg: Config, source: Run, dataset: Dataset, on_progress, should_
                 folder: Path | None) -> tuple[dict, str | None] | None:
     """(metrics, run name) of one experiment of a point: found in `folder`, else trained from the
     source's autoencoder (and saved there without weights); None when stopped."""
-    device = resolve_device(cfg.device)
-    key = run_key(cfg, resolve_precision(cfg.precision, device), dataset.fingerprint)
-    for point in sorted(folder.iterdir()) if folder is not None and folder.is_dir() else ():
-        if not point.is_dir() or point.name.startswith("."):
-            continue
-        try:
-            metrics = read_metrics(point)
-        except RunError:  # a damaged point is trained again
-            continue
-        if metrics.get("run_key") == key:
-            return metrics, point.name
+    found = find_run(request_keys(cfg, dataset)[0], folder, pretrained=None) if folder is not None else None
+    if found is not None:  # a damaged point is not found: it is trained again
+        return read_metrics(found), found.name
     result = run_experiment(cfg, dataset, on_progress, should_stop, reuse=reused_autoencoder(source))
     if result.cancelled:
         return None
