@@ -17,8 +17,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `pytho
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
 from cae.data import load_dataset
 from cae.runs import PRETRAINED_DIR, evaluate_run, export_run, load_run, pretrained_index
