@@ -26,6 +26,18 @@ def test_every_shipped_run_loads_through_the_public_api(path):
     assert run.metrics["dataset"]["name"].startswith("image folder cifar10-jpeg")
 
 
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_every_shipped_run_carries_the_kernels_of_every_epoch_and_the_codes_knn_curve(path):
+    run = load_run(path)
+    for phase, rows in [("autoencoder", run.metrics["autoencoder"]), ("finetuned", run.metrics["classifier"]),
+                        ("scratch", run.metrics["scratch"]["classifier"])]:
+        if rows:
+            assert tuple(run.kernels[f"{phase}_epochs"].shape) == (len(rows), 64, 3, 3, 3)
+    if run.metrics["autoencoder"]:  # a run that trained its own autoencoder (not one that reuses another's)
+        assert all(0 < row["knn_acc"] <= 100 for row in run.metrics["autoencoder"])
+        assert run.metrics["representation"]["pixels_knn"] > 0
+
+
 def test_shipped_runs_are_listed_first_and_marked_pretrained(tmp_path):
     infos = list_runs(tmp_path)
     assert [i.path for i in infos[: len(SHIPPED)]] and all(i.pretrained for i in infos[: len(SHIPPED)])
