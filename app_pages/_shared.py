@@ -342,6 +342,19 @@ def reproduce_this_run(run: Run) -> None:
                    "folder with train/ and test/. It prints one line per epoch like the CLI.")
 
 
+def click_chart_key(name: str) -> str:
+    """The key of the clickable chart `name` for this round: a new round (after its number was typed,
+    see `typed_instead_of_clicked`) draws the chart afresh, without the old selection, so a click on
+    the point chosen before counts again."""
+    return f"{name}_{st.session_state.get(f'{name}_round', 0)}"
+
+
+def typed_instead_of_clicked(name: str) -> None:
+    """`on_change` of the number input that the clickable chart `name` also moves: start a new round."""
+    st.session_state.pop(f"{click_chart_key(name)}_last_click", None)
+    st.session_state[f"{name}_round"] = st.session_state.get(f"{name}_round", 0) + 1
+
+
 def clicked_point(chart_key: str) -> int | None:
     """The customdata (a number) of the point last clicked on a chart drawn with
     `on_select="rerun"` under `chart_key`, once per click (a page then moves its number input)."""

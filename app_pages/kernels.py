@@ -7,7 +7,8 @@ import torch
 from cae.figures import (distance_from_start, kernel_close_ups, kernel_difference, kernel_distance_chart,
                          kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_slices, kernel_timeline,
                          kernel_update_ranking, relative_change, update_norms)
-from app_pages._shared import clicked_point, current_run, keep_defaults, show_run_summary
+from app_pages._shared import (click_chart_key, clicked_point, current_run, keep_defaults, show_run_summary,
+                               typed_instead_of_clicked)
 
 
 def timeline(k: dict) -> None:
@@ -19,20 +20,22 @@ def timeline(k: dict) -> None:
     if st.session_state.get("kernel_playing"):
         st.session_state.kernel_step = (st.session_state.get("kernel_step", 0) + 1) % len(steps)
     st.session_state.kernel_step = min(st.session_state.get("kernel_step", len(steps) - 1), len(steps) - 1)
-    if (number := clicked_point("kernel_sheet")) is not None:
+    sheet_key = click_chart_key("kernel_sheet")
+    if (number := clicked_point(sheet_key)) is not None:
         st.session_state.kernel_pick = number
     keep_defaults(kernel_pick=0)
     step = st.slider("Snapshot", 0, len(steps) - 1, key="kernel_step",
                      help="0 is the random start; then every epoch of autoencoder training, then of fine-tuning.")
     play, pick = st.columns([1, 3])
     play.toggle("Play", key="kernel_playing", help="Step through the snapshots, about one per second.")
-    chosen = pick.number_input("Kernel (or click one)", 0, 63, key="kernel_pick")
+    chosen = pick.number_input("Kernel (or click one)", 0, 63, key="kernel_pick",
+                               on_change=typed_instead_of_clicked, args=("kernel_sheet",))
     name, kernels = steps[step]
     left, right = st.columns([3, 2])
     with left:
         st.markdown(f"**{name}** ({step} of {len(steps) - 1}), all snapshots on one colour scale")
         st.plotly_chart(kernel_sheet_figure(kernel_sheet(kernels, bounds), chosen=chosen), width="stretch",
-                        on_select="rerun", selection_mode="points", key="kernel_sheet")
+                        on_select="rerun", selection_mode="points", key=sheet_key)
     with right:
         st.plotly_chart(kernel_slices(kernels[chosen], f"Kernel {chosen}: its R, G and B weights"), width="stretch")
         lines = distance_from_start(k)

@@ -11,8 +11,9 @@ from cae.figures import (activity_chart, image_strip, latent_map, latent_size_ch
                          representation_curves)
 from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
 from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
-from app_pages._shared import (TaskError, clicked_point, computed, current_dataset, current_run, keep_defaults, remember_settings,
-                               restore_settings, runs, same_dataset, show_run_summary)
+from app_pages._shared import (TaskError, click_chart_key, clicked_point, computed, current_dataset, current_run,
+                               keep_defaults, remember_settings, restore_settings, runs, same_dataset, show_run_summary,
+                               typed_instead_of_clicked)
 
 SETTINGS = ("latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
 FEATURE_NAMES = {"pixels": "raw pixels", "initial": "the initial (random) encoder's code",
@@ -65,7 +66,8 @@ def neighbours_row(title: str, found: list[int], dataset, label: int) -> None:
 
 def show_map(run, dataset, view: dict) -> None:
     index, labels = view["index"].tolist(), view["labels"]
-    if (number := clicked_point("latent_map_chart")) is not None:
+    map_key = click_chart_key("latent_map_chart")
+    if (number := clicked_point(map_key)) is not None:
         st.session_state.latent_image = number
     keep_defaults(latent_image=index[0])
     st.session_state.latent_image = min(max(int(st.session_state.latent_image), 0), len(dataset.test) - 1)
@@ -79,13 +81,13 @@ def show_map(run, dataset, view: dict) -> None:
         x, y = ((code - view["mean"]) @ view["axes"])[0].tolist()
         extra = (x, y, picture_name)
     chart.plotly_chart(latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
-                       width="stretch", on_select="rerun", selection_mode="points", key="latent_map_chart")
+                       width="stretch", on_select="rerun", selection_mode="points", key=map_key)
     chart.caption(f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
                f"differ most (PCA): they show {view['explained']:.0%} of the codes' variance, so points close here "
                "may still be far apart in the full code. Click a point, or type its number.")
     left, right = st.columns([1, 3])
     number = left.number_input(f"Test image number (0–{len(dataset.test) - 1})", 0, len(dataset.test) - 1,
-                               key="latent_image")
+                               key="latent_image", on_change=typed_instead_of_clicked, args=("latent_map_chart",))
     position = on_map(int(number), index)
     if index[position] != number:
         left.caption(f"Test image {number} is not on the map; showing {index[position]}, the nearest number that is.")

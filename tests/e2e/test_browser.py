@@ -223,6 +223,46 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
     assert page.get_by_text(re.compile("8 nearest by raw pixels")).count() == 1
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshots / "latent-clicked.png"), full_page=True)
+    other = next(n for n, _, _ in points if n != number)  # type another number, then click the same point again
+    page.get_by_label(re.compile("Test image number")).fill(str(other))
+    page.get_by_label(re.compile("Test image number")).press("Enter")
+    page.get_by_text(re.compile(f"^test image {other}: ")).wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    points = chart.evaluate(MAP_POINTS_JS)  # the map was drawn again: find the point where it is now
+    _, x, y = next(p for p in points if p[0] == number)
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    expect(page.get_by_label(re.compile("Test image number"))).to_have_value(str(number), timeout=60_000)
+
+
+def click_kernel(page, number: int) -> None:
+    """Click kernel `number` on the kernel sheet until the number input shows it. The timeline is a
+    fragment and the images above it load late, so a square can move between finding and clicking."""
+    from playwright.sync_api import expect
+    for attempt in range(4):
+        points = []
+        try:
+            sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
+            sheet.scroll_into_view_if_needed(timeout=5_000)
+            page.wait_for_timeout(500)
+            points = sheet.evaluate(MAP_POINTS_JS)
+        except Exception:  # detached mid-draw: look again
+            pass
+        if len(points) != 64:  # one invisible square over each kernel
+            page.wait_for_timeout(500)
+            continue
+        _, x, y = next(p for p in points if p[0] == number)
+        page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then takes the click
+        page.wait_for_timeout(300)
+        page.mouse.click(x, y)
+        try:
+            expect(page.get_by_label("Kernel (or click one)")).to_have_value(str(number), timeout=10_000)
+            return
+        except AssertionError:
+            if attempt == 3:
+                raise
+    raise AssertionError("the kernel sheet never showed its 64 squares")
 
 
 def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, screenshots):
@@ -236,21 +276,12 @@ def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, 
     expect(slider).not_to_have_attribute("aria-valuenow", before, timeout=20_000)
     page.get_by_text("initial (random)").first.wait_for(timeout=20_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    points = []
-    for _ in range(10):  # the timeline is a fragment: its chart may be drawn again while we look
-        try:
-            sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
-            sheet.scroll_into_view_if_needed(timeout=5_000)
-            page.wait_for_timeout(500)
-            points = sheet.evaluate(MAP_POINTS_JS)
-            if len(points) == 64:
-                break
-        except Exception:  # detached mid-draw: look again
-            page.wait_for_timeout(500)
-    assert len(points) == 64  # one invisible square over each kernel
-    number, x, y = points[9]
-    page.mouse.click(x, y)
-    expect(page.get_by_label("Kernel (or click one)")).to_have_value("9", timeout=30_000)
+    click_kernel(page, 9)
+    page.get_by_text("Kernel 9: its R, G and B weights").wait_for(timeout=30_000)
+    page.get_by_label("Kernel (or click one)").fill("5")
+    page.get_by_label("Kernel (or click one)").press("Enter")
+    page.get_by_text("Kernel 5: its R, G and B weights").wait_for(timeout=30_000)
+    click_kernel(page, 9)  # the same kernel again, after typing another: a second click still chooses it
     page.get_by_text("Kernel 9: its R, G and B weights").wait_for(timeout=30_000)
     page.screenshot(path=str(screenshots / "kernels-timeline.png"))
 
