@@ -4,12 +4,12 @@ table side by side; and fine-tuning this run's encoder again (other settings, or
 import streamlit as st
 
 from cae import budget
-from cae.config import LEARNING_RATES, fitting_batch_size
+from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
 from cae.jobs import DONE
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
 from cae.report import (class_extremes_sentence, label_budget_sentence, lecture_autoencoder_rows,
-                        lecture_classifier_rows, pretraining_verdict, test_images)
-from cae.sweeps import budget_lines, load_label_budget
+                        lecture_classifier_rows, per_class_counts, pretraining_verdict, test_images, verdict_rule)
+from cae.sweeps import budget_lines, load_label_budget, seed_spread
 from cae.report import duration as minutes
 from cae.runs import RunError, transfer_config
 from cae.train import resolve_device
@@ -67,13 +67,15 @@ def one_classifier(run, dataset, transfer: bool) -> None:
         changes.update(label_count=int(count), label_fraction=1.0)
     else:
         changes.update(label_fraction=int(labels[:-1]) / 100, label_count=None)
-    label = f"Fine-tune on {dataset.name}" if transfer else "Train this variant"
-    if not st.button(label, key="variant_button", type="primary"):
-        return
     try:
         cfg = transfer_config(run, **changes) if transfer else run.config.replace(**changes)
-    except RunError as exc:
+    except (RunError, ConfigError) as exc:
         st.error(str(exc))
+        return
+    if warning := few_steps_warning(cfg, n_train, len(dataset.classes), classifier_only=True):
+        st.warning(f"With the settings on this form: {warning}")
+    label = f"Fine-tune on {dataset.name}" if transfer else "Train this variant"
+    if not st.button(label, key="variant_button", type="primary"):
         return
     job = submit_training(cfg, dataset)
     if job is None:
@@ -95,7 +97,7 @@ def run_label_budget(run, dataset) -> None:
     if not budgets:
         st.info(f"{dataset.name} has fewer than {min(budget.QUICK_BUDGETS)} training images: too few for a sweep.")
         return
-    st.caption(f"Protocol: {' '.join(budget.__doc__.split(chr(10) * 2, 1)[1].split())}")
+    st.caption(f"Protocol: {budget.PROTOCOL}")
     per_mflop = seconds_per_mflop(run.config)
     guess = (f", about {minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
              if per_mflop else "")
@@ -149,7 +151,7 @@ def label_budget() -> None:
         return
     sources = {name: entry for name, entry in sweep["sources"].items() if entry["points"]}
     name = st.selectbox("Encoder", list(sources), format_func=lambda n: sources[n]["title"], key="budget_source")
-    lines = budget_lines(sources[name]["points"])
+    lines = budget_lines(sources[name]["points"], sweep.get("precision"))
     st.plotly_chart(label_budget_chart(lines, len(sweep["dataset"]["classes"]),
                                        f"Test accuracy against labels: {sources[name]['title']}"), width="stretch")
     st.markdown(label_budget_sentence(lines))
@@ -209,7 +211,9 @@ if not m.get("classifier"):
     st.info("This run trained the autoencoder only (0 classifier epochs). Pick another run, or fine-tune "
             "its encoder below.")
 else:
-    st.markdown(f"**{pretraining_verdict(m)}**")
+    seeds = seed_spread(m)
+    st.markdown(f"**{pretraining_verdict(m, seeds)}**")
+    st.caption(f"How this is decided: {verdict_rule(m, seeds)}.")
     others = {str(i.path): i for i in runs()
               if i.error is None and i.path != run.path and i.metrics.get("classifier")}
     compare = st.multiselect("Compare with other runs", list(others), key=f"compare_{run.name}",
@@ -220,7 +224,8 @@ else:
                    "their accuracies do not compare directly with this run's.")
     st.plotly_chart(classifier_curves(curves), width="stretch")
     st.plotly_chart(per_class_bars(m["dataset"]["classes"], m.get("per_class_acc"),
-                                   (m.get("scratch") or {}).get("per_class_acc")), width="stretch")
+                                   (m.get("scratch") or {}).get("per_class_acc"), per_class_counts(m)),
+                    width="stretch")
     if sentence := class_extremes_sentence(m):
         st.caption(sentence)
     st.plotly_chart(confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),

@@ -5,16 +5,17 @@ the shipped runs, so it never waits on training."""
 import streamlit as st
 
 from cae import lecture
-from cae.config import QUICK_LOOK, preset_config
+from cae.config import live_config
 from cae.data import load_sample
+from cae.evidence import RULES
 from cae.explain import reconstruct
 from cae.figures import (architecture_diagram, autoencoder_curves, classifier_curves, image_strip, kernel_sheet,
-                         live_loss, per_class_bars, sample_grid)
-from cae.jobs import RUNNING
+                         label_budget_chart, live_loss, per_class_bars, sample_grid)
+from cae.jobs import DONE, RUNNING
 from cae.model import ConvAutoencoder, layer_table, seeded
-from cae.report import duration as minutes, pretraining_verdict
-from cae.runs import PRETRAINED_DIR, pretrained_index
-from cae.sweeps import fits_sweep, load_sweeps
+from cae.report import duration as minutes, live_run_sentence, per_class_counts, pretraining_verdict, run_title
+from cae.runs import PRETRAINED_DIR, pretrained_index, read_metrics
+from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
 from cae.train import estimate_seconds
 from app_pages._shared import cached_run, current_dataset, jobs, seconds_per_mflop, submit_training
 
@@ -33,6 +34,25 @@ def shipped_run():
     return cached_run(str(path), (path / "metrics.json").stat().st_mtime)
 
 
+@st.cache_resource(show_spinner=False)
+def recognition(path: str) -> dict:
+    """The shipped run's fine-tuned classifier on the bundled sample's test images and on their
+    reconstructions (the autoencoder step's evidence; about a second, once per server)."""
+    run, sample = cached_run(path, 0.0), load_sample()
+    return lecture.recognition(run.autoencoder, run.classifier, sample.test.images, sample.test.labels)
+
+
+def lecture_budget_lines(run) -> tuple[dict, dict] | None:
+    """(lines up to 10,000 labels, the shipped file) of the label-budget sweep for the shipped run's
+    encoder, in the precision the file draws; None when the copy has none."""
+    sweep = load_label_budget()
+    entry = (sweep or {}).get("sources", {}).get(run.name)
+    if not entry or not entry["points"]:
+        return None
+    points = [p for p in entry["points"] if p["budget"] in lecture.LECTURE_BUDGETS]
+    return budget_lines(points, sweep.get("precision")), sweep
+
+
 def plotly_figure(key: str, run):
     """The step's chart, from the shipped run (and the bundled sample's images), or None."""
     m = run.metrics
@@ -49,7 +69,10 @@ def plotly_figure(key: str, run):
     if key == "finetune":
         return classifier_curves({"Lecture preset": m})
     if key == "classes":
-        return per_class_bars(m["dataset"]["classes"], m["per_class_acc"], m["scratch"]["per_class_acc"])
+        return per_class_bars(m["dataset"]["classes"], m["per_class_acc"], m["scratch"]["per_class_acc"],
+                              per_class_counts(m))
+    if key == "budget" and (found := lecture_budget_lines(run)):
+        return label_budget_chart(found[0], len(m["dataset"]["classes"]), "Test accuracy against labelled images")
     return None
 
 
@@ -73,33 +96,40 @@ def show_figure(key: str, run, code: dict | None) -> None:
                         width="stretch")
 
 
+@st.fragment(run_every=1.0)
 def live_training(dataset) -> None:
-    """Train the Quick look preset here when this machine would take under a minute."""
-    cfg = preset_config(QUICK_LOOK)
-    per_mflop = seconds_per_mflop(cfg)
-    if per_mflop is None or dataset is None:
+    """Train Lecture mode's live recipe here when this machine would take under a minute, and say
+    what the run showed once it is done. A fragment that ticks: the time estimate appears as soon as
+    the worker has measured a step, and the progress while the job trains."""
+    if dataset is None:
         return
-    guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
-    if guess >= 60:
-        st.caption(f"Training it live here would take about {minutes(guess)}; the Train page can do that.")
-        return
-    if st.button(f"Train it live: {QUICK_LOOK}, about {minutes(guess)}", key="lecture_live") and \
-            (job := submit_training(cfg, dataset)):
-        st.session_state.lecture_job = job.id
-
-    @st.fragment(run_every=1.0)
-    def progress() -> None:
-        job = jobs().get(st.session_state.get("lecture_job"))
-        if job is None:
+    cfg = live_config(len(dataset.train), len(dataset.test))
+    job = jobs().get(st.session_state.get("lecture_job"))
+    if job is None:
+        per_mflop = seconds_per_mflop(cfg)
+        if per_mflop is None:
+            st.caption("Measuring this machine's speed for a live run…")
             return
-        if job.status == RUNNING and job.progress:
-            p = job.progress
-            st.progress(min(p.epoch / max(p.epochs, 1), 1.0), text=f"{p.phase} epoch {p.epoch}/{p.epochs}, loss {p.loss:.4f}")
-        elif not job.active:
-            st.caption(f"Finished ({job.status}); the Train page shows the run.")
-        if job.losses:
-            st.plotly_chart(live_loss(job.losses).update_layout(height=260), width="stretch")
-    progress()
+        guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
+        if guess >= 60:
+            st.caption(f"Training it live here would take about {minutes(guess)}; the Train page can do that.")
+            return
+        used = min(len(dataset.train), cfg.limit or len(dataset.train))
+        if st.button(f"Train it live: {used:,} images of {dataset.name.split(' (')[0]}, about {minutes(guess)}",
+                     key="lecture_live") and (job := submit_training(cfg, dataset)):
+            st.session_state.lecture_job = job.id
+    if job is None:
+        return
+    if job.status == RUNNING and job.progress:
+        p = job.progress
+        st.progress(min(p.epoch / max(p.epochs, 1), 1.0), text=f"{p.phase} epoch {p.epoch}/{p.epochs}, loss {p.loss:.4f}")
+    elif job.state == DONE and job.run_path is not None:
+        metrics = read_metrics(job.run_path)
+        st.markdown(live_run_sentence(metrics), help=f"Run: {run_title(metrics)}")
+    elif not job.active:
+        st.caption(f"Finished ({job.status}){f': {job.error}' if job.error else ''}.")
+    if job.losses and job.active:
+        st.plotly_chart(live_loss(job.losses).update_layout(height=260), width="stretch")
 
 
 st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
@@ -107,16 +137,14 @@ presenter = st.toggle("Presenter view (no sidebar)", key="presenter", value=True
 if presenter:
     st.markdown(HIDE_SIDEBAR_CSS, unsafe_allow_html=True)
 steps = lecture.STEPS
-try:
-    number = min(max(int(st.query_params.get("step", 1)), 1), len(steps))
-except ValueError:
-    number = 1
-st.query_params["step"] = str(number)
+number = lecture.step_number(st.query_params.get("step"))
+st.query_params["step"] = steps[number - 1].key
 step, run = steps[number - 1], shipped_run()
 st.title(f"{number}/{len(steps)} · {step.title}")
+budget = lecture_budget_lines(run)
 left, right = st.columns([2, 3])
 with left:
-    st.markdown(step.body)
+    st.markdown(lecture.step_body(step, run.metrics, budget and min(v["n"] for v in budget[0]["finetuned"].values())))
     choices = step.choices or (tuple(run.classes) if step.key == "classes" else ())
     revealed = not step.question or st.session_state.get(f"revealed_{step.key}", False)
     sweeps = load_sweeps()
@@ -127,11 +155,21 @@ with left:
         if st.button("Reveal", key=f"reveal_{step.key}", disabled=revealed):
             st.session_state[f"revealed_{step.key}"] = revealed = True
         if revealed:
-            right_answer, why = lecture.answer(step, run.metrics, run.kernels, code)
+            right_answer, why = lecture.answer(
+                step, run.metrics, run.kernels, code, seeds=seed_spread(run.metrics),
+                seen=recognition(str(run.path)) if step.key == "autoencoder" else None,
+                budget=budget[0] if budget else None)
             verdict = "" if guess is None else ("✓ As you predicted. " if guess == right_answer else "✗ Not quite. ")
-            st.markdown(f"{verdict}**{right_answer}** — {why}")
+            if right_answer:
+                st.markdown(f"{verdict}**{right_answer}** — {why}")
+            else:
+                st.info("This copy lacks the shipped numbers that answer this question (pretrained/).")
     if step.key == "finetune" and revealed:
-        st.caption(pretraining_verdict(run.metrics))
+        seeds = seed_spread(run.metrics)
+        st.caption(pretraining_verdict(run.metrics, seeds) + f" Rule: {RULES['seeds' if seeds else 'accuracies']}.")
+    if step.key == "budget" and revealed and budget:
+        st.caption(f"Protocol: {budget[1]['protocol']} Shown up to 10,000 labels (300 steps are less than one epoch "
+                   "of 50,000 images).")
     if step.key == "autoencoder":
         live_training(current_dataset(show_error=False))
 with right:
@@ -141,9 +179,9 @@ with right:
         st.caption("Predict first; the shipped run's real result appears here.")
 back, live, forward = st.columns([1, 2, 1])
 if back.button("← Back", disabled=number == 1, key="lecture_back", width="stretch"):
-    st.query_params["step"] = str(number - 1)
+    st.query_params["step"] = steps[number - 2].key
     st.rerun()
 live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:")
 if forward.button("Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch"):
-    st.query_params["step"] = str(number + 1)
+    st.query_params["step"] = steps[number].key
     st.rerun()

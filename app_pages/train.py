@@ -92,8 +92,8 @@ except (ConfigError, DeviceError) as exc:
     st.error(str(exc))
     st.stop()
 st.session_state.train_config = cfg
-if warning := few_steps_warning(cfg, len(dataset.train)):
-    st.warning(warning)
+if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
+    st.warning(f"With the settings on this form: {warning}")
 
 if find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")

@@ -1,7 +1,14 @@
 """The label-budget experiment (cae/budget.py) for the shipped encoders, metrics only, into
 pretrained/label_budget.json; each finished point is written at once, so a stopped sweep resumes.
+Every point records the precision it trained in; `--precision fp32` adds an fp32 check beside the
+app's default (bf16 on a CPU that does it natively).
 
-    python bench/label_budget.py [--data ../shared/datasets/cifar10-jpeg] [--seeds 3]
+    python bench/label_budget.py [--data ../shared/datasets/cifar10-jpeg] [--seeds 5] [--precision fp32]
+
+What shipped (two processes at a time, OMP_NUM_THREADS=1 each): the preset's encoder in bf16 and,
+beside it, in fp32 at 300 / 1,000 / 3,000 labels (`--precision fp32 --budgets 300 1000 3000`); then
+the long run's encoder in bf16, its seeds shared between two processes (`--seed-list 0 2 4` and
+`--seed-list 1 3`).
 """
 
 from __future__ import annotations
@@ -12,50 +19,74 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/<script>.py`
 
 import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import fcntl  # noqa: E402
 import json  # noqa: E402
 
 from cae import budget as label_budget  # noqa: E402
+from cae.config import PRECISIONS  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
+from cae.train import resolve_device, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("z1024-bilinear-ae5-clf5-8662a6d11dda", "z1024-bilinear-ae30-clf30-111e759f24b1")
+DEFAULT_BUDGETS = (100, 300, 1000, 3000, 10000)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"))
     parser.add_argument("--out", default=str(ROOT / "pretrained" / "label_budget.json"))
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--budgets", type=int, nargs="*", default=list(label_budget.BUDGETS))
+    parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
+    parser.add_argument("--seed-list", type=int, nargs="*", default=None,
+                        help="these seeds instead (to share the points among processes)")
+    parser.add_argument("--budgets", type=int, nargs="*", default=list(DEFAULT_BUDGETS))
     parser.add_argument("--sources", nargs="*", default=list(SOURCES))
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     args = parser.parse_args()
     dataset = load_dataset(args.data)
     out = Path(args.out)
     shipped = json.loads(out.read_text()) if out.exists() else {}
-    shipped.update(dataset=dataset.summary(), steps=label_budget.STEPS,
-                   protocol=" ".join(label_budget.__doc__.split("\n\n", 1)[1].split()))
+    precision = resolve_precision(args.precision, resolve_device("auto"))
+    shipped.update(dataset=dataset.summary(), steps=label_budget.STEPS, protocol=label_budget.PROTOCOL)
+    shipped.setdefault("precision", precision)  # the lines the pages draw; other precisions are checks
     titles = pretrained_index(PRETRAINED_DIR)["runs"]
     for name in args.sources:
         source = load_run(PRETRAINED_DIR / name)
+        source = dataclasses.replace(source, config=source.config.replace(precision=precision))
         entry = shipped.setdefault("sources", {}).setdefault(name, {"points": []})
-        entry.update(title=titles.get(name, {}).get("title", name), ae_epochs=source.config.ae_epochs,
-                     clf_lr=source.config.clf_lr)
-        for seed in range(args.seeds):
+        title = titles.get(name, {}).get("title", name)
+        entry.update(title=title, ae_epochs=source.config.ae_epochs, clf_lr=source.config.clf_lr)
+        for seed in args.seed_list if args.seed_list is not None else range(args.seeds):
             for budget in args.budgets:
-                if budget > len(dataset.train) or any((p["budget"], p["seed"]) == (budget, seed) for p in entry["points"]):
+                if budget > len(dataset.train) or any((p["budget"], p["seed"], p.get("precision")) ==
+                                                      (budget, seed, precision) for p in entry["points"]):
                     continue
-                entry["points"].append(label_budget.run_point(source, dataset, budget, seed))
-                p = entry["points"][-1]
-                print(f"{titles.get(name, {}).get('title', name)}, {budget} labels, seed {seed}: fine-tuned "
-                      f"{p['finetuned']:.1f}%, frozen {p['frozen']:.1f}%, scratch {p['scratch']:.1f}% "
-                      f"({p['seconds']:.0f} s)", flush=True)
+                point = label_budget.run_point(source, dataset, budget, seed)
+                entry["points"].append({**point, "precision": precision})
+                print(f"{title}, {budget} labels, seed {seed}, {precision}: fine-tuned {point['finetuned']:.1f}%, "
+                      f"frozen {point['frozen']:.1f}%, scratch {point['scratch']:.1f}% ({point['seconds']:.0f} s)",
+                      flush=True)
                 save(shipped, out)
     save(shipped, out)  # the protocol and titles, also when every point was there already
 
 
 def save(shipped: dict, out: Path) -> None:
+    """Write the file with every point it holds now as well (two runs of this script, say one per
+    precision, may write the same file; a lock beside it keeps their writes apart)."""
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge_and_write(shipped, out)
+
+
+def _merge_and_write(shipped: dict, out: Path) -> None:
+    if out.exists():
+        for name, entry in json.loads(out.read_text()).get("sources", {}).items():
+            mine = shipped.setdefault("sources", {}).setdefault(name, {**entry, "points": []})["points"]
+            known = {(p["budget"], p["seed"], p.get("precision")) for p in mine}
+            mine += [p for p in entry["points"] if (p["budget"], p["seed"], p.get("precision")) not in known]
     text = json.dumps(shipped, indent=1)
     write_atomically(out, lambda tmp: tmp.write_text(text), folder=False)
 

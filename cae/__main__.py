@@ -49,6 +49,8 @@ def build_parser() -> Parser:
     t.add_argument("--clf-seed", type=int, default=None,
                    help="the classifiers' seed: labelled draw, head, batch order (default: --seed); the "
                         "autoencoder keeps --seed, so it is reused")
+    t.add_argument("--scratch-seed", type=int, default=None,
+                   help="the scratch baseline's initial weights (default: --seed, the autoencoder's own start)")
     t.add_argument("--freeze-encoder", action="store_true")
     t.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
     t.add_argument("--flip", action="store_true", help="random horizontal flips while training")
@@ -89,7 +91,7 @@ def config_from_args(args: argparse.Namespace, source: Run | None = None) -> Con
     chosen = {k: getattr(args, k) for k in AUTOENCODER_OPTIONS if getattr(args, k) is not None}
     common = dict(clf_epochs=args.clf_epochs, clf_lr=args.clf_lr, clf_batch_size=args.clf_batch_size,
                   label_fraction=args.label_fraction, label_count=args.label_count, clf_steps=args.clf_steps,
-                  clf_seed=args.clf_seed, freeze_encoder=args.freeze_encoder,
+                  clf_seed=args.clf_seed, scratch_seed=args.scratch_seed, freeze_encoder=args.freeze_encoder,
                   scratch_baseline=not args.no_scratch, limit=whole_split(args.limit, "--limit"),
                   test_limit=whole_split(args.test_limit, "--test-limit"), flip=args.flip,
                   precision=args.precision, seed=args.seed, device=args.device)
@@ -134,7 +136,7 @@ def train(args: argparse.Namespace) -> int:
     if source is not None:
         print(f"Encoder from {source.name} (trained on {source.metrics['dataset']['name']}); "
               "no autoencoder training.")
-    if warning := few_steps_warning(cfg, len(dataset.train)):
+    if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
         print(f"Warning: {warning}", file=sys.stderr)
     live = sys.stderr.isatty()
 

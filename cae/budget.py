@@ -1,14 +1,6 @@
 """The label-budget experiment: test accuracy against the number of labelled training images, for
 an autoencoder's encoder fine-tuned, the same encoder frozen under a linear head, and the same
-classifier trained from scratch (every layer).
-
-The protocol, the same for all three lines at a budget: the labelled images are a class-balanced
-draw seeded by the point's seed (which also draws the head and the batch order; the autoencoder is
-the source run's, never retrained); batch size min(128, budget / 10), so an epoch is at least 10
-optimiser steps; exactly `STEPS` optimiser steps at every budget, Adam at the source run's
-fine-tuning learning rate; test accuracy on the whole test split after the last step (never used
-to choose anything).
-"""
+classifier trained from scratch (every layer). Its protocol, in words for the pages, is `PROTOCOL`."""
 
 from __future__ import annotations
 
@@ -25,6 +17,12 @@ BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
 QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets
 STEPS = 300
 LINES = ("finetuned", "frozen", "scratch")
+PROTOCOL = (f"The same for all three lines at a budget: the labelled images are a class-balanced draw seeded by the "
+            f"point's seed, which also draws the new head, the batch order and the scratch baseline's initial weights "
+            f"(the autoencoder is the source run's, never retrained); batch size min(128, budget / 10), so an epoch is "
+            f"at least 10 optimiser steps; exactly {STEPS} optimiser steps at every budget, Adam at the source run's "
+            f"fine-tuning learning rate; test accuracy on the whole test split after the last step (never used to "
+            f"choose anything).")
 
 
 def batch_for(budget: int) -> int:
@@ -34,9 +32,10 @@ def batch_for(budget: int) -> int:
 
 def point_config(source: Config, budget: int, seed: int, steps: int = STEPS) -> Config:
     """A point's request: the source's autoencoder settings (so its autoencoder is reused), this
-    many labels drawn with this seed, `steps` optimiser steps, the whole test split."""
+    many labels drawn with this seed (which also draws the scratch baseline's initial weights, so the
+    seeds' spread covers the scratch line's init too), `steps` optimiser steps, the whole test split."""
     return source.replace(label_count=budget, clf_steps=steps, clf_batch_size=batch_for(budget), clf_seed=seed,
-                          limit=None, test_limit=None, flip=False, freeze_encoder=False, scratch_baseline=True)
+                          scratch_seed=seed, limit=None, test_limit=None, flip=False, freeze_encoder=False, scratch_baseline=True)
 
 
 def run_point(source: Run, dataset: Dataset, budget: int, seed: int, steps: int = STEPS,

@@ -22,7 +22,7 @@ COSMETIC_FIELDS = ("device",)
 # Fields added after runs were shipped: they enter a key only when they differ from their default,
 # so every existing run (the shipped ones too) keeps its key.
 LATER_FIELDS = {"clf_batch_size": None, "encoder_from": None, "label_count": None, "clf_steps": None,
-                "clf_seed": None}
+                "clf_seed": None, "scratch_seed": None}
 
 # Choice lists shared by the command line and the pages.
 LATENT_SIZES = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -56,6 +56,8 @@ class Config:
     clf_steps: int | None = None    # train the classifiers for exactly this many optimiser steps
     clf_seed: int | None = None     # the labelled draw, head and batch order; None: seed (the
                                     # autoencoder's seed stays `seed`, so every clf_seed reuses it)
+    scratch_seed: int | None = None  # the scratch baseline's initial encoder; None: seed (the
+                                     # autoencoder's own initial weights)
     freeze_encoder: bool = False  # True: linear probe on frozen features
     scratch_baseline: bool = True  # also train the same classifier from random init
     # transfer: the autoencoder key of a run whose encoder this run starts from (no autoencoder
@@ -125,7 +127,7 @@ def validate(cfg: Config) -> None:
                f"{name} (learning rate) must be above 0 and at most 1, got {value!r}.")
     _check(isinstance(cfg.label_fraction, (int, float)) and 0 < cfg.label_fraction <= 1,
            f"label_fraction must be above 0 and at most 1 (1 = all labels), got {cfg.label_fraction!r}.")
-    for name, low in (("label_count", 1), ("clf_steps", 1), ("clf_seed", 0)):
+    for name, low in (("label_count", 1), ("clf_steps", 1), ("clf_seed", 0), ("scratch_seed", 0)):
         value = getattr(cfg, name)
         _check(value is None or (_is_int(value) and low <= value < 2**31),
                f"{name} must be empty or a whole number of at least {low}, got {value!r}.")
@@ -187,6 +189,18 @@ def preset_config(name: str, **changes) -> Config:
     return Config(**{**PRESETS[name], **changes})
 
 
+# Lecture mode's live run: the Small data recipe on at most this many class-balanced training and
+# test images, so that it learns visibly within a minute on a CPU (measured: docs/RESULTS.md).
+LIVE_LIMIT, LIVE_TEST_LIMIT = 2000, 1000
+
+
+def live_config(n_train: int, n_test: int) -> Config:
+    """The run Lecture mode trains live: the Small data recipe without the scratch baseline, on the
+    data in use cut to LIVE_LIMIT training and LIVE_TEST_LIMIT test images where it is larger."""
+    return preset_config(SMALL_DATA, scratch_baseline=False, limit=LIVE_LIMIT if n_train > LIVE_LIMIT else None,
+                         test_limit=LIVE_TEST_LIMIT if n_test > LIVE_TEST_LIMIT else None)
+
+
 def optimiser_steps(n_images: int, batch_size: int) -> int:
     """Optimiser steps in one epoch over `n_images` (the last batch may be smaller)."""
     return math.ceil(n_images / batch_size) if n_images > 0 else 0
@@ -204,15 +218,22 @@ def preset_for(n_train: int) -> str:
     return SMALL_DATA if optimiser_steps(n_train, Config().batch_size) < 10 else LECTURE
 
 
-def few_steps_warning(cfg: Config, n_train: int) -> str | None:
-    """A sentence when an epoch would be fewer than FEW_STEPS optimiser steps, else None."""
+def labelled_count(cfg: Config, n_train: int, n_classes: int) -> int:
+    """How many training images the classifier sees labelled: `label_count`, else `label_fraction`
+    of them (at least one per class)."""
+    wanted = cfg.label_count if cfg.label_count is not None else round(cfg.label_fraction * n_train)
+    return min(n_train, max(n_classes, wanted))
+
+
+def few_steps_warning(cfg: Config, n_train: int, n_classes: int = 1, classifier_only: bool = False) -> str | None:
+    """A sentence when an epoch would be fewer than FEW_STEPS optimiser steps, else None; with
+    `classifier_only`, about the classifier (a form that reuses an autoencoder)."""
     n_train = min(n_train, cfg.limit or n_train)
     phases = []
-    if cfg.ae_epochs and not cfg.encoder_from:
+    if cfg.ae_epochs and not cfg.encoder_from and not classifier_only:
         phases.append(("autoencoder", n_train, cfg.batch_size))
     if cfg.clf_epochs or cfg.clf_steps:
-        labelled = min(n_train, cfg.label_count) if cfg.label_count else max(1, round(cfg.label_fraction * n_train))
-        phases.append(("classifier", labelled, cfg.clf_batch_size or cfg.batch_size))
+        phases.append(("classifier", labelled_count(cfg, n_train, n_classes), cfg.clf_batch_size or cfg.batch_size))
     for phase, n, batch in phases:
         steps = optimiser_steps(n, batch)
         if steps < FEW_STEPS:

@@ -14,14 +14,14 @@ TEMPLATE = Path(__file__).parent / "assets" / "standalone.py"
 CONFIG_LINE = "CONFIG = {}  # <the run's settings>"
 # The settings the script uses, in the order it lists them.
 SCRIPT_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size", "lr", "clf_epochs", "clf_lr",
-                 "clf_batch_size", "label_fraction", "label_count", "clf_steps", "clf_seed", "freeze_encoder", "scratch_baseline", "limit", "test_limit",
-                 "flip", "seed")
+                 "clf_batch_size", "label_fraction", "label_count", "clf_steps", "clf_seed", "scratch_seed",
+                 "freeze_encoder", "scratch_baseline", "limit", "test_limit", "flip", "seed")
 # Config field -> CLI flag, for the fields that take a value.
 FLAGS = {"latent_dim": "--latent-dim", "leak": "--leak", "upsample": "--upsample", "ae_epochs": "--ae-epochs",
          "clf_epochs": "--clf-epochs", "batch_size": "--batch-size", "clf_batch_size": "--clf-batch-size",
          "lr": "--lr", "clf_lr": "--clf-lr", "label_fraction": "--label-fraction", "limit": "--limit",
          "test_limit": "--test-limit", "precision": "--precision", "seed": "--seed", "label_count": "--label-count",
-         "clf_steps": "--clf-steps", "clf_seed": "--clf-seed"}
+         "clf_steps": "--clf-steps", "clf_seed": "--clf-seed", "scratch_seed": "--scratch-seed"}
 
 
 def data_argument(run: Run) -> str:

@@ -7,6 +7,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from cae.evidence import wilson
+
 PRETRAINED_COLOR, SCRATCH_COLOR = "#1f77b4", "#ff7f0e"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
@@ -278,13 +280,21 @@ def live_loss(points: list[tuple[str, float, float]]) -> go.Figure:
 
 # --- classifier results ---------------------------------------------------------------------
 
-def per_class_bars(classes: list[str], pretrained: dict | None, scratch: dict | None) -> go.Figure:
-    """Per-class test accuracy, pretrained vs scratch, grouped bars."""
+def per_class_bars(classes: list[str], pretrained: dict | None, scratch: dict | None,
+                   counts: dict[str, int] | None = None) -> go.Figure:
+    """Per-class test accuracy, pretrained vs scratch, grouped bars; with the test images per class
+    (`counts`), each bar carries its 95% Wilson interval."""
     fig = go.Figure()
     for label, values, color in (("pretrained", pretrained, PRETRAINED_COLOR), ("scratch", scratch, SCRATCH_COLOR)):
         if values:
-            fig.add_bar(x=classes, y=[values.get(c, 0) for c in classes], name=label, marker_color=color,
-                        hovertemplate="%{x}: %{y:.1f}%<extra>" + label + "</extra>")
+            ys = [values.get(c, 0) for c in classes]
+            bounds = [wilson(y, counts.get(c, 0)) for c, y in zip(classes, ys)] if counts else None
+            error = dict(type="data", symmetric=False, array=[hi - y for (_, hi), y in zip(bounds, ys)],
+                         arrayminus=[y - lo for (lo, _), y in zip(bounds, ys)], color="#444") if bounds else None
+            fig.add_bar(x=classes, y=ys, name=label, marker_color=color, error_y=error,
+                        customdata=[counts.get(c, 0) for c in classes] if counts else None,
+                        hovertemplate="%{x}: %{y:.1f}%" + (" of %{customdata} images" if counts else "")
+                        + "<extra>" + label + "</extra>")
     fig.update_layout(barmode="group")
     fig.update_yaxes(title="test accuracy %", range=[0, 100])
     chance_line(fig, len(classes))

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from cae.explain import conv_output_size
+import torch
+
+from cae.evidence import (compare_accuracies, compare_paired, compare_seeds, compare_to_chance, mcnemar_p,
+                          noise_words)
+from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.figures import relative_change
 from cae.latent import TEST_SUBSET
-from cae.report import standard_error, test_images
+from cae.model import Classifier, ConvAutoencoder
+from cae.report import label_budget_sentence, pretraining_comparison
 
 
 @dataclass(frozen=True)
@@ -34,9 +39,9 @@ STEPS = (
          ("14×14 (as the lecture said)", "15×15", "16×16")),
     Step("autoencoder", "Training the autoencoder",
          "Mean squared error between each image and its reconstruction, Adam, batches of 2,000, no labels. "
-         "The loss falls fast in the first epochs.", "app_pages/train.py",
-         "After the lecture's 5 epochs, what do the reconstructions look like?",
-         ("nearly perfect", "recognisable but blurry", "unrecognisable")),
+         "{loss_fell}", "app_pages/train.py",
+         "After the lecture's 5 epochs, can the fine-tuned classifier still tell what a reconstruction shows?",
+         ("as well as from the originals", "less well, but above chance", "no better than chance")),
     Step("kernels", "The first-layer kernels, before and after",
          "The 64 kernels of the first convolution (3×3, RGB) are what the lecture shows as learned features: "
          "random at the start, then after training.", "app_pages/kernels.py",
@@ -46,7 +51,7 @@ STEPS = (
          "The encoder gets a new linear head and is trained with labels (cross-entropy). The fair comparison is "
          "the same classifier from random weights, trained the same way.", "app_pages/classifier.py",
          "After 5 fine-tuning epochs, which start is ahead on the test images?",
-         ("the autoencoder's encoder", "random weights", "within noise")),
+         ("the autoencoder's encoder", "random weights", "too close to call")),
     Step("classes", "Which classes are hard?",
          "Test accuracy per class shows where the classifier fails.", "app_pages/classifier.py",
          "Which class will the fine-tuned classifier get right least often?"),
@@ -55,48 +60,148 @@ STEPS = (
          "class: k-nearest-neighbour accuracy measures that, with no training at all.", "app_pages/latent.py",
          "After 5 epochs, is the code a better neighbourhood than the raw pixels?",
          ("better than pixels", "about the same or worse")),
+    Step("budget", "When does pretraining help?",
+         "The lecture's promise is about **few labels**. The label-budget experiment trains the same classifier "
+         "on 100 to 10,000 labelled images, three ways: fine-tuned from the autoencoder, its encoder frozen under "
+         "a linear layer, and from random weights; {seeds} seeds per point.", "app_pages/classifier.py",
+         "With the lecture's 5 autoencoder epochs, where does starting from the autoencoder beat random weights "
+         "beyond the seeds' spread?",
+         ("with few labels (100–300)", "around 1,000 labels", "with many labels (3,000–10,000)", "at no budget")),
 )
+BUDGET_CHOICES = {"with few labels (100–300)": (100, 300), "around 1,000 labels": (1000,),
+                  "with many labels (3,000–10,000)": (3000, 10000)}
+LECTURE_BUDGETS = (100, 300, 1000, 3000, 10000)  # the lecture's step stops at 10,000 labels (see `budget_lines`)
+
+
+def step_number(value: str | None, steps: tuple[Step, ...] = STEPS) -> int:
+    """The step an address names, by key (`?step=finetune`) or number (`?step=5`); 1 when unknown."""
+    keys = [s.key for s in steps]
+    if value in keys:
+        return keys.index(value) + 1
+    try:
+        return min(max(int(value), 1), len(steps))
+    except (TypeError, ValueError):
+        return 1
+
+
+def step_body(step: Step, metrics: dict, budget_seeds: int | None = None) -> str:
+    """The step's text with its numbers filled in from the shipped run (never a fixed claim)."""
+    if step.key == "autoencoder":
+        rows = metrics.get("autoencoder") or []
+        fell = (f"On the shipped run the test MSE fell from {rows[0]['test_mse']:.4f} after epoch 1 to "
+                f"{rows[-1]['test_mse']:.4f} after epoch {rows[-1]['epoch']}." if rows else "")
+        return step.body.format(loss_fell=fell)
+    if step.key == "budget":
+        return step.body.format(seeds=budget_seeds or "several")
+    return step.body
 
 
 def first_layer_size() -> int:
     return conv_output_size(32, 3, 1, 2)
 
 
-def answer(step: Step, metrics: dict, kernels: dict | None = None, representation: dict | None = None) -> tuple[str, str]:
-    """(the right choice, one sentence why) for a step's question, from a run's numbers."""
+@torch.no_grad()
+def recognition(autoencoder: ConvAutoencoder, classifier: Classifier, images: torch.Tensor,
+                labels: torch.Tensor) -> dict:
+    """The fine-tuned classifier on test images and on their reconstructions: how many it gets right
+    on each, and on how many only one of the two ({"originals", "reconstructions", "only_originals",
+    "only_reconstructions", "n", "chance"}; accuracies in percent)."""
+    rebuilt = (reconstruct(autoencoder, images) * 255).round().to(torch.uint8)
+    right = [class_probabilities(classifier, x).argmax(1) == labels for x in (images, rebuilt)]
+    n = len(labels)
+    return {"originals": 100 * right[0].float().mean().item(), "reconstructions": 100 * right[1].float().mean().item(),
+            "only_originals": int((right[0] & ~right[1]).sum()), "only_reconstructions": int((right[1] & ~right[0]).sum()),
+            "n": n, "chance": 100 / int(classifier.head.out_features)}
+
+
+def _recognisable(seen: dict) -> tuple[str, str]:
+    """The autoencoder step's answer from `recognition`: paired test against the originals, then the
+    two-accuracies rule against chance."""
+    versus_originals = compare_paired(seen["only_originals"], seen["only_reconstructions"], seen["n"])
+    versus_chance = compare_to_chance(seen["reconstructions"], seen["chance"], seen["n"])
+    if versus_chance.winner != 0:
+        choice = "no better than chance"
+    elif versus_originals.winner is None:
+        choice = "as well as from the originals"
+    else:
+        choice = "less well, but above chance"
+    p = mcnemar_p(seen["only_originals"], seen["only_reconstructions"])
+    return choice, (f"On {seen['n']} test images the fine-tuned classifier names {seen['reconstructions']:.1f}% of the "
+                    f"reconstructions right, against {seen['originals']:.1f}% of the originals and "
+                    f"{seen['chance']:.0f}% by guessing ({versus_chance.noise}). {seen['only_originals']} images are "
+                    f"right only as originals, {seen['only_reconstructions']} only as reconstructions (McNemar's exact "
+                    f"test: p = {p:.2g}).")
+
+
+def _finetune(metrics: dict, seeds: list[dict] | None) -> tuple[str, str]:
+    """The fine-tuning step's answer: the seeds' spread where the shipped seeds exist, else this seed's
+    test-set rule."""
+    (when, verdict, pre, scratch), = pretraining_comparison(metrics, seeds)[-1:]
+    choice = {None: "too close to call", 0: "the autoencoder's encoder", 1: "random weights"}[verdict.winner]
+    if verdict.rule != "seeds":
+        return choice, (f"{pre:.1f}% fine-tuned vs {scratch:.1f}% from scratch, for this seed; "
+                        f"{noise_words(pre, scratch, verdict.n)}.")
+    ours = " / ".join(f"{s['classifier'][-1]['test_acc']:.1f}" for s in seeds)
+    theirs = " / ".join(f"{s['scratch']['classifier'][-1]['test_acc']:.1f}" for s in seeds)
+    flips = [s["seed"] for s in seeds if s["classifier"][-1]["test_acc"] < s["scratch"]["classifier"][-1]["test_acc"]]
+    flipped = f" (seed {', '.join(map(str, flips))} flips it)" if flips and verdict.winner is None else ""
+    spread = "the ranges overlap" if verdict.winner is None else "the ranges do not overlap"
+    return choice, (f"Over seeds {', '.join(str(s['seed']) for s in seeds)}: fine-tuned {ours}% vs scratch "
+                    f"{theirs}% — {spread}{flipped}, so the seeds' spread decides, not one run.")
+
+
+def _code(representation: dict) -> tuple[str, str]:
+    code, pixels, n = representation["knn"], representation["pixels_knn"], representation["test_size"]
+    winner = compare_accuracies(code, pixels, n).winner
+    said = {0: "the code already groups images by class better than their pixels do.",
+            None: "the code groups images by class about as well as their pixels do, no better.",
+            1: "the code groups images by class worse than their pixels do: it keeps what rebuilds the pixels, "
+               "not what tells classes apart."}[winner]
+    return ("better than pixels" if winner == 0 else "about the same or worse"), (
+        f"k-NN accuracy {code:.1f}% for the code vs {pixels:.1f}% for raw pixels ({noise_words(code, pixels, n)}): "
+        + said)
+
+
+def _budget(lines: dict[str, dict[int, dict]]) -> tuple[str, str]:
+    """The label-budget step's answer: the budgets where fine-tuned beats scratch beyond the seeds' spread."""
+    fine, scratch = lines["finetuned"], lines["scratch"]
+    budgets = [b for b in LECTURE_BUDGETS if b in fine and b in scratch]
+    verdicts = {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in budgets}
+    ahead = [b for b in budgets if verdicts[b].winner == 0]
+    if not ahead:
+        choice = "at no budget"
+    else:
+        widest = max(ahead, key=lambda b: verdicts[b].gap)
+        choice = next(c for c, bs in BUDGET_CHOICES.items() if widest in bs)
+    return choice, label_budget_sentence({k: {b: v[b] for b in budgets} for k, v in lines.items()})
+
+
+def answer(step: Step, metrics: dict, kernels: dict | None = None, representation: dict | None = None, *,
+           seeds: list[dict] | None = None, seen: dict | None = None,
+           budget: dict[str, dict[int, dict]] | None = None) -> tuple[str, str]:
+    """(the right choice, one sentence why) for a step's question, from the numbers: the shipped run's
+    metrics and kernels, the code's k-NN (`code_numbers`), the shipped seeds (`seed_spread`), the
+    classifier on reconstructions (`recognition`) and the label-budget lines (`budget_lines`)."""
     if step.key == "architecture":
         side = first_layer_size()
         return f"{side}×{side}", f"⌊(32 − 3 + 2·1) / 2⌋ + 1 = ⌊15.5⌋ + 1 = {side}: the lecture's 14 is a slip."
-    if step.key == "autoencoder":
-        mse = metrics["autoencoder"][-1]["test_mse"]
-        rms = mse ** 0.5
-        choice = ("nearly perfect" if rms < 0.05 else "recognisable but blurry" if rms < 0.25 else "unrecognisable")
-        return choice, (f"Test MSE {mse:.4f}: pixels are off by about {rms:.2f} of the full range on average "
-                        f"({rms * 255:.0f} of 255 levels).")
+    if step.key == "autoencoder" and seen:
+        return _recognisable(seen)
     if step.key == "kernels":
         moved = relative_change(kernels["initial"], kernels["autoencoder"])
         return ("almost the same" if moved < 0.3 else "very different"), (
             f"They moved {moved:.0%} of their size (‖after − before‖ / ‖before‖).")
     if step.key == "finetune":
-        pre, scratch = metrics["classifier"][-1]["test_acc"], metrics["scratch"]["classifier"][-1]["test_acc"]
-        noise = 2 * standard_error((pre + scratch) / 2, test_images(metrics) or 10_000)
-        choice = ("within noise" if abs(pre - scratch) < noise else
-                  "the autoencoder's encoder" if pre > scratch else "random weights")
-        return choice, f"{pre:.1f}% fine-tuned vs {scratch:.1f}% from scratch (two standard errors: ±{noise:.1f} points)."
+        return _finetune(metrics, seeds)
     if step.key == "classes":
         per_class = metrics["per_class_acc"]
         worst = min(per_class, key=per_class.get)
-        best = max(per_class, key=per_class.get)
-        return worst, f"{worst}: {per_class[worst]:.1f}%; the best is {best} at {per_class[best]:.1f}%."
+        top = max(per_class, key=per_class.get)
+        return worst, f"{worst}: {per_class[worst]:.1f}%; the best is {top} at {per_class[top]:.1f}%."
     if step.key == "code" and representation:
-        code, pixels = representation["knn"], representation["pixels_knn"]
-        noise = 2 * standard_error((code + pixels) / 2, representation["test_size"])
-        better = code - pixels > noise
-        return ("better than pixels" if better else "about the same or worse"), (
-            f"k-NN accuracy {code:.1f}% for the code vs {pixels:.1f}% for raw pixels (two standard errors: "
-            f"±{noise:.1f} points): " + ("the code already groups images by class better than their pixels do."
-                                        if better else "the code rebuilds images well, yet it does not group them "
-                                                       "by class better than their pixels do."))
+        return _code(representation)
+    if step.key == "budget" and budget:
+        return _budget(budget)
     return "", ""
 
 

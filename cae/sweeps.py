@@ -33,8 +33,9 @@ def load_sweeps() -> dict | None:
 
 
 def spread(values: list[float]) -> dict:
-    """{"mean", "low", "high", "n"} of a few seeds' values."""
-    return {"mean": statistics.fmean(values), "low": min(values), "high": max(values), "n": len(values)}
+    """{"mean", "low", "high", "n", "values"} of a few seeds' values."""
+    return {"mean": statistics.fmean(values), "low": min(values), "high": max(values), "n": len(values),
+            "values": list(values)}
 
 
 def run_point(row: dict) -> dict:
@@ -80,6 +81,35 @@ def within_spread(groups: dict[float, dict[str, dict]], measure: str) -> bool:
     return all(a["low"] <= b["high"] and b["low"] <= a["high"] for a in ranges for b in ranges)
 
 
+# --- the spread over seeds behind shipped runs (pretrained/seeds.json, written by bench/seed_results.py) ---
+
+SEEDS_FILE = "seeds.json"
+NOT_RECIPE = ("seed", "device")  # what may differ between the seeds of one recipe
+
+
+def recipe_of(metrics: dict) -> dict:
+    """A run's settings but its seed (defaults filled in), with the precision it resolved to and its data."""
+    config = Config.from_dict(metrics.get("config") or {}).to_dict()
+    recipe = {k: v for k, v in config.items() if k not in NOT_RECIPE}
+    return {**recipe, "precision": metrics.get("precision"),
+            "dataset": (metrics.get("dataset") or {}).get("fingerprint")}
+
+
+def seed_spread(metrics: dict) -> list[dict] | None:
+    """The shipped seeds of this run's recipe on this run's data (this run's seed among them), or None
+    when the recipe was not run with several seeds."""
+    shipped = shipped_json(SEEDS_FILE)
+    try:
+        recipe = recipe_of(metrics)
+    except (TypeError, ValueError):
+        return None
+    for group in (shipped or {}).get("groups", []):
+        seeds = group["seeds"]
+        if group["recipe"] == recipe and len(seeds) > 1 and metrics["config"].get("seed") in [s["seed"] for s in seeds]:
+            return seeds
+    return None
+
+
 # --- the label-budget experiment (pretrained/label_budget.json, written by bench/label_budget.py) ---
 
 LABEL_BUDGET_FILE = "label_budget.json"
@@ -91,7 +121,9 @@ def load_label_budget() -> dict | None:
     return shipped_json(LABEL_BUDGET_FILE)
 
 
-def budget_lines(points: list[dict]) -> dict[str, dict[int, dict]]:
-    """{line: {budget: spread over seeds}} for the fine-tuned, frozen and scratch lines."""
+def budget_lines(points: list[dict], precision: str | None = None) -> dict[str, dict[int, dict]]:
+    """{line: {budget: spread over seeds}} for the fine-tuned, frozen and scratch lines (of the points
+    trained in `precision`, when given)."""
+    points = [p for p in points if precision is None or p.get("precision", precision) == precision]
     budgets = sorted({p["budget"] for p in points})
     return {line: {b: spread([p[line] for p in points if p["budget"] == b]) for b in budgets} for line in BUDGET_LINES}

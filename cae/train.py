@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cae.config import Config
+from cae.config import Config, labelled_count
 from cae.data import Dataset, as_float, balanced_subset, batches, to_device
 from cae.latent import RepresentationProbe
 from cae.model import Classifier, ConvAutoencoder, first_layer_kernels, seeded
@@ -355,13 +355,6 @@ def experiment_indices(cfg: Config, dataset: Dataset) -> tuple[torch.Tensor, tor
                                                                                     cfg.test_limit, seed=0)
 
 
-def labelled_count(cfg: Config, n_train: int, n_classes: int) -> int:
-    """How many training images the classifier sees labelled: `label_count`, else `label_fraction`
-    of them (at least one per class)."""
-    wanted = cfg.label_count if cfg.label_count is not None else round(cfg.label_fraction * n_train)
-    return min(n_train, max(n_classes, wanted))
-
-
 STEPS_EVALUATIONS = 4  # test evaluations of a classifier trained for `clf_steps` (a sweep point's cost)
 
 
@@ -377,6 +370,11 @@ def classifier_epochs(cfg: Config, n_labelled: int) -> int:
 def classifier_seed(cfg: Config) -> int:
     """The classifiers' seed (labelled draw, head, batch order): `clf_seed`, else `seed`."""
     return cfg.seed if cfg.clf_seed is None else cfg.clf_seed
+
+
+def scratch_init_seed(cfg: Config) -> int:
+    """The scratch baseline's initial encoder: `scratch_seed`, else `seed` (the autoencoder's own start)."""
+    return cfg.seed if cfg.scratch_seed is None else cfg.scratch_seed
 
 
 @dataclass
@@ -446,8 +444,8 @@ def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None
         metrics.update(classifier=fine.history, per_class_acc=fine.per_class_acc, confusion=fine.confusion)
         kernels["finetuned"], result.classifier = fine.kernels, fine.model
         if cfg.scratch_baseline:
-            # the autoencoder's own initial encoder (the same seed), and the same head as above
-            scratch_model = Classifier.from_config(cfg, len(classes), seeded(cfg.seed)).new_head(
+            # the autoencoder's own initial encoder (or `scratch_seed`'s), and the same head as above
+            scratch_model = Classifier.from_config(cfg, len(classes), seeded(scratch_init_seed(cfg))).new_head(
                 seeded(classifier_seed(cfg) + 1))
             scratch = train_classifier(scratch_model.to(device, memory_format=torch.channels_last), "scratch",
                                        data.labelled, data.test, classes, cfg, precision, reporter)

@@ -129,10 +129,13 @@ def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_li
     lines = budget_lines(budget_points({100: (25.0, 20.0), 1000: (40.0, 37.0), 10000: (51.0, 50.8), 50000: (55.0, 55.2)}))
     sentence = label_budget_sentence(lines)
     assert sentence.startswith("Starting from the autoencoder beats starting from random weights beyond the seeds' "
-                               "ranges at 100, 1,000 labelled images")
+                               "spread at 100, 1,000 labelled images")
     assert "widest gap is +5.0 points at 100 labels" in sentence and "from 10,000 labels on" in sentence
     one_seed = label_budget_sentence(budget_lines(budget_points({100: (25.0, 20.0)}, seeds=1)))
     assert "one seed per point, so the noise is not measured" in one_seed
+    none = label_budget_sentence(budget_lines(budget_points({100: (25.0, 24.5), 1000: (40.0, 40.4)})))
+    assert none.startswith("At no budget is the fine-tuned line above scratch beyond the seeds' spread")
+    assert "every gap is within the seeds' spread" in none
 
 
 def test_the_classifier_page_draws_the_shipped_label_budget_lines():

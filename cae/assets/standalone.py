@@ -190,6 +190,9 @@ def main():
     torch.manual_seed(c["seed"])  # the same initial weights as the app's run with this seed
     autoencoder = ConvAutoencoder(c["latent_dim"], c["leak"], c["upsample"]).to(device)
     initial = copy.deepcopy(autoencoder)  # the scratch baseline starts from these weights
+    if c["scratch_seed"] is not None:  # ... or from other random weights
+        torch.manual_seed(c["scratch_seed"])
+        initial = ConvAutoencoder(c["latent_dim"], c["leak"], c["upsample"]).to(device)
     optimizer, generator = torch.optim.Adam(autoencoder.parameters(), lr=c["lr"]), torch.Generator().manual_seed(c["seed"])
     mse = lambda out, x, y: F.mse_loss(out, x)  # noqa: E731
     for e in range(1, c["ae_epochs"] + 1):

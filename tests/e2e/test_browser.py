@@ -286,7 +286,7 @@ def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, 
     page.screenshot(path=str(screenshots / "kernels-timeline.png"))
 
 
-LECTURE_STEPS = 7
+LECTURE_STEPS = 8
 FITS_JS = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const figures = Array.from(main.querySelectorAll('.js-plotly-plot, [data-testid="stImage"] img, [data-testid="stDataFrame"]'))
@@ -331,6 +331,22 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     assert seen["figures"] >= 1 and max(seen["bottoms"]) <= 720, seen  # the figure is in the first screen
     assert seen["font"] >= 18 and not seen["sidebar"], seen
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_live_lecture_step_learns_on_the_sample(page, server, screenshots):
+    """Step 3's live run on the bundled sample: the page's sentence, written from the finished run,
+    says the fine-tuned classifier ended above chance beyond the noise; the test checks the number."""
+    page.goto(f"{server.url}/lecture?step=autoencoder")
+    page.get_by_role("heading", name=f"3/{LECTURE_STEPS} · ").wait_for()
+    page.get_by_role("button", name=re.compile("Train it live: 1,000 images of bundled sample")).click(timeout=120_000)
+    sentence = page.get_by_text(re.compile("The fine-tuned classifier reached"))
+    sentence.wait_for(timeout=300_000)
+    text = sentence.inner_text()
+    accuracy = float(re.search(r"reached ([0-9.]+)% on 200 test images", text).group(1))
+    assert accuracy - 10 > 2 * 100 * (0.1 * 0.9 / 200) ** 0.5, text
+    assert "above chance beyond the noise" in text and "not above" not in text
+    assert page.get_by_role("button", name="Next →").bounding_box()["y"] < 720
+    page.screenshot(path=str(screenshots / "lecture-3-live.png"))
 
 
 def test_the_classifier_page_draws_the_label_budget_lines(page, server):
