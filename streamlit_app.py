@@ -3,6 +3,7 @@
 import streamlit as st
 import torch
 
+from cae.lecture import step_number as lecture_step_number
 from app_pages._shared import (current_dataset, dataset_label, device_label, jobs, run_label, runs,
                                same_classes_other_images, seat, selected_run_path, view_run, write_run_to_url)
 
@@ -74,6 +75,9 @@ with st.sidebar:
         st.caption(queue_line())
     if message := st.session_state.pop("link_message", None):
         st.warning(message)
+    if (step := st.session_state.get("lecture_step")) and page.url_path != "lecture":
+        st.page_link("app_pages/lecture.py", label=f"Back to Lecture mode, step {lecture_step_number(step)}",
+                     icon=":material/undo:", query_params={"step": step})
 write_run_to_url()
 
 page.run()

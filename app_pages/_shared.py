@@ -369,11 +369,11 @@ def clicked_point(chart_key: str) -> int | None:
     return number
 
 
-def seconds_per_mflop(cfg) -> float | None:
+def seconds_per_mflop(cfg, wait: float = 5) -> float | None:
     """A training step measured on this machine by the worker (for time estimates), or None while
-    it is being measured or when it failed."""
+    it is being measured (waiting at most `wait` seconds) or when it failed."""
     try:
         return computed("step_time", {"latent_dim": cfg.latent_dim, "upsample": cfg.upsample,
-                                      "precision": cfg.precision}, wait=5)
+                                      "precision": cfg.precision}, wait=wait)
     except TaskError:
         return None

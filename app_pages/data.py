@@ -2,6 +2,7 @@
 of every class and the counts per split."""
 
 import os
+import shutil
 from pathlib import Path
 
 import streamlit as st
@@ -12,7 +13,7 @@ from cae.figures import sample_grid
 from cae.classroom import folder_bytes
 from cae.files import absolute
 from cae.uploads import LIMITS, MAX_UPLOAD_MB, UploadError, unpack_upload
-from app_pages._shared import caps, current_dataset, data_source, seat, seat_ledger, use_data
+from app_pages._shared import cached_dataset, caps, current_dataset, data_source, seat, seat_ledger, use_data
 
 SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
            "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",
@@ -75,10 +76,17 @@ def choose_upload() -> None:
                      f"({used / 1e6:.1f} MB used); upload fewer or smaller pictures.")
             return
     if files and st.button("Use these photos", key="use_upload", type="primary"):
+        chosen = archive.name if archive else f"the folder you chose ({len(files)} files)"
         try:
             folder = unpack_upload(files)
         except UploadError as exc:
-            st.error(str(exc))
+            st.error(f"{chosen}: {exc}")
+            return
+        try:  # read it before using it: a failed upload leaves the data in use as it was
+            cached_dataset(str(folder))
+        except DataError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            st.error(f"{chosen}: {str(exc).replace(str(folder), 'the upload')} The data in use is unchanged.")
             return
         if seat() is not None:
             seat_ledger().record_upload(seat(), folder, folder_bytes(folder))

@@ -17,9 +17,15 @@ def timeline(k: dict) -> None:
     steps = kernel_timeline(k)
     every = torch.stack([t for _, t in steps])
     bounds = (float(every.min()), float(every.max()))
+    last = len(steps) - 1
+    st.session_state.kernel_step = min(st.session_state.get("kernel_step", last), last)
     if st.session_state.get("kernel_playing"):
-        st.session_state.kernel_step = (st.session_state.get("kernel_step", 0) + 1) % len(steps)
-    st.session_state.kernel_step = min(st.session_state.get("kernel_step", len(steps) - 1), len(steps) - 1)
+        if st.session_state.get("kernel_timer_on"):  # a tick of the timer: one snapshot on
+            st.session_state.kernel_step += 1
+        elif st.session_state.kernel_step == last:  # Play pressed at the end: from the start
+            st.session_state.kernel_step = 0
+        if st.session_state.kernel_step >= last:  # the end: stop
+            st.session_state.kernel_step, st.session_state.kernel_playing = last, False
     sheet_key = click_chart_key("kernel_sheet")
     if (number := clicked_point(sheet_key)) is not None:
         st.session_state.kernel_pick = number
@@ -27,7 +33,10 @@ def timeline(k: dict) -> None:
     step = st.slider("Snapshot", 0, len(steps) - 1, key="kernel_step",
                      help="0 is the random start; then every epoch of autoencoder training, then of fine-tuning.")
     play, pick = st.columns([1, 3])
-    play.toggle("Play", key="kernel_playing", help="Step through the snapshots, about one per second.")
+    playing = play.toggle("Play", key="kernel_playing", help="Step through the snapshots, about one per second.")
+    if playing != st.session_state.get("kernel_timer_on", False):
+        # the fragment's timer is decided by a run of the whole page: start or stop it now
+        st.rerun(scope="app")
     chosen = pick.number_input("Kernel (or click one)", 0, 63, key="kernel_pick",
                                on_change=typed_instead_of_clicked, args=("kernel_sheet",))
     name, kernels = steps[step]
@@ -81,7 +90,8 @@ for col, stage in zip(cols, present):  # plain images: sharp pixels, and on scre
     col.image(kernel_grid_picture(k[stage], per_kernel), width="stretch")
 
 st.subheader("Kernels through time")
-st.fragment(timeline, run_every=1.0 if st.session_state.get("kernel_playing") else None)(k)
+st.session_state.kernel_timer_on = bool(st.session_state.get("kernel_playing"))
+st.fragment(timeline, run_every=1.0 if st.session_state.kernel_timer_on else None)(k)
 
 if available:
     first = next(iter(available))

@@ -137,10 +137,23 @@ presenter = st.toggle("Presenter view (no sidebar)", key="presenter", value=True
 if presenter:
     st.markdown(HIDE_SIDEBAR_CSS, unsafe_allow_html=True)
 steps = lecture.STEPS
-number = lecture.step_number(st.query_params.get("step"))
-st.query_params["step"] = steps[number - 1].key
+# the address names the step; without one (the sidebar's link, the browser's Back to a page address
+# without it) the step this session left; a reveal stays in the session only, never in a link
+number = lecture.step_number(st.query_params.get("step") or st.session_state.get("lecture_step"))
+st.query_params["step"] = st.session_state.lecture_step = steps[number - 1].key
 step, run = steps[number - 1], shipped_run()
 st.title(f"{number}/{len(steps)} · {step.title}")
+# Next / Back first, under the title: in view after any reveal and during live training (PageDown /
+# PageUp, what presenter clickers send, press them too)
+back, live, forward = st.columns([1, 2, 1])
+if back.button("← Back", disabled=number == 1, key="lecture_back", width="stretch", shortcut="PageUp"):
+    st.query_params["step"] = steps[number - 2].key
+    st.rerun()
+live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:")
+if forward.button("Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch",
+                  shortcut="PageDown"):
+    st.query_params["step"] = steps[number].key
+    st.rerun()
 budget = lecture_budget_lines(run)
 left, right = st.columns([2, 3])
 with left:
@@ -177,11 +190,3 @@ with right:
         show_figure(step.key, run, code)
     else:
         st.caption("Predict first; the shipped run's real result appears here.")
-back, live, forward = st.columns([1, 2, 1])
-if back.button("← Back", disabled=number == 1, key="lecture_back", width="stretch"):
-    st.query_params["step"] = steps[number - 2].key
-    st.rerun()
-live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:")
-if forward.button("Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch"):
-    st.query_params["step"] = steps[number].key
-    st.rerun()

@@ -98,12 +98,17 @@ if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
 if find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")
 elif resolve_device("auto").type == "cpu":
-    per_mflop = seconds_per_mflop(cfg)
-    if per_mflop is None:
-        st.info("Estimating the time on this CPU (a training step is being measured)…")
-    else:
-        guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
-        st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
+    def time_estimate() -> None:
+        """The estimate, once the worker has measured a step (between a running job's batches)."""
+        per_mflop = seconds_per_mflop(cfg, wait=0.5)
+        if per_mflop is None:
+            st.info("Estimating the time on this CPU (a training step is being measured)…")
+        else:
+            guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
+            st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
+
+    # while the step is being measured the estimate asks again every 2 s, with no input needed
+    st.fragment(time_estimate, run_every=None if seconds_per_mflop(cfg, wait=2) is not None else 2.0)()
 
 if st.button("Train", type="primary", key="train_button") and (job := submit_training(cfg, dataset)):
     st.session_state.job_id = job.id

@@ -26,6 +26,9 @@ import json  # noqa: E402
 from cae import budget as label_budget  # noqa: E402
 from cae.config import PRECISIONS  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
+from cae.evidence import compare_seeds  # noqa: E402
+from cae.report import label_budget_sentence  # noqa: E402
+from cae.sweeps import budget_lines  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 from cae.train import resolve_device, resolve_precision  # noqa: E402
@@ -45,7 +48,11 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="*", default=list(DEFAULT_BUDGETS))
     parser.add_argument("--sources", nargs="*", default=list(SOURCES))
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--table", action="store_true", help="print the file's tables for docs/RESULTS.md and stop")
     args = parser.parse_args()
+    if args.table:
+        print(tables(json.loads(Path(args.out).read_text())))
+        return
     dataset = load_dataset(args.data)
     out = Path(args.out)
     shipped = json.loads(out.read_text()) if out.exists() else {}
@@ -71,6 +78,28 @@ def main() -> None:
                       flush=True)
                 save(shipped, out)
     save(shipped, out)  # the protocol and titles, also when every point was there already
+
+
+def tables(shipped: dict) -> str:
+    """Per source and precision: mean (lowest–highest seed) of each line per budget, the seeds rule's
+    verdict on fine-tuned vs scratch, and the page's sentence."""
+    out = []
+    for name, entry in shipped["sources"].items():
+        for precision in sorted({p.get("precision") for p in entry["points"]}, key=str):
+            lines = budget_lines(entry["points"], precision)
+            out += [f"**{entry['title']}, {precision}**", "",
+                    "| labels | seeds | fine-tuned | frozen | scratch | fine-tuned − scratch | seeds rule |",
+                    "|---|---|---|---|---|---|---|"]
+            for b in sorted(lines["finetuned"]):
+                cells = [f"{lines[k][b]['mean']:.1f} ({lines[k][b]['low']:.1f}–{lines[k][b]['high']:.1f})"
+                         for k in ("finetuned", "frozen", "scratch")]
+                fine, scratch = lines["finetuned"][b], lines["scratch"][b]
+                said = ({None: "within the spread", 0: "fine-tuned ahead", 1: "scratch ahead"}[
+                    compare_seeds(fine["values"], scratch["values"]).winner] if fine["n"] > 1 else "one seed")
+                out.append(f"| {b:,} | {fine['n']} | {' | '.join(cells)} | {fine['mean'] - scratch['mean']:+.1f} | "
+                           f"{said} |")
+            out += ["", label_budget_sentence(lines), ""]
+    return "\n".join(out)
 
 
 def save(shipped: dict, out: Path) -> None:

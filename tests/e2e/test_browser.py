@@ -104,6 +104,17 @@ def test_own_photos_uploaded_as_a_zip_become_the_data_in_use(page, server, tmp_p
     assert page.get_by_text(re.compile("split 80% / 20%")).count() >= 1
     assert page.locator('[data-testid="stException"]').count() == 0
     page.screenshot(path=str(screenshots / "data-upload.png"), full_page=True)
+    # a failed upload (one class only) names the file chosen and leaves the 3-class upload in use
+    broken = tmp_path / "one-class.zip"
+    with zipfile.ZipFile(broken, "w") as z:
+        for i in range(5):
+            z.write(tmp_path / f"cups{i}.jpg", f"one-class/cups/{i}.jpg")
+    uploaders.nth(1).locator('input[type="file"]').set_input_files(str(broken))
+    page.get_by_role("button", name="Use these photos").click()
+    error = page.locator('[data-testid="stAlert"]', has_text="one-class.zip")
+    error.wait_for(timeout=30_000)
+    assert "The data in use is unchanged" in error.inner_text() and "cache" not in error.inner_text().lower()
+    page.get_by_role("heading", name=re.compile("In use: uploaded photos \\(3 classes\\)")).wait_for()
 
 
 # --- the worker process, seen from the browser ---------------------------------------------------
@@ -236,33 +247,34 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
     expect(page.get_by_label(re.compile("Test image number"))).to_have_value(str(number), timeout=60_000)
 
 
-def click_kernel(page, number: int) -> None:
-    """Click kernel `number` on the kernel sheet until the number input shows it. The timeline is a
-    fragment and the images above it load late, so a square can move between finding and clicking."""
-    from playwright.sync_api import expect
-    for attempt in range(4):
-        points = []
-        try:
-            sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
-            sheet.scroll_into_view_if_needed(timeout=5_000)
-            page.wait_for_timeout(500)
-            points = sheet.evaluate(MAP_POINTS_JS)
-        except Exception:  # detached mid-draw: look again
-            pass
-        if len(points) != 64:  # one invisible square over each kernel
-            page.wait_for_timeout(500)
-            continue
-        _, x, y = next(p for p in points if p[0] == number)
-        page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then takes the click
+IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+
+
+def settled_points(page, chart, count: int) -> list:
+    """The chart's points once the page is idle, every image has loaded and the points stand still
+    (two reads 300 ms apart agree): conditions the page shows, not a retried click."""
+    page.wait_for_function(IDLE_JS, timeout=60_000)
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=60_000)
+    chart.scroll_into_view_if_needed()
+    previous = None
+    for _ in range(100):
+        points = chart.evaluate(MAP_POINTS_JS)
+        if len(points) == count and points == previous:
+            return points
+        previous = points
         page.wait_for_timeout(300)
-        page.mouse.click(x, y)
-        try:
-            expect(page.get_by_label("Kernel (or click one)")).to_have_value(str(number), timeout=10_000)
-            return
-        except AssertionError:
-            if attempt == 3:
-                raise
-    raise AssertionError("the kernel sheet never showed its 64 squares")
+    raise AssertionError(f"the chart never settled on {count} points")
+
+
+def click_kernel(page, number: int) -> None:
+    """Click kernel `number` on the kernel sheet once, after it has settled; the number input must show it."""
+    from playwright.sync_api import expect
+    sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
+    _, x, y = next(p for p in settled_points(page, sheet, 64) if p[0] == number)  # one invisible square a kernel
+    page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then takes the click
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    expect(page.get_by_label("Kernel (or click one)")).to_have_value(str(number), timeout=10_000)
 
 
 def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, screenshots):
@@ -286,6 +298,38 @@ def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, 
     page.screenshot(path=str(screenshots / "kernels-timeline.png"))
 
 
+def wait_until(condition, timeout_s: float, page) -> None:
+    """Poll a condition the page shows (every 200 ms) until it holds or the time is up."""
+    for _ in range(int(timeout_s * 5)):
+        if condition():
+            return
+        page.wait_for_timeout(200)
+    assert condition()
+
+
+def test_play_runs_through_the_snapshots_on_the_first_click_and_stops_when_turned_off(page, server):
+    open_page(page, server, "kernels", "First-layer kernels")
+    slider = page.get_by_role("slider", name="Snapshot")
+    slider.wait_for()
+    shown = page.get_by_text(re.compile(r"\(\d+ of \d+\), all snapshots")).first  # "(3 of 10), all snapshots…"
+
+    def now() -> int:
+        """The snapshot the page says it shows."""
+        return int(re.search(r"\((\d+) of", shown.inner_text()).group(1))
+
+    slider.focus()
+    page.keyboard.press("Home")  # from the random start
+    wait_until(lambda: now() == 0, 30, page)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.get_by_text("Play", exact=True).click()  # one click, no other input
+    wait_until(lambda: now() >= 5, 30, page)
+    page.get_by_text("Play", exact=True).click()  # off
+    page.wait_for_timeout(1_500)  # at most one tick of the timer, and the rerun that stops it
+    stopped = now()
+    page.wait_for_timeout(4_000)
+    assert now() == stopped, "Play went on after it was turned off"
+
+
 LECTURE_STEPS = 8
 FITS_JS = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
@@ -306,23 +350,17 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     page.get_by_role("heading", name=f"{step}/{LECTURE_STEPS} · ").wait_for()
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
     idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-    page.get_by_role("button", name="Next →").wait_for()  # the script's last element: the step is drawn
+    page.get_by_role("button", name="Next →").wait_for()
+    page.wait_for_function(idle, timeout=60_000)  # the step is drawn
     reveal = page.get_by_role("button", name="Reveal")
-    for attempt in range(2):  # once a CI run lost its session after the reveal (fresh page, same URL): redo it once
-        if reveal.count():
-            page.get_by_role("radio").first.check(force=True)
-            page.wait_for_timeout(300)
-            page.wait_for_function(idle, timeout=60_000)  # the guess's rerun has finished
-            reveal.click()
-            page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
-        page.wait_for_function(idle, timeout=60_000)
-        try:
-            page.wait_for_function(f"() => ({FITS_JS})().figures > 0", timeout=30_000)
-            break
-        except Exception:
-            page.screenshot(path=str(screenshots / f"lecture-{step}-lost.png"))
-            if attempt == 1 or reveal.count() == 0 or reveal.is_disabled():
-                raise  # still revealed, or lost twice: the figure really is missing
+    if reveal.count():  # once, no retry: a reveal lost by a lost session fails here
+        page.get_by_role("radio").first.check(force=True)
+        page.wait_for_timeout(300)
+        page.wait_for_function(idle, timeout=60_000)  # the guess's rerun has finished
+        reveal.click()
+        page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
+    page.wait_for_function(idle, timeout=60_000)
+    page.wait_for_function(f"() => ({FITS_JS})().figures > 0", timeout=30_000)
     page.wait_for_timeout(800)
     seen = page.evaluate(FITS_JS)
     page.screenshot(path=str(screenshots / f"lecture-{step}.png"))
@@ -330,7 +368,37 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     assert main_width <= main_client and doc_width <= window_width, seen  # no horizontal scrolling
     assert seen["figures"] >= 1 and max(seen["bottoms"]) <= 720, seen  # the figure is in the first screen
     assert seen["font"] >= 18 and not seen["sidebar"], seen
+    nav = page.get_by_role("button", name="Next →").bounding_box()
+    assert nav["y"] + nav["height"] <= 720, nav  # Next stays in view after the reveal
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def revealed_step(page, number: int) -> None:
+    """The lecture shows step `number` with its reveal (the verdict line)."""
+    page.get_by_role("heading", name=f"{number}/{LECTURE_STEPS} · ").wait_for(timeout=60_000)
+    page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
+
+
+def test_leaving_a_step_for_its_live_page_and_coming_back_keeps_the_step_and_its_reveal(page, server):
+    idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+    page.goto(f"{server.url}/lecture?step=finetune")
+    page.get_by_role("heading", name=f"5/{LECTURE_STEPS} · ").wait_for()
+    page.wait_for_function(idle, timeout=60_000)
+    page.get_by_role("radio").first.check(force=True)
+    page.wait_for_function(idle, timeout=60_000)
+    page.get_by_role("button", name="Reveal").click()
+    revealed_step(page, 5)
+    for way_back in ("browser", "back link", "sidebar"):
+        page.get_by_text("Open this step's live page").click()
+        page.get_by_role("heading", name=re.compile("Classifier")).first.wait_for()
+        page.wait_for_function(idle, timeout=60_000)
+        if way_back == "browser":
+            page.go_back()
+        elif way_back == "back link":
+            page.get_by_text("Back to Lecture mode, step 5").click()
+        else:
+            page.locator('[data-testid="stSidebarNav"]').get_by_text("Lecture mode").click()
+        revealed_step(page, 5)
 
 
 def test_the_live_lecture_step_learns_on_the_sample(page, server, screenshots):
