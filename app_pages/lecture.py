@@ -10,10 +10,10 @@ from cae.data import load_sample
 from cae.evidence import RULES
 from cae.explain import reconstruct
 from cae.figures import (architecture_diagram, autoencoder_curves, classifier_curves, image_strip, kernel_sheet,
-                         label_budget_chart, live_loss, per_class_bars, sample_grid)
+                         label_budget_chart, live_loss, per_class_bars, projector_fonts, sample_grid)
 from cae.jobs import DONE, RUNNING
 from cae.model import ConvAutoencoder, layer_table, seeded
-from cae.report import duration as minutes, live_run_sentence, per_class_counts, pretraining_verdict, run_title
+from cae.report import duration as minutes, live_run_sentence, per_class_counts, run_title
 from cae.runs import PRETRAINED_DIR, pretrained_index, read_metrics
 from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
 from cae.train import estimate_seconds
@@ -90,10 +90,11 @@ def show_figure(key: str, run, code: dict | None) -> None:
                       {"features": "the code after 5 epochs", "k-NN accuracy": f"{code['knn']:.1f}%"}],
                      hide_index=True, width="stretch")
     elif (fig := plotly_figure(key, run)) is not None:
-        st.plotly_chart(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210), width="stretch")
-    if key == "autoencoder":
-        st.plotly_chart(autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]}).update_layout(height=240),
+        st.plotly_chart(projector_fonts(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210)),
                         width="stretch")
+    if key == "autoencoder":
+        st.plotly_chart(projector_fonts(autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]})
+                                  .update_layout(height=250)), width="stretch")
 
 
 @st.fragment(run_every=1.0)
@@ -129,7 +130,7 @@ def live_training(dataset) -> None:
     elif not job.active:
         st.caption(f"Finished ({job.status}){f': {job.error}' if job.error else ''}.")
     if job.losses and job.active:
-        st.plotly_chart(live_loss(job.losses).update_layout(height=260), width="stretch")
+        st.plotly_chart(projector_fonts(live_loss(job.losses).update_layout(height=260)), width="stretch")
 
 
 st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
@@ -179,7 +180,7 @@ with left:
                 st.info("This copy lacks the shipped numbers that answer this question (pretrained/).")
     if step.key == "finetune" and revealed:
         seeds = seed_spread(run.metrics)
-        st.caption(pretraining_verdict(run.metrics, seeds) + f" Rule: {RULES['seeds' if seeds else 'accuracies']}.")
+        st.caption(f"How this is decided: {RULES['seeds' if seeds else 'accuracies']}.")
     if step.key == "budget" and revealed and budget:
         st.caption(f"Protocol: {budget[1]['protocol']} Shown up to 10,000 labels (300 steps are less than one epoch "
                    "of 50,000 images).")

@@ -29,6 +29,82 @@ def apply_preset(name: str) -> None:
         precision=cfg.precision, seed=cfg.seed, scratch_baseline=cfg.scratch_baseline, flip=cfg.flip)
 
 
+def stop_controls(job) -> None:
+    """Stop; when other sessions watch the same job, confirm first and offer to detach instead."""
+    me = session_token()
+    others = len(job.watchers - {me})
+    if st.session_state.get("confirm_stop") == job.id:
+        st.warning(f"{others} other session{'s are' if others != 1 else ' is'} watching this job. Stop it for "
+                   "everyone, or detach and leave it running for them?")
+        c1, c2, c3 = st.columns(3)
+        if c1.button("Stop for everyone", key="stop_everyone"):
+            jobs().cancel(job.id)
+            st.session_state.pop("confirm_stop")
+        if c2.button("Detach (leave it running)", key="detach_button"):
+            jobs().detach(job.id, me)
+            st.session_state.pop("confirm_stop")
+            st.session_state.pop("job_id")
+            st.rerun(scope="app")
+        if c3.button("Keep watching", key="keep_watching"):
+            st.session_state.pop("confirm_stop")
+        return
+    if not owns_job(job):  # classroom mode: another seat's job goes on; this session can only leave it
+        if st.button("Detach (leave it running)", key="detach_button"):
+            jobs().detach(job.id, me)
+            st.session_state.pop("job_id")
+            st.rerun(scope="app")
+        st.caption("Another seat started this job: only it (or the lecturer) can stop it.")
+        return
+    if st.button("Stop", key="stop_button"):
+        if others:
+            st.session_state.confirm_stop = job.id
+            st.rerun()
+        jobs().cancel(job.id)
+
+
+def show_job(job) -> None:
+    p = job.progress
+    if job.status == RUNNING:
+        if p is None:
+            st.write("Job state: **running**, loading the images…")
+        else:
+            done = p.elapsed / max(p.elapsed + (p.remaining if p.remaining == p.remaining else 0), 1e-9)
+            st.progress(min(done, 1.0), text=f"{p.phase} · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} "
+                                             f"· loss {p.loss:.4f} · elapsed {minutes(p.elapsed)} · "
+                                             f"about {minutes(p.remaining)} left")
+        stop_controls(job)
+    elif job.status == QUEUED:
+        st.write(f"Job state: **queued**, number {jobs().place_in_queue(job.id)} in the queue.")
+    elif job.state == CANCELLED:
+        st.write(f"Job state: **stopped** after {minutes(job.elapsed())}. Nothing was saved: a run is written "
+                 "only when the whole experiment finishes (an autoencoder it reused stays where it was). "
+                 "Press Train to start again.")
+    else:
+        st.write(f"Job state: **{job.status}** after {minutes(job.elapsed())}"
+                 + (f" — {job.error}" if job.state == FAILED else ""))
+    if job.losses:
+        st.plotly_chart(live_loss(job.losses), width="stretch")
+    if job.reconstructions:
+        epoch, recon = job.reconstructions[-1]
+        st.plotly_chart(image_strip([job.originals, recon], f"16 test images (top) and their reconstructions "
+                                                             f"after autoencoder epoch {epoch}"), width="stretch")
+    for phase, row in job.epochs[-12:]:
+        st.caption(epoch_sentence(phase, row))
+
+
+def job_panel() -> None:
+    job = jobs().get(st.session_state.get("job_id"))
+    if job is None:
+        return
+    st.subheader("Your job")
+    show_job(job)
+    if job.state == DONE and st.session_state.get("job_seen") != job.id:
+        st.session_state.job_seen = job.id
+        view_run(str(job.run_path))
+        st.session_state.flash = f"Training finished in {minutes(job.elapsed())}; now viewing the new run."
+        st.rerun(scope="app")
+
+
 st.title("Train")
 dataset = current_dataset()
 if dataset is None:
@@ -110,96 +186,25 @@ elif resolve_device("auto").type == "cpu":
     # while the step is being measured the estimate asks again every 2 s, with no input needed
     st.fragment(time_estimate, run_every=None if seconds_per_mflop(cfg, wait=2) is not None else 2.0)()
 
-if st.button("Train", type="primary", key="train_button") and (job := submit_training(cfg, dataset)):
+jobs().start_worker()  # warm: the first Train press does not wait for the worker to start
+trainings = [j for j in jobs().jobs() if j.kind == TRAIN]
+watched = jobs().get(st.session_state.get("job_id"))
+if watched is not None and watched.active:  # the live progress takes the Train button's place, in view
+    st.fragment(run_every=1.0)(job_panel)()
+if st.button("Train" if watched is None or not watched.active else "Train these settings too (queued after it)",
+             type="primary", key="train_button") and (job := submit_training(cfg, dataset)):
     st.session_state.job_id = job.id
     if job.cached:
         view_run(str(job.run_path))
         st.session_state.job_seen = job.id
         st.session_state.flash = "Loaded from cache: this run already existed."
-        st.rerun()
+    st.rerun()  # the new job's progress is drawn where the button was
 if msg := st.session_state.pop("flash", None):
     st.success(msg)
+if watched is None or not watched.active:
+    st.fragment(job_panel)()
 
 
-def stop_controls(job) -> None:
-    """Stop; when other sessions watch the same job, confirm first and offer to detach instead."""
-    me = session_token()
-    others = len(job.watchers - {me})
-    if st.session_state.get("confirm_stop") == job.id:
-        st.warning(f"{others} other session{'s are' if others != 1 else ' is'} watching this job. Stop it for "
-                   "everyone, or detach and leave it running for them?")
-        c1, c2, c3 = st.columns(3)
-        if c1.button("Stop for everyone", key="stop_everyone"):
-            jobs().cancel(job.id)
-            st.session_state.pop("confirm_stop")
-        if c2.button("Detach (leave it running)", key="detach_button"):
-            jobs().detach(job.id, me)
-            st.session_state.pop("confirm_stop")
-            st.session_state.pop("job_id")
-            st.rerun(scope="app")
-        if c3.button("Keep watching", key="keep_watching"):
-            st.session_state.pop("confirm_stop")
-        return
-    if not owns_job(job):  # classroom mode: another seat's job goes on; this session can only leave it
-        if st.button("Detach (leave it running)", key="detach_button"):
-            jobs().detach(job.id, me)
-            st.session_state.pop("job_id")
-            st.rerun(scope="app")
-        st.caption("Another seat started this job: only it (or the lecturer) can stop it.")
-        return
-    if st.button("Stop", key="stop_button"):
-        if others:
-            st.session_state.confirm_stop = job.id
-            st.rerun()
-        jobs().cancel(job.id)
-
-
-def show_job(job) -> None:
-    p = job.progress
-    if job.status == RUNNING:
-        if p is None:
-            st.write("Job state: **running**, loading the images…")
-        else:
-            done = p.elapsed / max(p.elapsed + (p.remaining if p.remaining == p.remaining else 0), 1e-9)
-            st.progress(min(done, 1.0), text=f"{p.phase} · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} "
-                                             f"· loss {p.loss:.4f} · elapsed {minutes(p.elapsed)} · "
-                                             f"about {minutes(p.remaining)} left")
-        stop_controls(job)
-    elif job.status == QUEUED:
-        st.write(f"Job state: **queued**, number {jobs().place_in_queue(job.id)} in the queue.")
-    elif job.state == CANCELLED:
-        st.write(f"Job state: **stopped** after {minutes(job.elapsed())}. Nothing was saved: a run is written "
-                 "only when the whole experiment finishes (an autoencoder it reused stays where it was). "
-                 "Press Train to start again.")
-    else:
-        st.write(f"Job state: **{job.status}** after {minutes(job.elapsed())}"
-                 + (f" — {job.error}" if job.state == FAILED else ""))
-    if job.losses:
-        st.plotly_chart(live_loss(job.losses), width="stretch")
-    if job.reconstructions:
-        epoch, recon = job.reconstructions[-1]
-        st.plotly_chart(image_strip([job.originals, recon], f"16 test images (top) and their reconstructions "
-                                                             f"after autoencoder epoch {epoch}"), width="stretch")
-    for phase, row in job.epochs[-12:]:
-        st.caption(epoch_sentence(phase, row))
-
-
-def job_panel() -> None:
-    job = jobs().get(st.session_state.get("job_id"))
-    if job is None:
-        return
-    st.subheader("Your job")
-    show_job(job)
-    if job.state == DONE and st.session_state.get("job_seen") != job.id:
-        st.session_state.job_seen = job.id
-        view_run(str(job.run_path))
-        st.session_state.flash = f"Training finished in {minutes(job.elapsed())}; now viewing the new run."
-        st.rerun(scope="app")
-
-
-jobs().start_worker()  # warm: the first Train press does not wait for the worker to start
-trainings = [j for j in jobs().jobs() if j.kind == TRAIN]
-st.fragment(run_every=1.0 if any(j.active for j in trainings) else None)(job_panel)()
 
 if trainings:
     st.subheader("Queue (this server, one training at a time)")

@@ -9,22 +9,60 @@ from plotly.subplots import make_subplots
 
 from cae.evidence import wilson
 
-PRETRAINED_COLOR, SCRATCH_COLOR = "#1f77b4", "#ff7f0e"
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
+# --- one theme for every chart ------------------------------------------------------------------
+# Okabe & Ito's colour-blind-safe set; where series could still look alike they differ by dash or
+# marker too (DASHES, SYMBOLS). Ten classes take Paul Tol's colour-blind-safe "muted" set plus grey,
+# each with its own marker.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+PRETRAINED_COLOR, SCRATCH_COLOR = PALETTE[0], PALETTE[1]
+DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down", "pentagon",
+           "hexagon"]
+CLASS_COLORS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
+                "#AA4499", "#777777"]
+TEXT_COLOR = "#222"  # 15.9:1 on white (WCAG AA asks 4.5:1)
+FONT = {"text": 14, "title": 16}            # every chart text at 1280x720 (ticks, axis titles, legends)
+PRESENTER_FONT = {"text": 17, "title": 20}  # Lecture mode's presenter view, read from the back row
+TICK_FONT = dict(size=FONT["text"], color=TEXT_COLOR)
 
 
-TICK_FONT = dict(size=13, color="#222")  # readable on a projector at 1280x720
+def series_style(i: int) -> dict:
+    """The i-th series of a chart: a colour, and from the second round of colours a dash and a marker."""
+    return {"line": dict(color=PALETTE[i % len(PALETTE)], dash=DASHES[(i // len(PALETTE)) % len(DASHES)]),
+            "marker": dict(symbol=SYMBOLS[i % len(SYMBOLS)])}
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
-    """One look for every chart: ticks of 13 px in near-black, the legend below the plot (not
-    beside it, where it takes a third of the width), integer epochs where the x axis is epochs."""
-    kwargs.setdefault("margin", dict(l=50, r=20, t=50, b=40))
-    kwargs.setdefault("legend", dict(orientation="h", yanchor="top", y=-0.18, xanchor="left", x=0))
-    fig.update_layout(title=dict(text=title, font=dict(size=16)), height=height, font=dict(size=13, color="#222"),
-                      **kwargs)
-    fig.update_xaxes(tickfont=TICK_FONT, title_font=dict(size=13))
-    fig.update_yaxes(tickfont=TICK_FONT, title_font=dict(size=13))
+    """One look for every chart: text sizes from FONT in near-black; the title at the top, its margin
+    made to fit; the legend at the bottom of the figure, below the axis titles (its margin made to fit,
+    so it never covers them); integer epochs where the x axis is epochs."""
+    kwargs.setdefault("margin", dict(l=50, r=20, t=40, b=30))
+    kwargs.setdefault("legend", dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0))
+    fig.update_layout(title=dict(text=title, font=dict(size=FONT["title"]), x=0, xanchor="left", yref="container",
+                                 y=1, yanchor="top", pad=dict(t=8, b=_title_gap(fig, FONT["text"])),
+                                 automargin=bool(title)),
+                      height=height, font=dict(size=FONT["text"], color=TEXT_COLOR), **kwargs)
+    fig.update_layout(legend_font_size=FONT["text"])
+    fig.update_xaxes(tickfont=TICK_FONT, title_font=dict(size=FONT["text"]), automargin=True)
+    fig.update_yaxes(tickfont=TICK_FONT, title_font=dict(size=FONT["text"]), automargin=True)
+    fig.update_annotations(font_size=FONT["text"])  # subplot titles, line labels
+    return fig
+
+
+def _title_gap(fig: go.Figure, size: int) -> int:
+    """Room under the chart title: subplot titles sit just above the plot, so leave them a line."""
+    return size + 10 if any(a.yref == "paper" and (a.y or 0) >= 1 for a in fig.layout.annotations) else 6
+
+
+def projector_fonts(fig: go.Figure) -> go.Figure:
+    """The same chart for a projector: every text at PRESENTER_FONT sizes (Lecture mode)."""
+    size = PRESENTER_FONT["text"]
+    fig.update_layout(font=dict(size=size), title_font=dict(size=PRESENTER_FONT["title"]), legend_font=dict(size=size),
+                      title_pad_b=_title_gap(fig, size))
+    fig.update_xaxes(tickfont=dict(size=size), title_font=dict(size=size))
+    fig.update_yaxes(tickfont=dict(size=size), title_font=dict(size=size))
+    fig.update_annotations(font_size=size)
+    fig.update_traces(textfont_size=size, selector=dict(type="bar"))
     return fig
 
 
@@ -134,7 +172,7 @@ def kernel_distance_chart(lines: dict[str, list[tuple[int, float]]], chosen: int
                             mode="lines", line=dict(color=colors.get(name), dash="dot"))
     fig.update_xaxes(title="epoch of the phase", dtick=1 if max((len(p) for p in lines.values()), default=0) <= 13 else None)
     fig.update_yaxes(title="‖kernel − its random start‖₂", rangemode="tozero")
-    return _layout(fig, "How far the first-layer kernels moved from their random start", height=360)
+    return _layout(fig, "Distance from the random start", height=360)
 
 
 def kernel_slices(kernel: torch.Tensor, title: str) -> go.Figure:
@@ -145,6 +183,7 @@ def kernel_slices(kernel: torch.Tensor, title: str) -> go.Figure:
     for ch in range(3):
         fig.add_trace(go.Heatmap(z=k[ch].tolist(), zmin=-bound, zmax=bound, colorscale="RdBu_r", zmid=0,
                                  text=[[f"{v:+.2f}" for v in row] for row in k[ch].tolist()], texttemplate="%{text}",
+                                 textfont=dict(size=FONT["text"]),
                                  showscale=ch == 2, hovertemplate="%{z:.4f}<extra></extra>"), row=1, col=ch + 1)
     fig.update_yaxes(autorange="reversed", visible=False)
     fig.update_xaxes(visible=False)
@@ -312,12 +351,14 @@ def confusion_heatmap(confusion: list[list[int]], classes: list[str], title: str
 
 def probability_bars(probs: list[float], classes: list[str], truth: int | None = None) -> go.Figure:
     """Class probabilities as horizontal bars, the prediction dark; the true class (when known)
-    marked green when the prediction is right and red when it is wrong."""
+    marked in words ("✓ true class" or "✗ true class") and in colour (bluish green or vermillion)."""
     best = int(np.argmax(probs))
     colors = [PRETRAINED_COLOR if i == best else "#a6c8e6" for i in range(len(classes))]
+    labels = list(classes)
     if truth is not None:
-        colors[truth] = "#2ca02c" if truth == best else "#d62728"
-    fig = go.Figure(go.Bar(y=classes, x=[100 * p for p in probs], marker_color=colors, orientation="h",
+        colors[truth] = PALETTE[2] if truth == best else PALETTE[1]
+        labels[truth] = f"{'✓' if truth == best else '✗'} {classes[truth]} (true)"
+    fig = go.Figure(go.Bar(y=labels, x=[100 * p for p in probs], marker_color=colors, orientation="h",
                            hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
     fig.update_xaxes(title="probability %", range=[0, 100])
     fig.update_yaxes(autorange="reversed")
@@ -380,7 +421,8 @@ def reconstruction_panel(original: torch.Tensor, reconstruction: torch.Tensor) -
     fig.add_trace(go.Heatmap(z=error, colorscale="Viridis", zmin=0, zmax=max(float(error.max()), 1e-6),
                              colorbar=dict(title="|err|"), hovertemplate="error %{z:.3f}<extra></extra>"),
                   row=1, col=3)  # sequential: dark = small error, bright = large
-    fig.update_yaxes(autorange="reversed", row=1, col=3)
+    fig.update_yaxes(autorange="reversed", scaleanchor="x3", constrain="domain", row=1, col=3)  # square pixels
+    fig.update_xaxes(constrain="domain", row=1, col=3)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return _layout(fig, "Reconstruction", height=300, margin=dict(l=5, r=5, t=60, b=5))
@@ -402,14 +444,13 @@ def architecture_diagram(table: list[dict]) -> go.Figure:
         step = "upsample ×2" if "Upsample" in r["layer"] else r["name"]
         fig.add_bar(x=[i], y=[size], marker_color=BLOCK_COLORS.get(r["block"], "#999"), name=r["block"],
                     showlegend=r["block"] not in [s["block"] for s in shown[:i]],
-                    text=["×".join(map(str, r["output"]))], textposition="outside", textfont=dict(size=11),
+                    text=["×".join(map(str, r["output"]))], textposition="outside", textfont=dict(size=FONT["text"]),
                     hovertext=f"{step}: {r['layer']}<br>output {r['output']} = {size:,} numbers<br>"
                               f"{r['params']:,} parameters", hoverinfo="text")
     labels = ["upsample ×2" if "Upsample" in r["layer"] else r["name"] for r in shown]
     fig.update_xaxes(tickvals=list(range(len(shown))), ticktext=labels, tickangle=-45)
-    fig.update_yaxes(type="log", title="numbers per image (log)", range=[2.5, 5])
-    return _layout(fig, "Architecture: the size of each step's output (the hourglass)", height=420, bargap=0.15,
-                   legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0))
+    fig.update_yaxes(type="log", title="numbers per image (log)", range=[2.5, 5], dtick=1)  # no small minor labels
+    return _layout(fig, "Architecture: the size of each step's output (the hourglass)", height=420, bargap=0.15)
 
 
 def timing_bars(seconds: dict[str, float], title: str, top_ms: float | None = None) -> go.Figure:
@@ -431,12 +472,13 @@ def latent_map(xy: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, clas
     number (customdata) for hover and click. `chosen`: a map position to ring; `extra`: (x, y,
     label) of a new image placed with the same projection."""
     fig = go.Figure()
-    colors = [*PALETTE, "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
     for c, name in enumerate(classes):
         where = (labels == c).nonzero().flatten()
         if len(where):
             fig.add_scatter(x=xy[where, 0].tolist(), y=xy[where, 1].tolist(), mode="markers", name=name,
-                            customdata=index[where].tolist(), marker=dict(size=6, color=colors[c % len(colors)]),
+                            customdata=index[where].tolist(),
+                            marker=dict(size=7, color=CLASS_COLORS[c % len(CLASS_COLORS)],
+                                        symbol=SYMBOLS[c % len(SYMBOLS)]),
                             hovertemplate=f"{name}, test image %{{customdata}}<extra></extra>")
     if chosen is not None:
         fig.add_scatter(x=[float(xy[chosen, 0])], y=[float(xy[chosen, 1])], mode="markers", name="chosen",
@@ -470,12 +512,14 @@ def representation_curves(knn: dict[str, list[tuple[int, float]]], mse: dict[str
     return _layout(fig, "Is the code getting better as the reconstruction does?", height=380)
 
 
-def _spread_trace(fig: go.Figure, groups: dict, measure: str, name: str, color: str, **where) -> None:
+def _spread_trace(fig: go.Figure, groups: dict, measure: str, name: str, color: str, symbol: str = "circle",
+                  dash: str = "solid", **where) -> None:
     xs = [x for x, g in groups.items() if measure in g]
     if not xs:
         return
     mean = [groups[x][measure]["mean"] for x in xs]
-    fig.add_scatter(x=xs, y=mean, name=name, mode="lines+markers", line=dict(color=color),
+    fig.add_scatter(x=xs, y=mean, name=name, mode="lines+markers", line=dict(color=color, dash=dash),
+                    marker=dict(symbol=symbol, size=8),
                     error_y=dict(type="data", symmetric=False,
                                  array=[groups[x][measure]["high"] - m for x, m in zip(xs, mean)],
                                  arrayminus=[m - groups[x][measure]["low"] for x, m in zip(xs, mean)]),
@@ -488,7 +532,7 @@ def latent_size_chart(groups: dict, users: list[dict], marked: dict | None) -> g
     viewed (a ring)."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("test MSE (lower is better)", "test accuracy %"))
     _spread_trace(fig, groups, "test_mse", "sweep: test MSE", PALETTE[2], row=1, col=1)
-    _spread_trace(fig, groups, "knn", "sweep: k-NN of the code", PALETTE[4], row=1, col=2)
+    _spread_trace(fig, groups, "knn", "sweep: k-NN of the code", SCRATCH_COLOR, "square", "dash", row=1, col=2)
     _spread_trace(fig, groups, "test_acc", "sweep: fine-tuned classifier", PRETRAINED_COLOR, row=1, col=2)
     for points, name, marker in ((users, "your runs", dict(size=10, symbol="circle-open", color="#333")),
                                  ([marked] if marked else [], "the run viewed",
@@ -509,11 +553,13 @@ def leak_chart(groups: dict, layers: dict[str, str]) -> go.Figure:
     share of dead units per encoder layer."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("test accuracy %", "dead units (% of the layer)"))
     _spread_trace(fig, groups, "test_acc", "fine-tuned classifier", PRETRAINED_COLOR, row=1, col=1)
-    _spread_trace(fig, groups, "knn", "k-NN of the code", PALETTE[4], row=1, col=1)
-    for i, (layer, label) in enumerate(layers.items()):
-        scaled = {x: {"dead": {k: 100 * v if k != "n" else v for k, v in g[f"dead {layer}"].items()}}
+    _spread_trace(fig, groups, "knn", "k-NN of the code", SCRATCH_COLOR, "square", "dash", row=1, col=1)
+    for i, (layer, label) in enumerate(layers.items()):  # the layers take the colours the accuracies do not
+        scaled = {x: {"dead": {k: ([100 * u for u in v] if k == "values" else 100 * v) if k != "n" else v
+                               for k, v in g[f"dead {layer}"].items()}}
                   for x, g in groups.items() if f"dead {layer}" in g}
-        _spread_trace(fig, scaled, "dead", label, PALETTE[(i + 1) % len(PALETTE)], row=1, col=2)
+        _spread_trace(fig, scaled, "dead", label, PALETTE[2 + i % (len(PALETTE) - 2)], SYMBOLS[(i + 2) % len(SYMBOLS)],
+                      DASHES[i % len(DASHES)], row=1, col=2)
     fig.update_xaxes(title="leak (negative slope)", tickvals=list(groups))
     return _layout(fig, "Leak: accuracy and dead units (3 seeds each; bars span the seeds)", height=380)
 
@@ -531,7 +577,7 @@ def activity_chart(activity: dict[str, dict], layers: dict[str, str], value_rang
     fig.add_vline(x=0, line=dict(color="#777", dash="dot"))
     fig.update_xaxes(title=f"activation value (values beyond {value_range[0]:g} and {value_range[1]:g} "
                            "are counted at the ends)")
-    fig.update_yaxes(title="% of values", type="log")
+    fig.update_yaxes(title="% of values", type="log", dtick=1)
     return _layout(fig, "What the encoder's units output on the test images", height=380)
 
 
@@ -574,6 +620,7 @@ def label_budget_chart(lines: dict[str, dict[int, dict]], n_classes: int, title:
                                      arrayminus=[m - points[b]["low"] for b, m in zip(xs, means)]),
                         hovertemplate="%{x:,} labels: %{y:.1f}%<extra>" + name + "</extra>")
     chance_line(fig, n_classes)
-    fig.update_xaxes(title="labelled training images", type="log")
+    budgets = sorted({b for points in lines.values() for b in points})
+    fig.update_xaxes(title="labelled training images", type="log", tickvals=budgets, ticktext=[f"{b:,}" for b in budgets])
     fig.update_yaxes(title="test accuracy %")
     return _layout(fig, title, height=420)

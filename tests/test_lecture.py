@@ -130,5 +130,6 @@ def test_the_finetune_step_reveals_the_seeds_not_one_run():
     at.radio(key="guess_finetune").set_value("the autoencoder's encoder").run()
     at.button(key="reveal_finetune").click().run()
     assert not at.exception
-    assert any(m.value.startswith("✗ Not quite. **too close to call**") for m in at.markdown)
-    assert any("within the seeds' spread" in c.value for c in at.caption)
+    assert any(m.value.startswith("✗ Not quite. **too close to call**") and "the ranges overlap" in m.value
+               for m in at.markdown)
+    assert any("the seeds' spread is the noise" in c.value for c in at.caption)

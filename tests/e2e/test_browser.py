@@ -330,6 +330,25 @@ def test_play_runs_through_the_snapshots_on_the_first_click_and_stops_when_turne
     assert now() == stopped, "Play went on after it was turned off"
 
 
+# Every chart's text sizes, and what overlaps: the legend against the axis titles and the chart title,
+# the chart title against subplot titles, and a chart title cut at the chart's edge.
+CHART_TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(el => {
+    const box = e => e.getBoundingClientRect();
+    const visible = Array.from(el.querySelectorAll('text')).filter(t => t.textContent.trim() && box(t).width > 0);
+    const sizes = visible.map(t => parseFloat(getComputedStyle(t).fontSize));
+    const hit = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const legend = el.querySelector('.legend'), title = el.querySelector('.gtitle');
+    const titles = Array.from(el.querySelectorAll('.xtitle, .ytitle, .gtitle')).filter(t => box(t).width > 0);
+    const annotations = Array.from(el.querySelectorAll('.annotation')).filter(t => box(t).width > 0);
+    return {title: title ? title.textContent : '', smallest: sizes.length ? Math.min(...sizes) : null,
+            small: visible.filter(t => parseFloat(getComputedStyle(t).fontSize) < 14).slice(0, 4)
+                .map(t => (t.getAttribute('class') || t.parentNode.getAttribute('class')) + ':' + t.textContent.slice(0, 20)),
+            legend_overlaps: legend ? titles.filter(t => hit(box(legend), box(t))).map(t => t.textContent) : [],
+            title_overlaps: title ? annotations.filter(a => hit(box(title), box(a))).map(a => a.textContent) : [],
+            title_cut: title ? box(title).right > box(el).right + 1 : false};
+})"""
+
+
 LECTURE_STEPS = 8
 FITS_JS = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
