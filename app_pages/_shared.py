@@ -16,6 +16,7 @@ from cae.data import SAMPLE, DataError, Dataset, load_dataset
 from cae.export import reproduce_command, standalone_script
 from cae.files import absolute
 from cae.jobs import DONE, FAILED, JobManager, manager_for
+from cae.figures import chart_alt
 from cae.runs import SWEEP_PREFIX, Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
 from cae.report import run_summary, run_title
 from cae.train import describe_device, resolve_device
@@ -377,3 +378,9 @@ def seconds_per_mflop(cfg, wait: float = 5) -> float | None:
                                       "precision": cfg.precision}, wait=wait)
     except TaskError:
         return None
+
+
+def show_chart(where, fig, alt: str | None = None, **kwargs):
+    """`where.plotly_chart(fig, ...)` with a text equivalent for screen readers: `alt`, else written
+    from the figure (`chart_alt`)."""
+    return where.plotly_chart(fig, alt=alt or chart_alt(fig), **kwargs)

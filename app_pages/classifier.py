@@ -13,7 +13,7 @@ from cae.sweeps import budget_lines, load_label_budget, seed_spread
 from cae.report import duration as minutes
 from cae.runs import RunError, transfer_config
 from cae.train import resolve_device
-from app_pages._shared import (TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
+from app_pages._shared import (show_chart, TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
                                reproduce_this_run, runs, same_classes_other_images, same_dataset, seconds_per_mflop,
                                show_run_summary, submit_sweep, submit_training, view_run)
 
@@ -115,7 +115,7 @@ def run_label_budget(run, dataset) -> None:
                        + (f", place {jobs().place_in_queue(job.id)} in the queue" if jobs().place_in_queue(job.id) else ""))
         if points:
             lines = budget_lines(points)
-            st.plotly_chart(label_budget_chart(lines, len(dataset.classes), f"Test accuracy against labels: this run "
+            show_chart(st, label_budget_chart(lines, len(dataset.classes), f"Test accuracy against labels: this run "
                                                f"on {dataset.name}"), width="stretch")
             st.markdown(label_budget_sentence(lines))
             open_a_point(points, budget.sweep_folder(jobs().runs_dir, run.name, dataset.fingerprint))
@@ -152,7 +152,7 @@ def label_budget() -> None:
     sources = {name: entry for name, entry in sweep["sources"].items() if entry["points"]}
     name = st.selectbox("Encoder", list(sources), format_func=lambda n: sources[n]["title"], key="budget_source")
     lines = budget_lines(sources[name]["points"], sweep.get("precision"))
-    st.plotly_chart(label_budget_chart(lines, len(sweep["dataset"]["classes"]),
+    show_chart(st, label_budget_chart(lines, len(sweep["dataset"]["classes"]),
                                        f"Test accuracy against labels: {sources[name]['title']}"), width="stretch")
     st.markdown(label_budget_sentence(lines))
     st.caption(f"Shipped results on {sweep['dataset']['name']}, metrics only. {sweep['protocol']}")
@@ -222,16 +222,16 @@ else:
     if any(not same_data(others[p].metrics, m) for p in compare):
         st.caption("⚠ Runs marked \"other data\" were tested on other images (and often fewer of them): "
                    "their accuracies do not compare directly with this run's.")
-    st.plotly_chart(classifier_curves(curves), width="stretch")
-    st.plotly_chart(per_class_bars(m["dataset"]["classes"], m.get("per_class_acc"),
+    show_chart(st, classifier_curves(curves), width="stretch")
+    show_chart(st, per_class_bars(m["dataset"]["classes"], m.get("per_class_acc"),
                                    (m.get("scratch") or {}).get("per_class_acc"), per_class_counts(m)),
                     width="stretch")
     if sentence := class_extremes_sentence(m):
         st.caption(sentence)
-    st.plotly_chart(confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),
+    show_chart(st, confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"),
                     width="stretch")
 
-st.plotly_chart(autoencoder_curves({k: v["autoencoder"] for k, v in curves.items()}), width="stretch")
+show_chart(st, autoencoder_curves({k: v["autoencoder"] for k, v in curves.items()}), width="stretch")
 with st.expander("The lecture's numbers beside this run's", expanded=False):
     st.caption("The lecture printed losses divided by 30 batches where CIFAR-10 has 25, so its printed "
                "values are 25/30 of the true means; the true column corrects that. Test accuracy is "

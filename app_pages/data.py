@@ -13,7 +13,7 @@ from cae.figures import sample_grid
 from cae.classroom import folder_bytes
 from cae.files import absolute
 from cae.uploads import LIMITS, MAX_UPLOAD_MB, UploadError, unpack_upload
-from app_pages._shared import cached_dataset, caps, current_dataset, data_source, seat, seat_ledger, use_data
+from app_pages._shared import show_chart, cached_dataset, caps, current_dataset, data_source, seat, seat_ledger, use_data
 
 SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
            "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",
@@ -138,5 +138,5 @@ with left:
 with right:
     seed = st.number_input("Shuffle samples (seed)", 0, 10_000, 0, key="data_seed")
     order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(int(seed)))
-    st.plotly_chart(sample_grid(dataset.train.images[order], dataset.train.labels[order], dataset.classes),
+    show_chart(st, sample_grid(dataset.train.images[order], dataset.train.labels[order], dataset.classes),
                     width="stretch")

@@ -7,7 +7,7 @@ import torch
 from cae.figures import (distance_from_start, kernel_close_ups, kernel_difference, kernel_distance_chart,
                          kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_slices, kernel_timeline,
                          kernel_update_ranking, relative_change, update_norms)
-from app_pages._shared import (click_chart_key, clicked_point, current_run, keep_defaults, show_run_summary,
+from app_pages._shared import (show_chart, click_chart_key, clicked_point, current_run, keep_defaults, show_run_summary,
                                typed_instead_of_clicked)
 
 
@@ -43,13 +43,15 @@ def timeline(k: dict) -> None:
     left, right = st.columns([3, 2])
     with left:
         st.markdown(f"**{name}** ({step} of {len(steps) - 1}), all snapshots on one colour scale")
-        st.plotly_chart(kernel_sheet_figure(kernel_sheet(kernels, bounds), chosen=chosen), width="stretch",
+        show_chart(st, kernel_sheet_figure(kernel_sheet(kernels, bounds), chosen=chosen), width="stretch",
+                   alt=f"The 64 first-layer kernels at snapshot {step} ({name}); click one, or type its number, "
+                       "to see its weights",
                         on_select="rerun", selection_mode="points", key=sheet_key)
     with right:
-        st.plotly_chart(kernel_slices(kernels[chosen], f"Kernel {chosen}: its R, G and B weights"), width="stretch")
+        show_chart(st, kernel_slices(kernels[chosen], f"Kernel {chosen}: its R, G and B weights"), width="stretch")
         lines = distance_from_start(k)
         if lines:
-            st.plotly_chart(kernel_distance_chart(lines, chosen, k), width="stretch")
+            show_chart(st, kernel_distance_chart(lines, chosen, k), width="stretch")
         else:
             st.caption("This run was saved before runs kept the kernels of every epoch, so the timeline has its "
                        "three moments only; a run trained now keeps them all.")
@@ -87,7 +89,8 @@ present = [stage for stage in STAGES if stage in k]
 cols = st.columns(len(present))
 for col, stage in zip(cols, present):  # plain images: sharp pixels, and on screen before any chart
     col.markdown(f"**{STAGES[stage]}**")
-    col.image(kernel_grid_picture(k[stage], per_kernel), width="stretch")
+    col.image(kernel_grid_picture(k[stage], per_kernel), width="stretch",
+              alt=f"The 64 first-layer kernels {STAGES[stage]}, as an 8 by 8 grid of 3x3 colour squares")
 
 st.subheader("Kernels through time")
 st.session_state.kernel_timer_on = bool(st.session_state.get("kernel_playing"))
@@ -100,7 +103,8 @@ if available:
     st.subheader("The kernels that changed most")
     st.caption(f"{first.split(' (')[0]}: the 8 kernels with the largest update (#{', #'.join(map(str, top))}), "
                f"{STAGES[before]} (top) and {STAGES[after]} (bottom), all on one colour scale.")
-    st.image(kernel_close_ups(k[before], k[after], top), width="stretch")
+    st.image(kernel_close_ups(k[before], k[after], top), width="stretch",
+             alt=f"Kernels {', '.join(map(str, top))} enlarged: {STAGES[before]} above, {STAGES[after]} below")
 
     st.subheader("What changed, on one scale")
     bound = max(float((k[a] - k[b]).abs().max()) for a, b in available.values())
@@ -109,11 +113,12 @@ if available:
     for name, (after, before) in available.items():
         lecture, heat = st.columns([1, 2])
         lecture.image(kernel_grid_picture(k[after] - k[before], scale=8), width="stretch",
+                      alt=f"{name}: the difference of every kernel, normalised like make_grid",
                       caption="As the lecture drew it: make_grid(after − before, normalize=True); grey is no change "
                               "only if the changes are symmetric, so read the signs on the right.")
-        heat.plotly_chart(kernel_difference(k[after] - k[before], name, bound), width="stretch")
+        show_chart(heat, kernel_difference(k[after] - k[before], name, bound), width="stretch")
 
     choice = st.selectbox("Rank kernels by how much they changed", list(available), key="rank_choice")
     after, before = available[choice]
-    st.plotly_chart(kernel_update_ranking(k[after] - k[before], f"Update norm per kernel: {choice}"),
+    show_chart(st, kernel_update_ranking(k[after] - k[before], f"Update norm per kernel: {choice}"),
                     width="stretch")

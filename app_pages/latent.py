@@ -11,7 +11,7 @@ from cae.figures import (activity_chart, image_strip, latent_map, latent_size_ch
                          representation_curves)
 from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
 from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
-from app_pages._shared import (TaskError, click_chart_key, clicked_point, computed, current_dataset, current_run,
+from app_pages._shared import (show_chart, TaskError, click_chart_key, clicked_point, computed, current_dataset, current_run,
                                keep_defaults, remember_settings, restore_settings, runs, same_dataset, show_run_summary,
                                typed_instead_of_clicked)
 
@@ -59,7 +59,9 @@ def uploaded_picture() -> tuple[torch.Tensor | None, str]:
 def neighbours_row(title: str, found: list[int], dataset, label: int) -> None:
     same = sum(int(dataset.train.labels[i]) == label for i in found)
     st.markdown(f"**{title}** — {same} of the {len(found)} share its class ({dataset.classes[label]})")
+    names = [dataset.classes[int(dataset.train.labels[i])] for i in found]
     st.image([picture(dataset.train.images[i]) for i in found], width=72,
+             alt=[f"training image {i}, a {name}" for i, name in zip(found, names)],
              caption=[("✓ " if int(dataset.train.labels[i]) == label else "") + dataset.classes[int(dataset.train.labels[i])]
                       for i in found])
 
@@ -80,7 +82,7 @@ def show_map(run, dataset, view: dict) -> None:
         code = latent.codes(run.autoencoder, picture_image[None])
         x, y = ((code - view["mean"]) @ view["axes"])[0].tolist()
         extra = (x, y, picture_name)
-    chart.plotly_chart(latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
+    show_chart(chart, latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
                        width="stretch", on_select="rerun", selection_mode="points", key=map_key)
     chart.caption(f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
                f"differ most (PCA): they show {view['explained']:.0%} of the codes' variance, so points close here "
@@ -94,6 +96,7 @@ def show_map(run, dataset, view: dict) -> None:
     chosen, label = index[position], int(labels[position])
     image = dataset.test.images[chosen]
     left.image([picture(image), picture(reconstruct(run.autoencoder, image[None])[0])], width=96,
+               alt=[f"test image {chosen}, a {dataset.classes[label]}", f"the reconstruction of test image {chosen}"],
                caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"])
     with right:
         neighbours_row("8 nearest training images by code", view["code_neighbours"][position].tolist(), dataset, label)
@@ -148,7 +151,7 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
             other = result["scores"]
         knn[names[path]] = knn_curve(info.metrics, other)
         mse[names[path]] = [(r["epoch"], r["test_mse"]) for r in info.metrics["autoencoder"]]
-    st.plotly_chart(representation_curves(knn, mse, scores["pixels"]["knn"], len(dataset.classes)), width="stretch")
+    show_chart(st, representation_curves(knn, mse, scores["pixels"]["knn"], len(dataset.classes)), width="stretch")
     st.caption("Runs that recorded the curve during training show every epoch; older runs show the initial encoder "
                "(epoch 0) and the final code, measured now. The MSE is each run's own test MSE from training.")
 
@@ -162,14 +165,14 @@ def show_walk(run, dataset, index: list[int], labels: torch.Tensor) -> None:
     b = b_col.number_input(f"To test image (0–{top})", 0, top, key="walk_b")
     steps = steps_col.slider("Steps", 4, 12, key="walk_steps")
     decoded, fade = latent.interpolate(run.autoencoder, dataset.test.images[a], dataset.test.images[b], steps)
-    st.plotly_chart(image_strip([decoded, fade], "Top: decoded codes along the line between the two codes. "
+    show_chart(st, image_strip([decoded, fade], "Top: decoded codes along the line between the two codes. "
                                 "Bottom: the pixels cross-faded."), width="stretch")
     st.caption("If the code had learned what the objects are, the top row would pass through plausible pictures; "
                "a cross-fade only makes double exposures. Compare the middle images of the two rows.")
 
 
 def show_limits(run, dataset, view: dict) -> None:
-    st.plotly_chart(image_strip([view["random"][:8], view["random"][8:16]],
+    show_chart(st, image_strip([view["random"][:8], view["random"][8:16]],
                                 "Random codes (with the real codes' mean and covariance), decoded"), width="stretch")
     st.caption("The autoencoder learned to rebuild images from their codes, not to make new images: codes drawn "
                "at random decode to blurry colour fields, not objects. (A variational autoencoder is trained to "
@@ -178,7 +181,7 @@ def show_limits(run, dataset, view: dict) -> None:
     images = torch.stack(list(probes.values()))
     errors = latent.reconstruction_errors(run.autoencoder, images).tolist()
     typical = float(view["errors"].median())
-    st.plotly_chart(image_strip([images, reconstruct(run.autoencoder, images)],
+    show_chart(st, image_strip([images, reconstruct(run.autoencoder, images)],
                                 "Pictures unlike the training images (top) and their reconstructions"), width="stretch")
     st.dataframe([{"picture": name, "reconstruction MSE": f"{e:.4f}", "vs a typical test image": f"{e / typical:.1f}×",
                    "test images rebuilt worse": f"{float((view['errors'] > e).float().mean()):.0%}"}
@@ -199,7 +202,7 @@ def show_sweeps(run, view: dict) -> None:
     fitting = [user_point(i.metrics) for i in runs() if i.error is None and i.path != run.path
                and fits_sweep(i.metrics, sweeps) and i.metrics["config"]["leak"] == 0.1]
     marked = user_point(run.metrics) if fits_sweep(run.metrics, sweeps) else None
-    st.plotly_chart(latent_size_chart(sizes, fitting, marked), width="stretch")
+    show_chart(st, latent_size_chart(sizes, fitting, marked), width="stretch")
     if sentence := latent_size_sentence(sizes):
         st.markdown(sentence)
     where = "is ringed on the chart" if marked else (
@@ -213,10 +216,10 @@ def show_sweeps(run, view: dict) -> None:
                 "With a leak of 0 (plain ReLU) a dead unit also gets no gradient and cannot recover.")
     activity = view["activity"]
     layers = sweeps.get("layers") or latent.ENCODER_LAYERS
-    st.plotly_chart(activity_chart(activity, layers, latent.HISTOGRAM_RANGE), width="stretch")
+    show_chart(st, activity_chart(activity, layers, latent.HISTOGRAM_RANGE), width="stretch")
     st.markdown(dead_units_sentence(activity, layers))
     leaks = grouped(rows, "leak", where={"latent_dim": 1024})
-    st.plotly_chart(leak_chart(leaks, layers), width="stretch")
+    show_chart(st, leak_chart(leaks, layers), width="stretch")
     for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
         if sentence := sweep_sentence(leaks, measure, "leak", what):
             st.markdown(sentence)

@@ -17,7 +17,7 @@ from cae.report import duration as minutes, live_run_sentence, per_class_counts,
 from cae.runs import PRETRAINED_DIR, pretrained_index, read_metrics
 from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
 from cae.train import estimate_seconds
-from app_pages._shared import cached_run, current_dataset, jobs, seconds_per_mflop, submit_training
+from app_pages._shared import show_chart, cached_run, current_dataset, jobs, seconds_per_mflop, submit_training
 
 PRESENTER_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }
@@ -82,18 +82,20 @@ def show_figure(key: str, run, code: dict | None) -> None:
         before, after = run.kernels["initial"], run.kernels["autoencoder"]
         bounds = (float(min(before.min(), after.min())), float(max(before.max(), after.max())))
         left, right = st.columns(2)
-        left.image(kernel_sheet(before, bounds, scale=10), caption="random start", width="stretch")
+        left.image(kernel_sheet(before, bounds, scale=10), caption="random start", width="stretch",
+                   alt="The 64 first-layer kernels at their random start, an 8 by 8 grid of 3x3 colour squares")
         right.image(kernel_sheet(after, bounds, scale=10), caption="after 5 autoencoder epochs (one colour scale)",
+                    alt="The same 64 kernels after 5 autoencoder epochs, on the same colour scale",
                     width="stretch")
     elif key == "code" and code:
         st.dataframe([{"features": "raw pixels", "k-NN accuracy": f"{code['pixels_knn']:.1f}%"},
                       {"features": "the code after 5 epochs", "k-NN accuracy": f"{code['knn']:.1f}%"}],
                      hide_index=True, width="stretch")
     elif (fig := plotly_figure(key, run)) is not None:
-        st.plotly_chart(projector_fonts(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210)),
+        show_chart(st, projector_fonts(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210)),
                         width="stretch")
     if key == "autoencoder":
-        st.plotly_chart(projector_fonts(autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]})
+        show_chart(st, projector_fonts(autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]})
                                   .update_layout(height=250)), width="stretch")
 
 
@@ -130,7 +132,7 @@ def live_training(dataset) -> None:
     elif not job.active:
         st.caption(f"Finished ({job.status}){f': {job.error}' if job.error else ''}.")
     if job.losses and job.active:
-        st.plotly_chart(projector_fonts(live_loss(job.losses).update_layout(height=260)), width="stretch")
+        show_chart(st, projector_fonts(live_loss(job.losses).update_layout(height=260)), width="stretch")
 
 
 st.markdown(PRESENTER_CSS, unsafe_allow_html=True)

@@ -11,7 +11,7 @@ from cae.model import Classifier, ConvAutoencoder, layer_table, seeded
 from cae.report import seeds_paragraph
 from cae.runs import PRETRAINED_DIR, RunError, pretrained_index, read_metrics
 from cae.sweeps import seed_spread
-from app_pages._shared import TaskError, computed, current_run, show_run_summary
+from app_pages._shared import show_chart, TaskError, computed, current_run, show_run_summary
 
 
 def claim_and_measurement() -> str:
@@ -51,7 +51,7 @@ st.caption(f"Computed from {'the run being viewed' if run else 'the default conf
            f"{cfg.latent_dim}, LeakyReLU slope {cfg.leak}, {cfg.upsample} upsampling. Bilinear upsampling "
            "uses today's `align_corners=False`; the lecture's PyTorch 0.3 behaved like `align_corners=True`.")
 ae_table = layer_table(ConvAutoencoder.from_config(cfg, seeded(0)))
-st.plotly_chart(architecture_diagram(ae_table), width="stretch")
+show_chart(st, architecture_diagram(ae_table), width="stretch")
 left, right = st.columns(2)
 with left:
     st.markdown("**Autoencoder**")
@@ -99,7 +99,7 @@ if "block_times" in st.session_state:
         total = sum(times.values())
         title = (f"{mode}: upsampling {times['upsampling'] / max(total, 1e-9):.0%} of the step"
                  if times["upsampling"] else f"{mode}: upsamples inside its convolutions")
-        col.plotly_chart(timing_bars(times, title, top_ms), width="stretch")
+        show_chart(col, timing_bars(times, title, top_ms), width="stretch")
 
 with st.expander("The model's real source (cae/model.py)"):
     st.code(model_source(), language="python")

@@ -9,7 +9,7 @@ from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.report import duration as minutes, epoch_sentence
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
-from app_pages._shared import (current_dataset, current_run, forget_owner, is_admin, jobs, owns_job, owns_run, remember_settings,
+from app_pages._shared import (show_chart, current_dataset, current_run, forget_owner, is_admin, jobs, owns_job, owns_run, remember_settings,
                                reproduce_this_run, restore_settings, seconds_per_mflop, session_token, show_run_summary,
                                seat, submit_training, view_run)
 
@@ -83,10 +83,10 @@ def show_job(job) -> None:
         st.write(f"Job state: **{job.status}** after {minutes(job.elapsed())}"
                  + (f" — {job.error}" if job.state == FAILED else ""))
     if job.losses:
-        st.plotly_chart(live_loss(job.losses), width="stretch")
+        show_chart(st, live_loss(job.losses), width="stretch")
     if job.reconstructions:
         epoch, recon = job.reconstructions[-1]
-        st.plotly_chart(image_strip([job.originals, recon], f"16 test images (top) and their reconstructions "
+        show_chart(st, image_strip([job.originals, recon], f"16 test images (top) and their reconstructions "
                                                              f"after autoencoder epoch {epoch}"), width="stretch")
     for phase, row in job.epochs[-12:]:
         st.caption(epoch_sentence(phase, row))

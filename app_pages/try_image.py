@@ -7,7 +7,7 @@ import streamlit as st
 
 from cae.explain import ImageInputError, class_probabilities, image_from_bytes, reconstruct
 from cae.figures import probability_bars, reconstruction_panel
-from app_pages._shared import current_dataset, current_run, remember_settings, restore_settings, show_run_summary
+from app_pages._shared import show_chart, current_dataset, current_run, remember_settings, restore_settings, show_run_summary
 
 SETTINGS = ("try_source", "try_class", "try_number")
 
@@ -67,7 +67,7 @@ if image is not None:
     left, right = st.columns([3, 2])  # the prediction beside the pictures, not below the fold
     with left:
         st.caption(caption)
-        st.plotly_chart(reconstruction_panel(image.float() / 255, recon), width="stretch")
+        show_chart(st, reconstruction_panel(image.float() / 255, recon), width="stretch")
     with right:
         if run.classifier is None:
             st.info("This run has no classifier (0 classifier epochs), so there is no prediction.")
@@ -80,4 +80,4 @@ if image is not None:
                 st.markdown(f"Prediction: **{guess}** — {right_or_wrong}")
             else:
                 st.markdown(f"Prediction: **{guess}**")
-            st.plotly_chart(probability_bars(probs, run.classes, truth), width="stretch")
+            show_chart(st, probability_bars(probs, run.classes, truth), width="stretch")

@@ -66,6 +66,15 @@ def projector_fonts(fig: go.Figure) -> go.Figure:
     return fig
 
 
+def chart_alt(fig: go.Figure) -> str:
+    """A chart in words for a screen reader: its title, what its axes measure and its series."""
+    title = fig.layout.title.text or "A chart"
+    axes = [a.title.text for a in (fig.layout.xaxis, fig.layout.yaxis) if a.title.text]
+    names = list(dict.fromkeys(t.name for t in fig.data if t.name and t.showlegend is not False))
+    return (f"{title}." + (f" Axes: {' against '.join(reversed(axes))}." if axes else "")
+            + (f" Series: {', '.join(names)}." if names else "") + " The numbers are in the sentences beside it.")
+
+
 def chance_line(fig: go.Figure, n_classes: int, **where) -> None:
     """A dotted line at the accuracy of guessing (100 / classes), labelled."""
     if n_classes:

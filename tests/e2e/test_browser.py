@@ -25,7 +25,26 @@ def test_every_page_loads_without_an_exception(page, server, screenshots, path, 
     page.wait_for_timeout(500)
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Lecture preset" in viewed_run(page)  # the pretrained run opens first
+    readable_charts(page, 14)
+    accessible(page)
     page.screenshot(path=str(screenshots / f"{path or 'overview'}.png"), full_page=True)
+
+
+def accessible(page) -> None:
+    """axe-core finds no serious or critical violation, and every chart carries a text equivalent."""
+    from axe_playwright_python.sync_playwright import Axe
+    found = [v for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
+    assert not found, [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in found]
+    labels = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
+        el => (el.closest('[role=figure][aria-label]') || {getAttribute: () => ''}).getAttribute('aria-label'))""")
+    assert all(label and len(label) > 20 for label in labels), labels
+
+
+def readable_charts(page, smallest: float) -> None:
+    """Every chart's text is at least `smallest` px, and no legend, title or subplot title covers another."""
+    for chart in page.evaluate(CHART_TEXT_JS):
+        assert chart["smallest"] is None or chart["smallest"] >= smallest, chart
+        assert not chart["legend_overlaps"] and not chart["title_overlaps"] and not chart["title_cut"], chart
 
 
 def viewed_run(page) -> str:
@@ -389,7 +408,21 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     assert seen["font"] >= 18 and not seen["sidebar"], seen
     nav = page.get_by_role("button", name="Next →").bounding_box()
     assert nav["y"] + nav["height"] <= 720, nav  # Next stays in view after the reveal
+    readable_charts(page, 16)  # the presenter view: every chart text at least 16 px
+    accessible(page)
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_a_presenter_clicker_moves_through_the_lecture(page, server):
+    """PageDown and PageUp, what presenter clickers send, press Next and Back."""
+    page.goto(f"{server.url}/lecture?step=2")
+    page.get_by_role("heading", name=f"2/{LECTURE_STEPS} · ").wait_for()
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.keyboard.press("PageDown")
+    page.get_by_role("heading", name=f"3/{LECTURE_STEPS} · ").wait_for(timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.keyboard.press("PageUp")
+    page.get_by_role("heading", name=f"2/{LECTURE_STEPS} · ").wait_for(timeout=30_000)
 
 
 def revealed_step(page, number: int) -> None:
