@@ -155,7 +155,11 @@ def label_budget() -> None:
     show_chart(st, label_budget_chart(lines, len(sweep["dataset"]["classes"]),
                                        f"Test accuracy against labels: {sources[name]['title']}"), width="stretch")
     st.markdown(label_budget_sentence(lines))
-    st.caption(f"Shipped results on {sweep['dataset']['name']}, metrics only. {sweep['protocol']}")
+    for other in sorted({p.get("precision") for p in sources[name]["points"]} - {sweep.get("precision"), None}):
+        st.caption(f"The same protocol in {other} (a check that {sweep.get('precision')} does not decide it): "
+                   + label_budget_sentence(budget_lines(sources[name]["points"], other)))
+    st.caption(f"Shipped results on {sweep['dataset']['name']}, metrics only, in {sweep.get('precision')}. "
+               f"{sweep['protocol']}")
 
 
 def evaluation_on_data_in_use(run, dataset) -> None:

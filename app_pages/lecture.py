@@ -95,8 +95,8 @@ def show_figure(key: str, run, code: dict | None) -> None:
         show_chart(st, projector_fonts(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210)),
                         width="stretch")
     if key == "autoencoder":
-        show_chart(st, projector_fonts(autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]})
-                                  .update_layout(height=250)), width="stretch")
+        curves = autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]}).update_yaxes(title="MSE")
+        show_chart(st, projector_fonts(curves.update_layout(height=250)), width="stretch")
 
 
 @st.fragment(run_every=1.0)

@@ -58,7 +58,9 @@ def main() -> None:
     shipped = json.loads(out.read_text()) if out.exists() else {}
     precision = resolve_precision(args.precision, resolve_device("auto"))
     shipped.update(dataset=dataset.summary(), steps=label_budget.STEPS, protocol=label_budget.PROTOCOL)
-    shipped.setdefault("precision", precision)  # the lines the pages draw; other precisions are checks
+    # the lines the pages draw: the app's own precision here (bf16 on a CPU that does it natively);
+    # points of another precision are checks beside them
+    shipped["precision"] = resolve_precision("auto", resolve_device("auto"))
     titles = pretrained_index(PRETRAINED_DIR)["runs"]
     for name in args.sources:
         source = load_run(PRETRAINED_DIR / name)
@@ -96,7 +98,8 @@ def tables(shipped: dict) -> str:
                 fine, scratch = lines["finetuned"][b], lines["scratch"][b]
                 said = ({None: "within the spread", 0: "fine-tuned ahead", 1: "scratch ahead"}[
                     compare_seeds(fine["values"], scratch["values"]).winner] if fine["n"] > 1 else "one seed")
-                out.append(f"| {b:,} | {fine['n']} | {' | '.join(cells)} | {fine['mean'] - scratch['mean']:+.1f} | "
+                out.append(f"| {b:,} | {fine['n']} | {' | '.join(cells)} | "
+                           f"{round(fine['mean'] - scratch['mean'], 1) + 0:+.1f} | "
                            f"{said} |")
             out += ["", label_budget_sentence(lines), ""]
     return "\n".join(out)

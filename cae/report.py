@@ -69,6 +69,8 @@ def pretraining_comparison(metrics: dict, seeds: list[dict] | None = None) -> li
     out = []
     for epoch, when in ((1, "after epoch 1"), (last, f"after the last epoch ({last})")):
         a, b = _acc(pre, epoch), _acc(scratch, epoch)
+        if a is None or b is None:  # a phase that did not record this epoch
+            continue
         ours, theirs = (_seed_values(seeds, "classifier", epoch), _seed_values(seeds, "scratch", epoch)) \
             if seeds else ([], [])
         if min(len(ours), len(theirs)) > 1:

@@ -112,7 +112,7 @@ def test_the_live_lecture_run_learns_on_the_sample():
     assert metrics["autoencoder"][-1]["test_mse"] < metrics["autoencoder"][0]["test_mse"]
     sentence = live_run_sentence(metrics)
     assert "above chance beyond the noise" in sentence and "not above" not in sentence
-    assert live_config(50_000, 10_000).limit == 2000 and live_config(50_000, 10_000).test_limit == 1000
+    assert live_config(50_000, 10_000).limit == 1000 and live_config(50_000, 10_000).test_limit == 1000
 
 
 def test_the_classifier_form_warns_before_a_job_with_few_steps(small_dataset):

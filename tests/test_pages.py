@@ -96,7 +96,7 @@ def test_the_kernels_page_steps_through_every_epoch_of_a_new_run(small_dataset, 
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
     slices = next(s for s in specs if s["layout"]["title"]["text"].startswith("Kernel 17"))
     assert len(slices["data"]) == 3  # R, G and B
-    distance = next(s for s in specs if s["layout"]["title"]["text"].startswith("How far"))
+    distance = next(s for s in specs if s["layout"]["title"]["text"].startswith("Distance from the random start"))
     assert {t["name"] for t in distance["data"]} >= {"autoencoder: mean of 64", "scratch classifier: kernel 17"}
 
 

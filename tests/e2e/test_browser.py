@@ -363,7 +363,8 @@ CHART_TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
             small: visible.filter(t => parseFloat(getComputedStyle(t).fontSize) < 14).slice(0, 4)
                 .map(t => (t.getAttribute('class') || t.parentNode.getAttribute('class')) + ':' + t.textContent.slice(0, 20)),
             legend_overlaps: legend ? titles.filter(t => hit(box(legend), box(t))).map(t => t.textContent) : [],
-            title_overlaps: title ? annotations.filter(a => hit(box(title), box(a))).map(a => a.textContent) : [],
+            title_overlaps: title ? [...annotations, ...Array.from(el.querySelectorAll('.xtitle, .ytitle'))]
+                .filter(a => box(a).width > 0 && hit(box(title), box(a))).map(a => a.textContent) : [],
             title_cut: title ? box(title).right > box(el).right + 1 : false};
 })"""
 
