@@ -99,20 +99,27 @@ def show_figure(key: str, run, code: dict | None) -> None:
         show_chart(st, projector_fonts(curves.update_layout(height=250)), width="stretch")
 
 
-@st.fragment(run_every=1.0)
 def live_training(dataset) -> None:
     """Train Lecture mode's live recipe here when this machine would take under a minute, and say
-    what the run showed once it is done. A fragment that ticks: the time estimate appears as soon as
-    the worker has measured a step, and the progress while the job trains."""
+    what the run showed once it is done. The panel ticks only while it waits for something (the
+    worker measuring a step, the job training); a run of the whole page starts and stops its timer."""
     if dataset is None:
         return
     cfg = live_config(len(dataset.train), len(dataset.test))
     job = jobs().get(st.session_state.get("lecture_job"))
+    waiting = job.active if job is not None else seconds_per_mflop(cfg, wait=2) is None
+    st.fragment(live_panel, run_every=1.0 if waiting else None)(dataset, cfg, waiting)
+
+
+def live_panel(dataset, cfg, ticking: bool) -> None:
+    job = jobs().get(st.session_state.get("lecture_job"))
     if job is None:
-        per_mflop = seconds_per_mflop(cfg)
+        per_mflop = seconds_per_mflop(cfg, wait=0.05)
         if per_mflop is None:
             st.caption("Measuring this machine's speed for a live run…")
             return
+        if ticking:
+            st.rerun(scope="app")  # measured: stop ticking, show the button
         guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
         if guess >= 60:
             st.caption(f"Training it live here would take about {minutes(guess)}; the Train page can do that.")
@@ -121,7 +128,7 @@ def live_training(dataset) -> None:
         if st.button(f"Train it live: {used:,} images of {dataset.name.split(' (')[0]}, about {minutes(guess)}",
                      key="lecture_live") and (job := submit_training(cfg, dataset)):
             st.session_state.lecture_job = job.id
-    if job is None:
+            st.rerun(scope="app")  # start ticking
         return
     if job.status == RUNNING and job.progress:
         p = job.progress
@@ -133,6 +140,8 @@ def live_training(dataset) -> None:
         st.caption(f"Finished ({job.status}){f': {job.error}' if job.error else ''}.")
     if job.losses and job.active:
         show_chart(st, projector_fonts(live_loss(job.losses).update_layout(height=260)), width="stretch")
+    if ticking and not job.active:
+        st.rerun(scope="app")  # done: stop ticking
 
 
 st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
@@ -166,8 +175,11 @@ with left:
     sweeps = load_sweeps()
     code = lecture.code_numbers(run.metrics, sweeps["runs"] if sweeps and fits_sweep(run.metrics, sweeps) else [])
     if step.question:
+        if f"guess_{step.key}" not in st.session_state and f"guessed_{step.key}" in st.session_state:
+            st.session_state[f"guess_{step.key}"] = st.session_state[f"guessed_{step.key}"]  # back from a live page
         guess = st.radio(f"**Predict:** {step.question}", choices, index=None, key=f"guess_{step.key}",
                          horizontal=True)
+        st.session_state[f"guessed_{step.key}"] = guess  # kept when the page is left (the widget's is not)
         if st.button("Reveal", key=f"reveal_{step.key}", disabled=revealed):
             st.session_state[f"revealed_{step.key}"] = revealed = True
         if revealed:

@@ -176,7 +176,7 @@ if find_run(key, runs_dir()):
 elif resolve_device("auto").type == "cpu":
     def time_estimate() -> None:
         """The estimate, once the worker has measured a step (between a running job's batches)."""
-        per_mflop = seconds_per_mflop(cfg, wait=0.5)
+        per_mflop = seconds_per_mflop(cfg, wait=0.05)  # a quick look each tick: the page is never held
         if per_mflop is None:
             st.info("Estimating the time on this CPU (a training step is being measured)…")
         else:

@@ -180,7 +180,7 @@ def kernel_distance_chart(lines: dict[str, list[tuple[int, float]]], chosen: int
             fig.add_scatter(x=[e for e, _ in points], y=[d for _, d in points], name=f"{name}: kernel {chosen}",
                             mode="lines", line=dict(color=colors.get(name), dash="dot"))
     fig.update_xaxes(title="epoch of the phase", dtick=1 if max((len(p) for p in lines.values()), default=0) <= 13 else None)
-    fig.update_yaxes(title="‖kernel − its random start‖₂", rangemode="tozero")
+    fig.update_yaxes(title="‖k − k₀‖₂", rangemode="tozero")
     return _layout(fig, "Distance from the random start", height=360)
 
 

@@ -177,7 +177,8 @@ def test_sweep_groups_summarise_seeds_and_say_when_differences_are_noise():
     rows += [sweep_row(1024, 0.1, s, a) for s, a in ((0, 49, ), (1, 51), (2, 53))]
     groups = sweeps.grouped(rows, "leak")
     assert list(groups) == [0.0, 0.1]
-    assert groups[0.0]["test_acc"] == {"mean": pytest.approx(145 / 3), "low": 47, "high": 50, "n": 3}
+    assert groups[0.0]["test_acc"] == {"mean": pytest.approx(145 / 3), "low": 47, "high": 50, "n": 3,
+                                       "values": [47, 48, 50]}
     assert groups[0.0]["dead conv_encoder.1"]["high"] == 0.3
     assert sweeps.within_spread(groups, "test_acc")  # 47-50 and 49-53 overlap
     rows[-3:] = [sweep_row(1024, 0.1, s, a) for s, a in ((0, 52), (1, 53), (2, 54))]
@@ -219,7 +220,7 @@ def test_the_leak_sweep_sentences_say_what_is_noise_and_what_is_not():
         worst = min(leaks, key=lambda x: leaks[x][measure]["mean"])
         apart = leaks[best][measure]["low"] > leaks[worst][measure]["high"]
         assert sentence.startswith(f"{measure}: highest at leak {best:g}")
-        assert ("do not overlap" in sentence) == apart and ("within seed noise" in sentence) == (not apart)
+        assert ("do not overlap" in sentence) == apart and ("within the seeds' spread" in sentence) == (not apart)
 
 
 def test_dead_units_are_named_by_layer():

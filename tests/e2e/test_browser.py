@@ -33,6 +33,9 @@ def test_every_page_loads_without_an_exception(page, server, screenshots, path, 
 def accessible(page) -> None:
     """axe-core finds no serious or critical violation, and every chart carries a text equivalent."""
     from axe_playwright_python.sync_playwright import Axe
+    # a rerun greys its elements for a moment (Streamlit's "stale" look): measure the page at rest
+    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"], [data-testid=\"stStatusWidget\"]')",
+                           timeout=60_000)
     found = [v for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
     assert not found, [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in found]
     labels = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
@@ -419,6 +422,8 @@ def test_a_presenter_clicker_moves_through_the_lecture(page, server):
     page.goto(f"{server.url}/lecture?step=2")
     page.get_by_role("heading", name=f"2/{LECTURE_STEPS} · ").wait_for()
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.get_by_role("button", name="Next →").wait_for()
+    page.wait_for_timeout(1_000)  # the page's keyboard shortcuts are bound once its buttons are drawn
     page.keyboard.press("PageDown")
     page.get_by_role("heading", name=f"3/{LECTURE_STEPS} · ").wait_for(timeout=30_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
