@@ -306,7 +306,9 @@ def class_extremes_sentence(metrics: dict) -> str | None:
     few = ""
     if counts and min(counts.values()) < FEW_PER_CLASS:
         low, high = wilson(50.0, min(counts.values()))
-        few = (f" Each bar rests on only {min(counts.values())}–{max(counts.values())} test images: a bar near 50% "
+        fewest, most = min(counts.values()), max(counts.values())
+        how_many = f"{fewest}" if fewest == most else f"{fewest}–{most}"
+        few = (f" Each bar rests on only {how_many} test images: a bar near 50% "
                f"could be anywhere from {low:.0f}% to {high:.0f}% (95% interval, drawn on the bars), so a class's "
                "rank is mostly noise.")
     if compare_to_chance(accuracy, chance, n).winner != 0:

@@ -76,7 +76,7 @@ def test_per_class_bars_on_few_images_carry_their_interval_and_say_so():
     cat = classes.index("cat")
     assert fig.data[0].error_y.array[cat] > 15  # 0 of 20 images: the interval reaches above 16%
     sentence = class_extremes_sentence(few)
-    assert "Each bar rests on only 20–20 test images" in sentence
+    assert "Each bar rests on only 20 test images" in sentence
     assert "Each bar rests" not in (class_extremes_sentence(m) or "")  # 1,000 images per class: no warning
 
 
