@@ -244,10 +244,11 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
 
     def room(p):  # distance to the nearest other point: click one that no other point overlaps
         return min((p[1] - q[1]) ** 2 + (p[2] - q[2]) ** 2 for q in points if q is not p)
-    number, x, y = max(points[1:], key=room)
-    page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then takes the click
-    page.wait_for_timeout(300)
-    page.mouse.click(x, y)
+    box = chart.bounding_box()
+    inside = [p for p in points[1:] if box["x"] + 30 < p[1] < box["x"] + box["width"] - 30
+              and box["y"] + 80 < p[2] < box["y"] + box["height"] - 30]  # clear of the toolbar and the edges
+    number, x, y = max(inside, key=room)
+    click_point(page, chart, number, x, y)
     from playwright.sync_api import expect
     expect(page.get_by_label(re.compile("Test image number"))).to_have_value(str(number), timeout=60_000)
     page.get_by_text(re.compile(f"^test image {number}: ")).wait_for(timeout=60_000)
@@ -260,11 +261,9 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
     page.get_by_label(re.compile("Test image number")).press("Enter")
     page.get_by_text(re.compile(f"^test image {other}: ")).wait_for(timeout=60_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
-    points = chart.evaluate(MAP_POINTS_JS)  # the map was drawn again: find the point where it is now
+    points = settled_points(page, chart, 200)  # the map was drawn again: find the point where it is now
     _, x, y = next(p for p in points if p[0] == number)
-    page.mouse.move(x, y)
-    page.wait_for_timeout(300)
-    page.mouse.click(x, y)
+    click_point(page, chart, number, x, y)
     expect(page.get_by_label(re.compile("Test image number"))).to_have_value(str(number), timeout=60_000)
 
 
@@ -287,14 +286,22 @@ def settled_points(page, chart, count: int) -> list:
     raise AssertionError(f"the chart never settled on {count} points")
 
 
+def click_point(page, chart, number: int, x: float, y: float) -> None:
+    """Hover point `number` (plotly picks the point under the pointer on hover), then click it once
+    where it is now: a late layout shift of the page moves the chart, not the point's number."""
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    _, x, y = next(p for p in chart.evaluate(MAP_POINTS_JS) if p[0] == number)
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+
+
 def click_kernel(page, number: int) -> None:
     """Click kernel `number` on the kernel sheet once, after it has settled; the number input must show it."""
     from playwright.sync_api import expect
     sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
     _, x, y = next(p for p in settled_points(page, sheet, 64) if p[0] == number)  # one invisible square a kernel
-    page.mouse.move(x, y)  # plotly picks the point under the pointer on hover, then takes the click
-    page.wait_for_timeout(300)
-    page.mouse.click(x, y)
+    click_point(page, sheet, number, x, y)
     expect(page.get_by_label("Kernel (or click one)")).to_have_value(str(number), timeout=10_000)
 
 
