@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cae.evidence import (RULES, Verdict, best, compare_accuracies, compare_seeds, compare_to_chance, noise_words,
-                          overlap, standard_error, wilson)
+                          overlap, wilson)
 
 # The lecture's printed numbers (lecture/SPEC.md). Its losses were divided by 30 batches where
 # CIFAR-10 has 25, so a true mean is the printed value x 30/25.
