@@ -1,11 +1,17 @@
 """CAE Explorer: the router. Page config, navigation over app_pages/, and the sidebar every page shares."""
 
+# Plotly reads pandas from sys.modules without importing it (`get_module(..., should_load=False)`):
+# while one session's thread was still importing pandas, another's first chart saw the half-made
+# module and failed ("partially initialized module 'pandas' has no attribute 'Series'"). Every
+# session runs this line first, and a plain import waits for a finished module.
+import pandas  # noqa: F401
 import streamlit as st
 import torch
 
 from cae.lecture import step_number as lecture_step_number
 from app_pages._shared import (current_dataset, dataset_label, device_label, jobs, run_label, runs,
-                               same_classes_other_images, seat, selected_run_path, view_run, write_run_to_url)
+                               link_params, same_classes_other_images, seat, selected_run_path, view_run,
+                               write_run_to_url)
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
 # The web server never trains; its few small forward passes run on one thread and leave the other
@@ -84,7 +90,7 @@ with st.sidebar:
         st.warning(message)
     if (step := st.session_state.get("lecture_step")) and page.url_path != "lecture":
         st.page_link("app_pages/lecture.py", label=f"Back to Lecture mode, step {lecture_step_number(step)}",
-                     icon=":material/undo:", query_params={"step": step})
+                     icon=":material/undo:", query_params=link_params(step=step))
 write_run_to_url()
 
 page.run()

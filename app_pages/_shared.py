@@ -103,10 +103,20 @@ def data_source() -> str:
     return st.session_state.data_source
 
 
+def default_data_source() -> str:
+    """The data a session starts on without ?data=: $CAE_DATA, else the bundled sample."""
+    return spelt_source(os.environ.get("CAE_DATA") or SAMPLE)
+
+
+def spelt_source(source: str) -> str:
+    """A data source in one spelling: "sample", or an absolute folder."""
+    source = source.strip() or SAMPLE
+    return source if source == SAMPLE else str(absolute(source))
+
+
 def use_data(source: str) -> None:
     """Make `source` ("sample" or a folder) the session's data from the next rerun on."""
-    source = source.strip() or SAMPLE
-    st.session_state.data_source = source if source == SAMPLE else str(absolute(source))
+    st.session_state.data_source = spelt_source(source)
 
 
 def allowed_data(source: str) -> bool:
@@ -238,15 +248,24 @@ def linked_run(infos: list[RunInfo]) -> RunInfo | None:
 
 
 def write_run_to_url() -> None:
-    """Keep ?run=<name>&data=<source> in the address on every rerun (Streamlit drops query
-    parameters on page changes), so a reload or a shared link opens the same run on the same data."""
+    """Keep the address naming what a reload or a shared link must reopen: ?seat=, ?run= unless it is
+    the shipped default, ?data= unless it is the server's default. Written in one message, and only
+    when it changes: Streamlit pushes a browser-history entry for each change, so writing each key
+    alone made the browser's Back land on the same page (once per key) instead of the page before."""
     path = st.session_state.get("viewing")
-    if (token := seat()) and st.query_params.get("seat") != token:
-        st.query_params["seat"] = token
-    if path and st.query_params.get("run") != Path(path).name:
-        st.query_params["run"] = Path(path).name
-    if st.query_params.get("data") != data_source():
-        st.query_params["data"] = data_source()
+    default = pretrained_index().get("default")
+    wanted = {"seat": seat(), "run": Path(path).name if path and Path(path).name != default else None,
+              "data": data_source() if data_source() != default_data_source() else None}
+    current = st.query_params.to_dict()
+    address = {k: v for k, v in current.items() if k not in wanted} | {k: v for k, v in wanted.items() if v}
+    if address != current:
+        st.query_params.from_dict(address)
+
+
+def link_params(**extra: str) -> dict[str, str]:
+    """The address's parameters for an in-app link, plus `extra`: a link that keeps them changes
+    the page only, so it leaves one browser-history entry (Back returns to where it was pressed)."""
+    return st.query_params.to_dict() | extra
 
 
 def view_run(path: str | None) -> None:

@@ -17,7 +17,8 @@ from cae.report import duration as minutes, live_run_sentence, per_class_counts,
 from cae.runs import PRETRAINED_DIR, pretrained_index, read_metrics
 from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
 from cae.train import estimate_seconds
-from app_pages._shared import show_chart, cached_run, current_dataset, jobs, seconds_per_mflop, submit_training
+from app_pages._shared import (show_chart, cached_run, current_dataset, jobs, link_params, seconds_per_mflop,
+                               submit_training)
 
 PRESENTER_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }
@@ -161,7 +162,8 @@ back, live, forward = st.columns([1, 2, 1])
 if back.button("← Back", disabled=number == 1, key="lecture_back", width="stretch", shortcut="PageUp"):
     st.query_params["step"] = steps[number - 2].key
     st.rerun()
-live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:")
+live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:",
+               query_params=link_params())
 if forward.button("Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch",
                   shortcut="PageDown"):
     st.query_params["step"] = steps[number].key

@@ -298,3 +298,17 @@ def test_a_link_opens_its_run_and_an_unknown_name_falls_back_with_a_sentence():
     lost.run()
     assert "pretrained" in lost.session_state["viewing"]
     assert any("not here" in w.value for w in lost.sidebar.warning)
+
+
+def test_the_address_names_the_run_and_data_only_when_they_are_not_the_defaults(monkeypatch):
+    """Streamlit pushes a browser-history entry per address change: the default view writes none,
+    so the browser's Back is never spent on the same page."""
+    from cae.runs import list_runs, pretrained_index
+    monkeypatch.delenv("CAE_DATA", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert Path(at.session_state["viewing"]).name == pretrained_index()["default"]
+    assert "run" not in at.query_params and "data" not in at.query_params
+    other = next(i for i in list_runs() if i.pretrained and i.name != pretrained_index()["default"])
+    at.sidebar.selectbox(key="run_picker").set_value(str(other.path)).run()
+    assert at.query_params["run"] in (other.name, [other.name]) and "data" not in at.query_params

@@ -239,7 +239,7 @@ MAP_POINTS_JS = """el => Array.from(el.querySelectorAll('.scatterlayer .trace'))
 
 def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(page, server, screenshots):
     open_page(page, server, "latent", "Latent space", timeout=300_000)
-    chart = page.locator(".js-plotly-plot").first
+    chart = chart_named(page, "The code of each test image, in 2-D")
     points = settled_points(page, chart, 200)  # the sample's test images, once the map stands still
 
     def room(p):  # distance to the nearest other point: click one that no other point overlaps
@@ -270,14 +270,21 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
 IDLE_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 
 
+def chart_named(page, alt_start: str):
+    """The chart whose text equivalent (its aria-label) starts with `alt_start`: charts mount in
+    any order, so "the first chart on the page" can be another one for a moment."""
+    return page.locator(f'[role="figure"][aria-label^="{alt_start}"] .js-plotly-plot')
+
+
 def settled_points(page, chart, count: int) -> list:
-    """The chart's points once the page is idle, every image has loaded and the points stand still
-    (two reads 300 ms apart agree): conditions the page shows, not a retried click."""
+    """The chart's points once the page is idle, every image has loaded, the chart is scrolled into
+    view and its points stand still (two reads 300 ms apart agree): conditions the page shows, not
+    a retried click."""
     page.wait_for_function(IDLE_JS, timeout=60_000)
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=60_000)
-    chart.scroll_into_view_if_needed()
     previous = None
     for _ in range(100):
+        chart.scroll_into_view_if_needed()  # a no-op once in view; read after it, so the points are where it left them
         points = chart.evaluate(MAP_POINTS_JS)
         if len(points) == count and points == previous:
             return points
@@ -299,7 +306,7 @@ def click_point(page, chart, number: int, x: float, y: float) -> None:
 def click_kernel(page, number: int) -> None:
     """Click kernel `number` on the kernel sheet once, after it has settled; the number input must show it."""
     from playwright.sync_api import expect
-    sheet = page.locator(".js-plotly-plot").nth(0)  # the first chart on the page is the kernel sheet
+    sheet = chart_named(page, "The 64 first-layer kernels at snapshot")
     _, x, y = next(p for p in settled_points(page, sheet, 64) if p[0] == number)  # one invisible square a kernel
     click_point(page, sheet, number, x, y)
     expect(page.get_by_label("Kernel (or click one)")).to_have_value(str(number), timeout=10_000)
@@ -443,21 +450,10 @@ def revealed_step(page, number: int) -> None:
     page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
 
 
-@pytest.fixture
-def quiet_server(tmp_path):
-    """A server of its own with no other test's jobs: the lecture round trip below, measured alone
-    (under the whole suite's load a reveal was once lost on the way back; see the README)."""
-    from cae.appserver import AppServer
-    srv = AppServer({"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample"},
-                    tmp_path / "server.log")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-def test_leaving_a_step_for_its_live_page_and_coming_back_keeps_the_step_and_its_reveal(page, quiet_server):
-    server = quiet_server
+def test_leaving_a_step_for_its_live_page_and_coming_back_keeps_the_step_and_its_reveal(page, server):
+    """One press of the browser's Back returns to the step: each page change leaves one history
+    entry (it used to leave one per address key the app wrote, so Back landed on the live page again,
+    mostly when the machine was busy)."""
     idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
     page.goto(f"{server.url}/lecture?step=finetune")
     page.get_by_role("heading", name=f"5/{LECTURE_STEPS} · ").wait_for()
@@ -477,6 +473,21 @@ def test_leaving_a_step_for_its_live_page_and_coming_back_keeps_the_step_and_its
         else:
             page.locator('[data-testid="stSidebarNav"]').get_by_text("Lecture mode").click()
         revealed_step(page, 5)
+
+
+def test_the_browser_back_button_returns_to_the_page_before(page, server):
+    """Each sidebar click leaves one history entry, so Back goes one page back, with the run kept."""
+    open_page(page, server, "train", "Train")
+    for link, path in (("Kernels", "kernels"), ("Classifier", "classifier")):
+        page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
+        page.wait_for_url(re.compile(f"/{path}($|\\?)"))
+        page.wait_for_function(IDLE_JS, timeout=60_000)
+    for path, title in (("kernels", "First-layer kernels"), ("train", "Train")):
+        page.go_back()
+        page.wait_for_url(re.compile(f"/{path}($|\\?)"), timeout=30_000)
+        page.get_by_role("heading", name=re.compile(title)).first.wait_for(timeout=30_000)
+        page.wait_for_function(IDLE_JS, timeout=60_000)
+        assert "Lecture preset" in viewed_run(page)
 
 
 def test_the_live_lecture_step_learns_on_the_sample(page, server, screenshots):
