@@ -216,6 +216,28 @@ def test_train_settings_survive_leaving_the_page_while_a_job_runs(page, server):
     page.get_by_role("button", name="Stop").click()
 
 
+def test_while_a_job_trains_its_progress_takes_the_train_button_place_and_estimates_still_come(page, server):
+    """After Train, "Your job" stands where the button stood (in view, no scrolling); a setting whose
+    training step is not measured yet gets its estimate while the job trains, with no other input
+    (the worker measures it between two of the job's batches; the page asks every 2 s)."""
+    open_page(page, server, "train", "Train")
+    set_number(page, "Autoencoder epochs", 60)  # still training when the estimate is asked for
+    set_number(page, "Classifier epochs (0 = autoencoder only)", 0)
+    button = page.get_by_role("button", name="Train", exact=True)
+    button.scroll_into_view_if_needed()
+    where = button.bounding_box()["y"]
+    button.click()
+    heading = page.get_by_role("heading", name="Your job")
+    heading.wait_for()
+    page.wait_for_timeout(500)
+    box = heading.bounding_box()
+    assert 0 <= box["y"] < 720 - 100 and abs(box["y"] - where) < 120, (where, box)
+    page.get_by_role("radio", name="transpose").check(force=True)  # a step the worker has not timed
+    page.get_by_text("Estimated time on this CPU").wait_for(timeout=30_000)
+    assert page.get_by_role("button", name="Stop").is_visible()  # the job was still training meanwhile
+    page.get_by_role("button", name="Stop").click()
+
+
 def test_the_try_page_shows_its_pictures_and_the_prediction_in_the_first_screen(page, server, screenshots):
     open_page(page, server, "try_image", "Try an image")
     page.locator(".js-plotly-plot").nth(1).wait_for()
