@@ -7,7 +7,7 @@ from cae import budget
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
 from cae.jobs import DONE
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
-from cae.report import (class_extremes_sentence, label_budget_sentence, lecture_autoencoder_rows,
+from cae.report import (class_extremes_sentence, code_span, label_budget_sentence, lecture_autoencoder_rows,
                         lecture_classifier_rows, per_class_counts, pretraining_verdict, test_images, verdict_rule)
 from cae.sweeps import budget_lines, load_label_budget, seed_spread
 from cae.report import duration as minutes
@@ -15,7 +15,7 @@ from cae.runs import RunError, transfer_config
 from cae.train import resolve_device
 from app_pages._shared import (show_chart, TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
                                reproduce_this_run, runs, same_classes_other_images, same_dataset, seconds_per_mflop,
-                               show_run_summary, submit_sweep, submit_training, view_run)
+                               seat, show_run_summary, submit_sweep, submit_training, view_run)
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -195,8 +195,9 @@ m = run.metrics
 dataset = current_dataset(show_error=False)
 curves = {"this run": m}  # the run viewed, plus any runs chosen for comparison
 show_run_summary(run)
+origin = m["dataset"].get("origin")  # a server path: never shown to other seats in a class
 st.caption(f"Run {run.name} · {m['device']} · {m['precision']}" +
-           (f" · trained on {m['dataset']['origin']}" if m["dataset"].get("origin") else ""))
+           (f" · trained on {code_span(origin)}" if origin and seat() is None else ""))
 if (pre := m.get("pretraining_dataset")) and pre["fingerprint"] != m["dataset"]["fingerprint"]:
     st.caption(f"Its encoder comes from {m.get('autoencoder_source')}, an autoencoder trained on {pre['name']} "
                f"({pre['train_size']:,} images, no labels); only the classifier saw this data.")

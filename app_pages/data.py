@@ -12,7 +12,8 @@ from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, down
 from cae.figures import sample_grid
 from cae.classroom import folder_bytes
 from cae.files import absolute
-from cae.uploads import LIMITS, MAX_UPLOAD_MB, UploadError, unpack_upload
+from cae.report import code_span
+from cae.uploads import LIMITS, MAX_UPLOAD_MB, Budget, UploadError, unpack_upload
 from app_pages._shared import show_chart, cached_dataset, caps, current_dataset, data_source, seat, seat_ledger, use_data
 
 SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
@@ -68,17 +69,15 @@ def choose_upload() -> None:
                               max_upload_size=MAX_UPLOAD_MB)
     archive = st.file_uploader("…or a zip of one", type=["zip"], key="upload_zip", max_upload_size=MAX_UPLOAD_MB)
     files = [(archive.name, archive.getvalue())] if archive else [(f.name, f.getvalue()) for f in folder or []]
-    if seat() is not None:
+    budget = Budget()
+    if seat() is not None:  # the quota counts what is unpacked, checked before anything is written
         used, quota = seat_ledger().upload_bytes(seat()), caps().upload_mb * 1_000_000
-        st.caption(f"This seat has uploaded {used / 1e6:.1f} MB of its {caps().upload_mb} MB.")
-        if files and used + sum(len(data) for _, data in files) > quota:
-            st.error(f"These photos would take this seat past its {caps().upload_mb} MB of uploads "
-                     f"({used / 1e6:.1f} MB used); upload fewer or smaller pictures.")
-            return
+        st.caption(f"This seat has uploaded {used / 1e6:.1f} MB of its {caps().upload_mb} MB (unpacked).")
+        budget = Budget(bytes=min(budget.bytes, max(0, quota - used)))
     if files and st.button("Use these photos", key="use_upload", type="primary"):
-        chosen = archive.name if archive else f"the folder you chose ({len(files)} files)"
+        chosen = code_span(archive.name) if archive else f"the folder you chose ({len(files)} files)"
         try:
-            folder = unpack_upload(files)
+            folder = unpack_upload(files, budget)
         except UploadError as exc:
             st.error(f"{chosen}: {exc}")
             return

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import shutil
 import tarfile
 import warnings
@@ -26,6 +27,7 @@ SAMPLE_FILE = Path(__file__).parent / "assets" / "cifar10-sample.npz"
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 IMAGE_KINDS = "PNG, JPEG, WebP or BMP"
 MAX_PIXELS = 40_000_000  # per image; larger files are skipped (a 40-megapixel photo is 160 MB decoded)
+FORMATS = ("PNG", "JPEG", "WEBP", "BMP")  # what PIL may decode: IMAGE_KINDS, whatever a file's name says
 TEST_SHARE = 0.2  # class folders without train/ and test/ are split 80/20
 SIDE = 32
 SPLITS = ("train", "test")
@@ -170,7 +172,7 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
     classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta["label_names"]]
     splits = {s: _make_split(np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE),
                              [y for p in ps for y in p["labels"]]) for s, ps in parts.items()}
-    return Dataset("CIFAR-10 (torchvision)", "cifar10", classes, splits["train"], splits["test"],
+    return Dataset("CIFAR-10 (torchvision)", "cifar10", plain_class_names(classes), splits["train"], splits["test"],
                    _fingerprint(splits["train"], splits["test"], classes))
 
 
@@ -338,9 +340,24 @@ def load_image_folder(root: Path) -> Dataset:
     if len(splits["train"]) + len(splits["test"]) == 0:
         raise DataError(f"No readable images under {root}; add {IMAGE_KINDS} files.")
     uploaded = root.resolve().parent == cache_dir() / UPLOADS
-    name = f"uploaded photos ({len(classes)} classes)" if uploaded else f"image folder {root.resolve().name}"
-    return Dataset(name, "folder", classes, splits["train"], splits["test"],
+    name = (f"uploaded photos ({len(classes)} classes)" if uploaded
+            else f"image folder {plain_class_names([root.resolve().name])[0]}")
+    return Dataset(name, "folder", plain_class_names(classes), splits["train"], splits["test"],
                    _fingerprint(splits["train"], splits["test"], classes), notes)
+
+
+def plain_class_names(names: list[str]) -> list[str]:
+    """Class names as the pages show them: folder names come from users, so only letters, digits,
+    spaces, hyphens and apostrophes are kept (no Markdown link or emphasis, no HTML tag for Plotly's
+    labels, no address to autolink), at most 40 characters, each one different. Plain names, such
+    as CIFAR-10's, are unchanged."""
+    shown: list[str] = []
+    for i, name in enumerate(names):
+        text = " ".join(re.sub(r"[^\w\s'-]|_", " ", name).split())[:40].strip() or f"class {i}"
+        while text in shown:
+            text = f"{text} ({i})"
+        shown.append(text)
+    return shown
 
 
 def _listing_key(root: Path, split: str, files: dict[str, list[Path]]) -> str:
@@ -378,12 +395,33 @@ def _write_cache(path: Path, blob: dict) -> None:
                       "again next time. Set CAE_CACHE to a writable folder.")
 
 
+def open_image(source):
+    """PIL's image for a path or a binary file, reading the header only; only FORMATS are tried (a
+    TIFF or GIF named .jpg is refused). Raises OSError-like errors for anything else."""
+    import warnings as _warnings
+
+    from PIL import Image
+
+    with _warnings.catch_warnings():  # our own limit (MAX_PIXELS) is checked by the callers
+        _warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(source, formats=FORMATS)
+
+
+def image_pixels(source) -> int | None:
+    """Width x height from a picture's header (nothing decoded), or None when it is not one of FORMATS."""
+    try:
+        with open_image(source) as img:
+            return img.width * img.height
+    except Exception:
+        return None
+
+
 def decode_image(path: str | os.PathLike) -> tuple[np.ndarray | None, bool]:
     """One file -> (uint8 HxWx3 at 32x32, was_resized); (None, False) when it is not an image."""
     from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if img.width * img.height > MAX_PIXELS:
                 return None, False
             img = ImageOps.exif_transpose(img).convert("RGB")  # phone photos stand upright

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cae.data import open_image
 from cae.model import Classifier, ConvAutoencoder
 from cae.train import reconstruction_loss, training_step
 
@@ -95,12 +96,12 @@ def image_from_bytes(data: bytes) -> tuple[torch.Tensor, list[str]]:
 
     if not data:
         raise ImageInputError("The file is empty; upload a PNG or JPEG picture.")
-    Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
     notes = []
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format not in ("PNG", "JPEG", "BMP", "GIF", "WEBP"):
-                raise ImageInputError(f"{img.format} files are not supported; upload a PNG or JPEG picture.")
+        with open_image(io.BytesIO(data)) as img:  # the header only, so far
+            if img.width * img.height > MAX_UPLOAD_PIXELS:
+                raise ImageInputError(f"This picture has {img.width * img.height / 1e6:.0f} megapixels; upload one "
+                                      f"under {MAX_UPLOAD_PIXELS // 1_000_000}.")
             if img.mode != "RGB":
                 notes.append(f"converted from {img.mode} to RGB")
             rgb = img.convert("RGB")
@@ -111,7 +112,8 @@ def image_from_bytes(data: bytes) -> tuple[torch.Tensor, list[str]]:
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise ImageInputError("This file is not a picture this app can read; upload a PNG or JPEG.") from None
     except Image.DecompressionBombError:
-        raise ImageInputError("This picture is far too large; upload one under 40 megapixels.") from None
+        raise ImageInputError(f"This picture is far too large; upload one under "
+                              f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1), notes
 
 

@@ -22,8 +22,8 @@ def absolute(path: str | os.PathLike) -> Path:
 
 def write_atomically(target: Path, fill: Callable[[Path], None], folder: bool = True) -> Path:
     """Create `target` (a folder, or a file when `folder` is False) by filling a temporary sibling
-    and renaming it into place. Any failure removes the temporary and raises WriteError: a full disk
-    raises OSError from Python's own writes but RuntimeError from torch.save, and both are caught."""
+    and renaming it into place. Any failure removes the temporary; a full disk (OSError from Python's
+    own writes, RuntimeError from torch.save) raises WriteError, anything else goes on as it was."""
     target = Path(target)
     tmp = target.parent / f".tmp-{target.name}-{os.getpid()}-{time.monotonic_ns()}"
     try:
@@ -34,9 +34,11 @@ def write_atomically(target: Path, fill: Callable[[Path], None], folder: bool = 
         if folder and target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-    except (OSError, RuntimeError) as exc:
+    except BaseException as exc:
         _remove(tmp)
-        raise WriteError(_reason(exc)) from None
+        if isinstance(exc, (OSError, RuntimeError)):
+            raise WriteError(_reason(exc)) from None
+        raise
     return target
 
 

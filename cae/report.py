@@ -15,6 +15,12 @@ LECTURE_CLF_SECONDS = [3, 3, 3, 3, 3]
 PRINTED_TO_TRUE = 30 / 25
 
 
+
+def code_span(text: str) -> str:
+    """User text (a file or folder name) inside Markdown, shown as typed and never as markup: in an
+    inline code span no link, emphasis, HTML or autolinked address forms (a backtick becomes ')."""
+    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
+
 def duration(seconds: float) -> str:
     """"3m 56s"; "…" while not known (NaN)."""
     if seconds != seconds:

@@ -6,31 +6,44 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from cae.data import IMAGE_EXTENSIONS, IMAGE_KINDS, MAX_PIXELS, UPLOADS, DataError, cache_dir
+from cae.data import IMAGE_EXTENSIONS, IMAGE_KINDS, MAX_PIXELS, UPLOADS, DataError, cache_dir, image_pixels
 from cae.files import WriteError, write_atomically
 
 MAX_UPLOAD_MB = 200               # per uploaded file (the zip), set on the uploader widget
 MAX_FILES = 20_000                # pictures in one upload
 MAX_UNPACKED_BYTES = 1_000_000_000  # all pictures together, as unpacked
-LIMITS = (f"at most {MAX_UPLOAD_MB} MB per uploaded file, {MAX_FILES:,} pictures and "
-          f"{MAX_UNPACKED_BYTES // 1_000_000:,} MB unpacked in all, {MAX_PIXELS // 1_000_000} megapixels "
-          f"per picture ({IMAGE_KINDS})")
+MAX_TOTAL_PIXELS = 2_000_000_000  # all pictures together, as decoded: a bound on the CPU one upload costs
+LIMITS = (f"at most {MAX_UPLOAD_MB} MB per uploaded file, {MAX_FILES:,} pictures, "
+          f"{MAX_UNPACKED_BYTES // 1_000_000:,} MB unpacked and {MAX_TOTAL_PIXELS // 1_000_000:,} megapixels "
+          f"in all, {MAX_PIXELS // 1_000_000} megapixels per picture ({IMAGE_KINDS}; other files are left out)")
 
 
 class UploadError(DataError):
     """An upload that cannot become an image folder; the message says why in one sentence."""
 
 
-def unpack_upload(files: list[tuple[str, bytes]]) -> Path:
+@dataclass(frozen=True)
+class Budget:
+    """What one upload may unpack to: bytes written (a seat's quota left, in classroom mode) and
+    pixels decoded (the CPU that reading it will cost)."""
+
+    bytes: int = MAX_UNPACKED_BYTES
+    pixels: int = MAX_TOTAL_PIXELS
+
+
+def unpack_upload(files: list[tuple[str, bytes]], budget: Budget = Budget()) -> Path:
     """Uploaded files -> an image folder under the cache, named by its content (the same upload
     twice is one folder). `files` are (name, bytes): a folder's files with their paths inside it,
-    or a single .zip."""
+    or a single .zip. Counted against `budget` before anything is written: declared sizes first,
+    then the bytes read and each picture's header (width x height; nothing is decoded here)."""
     if len(files) == 1 and files[0][0].lower().endswith(".zip"):
-        pictures = _from_zip(files[0][1])
+        pictures = _from_zip(files[0][1], budget)
     else:
-        pictures = _pictures([(name, lambda data=data: data, len(data)) for name, data in files])
+        pictures = _pictures([(name, lambda data=data: data, len(data)) for name, data in files], budget)
     if not pictures:
         raise UploadError(f"The upload holds no pictures ({IMAGE_KINDS}); upload a folder with one "
                           "subfolder of pictures per class.")
@@ -49,16 +62,22 @@ def unpack_upload(files: list[tuple[str, bytes]]) -> Path:
     return target
 
 
-def _from_zip(blob: bytes) -> dict[PurePosixPath, bytes]:
+def _from_zip(blob: bytes, budget: Budget) -> dict[PurePosixPath, bytes]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(blob))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, OSError):
         raise UploadError("The uploaded file is not a readable zip archive.") from None
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
-        if sum(m.file_size for m in members) > MAX_UNPACKED_BYTES:
-            raise UploadError(_too_big("The zip would unpack to"))
-        return _pictures([(m.filename, lambda m=m: _read_capped(archive, m), m.file_size) for m in members])
+        pictures = [m for m in members if m.filename.lower().endswith(tuple(IMAGE_EXTENSIONS))]
+        if sum(m.file_size for m in pictures) > budget.bytes:
+            raise UploadError(_too_big("The zip's pictures would unpack to", budget))
+        try:
+            return _pictures([(m.filename, lambda m=m: _read_capped(archive, m), m.file_size) for m in members],
+                             budget)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, RuntimeError) as exc:
+            raise UploadError(f"The zip is damaged ({type(exc).__name__}: {str(exc)[:120]}); pack it "
+                              "again.") from None
 
 
 def _read_capped(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
@@ -71,10 +90,12 @@ def _read_capped(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
     return data
 
 
-def _pictures(entries) -> dict[PurePosixPath, bytes]:
-    """{safe relative path: bytes} of the picture files among (name, read, size) entries."""
+def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
+    """{safe relative path: bytes} of the picture files among (name, read, size) entries, within
+    `budget`; files that are not pictures of IMAGE_KINDS under MAX_PIXELS are left out (the image
+    loader would skip them)."""
     pictures: dict[PurePosixPath, bytes] = {}
-    total = 0
+    total = pixels = 0
     for name, read, size in entries:
         path = _safe_path(name)
         if path is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
@@ -82,15 +103,26 @@ def _pictures(entries) -> dict[PurePosixPath, bytes]:
         if len(pictures) >= MAX_FILES:
             raise UploadError(f"The upload holds more than {MAX_FILES:,} pictures; upload fewer "
                               f"({LIMITS}).")
-        total += size
-        if total > MAX_UNPACKED_BYTES:
-            raise UploadError(_too_big("The pictures add up to"))
-        pictures[path] = read()
+        data = read()
+        total += len(data)
+        if total > budget.bytes:
+            raise UploadError(_too_big("The pictures add up to", budget))
+        count = image_pixels(io.BytesIO(data))
+        if count is None or count > MAX_PIXELS:
+            continue
+        pixels += count
+        if pixels > budget.pixels:
+            raise UploadError(f"The pictures add up to more than {budget.pixels // 1_000_000:,} megapixels, "
+                              "more than this app decodes for one upload; upload fewer or smaller pictures.")
+        pictures[path] = data
     return pictures
 
 
 def _safe_path(name: str) -> PurePosixPath | None:
     """The relative path a name stands for; an error if it would leave its folder; None for hidden files."""
+    if any(ord(c) < 32 for c in name):
+        raise UploadError(f"A file name in the upload holds a control character ({name[:60]!r}); rename it "
+                          "and upload again.")
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
         raise UploadError(f"The path {name!r} inside the upload leaves its folder; such an archive is "
@@ -117,6 +149,8 @@ def _write(folder: Path, pictures: dict[PurePosixPath, bytes]) -> None:
         target.write_bytes(data)
 
 
-def _too_big(start: str) -> str:
-    return (f"{start} more than {MAX_UNPACKED_BYTES // 1_000_000:,} MB (a zip bomb, or simply too many "
-            f"pictures); the limits are {LIMITS}.")
+def _too_big(start: str, budget: Budget) -> str:
+    allowed = ("what this seat may still upload" if budget.bytes < MAX_UNPACKED_BYTES
+               else "this app's limit for one upload")
+    return (f"{start} more than {budget.bytes / 1_000_000:,.1f} MB, {allowed} (a zip bomb, or simply too "
+            f"many pictures); nothing was written.")

@@ -1,0 +1,99 @@
+"""What a curious student's upload can cost the server: bounded by what it unpacks to (bytes and
+pixels), refused in one sentence, and leaving nothing behind. Real archives, limits scaled down."""
+
+import io
+import zipfile
+
+import pytest
+from PIL import Image
+
+from cae.data import cache_dir, load_dataset
+from cae.explain import ImageInputError, image_from_bytes
+from cae.report import code_span
+from cae.uploads import Budget, UploadError, unpack_upload
+
+
+def picture(size: tuple[int, int], kind: str = "PNG", colour=(0, 0, 0)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, kind)
+    return buffer.getvalue()
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def leftovers() -> list:
+    folder = cache_dir() / "uploads"
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".tmp")) if folder.exists() else []
+
+
+def test_a_zip_of_black_bitmaps_is_refused_on_what_it_unpacks_to_not_on_its_size():
+    """The probe's bomb: a small zip of black BMPs; the seat's 2 MB counts the unpacked bytes."""
+    black = picture((600, 600), "BMP")  # 1.08 MB each, unpacked
+    bomb = zip_of({f"c{c}/{i}.bmp": black for c in range(2) for i in range(4)})
+    assert len(bomb) < 100_000 and 8 * len(black) > 8_000_000
+    with pytest.raises(UploadError, match=r"more than 2\.0 MB, what this seat may still upload"):
+        unpack_upload([("bomb.zip", bomb)], Budget(bytes=2_000_000))
+    assert leftovers() == []
+
+
+def test_pictures_whose_headers_add_up_past_the_pixel_budget_are_refused_before_any_is_decoded():
+    """A few kilobytes of PNGs that would decode to many megapixels cost no decoding CPU."""
+    big = picture((3000, 2000))  # 6 megapixels of one colour: a tiny PNG
+    archive = zip_of({f"c{c}/{i}.png": big for c in range(2) for i in range(3)})
+    with pytest.raises(UploadError, match="more than 20 megapixels"):
+        unpack_upload([("many-pixels.zip", archive)], Budget(pixels=20_000_000))
+
+
+def test_a_damaged_zip_is_one_sentence():
+    good = zip_of({f"c{c}/{i}.png": picture((40, 40), colour=(i * 50, c * 90, 0)) for c in range(2) for i in range(3)})
+    first = zipfile.ZipFile(io.BytesIO(good)).infolist()[0]
+    start = first.header_offset + 30 + len(first.filename) + 4  # inside the first member's compressed data
+    damaged = good[:start] + bytes(b ^ 0xFF for b in good[start:start + 40]) + good[start + 40:]
+    with pytest.raises(UploadError, match="zip is damaged|not a readable zip"):
+        unpack_upload([("damaged.zip", damaged)])
+    assert leftovers() == []
+
+
+def test_a_file_name_with_a_nul_is_refused_and_leaves_no_folder():
+    files = [("mine/a/1.png", picture((8, 8))), ("mine/a/2\x00.png", picture((8, 8))), ("mine/b/1.png", picture((8, 8)))]
+    with pytest.raises(UploadError, match="control character"):
+        unpack_upload(files)
+    assert leftovers() == []
+
+
+def test_a_tiff_named_jpg_is_left_out_the_loader_decodes_only_what_it_advertises():
+    tiff = picture((16, 16), "TIFF")
+    with pytest.raises(UploadError, match="holds no pictures"):
+        unpack_upload([("mine/a/1.jpg", tiff), ("mine/b/1.jpg", tiff)])
+
+
+def test_the_try_page_refuses_a_picture_over_its_stated_limit_without_a_process_wide_setting():
+    from PIL import Image as PILImage
+    before = PILImage.MAX_IMAGE_PIXELS
+    with pytest.raises(ImageInputError, match="45 megapixels; upload one under 40"):
+        image_from_bytes(picture((7500, 6000)))  # 45 MP: under PIL's own 2x bomb limit, over ours
+    assert PILImage.MAX_IMAGE_PIXELS == before
+
+
+def test_class_names_from_folders_are_shown_as_plain_words(tmp_path):
+    """A folder named like a link or an HTML tag becomes plain words on every page and chart."""
+    names = ["[Log in again](https:evil.example)", '<a href="https:evil.example">Click here']
+    for split, n in (("train", 3), ("test", 1)):
+        for c, name in enumerate(names):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                (folder / f"{i}.png").write_bytes(picture((32, 32), colour=(c * 200, i * 60, 0)))
+    classes = load_dataset(tmp_path).classes
+    assert classes == ["a href https evil example Click here", "Log in again https evil example"]  # folders sorted
+    assert not any(ch in "".join(classes) for ch in "[]()<>:./*_`")
+
+
+def test_a_file_name_shown_in_a_sentence_is_a_code_span():
+    assert code_span("[Log in](https://evil.example) `x`.zip") == "`[Log in](https://evil.example) 'x'.zip`"
