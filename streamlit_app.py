@@ -9,9 +9,10 @@ import streamlit as st
 import torch
 
 from cae.lecture import step_number as lecture_step_number
-from app_pages._shared import (current_dataset, dataset_label, device_label, jobs, run_label, runs,
-                               link_params, same_classes_other_images, seat, selected_run_path, view_run,
-                               write_run_to_url)
+from cae.classroom import password_problem
+from app_pages._shared import (adopt_seat, current_dataset, dataset_label, device_label, jobs, keep_seat_in_browser,
+                               link_params, log_once, run_label, runs, same_classes_other_images, seat, seat_ledger,
+                               selected_run_path, view_run, write_run_to_url)
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
 # The web server never trains; its few small forward passes run on one thread and leave the other
@@ -30,6 +31,8 @@ pages = [
 ]
 if seat() is not None:  # classroom mode: the lecturer's view (password in CAE_ADMIN_PASSWORD)
     pages.append(st.Page("app_pages/admin.py", title="Lecturer", icon=":material/admin_panel_settings:"))
+    if problem := password_problem():
+        log_once(problem)
 page = st.navigation(pages)
 # Secondary text dark enough for WCAG AA (4.5:1) on white and on the sidebar's grey: Streamlit's own
 # caption grey measured 3.7-3.9:1 with axe-core; the shortcut badge on a primary button 2.8:1.
@@ -58,8 +61,21 @@ def queue_line() -> str:
     training = any(j.state == "running" for j in mine)
     yours = ("yours is training" + (", " if places else "") if training else "") + \
         (f"yours {'is' if len(places) == 1 else 'are'} number {' and '.join(map(str, places))}" if places else "")
-    return (f"**Seat** {seat()[:6]}… · **Queue:** {jobs().queue_length()} waiting"
-            + (f" · {yours}" if yours else " · none of yours"))
+    return (f"**Queue:** {jobs().queue_length()} waiting" + (f" · {yours}" if yours else " · none of yours"))
+
+
+def seat_box() -> None:
+    """Classroom mode: this browser's seat code, and a box to reach one's seat from another browser."""
+    with st.expander(f"Your seat: {seat_ledger().code_of(seat())}"):
+        st.caption("Your runs, uploads and jobs belong to this seat. This browser remembers it; in another "
+                   "browser, type the code above below. Keep it to yourself, like a password.")
+        with st.form("seat_form", border=False):
+            typed = st.text_input("Seat code from another browser", key="seat_code", max_chars=12)
+            if st.form_submit_button("Use that seat") and typed:
+                if problem := adopt_seat(typed):
+                    st.error(problem)
+                else:
+                    st.rerun()
 
 
 with st.sidebar:
@@ -86,6 +102,8 @@ with st.sidebar:
         st.caption("**Run:** none yet — train one on the Train page.")
     if seat() is not None:
         st.caption(queue_line())
+        seat_box()
+        keep_seat_in_browser()
     if message := st.session_state.pop("link_message", None):
         st.warning(message)
     if (step := st.session_state.get("lecture_step")) and page.url_path != "lecture":

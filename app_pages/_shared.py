@@ -5,7 +5,9 @@ Only Streamlit glue lives here; everything computed comes from `cae`.
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -132,19 +134,90 @@ def allowed_data(source: str) -> bool:
 # --- classroom mode (cae/classroom.py) --------------------------------------------------------
 
 def seat() -> str | None:
-    """This browser's seat in classroom mode, None otherwise: the address's ?seat=, or a new one
-    on a first visit (then kept in the address, so a reload keeps it)."""
+    """This browser's seat in classroom mode, None otherwise. Only seats this server issued exist:
+    the browser's cookie names one, or a new one is issued (and the cookie set; see
+    `keep_seat_in_browser`). The address never carries a seat, so a shared link never hands one over."""
     if not classroom.enabled():
         return None
     if "seat" not in st.session_state:
-        token = st.query_params.get("seat")
-        st.session_state.seat = token if classroom.valid_seat(token) else classroom.new_seat()
+        token = browser_cookie(classroom.SEAT_COOKIE)
+        if seat_ledger().has_seat(token):
+            st.session_state.seat = token
+        else:
+            if token or st.query_params.get("seat"):
+                st.session_state.link_message = ("That seat is not one this server issued; this browser has a new "
+                                                 "seat. To reach your runs, type your seat code in the sidebar.")
+            st.session_state.seat = issue_seat()
     return st.session_state.seat
+
+
+def browser_cookie(name: str) -> str | None:
+    """A cookie the browser sent with this session's first request (text only; None elsewhere)."""
+    value = st.context.cookies.get(name)
+    return value if isinstance(value, str) else None
+
+
+def client_address() -> str | None:
+    """The browser's IP address; None on 127.0.0.1 and where Streamlit cannot tell (tests)."""
+    value = st.context.ip_address
+    return value if isinstance(value, str) else None
+
+
+def issue_seat() -> str:
+    """A new seat for this browser, unless its address has had too many this minute (then the
+    page stops with the reason)."""
+    address, now, limit = client_address(), time.time(), caps().seats_per_minute
+    if seat_ledger().seats_issued_since(address, now - 60) >= limit:
+        st.error(f"This address has been given {limit} new seats in the last minute, the class's limit; wait a "
+                 "minute and reload the page.")
+        st.stop()
+    token, _ = seat_ledger().issue_seat(address, now)
+    st.session_state.seat_cookie_due = True
+    return token
+
+
+def adopt_seat(typed_code: str) -> str | None:
+    """Switch this browser to the seat with this code (a student's own, from another browser);
+    None with nothing changed when no seat has it. Wrong codes wait like wrong passwords."""
+    if (wait := code_attempts().wait(session_token(), client_address())) > 0:
+        return f"Too many wrong seat codes from this browser or address: try again in {wait:.0f} s."
+    token = seat_ledger().seat_of_code(typed_code)
+    if token is None:
+        code_attempts().failed(session_token(), client_address())
+        return "No seat has that code; it is shown in the sidebar of the browser you used before."
+    st.session_state.seat, st.session_state.seat_cookie_due = token, True
+    return None
+
+
+def keep_seat_in_browser() -> None:
+    """Once per new or adopted seat: store its token in this browser's cookie (Streamlit reads
+    cookies but cannot set them, so a line of JavaScript does), for the next session to find."""
+    if st.session_state.pop("seat_cookie_due", False):
+        st.html(f"<script>document.cookie = '{classroom.SEAT_COOKIE}={st.session_state.seat}; path=/; "
+                "max-age=31536000; SameSite=Strict';</script>", unsafe_allow_javascript=True)
 
 
 def is_admin() -> bool:
     """The lecturer's admin view is open in this session (it always is outside classroom mode)."""
     return seat() is None or bool(st.session_state.get("admin"))
+
+
+@st.cache_resource(show_spinner=False)
+def log_once(sentence: str) -> None:
+    """A sentence in the server's log, once per server (not once per session)."""
+    logging.getLogger("cae").warning(sentence)
+
+
+@st.cache_resource(show_spinner=False)
+def password_attempts() -> classroom.Attempts:
+    """Wrong lecturer passwords of every session of this server."""
+    return classroom.Attempts()
+
+
+@st.cache_resource(show_spinner=False)
+def code_attempts() -> classroom.Attempts:
+    """Wrong seat codes of every session of this server."""
+    return classroom.Attempts()
 
 
 def caps() -> classroom.Caps:
@@ -171,14 +244,15 @@ def owns_job(job) -> bool:
     return is_admin() or job.owner == seat()
 
 
-def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None) -> str | None:
+def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None,
+                      seeds: int = 1) -> str | None:
     """Why this seat may not queue this training (or sweep), or None; never refused outside classroom mode."""
     if seat() is None or is_admin():
         return None
-    queued = len(jobs().active_jobs_of(seat()))
+    queued, total = len(jobs().active_jobs_of(seat())), jobs().active_training_count()
     if budgets is not None:
-        return classroom.sweep_refusal(budgets, caps(), queued)
-    return classroom.refusal(cfg, n_train, caps(), queued)
+        return classroom.sweep_refusal(budgets, seeds, caps(), queued, total)
+    return classroom.refusal(cfg, n_train, caps(), queued, total)
 
 
 def submit_training(cfg, dataset: Dataset):
@@ -192,7 +266,7 @@ def submit_training(cfg, dataset: Dataset):
 
 def submit_sweep(source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int):
     """Queue the label-budget sweep (one job) for this seat, or None with the reason shown."""
-    if problem := classroom_refusal(budgets=budgets):
+    if problem := classroom_refusal(budgets=budgets, seeds=seeds):
         st.error(problem)
         return None
     return jobs().submit_sweep(source, dataset, budgets, seeds, session_token(), owner=seat())
@@ -248,13 +322,13 @@ def linked_run(infos: list[RunInfo]) -> RunInfo | None:
 
 
 def write_run_to_url() -> None:
-    """Keep the address naming what a reload or a shared link must reopen: ?seat=, ?run= unless it is
-    the shipped default, ?data= unless it is the server's default. Written in one message, and only
+    """Keep the address naming what a reload or a shared link must reopen: ?run= unless it is the
+    shipped default, ?data= unless it is the server's default; never a seat (an old ?seat= is removed). Written in one message, and only
     when it changes: Streamlit pushes a browser-history entry for each change, so writing each key
     alone made the browser's Back land on the same page (once per key) instead of the page before."""
     path = st.session_state.get("viewing")
     default = pretrained_index().get("default")
-    wanted = {"seat": seat(), "run": Path(path).name if path and Path(path).name != default else None,
+    wanted = {"seat": None, "run": Path(path).name if path and Path(path).name != default else None,
               "data": data_source() if data_source() != default_data_source() else None}
     current = st.query_params.to_dict()
     address = {k: v for k, v in current.items() if k not in wanted} | {k: v for k, v in wanted.items() if v}

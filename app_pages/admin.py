@@ -1,34 +1,46 @@
 """Lecturer (classroom mode only): every seat's jobs and runs, with the power to cancel or delete
 anything, behind the password in CAE_ADMIN_PASSWORD."""
 
-import os
+import logging
+from dataclasses import fields
 
 import streamlit as st
 
-from cae.classroom import SETTINGS, admin_password_matches
+from cae.classroom import SETTINGS, admin_password_matches, password_problem
 from cae.jobs import TRAINING_KINDS
 from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, list_runs, runs_dir
-from app_pages._shared import caps, forget_owner, is_admin, jobs, run_label, seat_ledger, view_run
+from app_pages._shared import (caps, client_address, forget_owner, is_admin, jobs, password_attempts, run_label, seat_ledger,
+                               session_token, view_run)
+
+LOG = logging.getLogger("cae.lecturer")
 
 st.title("Lecturer")
-if not os.environ.get("CAE_ADMIN_PASSWORD"):
-    st.info("The lecturer's view is off: start the app with CAE_ADMIN_PASSWORD set to open it.")
+if problem := password_problem():
+    st.info(problem)
     st.stop()
 if not is_admin():
+    address = client_address()
     with st.form("admin_login"):
         given = st.text_input("Lecturer's password", type="password", key="admin_password")
         if st.form_submit_button("Open"):
-            if admin_password_matches(given):
+            if (wait := password_attempts().wait(session_token(), address)) > 0:
+                st.error(f"Too many wrong passwords from this browser or address: try again in {wait:.0f} s.")
+            elif admin_password_matches(given):
+                password_attempts().succeeded(session_token())
                 st.session_state.admin = True
                 st.rerun()
-            st.error("That is not the lecturer's password.")
+            else:
+                failures = password_attempts().failed(session_token(), address)
+                LOG.warning("Lecturer page: wrong password from %s (session %s…), %d wrong in this session",
+                            address or "this machine", session_token()[:8], failures)
+                st.error("That is not the lecturer's password.")
     st.stop()
 
 limits = caps()
 st.caption("Caps for every seat (environment variables): " + "; ".join(
     f"{name} = {getattr(limits, field):,} ({what})"
-    for (name, (what, _)), field in zip(SETTINGS.items(), ("epochs", "images", "batch", "queued", "upload_mb"))))
+    for (name, (what, _)), field in zip(SETTINGS.items(), [f.name for f in fields(limits)])))
 
 st.subheader("Jobs")
 trainings = [j for j in reversed(jobs().jobs()) if j.kind in TRAINING_KINDS]

@@ -72,8 +72,12 @@ def choose_upload() -> None:
     budget = Budget()
     if seat() is not None:  # the quota counts what is unpacked, checked before anything is written
         used, quota = seat_ledger().upload_bytes(seat()), caps().upload_mb * 1_000_000
+        everyone, server = seat_ledger().upload_bytes(), caps().upload_mb_total * 1_000_000
         st.caption(f"This seat has uploaded {used / 1e6:.1f} MB of its {caps().upload_mb} MB (unpacked).")
-        budget = Budget(bytes=min(budget.bytes, max(0, quota - used)))
+        budget = Budget(bytes=max(0, min(budget.bytes, quota - used, server - everyone)))
+        if server - everyone < quota - used:
+            st.caption(f"The class's uploads together may take {caps().upload_mb_total:,} MB; "
+                       f"{max(0, server - everyone) / 1e6:.1f} MB are left.")
     if files and st.button("Use these photos", key="use_upload", type="primary"):
         chosen = code_span(archive.name) if archive else f"the folder you chose ({len(files)} files)"
         try:

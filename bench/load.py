@@ -7,7 +7,7 @@ contexts walk every page for a few rounds while a thread polls /_stcore/health. 
 browsers run on the students' machines: `--pin-browsers CPU` pins Chromium to one core (taskset),
 `--nice-browsers` runs it at nice 19. `--quiet` runs the same job with no browsers at all, for the
 epoch-time ratio; `--no-job` walks with no job training. `--classroom` runs the server in classroom
-mode (CAE_CLASSROOM=1): each session keeps its own seat (?seat=) through its walk, Lecture mode is
+mode (CAE_CLASSROOM=1): each session keeps its own seat (in its cookie) through its walk, Lecture mode is
 walked too, and the job is one seat's.
 
     python bench/load.py [--sessions 8] [--rounds 3] [--pin-browsers 1] [--nice-browsers] [--quiet]
@@ -88,18 +88,15 @@ async def start_training(browser, url: str, ae_epochs: int, clf_epochs: int | No
 
 async def session(browser, url: str, rounds: int, times: dict, failures: list, pages: list) -> None:
     """One student: a browser context walking every page `rounds` times; in classroom mode it keeps
-    the seat its first page gave it (a new address without ?seat= would be a new seat)."""
+    the seat its first page gave it in the context's cookie, as a browser does."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     page.set_default_navigation_timeout(120_000)  # the browsers share one core here: allow them time to load
-    seat = ""
     for _ in range(rounds):
         for path, title in pages:
             try:
-                seconds = await open_page(page, url, path + seat, title)
+                seconds = await open_page(page, url, path, title)
                 times.setdefault(path or "overview", []).append(seconds)
-                if not seat and "seat=" in page.url:
-                    seat = "?seat=" + page.url.split("seat=")[1].split("&")[0]
             except Exception as exc:  # every page must answer: count what did not
                 failures.append(f"{path or 'overview'}: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
     await context.close()

@@ -30,6 +30,12 @@ def batch_for(budget: int) -> int:
     return max(1, min(128, budget // 10))
 
 
+def sweep_work(budgets: tuple[int, ...], seeds: int, steps: int = STEPS) -> int:
+    """Images a sweep puts through a network: per budget and seed, three classifiers (LINES) of
+    `steps` batches of batch_for(budget)."""
+    return seeds * sum(len(LINES) * steps * batch_for(b) for b in budgets)
+
+
 def point_config(source: Config, budget: int, seed: int, steps: int = STEPS) -> Config:
     """A point's request: the source's autoencoder settings (so its autoencoder is reused), this
     many labels drawn with this seed (which also draws the scratch baseline's initial weights, so the

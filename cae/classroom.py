@@ -27,9 +27,15 @@ SETTINGS = {
     "CAE_MAX_BATCH": ("largest batch size", 2_000),
     "CAE_MAX_QUEUED": ("most jobs one seat may have queued or training at once (a sweep is one)", 2),
     "CAE_UPLOAD_MB": ("photos one seat may upload, in MB once unpacked", 100),
+    "CAE_MAX_QUEUED_TOTAL": ("most jobs queued or training on the whole server, all seats together", 20),
+    "CAE_UPLOAD_MB_TOTAL": ("photos all seats together may upload, in MB once unpacked", 2_000),
+    "CAE_SEATS_PER_MINUTE": ("new seats one client address may get per minute (a hall behind one NAT shares one "
+                             "address, so at least the class size)", 300),
 }
 SEAT = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-LEDGER = ".classroom.json"  # in the runs folder: which seat owns which run and which upload
+SEAT_COOKIE = "cae_seat"  # the browser keeps its seat here, never in the address (links are shared)
+CODE_LETTERS = "ABCDEFGHJKMNPQRSTVWXYZ23456789"  # no 0/O, 1/I/L or U/V look-alikes: read off a screen
+LEDGER = ".classroom.json"  # in the runs folder: the seats it issued, who owns which run and which upload
 
 
 class ClassroomError(ValueError):
@@ -49,6 +55,9 @@ class Caps:
     batch: int = SETTINGS["CAE_MAX_BATCH"][1]
     queued: int = SETTINGS["CAE_MAX_QUEUED"][1]
     upload_mb: int = SETTINGS["CAE_UPLOAD_MB"][1]
+    queued_total: int = SETTINGS["CAE_MAX_QUEUED_TOTAL"][1]
+    upload_mb_total: int = SETTINGS["CAE_UPLOAD_MB_TOTAL"][1]
+    seats_per_minute: int = SETTINGS["CAE_SEATS_PER_MINUTE"][1]
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Caps":
@@ -65,9 +74,13 @@ class Caps:
         return cls(*values)
 
 
-def refusal(cfg: Config, n_train: int, caps: Caps, queued: int) -> str | None:
-    """Why a seat may not queue this training (a sentence), or None when it may."""
+def refusal(cfg: Config, n_train: int, caps: Caps, queued: int, queued_total: int = 0) -> str | None:
+    """Why a seat may not queue this training (a sentence), or None when it may. `queued` counts
+    the seat's active jobs, `queued_total` every seat's."""
     images = min(cfg.limit or n_train, n_train)
+    if queued_total >= caps.queued_total:
+        return (f"The server's queue is full ({queued_total} jobs queued or training, the class's limit); "
+                "try again when some have finished.")
     if queued >= caps.queued:
         return (f"You already have {queued} job{'s' * (queued != 1)} queued or training; in this class each seat "
                 f"may have {caps.queued}. Wait for one to finish, or stop one on the Train page.")
@@ -81,27 +94,108 @@ def refusal(cfg: Config, n_train: int, caps: Caps, queued: int) -> str | None:
     return None
 
 
-def sweep_refusal(budgets: tuple[int, ...], caps: Caps, queued: int) -> str | None:
-    """Why a seat may not queue a label-budget sweep (it counts as one job), or None."""
-    if queued >= caps.queued:
-        return refusal(Config(), 0, caps, queued)
+def sweep_refusal(budgets: tuple[int, ...], seeds: int, caps: Caps, queued: int,
+                  queued_total: int = 0) -> str | None:
+    """Why a seat may not queue a label-budget sweep (it counts as one job), or None. Its points
+    train by steps, not epochs, so its work (images through a network) is held to what one run at
+    the caps may do: three networks, caps.epochs epochs of caps.images images each."""
+    from cae.budget import sweep_work
+
+    if queued_total >= caps.queued_total or queued >= caps.queued:
+        return refusal(Config(), 0, caps, queued, queued_total)
     if budgets and max(budgets) > caps.images:
         return f"At most {caps.images:,} training images per run in this class; this sweep reaches {max(budgets):,}."
+    work, allowed = sweep_work(budgets, seeds), 3 * caps.epochs * caps.images
+    if work > allowed:
+        return (f"This sweep would train on {work:,} images in all, more than one run may in this class "
+                f"({allowed:,}: 3 networks × {caps.epochs} epochs × {caps.images:,} images); choose fewer "
+                "budgets or seeds.")
     return None
 
 
 def new_seat() -> str:
-    return secrets.token_urlsafe(12)
+    return secrets.token_urlsafe(24)
+
+
+def new_code() -> str:
+    """A seat code a student can type in another browser: 8 letters, about 39 bits."""
+    letters = "".join(secrets.choice(CODE_LETTERS) for _ in range(8))
+    return f"{letters[:4]}-{letters[4:]}"
+
+
+def plain_code(typed: str) -> str:
+    """A typed seat code in the form stored: upper case, the dash where it belongs."""
+    letters = "".join(c for c in typed.upper() if c in CODE_LETTERS)
+    return f"{letters[:4]}-{letters[4:]}" if len(letters) == 8 else ""
 
 
 def valid_seat(token: str | None) -> bool:
     return bool(token) and bool(SEAT.match(token))
 
 
+MIN_PASSWORD = 12  # characters, spaces at either end not counted
+
+
+def password_problem(env=os.environ) -> str | None:
+    """Why the Lecturer page stays closed (a sentence for the page and the server log), or None
+    when CAE_ADMIN_PASSWORD can be used."""
+    expected = env.get("CAE_ADMIN_PASSWORD")
+    if expected is None or expected == "":
+        return "The lecturer's view is off: start the app with CAE_ADMIN_PASSWORD set to open it."
+    if len(expected.strip()) < MIN_PASSWORD:
+        return (f"The lecturer's view stays closed: CAE_ADMIN_PASSWORD is shorter than {MIN_PASSWORD} characters "
+                "(spaces at either end do not count), which a class could guess; restart with a longer one.")
+    return None
+
+
 def admin_password_matches(given: str, env=os.environ) -> bool:
-    """The admin password, compared in constant time; always False when none is set."""
+    """The admin password, compared in constant time; always False when it is unset or too short."""
     expected = env.get("CAE_ADMIN_PASSWORD", "")
-    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+    return password_problem(env) is None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+class Attempts:
+    """Wrong lecturer passwords, counted per browser session and per client address. After
+    FREE_TRIES wrong ones, each further try waits (FIRST_WAIT seconds, then twice as long as the
+    last), up to a cap: a session up to 10 minutes, an address up to one minute (a lecture hall behind one NAT shares an address
+    with the lecturer, so no student can lock the lecturer out for longer). Nothing is server-wide."""
+
+    FREE_TRIES = 3
+    FIRST_WAIT = 5.0
+    CAPS = {"session": 600.0, "address": 60.0}
+
+    def __init__(self, clock=None):
+        import time
+        self._clock = clock or time.monotonic
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (kind, key) -> (count, last failure)
+
+    def _wait(self, kind: str, key: str, now: float) -> float:
+        count, last = self._failures.get((kind, key), (0, now))
+        if count < self.FREE_TRIES:
+            return 0.0
+        return max(0.0, last + min(self.CAPS[kind], self.FIRST_WAIT * 2.0 ** (count - self.FREE_TRIES)) - now)
+
+    def wait(self, session: str, address: str | None) -> float:
+        """Seconds before this session (from this address) may try again; 0 when it may now."""
+        now = self._clock()
+        with self._lock:
+            return max([self._wait("session", session, now)]
+                       + ([self._wait("address", address, now)] if address else []))
+
+    def failed(self, session: str, address: str | None) -> int:
+        """Record a wrong password; returns this session's count of failures."""
+        now = self._clock()
+        with self._lock:
+            for kind, key in (("session", session), ("address", address)):
+                if key:
+                    count, _ = self._failures.get((kind, key), (0, now))
+                    self._failures[(kind, key)] = (count + 1, now)
+            return self._failures[("session", session)][0]
+
+    def succeeded(self, session: str) -> None:
+        with self._lock:
+            self._failures.pop(("session", session), None)
 
 
 class Ledger:
@@ -118,7 +212,29 @@ class Ledger:
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
             data = {}
-        return {"runs": dict(data.get("runs") or {}), "uploads": dict(data.get("uploads") or {})}
+        return {key: dict(data.get(key) or {}) for key in ("runs", "uploads", "seats")}
+
+    # --- seats: only those this server issued exist ------------------------------------------
+
+    def issue_seat(self, address: str | None, now: float) -> tuple[str, str]:
+        """A new seat (its secret token and its code), recorded with the address that asked."""
+        token, code = new_seat(), new_code()
+        self._change(lambda d: d["seats"].__setitem__(token, {"code": code, "address": address, "created": now}))
+        return token, code
+
+    def has_seat(self, token: str | None) -> bool:
+        return bool(token) and valid_seat(token) and token in self.read()["seats"]
+
+    def code_of(self, token: str) -> str:
+        return self.read()["seats"].get(token, {}).get("code", "")
+
+    def seat_of_code(self, typed: str) -> str | None:
+        code = plain_code(typed)
+        return next((t for t, s in self.read()["seats"].items() if code and s.get("code") == code), None)
+
+    def seats_issued_since(self, address: str | None, since: float) -> int:
+        """Seats issued to `address` (None: this machine) at or after `since`."""
+        return sum(s.get("address") == address and s.get("created", 0) >= since for s in self.read()["seats"].values())
 
     def _change(self, edit) -> None:
         with self._lock:
@@ -143,8 +259,10 @@ class Ledger:
     def uploads(self, seat: str) -> dict[str, int]:
         return self.read()["uploads"].get(seat, {})
 
-    def upload_bytes(self, seat: str) -> int:
-        return sum(self.uploads(seat).values())
+    def upload_bytes(self, seat: str | None = None) -> int:
+        """What `seat` has uploaded (unpacked bytes on disk); every seat's together when None."""
+        uploads = self.read()["uploads"]
+        return sum(sum(u.values()) for s, u in uploads.items() if seat is None or s == seat)
 
     def record_upload(self, seat: str, folder: Path, size: int) -> None:
         self._change(lambda d: d["uploads"].setdefault(seat, {}).__setitem__(str(folder), size))

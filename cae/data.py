@@ -91,7 +91,11 @@ def load_dataset(source: str | os.PathLike | None = None, download: bool = True,
     """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder
     (downloaded there when it is empty and `download` is set; `on_progress(done, total)` bytes)."""
     source = str(source) if source is not None else default_source()
-    dataset = load_sample() if source == SAMPLE else _load_folder(source, download, on_progress)
+    try:
+        dataset = load_sample() if source == SAMPLE else _load_folder(source, download, on_progress)
+    except PermissionError as exc:  # a folder or file it may not read (e.g. --data /proc)
+        raise DataError(f"Cannot read {exc.filename or source} (permission denied); point the data path at a "
+                        "folder of pictures you may read.") from None
     dataset.origin = SAMPLE if source == SAMPLE else str(absolute(source))
     return dataset
 
@@ -169,9 +173,15 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
         raise DataError(f"{folder} is incomplete or damaged ({type(exc).__name__}: {exc}); delete it "
                         "and download CIFAR-10 again.") from None
-    classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta["label_names"]]
-    splits = {s: _make_split(np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE),
-                             [y for p in ps for y in p["labels"]]) for s, ps in parts.items()}
+    try:
+        classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta["label_names"]]
+        splits = {s: _make_split(np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE),
+                                 [y for p in ps for y in p["labels"]]) for s, ps in parts.items()}
+        if any(len(split.images) != len(split.labels) for split in splits.values()):
+            raise ValueError("as many labels as images")
+    except (KeyError, TypeError, ValueError) as exc:  # a batch of another shape than CIFAR-10's
+        raise DataError(f"{folder} does not hold CIFAR-10's batches (expected 3x32x32 images with a label each; "
+                        f"{type(exc).__name__}: {str(exc)[:100]}); delete it and download CIFAR-10 again.") from None
     return Dataset("CIFAR-10 (torchvision)", "cifar10", plain_class_names(classes), splits["train"], splits["test"],
                    _fingerprint(splits["train"], splits["test"], classes))
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Callable
+
+
+HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"  # in temporary names: folders may be shared
+STALE_AFTER = 24 * 3600  # seconds: another machine's temporary this old is abandoned
 
 
 class WriteError(Exception):
@@ -25,7 +31,7 @@ def write_atomically(target: Path, fill: Callable[[Path], None], folder: bool = 
     and renaming it into place. Any failure removes the temporary; a full disk (OSError from Python's
     own writes, RuntimeError from torch.save) raises WriteError, anything else goes on as it was."""
     target = Path(target)
-    tmp = target.parent / f".tmp-{target.name}-{os.getpid()}-{time.monotonic_ns()}"
+    tmp = target.parent / f".tmp-{target.name}-{HOST}-{os.getpid()}-{time.monotonic_ns()}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         if folder:
@@ -40,6 +46,46 @@ def write_atomically(target: Path, fill: Callable[[Path], None], folder: bool = 
             raise WriteError(_reason(exc)) from None
         raise
     return target
+
+
+def remove_temporaries(directory: Path, pid: int | None = None) -> list[str]:
+    """Remove the half-written `.tmp-*` entries in `directory` that no live process will finish:
+    those of process `pid` of this machine (it died), or, with no pid, of every dead process of
+    this machine and any older than STALE_AFTER (another machine's, or of an older name format).
+    Returns their names."""
+    pattern = re.compile(rf"-{HOST}-(\d+)-\d+$")
+    removed = []
+    if not Path(directory).is_dir():
+        return removed
+    for path in Path(directory).iterdir():
+        if not path.name.startswith(".tmp-"):
+            continue
+        mine = pattern.search(path.name)
+        if pid is not None:
+            stale = mine is not None and int(mine.group(1)) == pid
+        elif mine is not None:
+            stale = not _alive(int(mine.group(1)))
+        else:
+            try:
+                stale = time.time() - path.lstat().st_mtime > STALE_AFTER
+            except OSError:
+                stale = False
+        if stale:
+            _remove(path)
+            removed.append(path.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def save_tensors(obj, path: Path) -> None:

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import logging
 import os
 import pickle
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -29,10 +28,12 @@ from pathlib import Path
 import torch
 
 from cae.config import Config
-from cae.data import Dataset, balanced_subset
+from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
+from cae.files import remove_temporaries
 from cae.runs import find_run, request_keys, runs_dir
 from cae.train import Progress
 
+LOG = logging.getLogger("cae.jobs")
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 TRAIN = "train"
 SWEEP = "sweep"  # the label-budget experiment: one queue entry, its points in turn (cae/budget.py)
@@ -105,6 +106,8 @@ class JobManager:
 
     def __init__(self, directory: Path | None = None):
         self.runs_dir = runs_dir(directory)
+        for folder in (self.runs_dir, cache_dir(), cache_dir() / UPLOADS):  # left by processes that died
+            remove_temporaries(folder)
         self._jobs: OrderedDict[int, Job] = OrderedDict()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -198,6 +201,11 @@ class JobManager:
         with self._lock:
             return [j for j in self._jobs.values() if j.owner == owner and j.active and j.kind in TRAINING_KINDS]
 
+    def active_training_count(self) -> int:
+        """Trainings and sweeps queued or running, every seat's."""
+        with self._lock:
+            return sum(j.kind in TRAINING_KINDS and j.active for j in self._jobs.values())
+
     def queue_length(self) -> int:
         """Trainings and sweeps waiting for the training slot."""
         with self._lock:
@@ -286,20 +294,42 @@ class JobManager:
 
     def _watch(self) -> None:
         """Start the worker when there is work, hand it jobs one per slot, apply what it reports,
-        and notice when it dies."""
+        and notice when it dies. Never dies itself: a worker that cannot start fails the waiting
+        jobs with a sentence and is tried again later (1 s, doubling up to 30 s)."""
+        retry_at, backoff = 0.0, 1.0
         while not self._closing:
-            with self._lock:
-                pending = any(j.state == QUEUED for j in self._jobs.values())
-            if self._process is None and (pending or self._want_worker):
-                self._start_worker()
-            if self._process is None:
-                time.sleep(0.05)
-                continue
-            self._dispatch()
-            if wait_for([self._conn], timeout=0.1):
-                self._receive()
-            elif self._process is not None and self._process.poll() is not None:
-                self._worker_died()
+            try:
+                with self._lock:
+                    pending = any(j.state == QUEUED for j in self._jobs.values())
+                if self._process is None and (pending or self._want_worker) and time.monotonic() >= retry_at:
+                    try:
+                        self._start_worker()
+                        backoff = 1.0
+                    except Exception as exc:  # OSError (no interpreter, no memory, no process slot) or any other
+                        self._worker_failed_to_start(exc, backoff)
+                        retry_at, backoff = time.monotonic() + backoff, min(backoff * 2, 30.0)
+                if self._process is None:
+                    time.sleep(0.05)
+                    continue
+                self._dispatch()
+                if wait_for([self._conn], timeout=0.1):
+                    self._receive()
+                elif self._process is not None and self._process.poll() is not None:
+                    self._worker_died()
+            except Exception:  # a bug here must not leave every job queued for good
+                LOG.exception("the job monitor recovered from an error")
+                time.sleep(0.5)
+
+    def _worker_failed_to_start(self, exc: BaseException, retry_in: float) -> None:
+        """Every queued job fails with the reason; the next job starts a new attempt."""
+        reason = (f"The training worker could not start ({type(exc).__name__}: {str(exc)[:160]}); nothing ran. "
+                  f"The server tries again in {retry_in:.0f} s: press Train again then.")
+        LOG.warning(reason)
+        with self._lock:
+            for job in list(self._jobs.values()):
+                if job.state == QUEUED:
+                    self._end(job, FAILED, reason)
+            self._want_worker = False
 
     def _start_worker(self) -> None:
         """`python -m cae worker`, talking over a socket pair in plainly pickled messages (tensors by
@@ -310,8 +340,14 @@ class JobManager:
         command = [sys.executable, "-m", "cae", "worker", "--fd", str(theirs.fileno()),
                    "--runs", str(self.runs_dir), "--parent", str(os.getpid())]
         path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
-        self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], env={**os.environ, "PYTHONPATH": path})
-        theirs.close()
+        try:
+            self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()],
+                                             env={**os.environ, "PYTHONPATH": path})
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._conn = Connection(ours.detach())
 
     def _dispatch(self) -> None:
@@ -390,7 +426,7 @@ class JobManager:
                     self._end(job, CANCELLED if job.cancel_requested else FAILED,
                               None if job.cancel_requested else death_sentence(exitcode))
             self._busy = {"train": None, "task": None}
-        remove_temporaries_of(self.runs_dir, process.pid)
+        remove_temporaries(self.runs_dir, process.pid)
 
     def _stop_worker(self) -> None:
         process, conn = self._process, self._conn
@@ -405,16 +441,7 @@ class JobManager:
         if conn is not None:
             conn.close()
         self._process = self._conn = None
-        remove_temporaries_of(self.runs_dir, process.pid)
-
-
-def remove_temporaries_of(directory: Path, pid: int) -> None:
-    """The half-written folders a dead process left in the runs folder (they are never listed)."""
-    pattern = re.compile(rf"^\.tmp-.*-{pid}-\d+$")
-    if directory.is_dir():
-        for path in directory.iterdir():
-            if pattern.match(path.name):
-                shutil.rmtree(path, ignore_errors=True)
+        remove_temporaries(self.runs_dir, process.pid)
 
 
 # --- one manager per runs folder, for the whole process ---------------------------------------

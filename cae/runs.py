@@ -26,6 +26,7 @@ from typing import Callable
 
 import torch
 
+from cae import schema
 from cae.config import Config, ConfigError, autoencoder_key, run_key
 from cae.data import DataError, Dataset
 from cae.files import WriteError, absolute, save_tensors, write_atomically
@@ -161,9 +162,12 @@ def read_metrics(path: Path) -> dict:
         raise RunError(f"{file} is missing: this folder is not a run.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunError(f"{file} is damaged (not valid JSON: {exc}); delete the run and train again.") from None
-    for field in ("config", "autoencoder", "dataset", "precision"):
-        if field not in metrics:
-            raise RunError(f"{file} has no {field!r} entry; it was not written by this version.")
+    if reason := schema.problem(metrics):
+        raise RunError(f"{file} does not fit what the app reads: {reason}; delete the run and train again.")
+    try:
+        Config.from_dict(metrics["config"])
+    except (ValueError, TypeError) as exc:
+        raise RunError(f"{file}: its config is not valid ({exc}).") from None
     return metrics
 
 

@@ -1,7 +1,9 @@
-"""Classroom mode (CAE_CLASSROOM=1): seats in the address own their jobs, runs and uploads; no typed
+"""Classroom mode (CAE_CLASSROOM=1): seats the server issued own their jobs, runs and uploads; no typed
 server paths; the lecturer's caps; an admin view behind a password. Without it, nothing changes."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -27,13 +29,17 @@ def hall(monkeypatch):
         monkeypatch.setenv(name, value)
 
 
-def browser(seat: str | None = None, **params) -> AppTest:
+def browser(code: str | None = None, **params) -> AppTest:
+    """A new browser (a new session, no cookie) opening the app at an address with `params`; with
+    `code`, its student then types that seat code in the sidebar, as from another browser."""
     at = AppTest.from_file(APP, default_timeout=120)
-    if seat:
-        at.query_params["seat"] = seat
     for key, value in params.items():
         at.query_params[key] = value
-    return at.run()
+    at.run()
+    if code:
+        at.sidebar.text_input(key="seat_code").input(code)
+        next(b for b in at.sidebar.button if "Use that seat" in b.label).click().run()
+    return at
 
 
 def press_train(at: AppTest, **controls) -> AppTest:
@@ -51,7 +57,7 @@ def errors(at: AppTest) -> list[str]:
 # --- the rules, as a library -----------------------------------------------------------------
 
 def test_the_caps_come_from_the_environment_and_bad_values_are_named(monkeypatch):
-    assert Caps.from_env({}) == Caps(30, 50_000, 2_000, 2, 100)
+    assert Caps.from_env({}) == Caps(30, 50_000, 2_000, 2, 100, 20, 2_000, 300)
     assert Caps.from_env({"CAE_MAX_EPOCHS": "4", "CAE_MAX_QUEUED": "1"}).epochs == 4
     with pytest.raises(classroom.ClassroomError, match="CAE_MAX_BATCH='lots' is not a whole number"):
         Caps.from_env({"CAE_MAX_BATCH": "lots"})
@@ -68,9 +74,20 @@ def test_each_cap_refuses_with_a_sentence():
     assert "largest batch size in this class is 500" in refusal(fine.replace(clf_batch_size=501), 1000, caps, 0)
     assert "asks for 1,000" in refusal(fine.replace(limit=None), 1000, caps, 0)  # all of 1,000 images
     assert refusal(fine.replace(limit=None), 500, caps, 0) is None              # all of 500 fit
-    assert sweep_refusal((100, 500), caps, queued=1) is None                    # a sweep counts as one job
-    assert "each seat may have 2" in sweep_refusal((100,), caps, queued=2)
-    assert "reaches 1,000" in sweep_refusal((100, 1000), caps, queued=0)
+    roomy = Caps(epochs=10, images=600, batch=500, queued=2, upload_mb=1)  # 3 x 10 x 600 = 18,000 images of work
+    assert sweep_refusal((100,), 1, roomy, queued=1) is None  # one job; 3 lines x 300 steps x 10 images = 9,000
+    assert "each seat may have 2" in sweep_refusal((100,), 1, caps, queued=2)
+    assert "reaches 1,000" in sweep_refusal((100, 1000), 1, caps, queued=0)
+    # its points train by steps: its work is held to one capped run's, 3 x 3 epochs x 600 images
+    assert "more than one run may in this class (5,400" in sweep_refusal((100, 500), 1, caps, queued=0)
+
+
+def test_the_whole_server_has_caps_too_whatever_the_number_of_seats():
+    caps = Caps(epochs=3, images=600, batch=500, queued=2, upload_mb=1, queued_total=3)
+    fine = Config(ae_epochs=3, clf_epochs=3, batch_size=500, limit=600)
+    assert refusal(fine, 1000, caps, queued=0, queued_total=2) is None
+    assert "server's queue is full (3 jobs" in refusal(fine, 1000, caps, queued=0, queued_total=3)  # a new seat too
+    assert "server's queue is full" in sweep_refusal((100,), 1, caps, queued=0, queued_total=3)
 
 
 def test_the_admin_password_is_compared_in_constant_time_and_never_empty():
@@ -113,13 +130,28 @@ def test_without_classroom_mode_there_are_no_seats_and_no_lecturer_page():
     assert len(at.radio(key="data_kind").options) == 4  # every source, typed folders included
 
 
-def test_each_browser_gets_a_seat_in_its_address_and_a_reload_keeps_it(hall):
+def test_a_seat_exists_only_if_the_server_issued_it_and_no_address_carries_one(hall):
     at = browser()
-    seat = at.query_params["seat"]
-    assert classroom.valid_seat(seat)
-    assert browser(seat).session_state["seat"] == seat       # a reload: the same seat
-    assert browser().query_params["seat"] != seat             # another browser: another seat
+    seat, ledger = at.session_state["seat"], Ledger(runs_dir())
+    assert ledger.has_seat(seat) and "seat" not in at.query_params  # a link people share carries no seat
     assert any("Queue:** 0 waiting" in c.value for c in at.sidebar.caption)
+    for typed in ("seat-forged-12345678", seat):  # a seat typed in the address is never adopted, even a real one
+        other = browser(seat=typed)
+        assert other.session_state["seat"] not in (typed, seat) and "seat" not in other.query_params
+        assert any("not one this server issued" in w.value for w in other.sidebar.warning)
+    code = ledger.code_of(seat)
+    assert at.sidebar.expander[0].label == f"Your seat: {code}"
+    assert browser(code=code.lower().replace("-", "")).session_state["seat"] == seat  # the student's other browser
+    wrong = browser(code="ABCD-EFGH")
+    assert wrong.session_state["seat"] != seat and any("No seat has that code" in e.value for e in wrong.sidebar.error)
+
+
+def test_one_address_gets_a_limited_number_of_new_seats_a_minute(hall, monkeypatch):
+    monkeypatch.setenv("CAE_SEATS_PER_MINUTE", "2")
+    browser(), browser()
+    third = browser()
+    assert "seat" not in third.session_state
+    assert any("given 2 new seats in the last minute" in e.value for e in third.error)
 
 
 def test_a_typed_path_is_refused(hall, small_folder, monkeypatch):
@@ -161,12 +193,13 @@ def test_the_third_queued_job_of_a_seat_is_refused(hall, hold):
 def test_another_seats_run_cannot_be_deleted_but_its_own_can(hall, small_dataset):
     cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, precision="fp32", test_limit=50)
     path = train_or_load(cfg, small_dataset, runs_dir()).path
-    Ledger(runs_dir()).claim_run(path.name, "seat-owner-1")
-    stranger = browser("seat-stranger", run=path.name)
+    owner_seat, owner_code = Ledger(runs_dir()).issue_seat(None, time.time())
+    Ledger(runs_dir()).claim_run(path.name, owner_seat)
+    stranger = browser(run=path.name)
     stranger.switch_page("app_pages/train.py").run()
     assert not [b for b in stranger.button if b.key == "delete_run"]
     assert any("only it (or the lecturer) can delete it" in c.value for c in stranger.caption)
-    owner = browser("seat-owner-1", run=path.name)
+    owner = browser(owner_code, run=path.name)  # the owner, from another browser, with the seat's code
     owner.switch_page("app_pages/train.py").run()
     owner.button(key="delete_run").click().run()
     owner.button(key="delete_confirmed").click().run()
@@ -196,3 +229,50 @@ def test_the_lecturer_sees_every_seats_jobs_and_can_cancel_and_delete_them(hall,
     lecturer.run()
     lecturer.button(key=f"admin_delete_{path.name}").click().run()
     assert not path.exists()
+
+
+@pytest.mark.parametrize("password", ["a", "            ", "  choose-one  ", "elevenchars"])
+def test_a_short_or_blank_lecturer_password_keeps_the_page_closed_and_says_why(hall, monkeypatch, password, caplog):
+    monkeypatch.setenv("CAE_ADMIN_PASSWORD", password)
+    assert classroom.password_problem() and "12 characters" in classroom.password_problem()
+    assert not admin_password_matches(password)  # not even the password itself opens it
+    lecturer = browser()
+    lecturer.switch_page("app_pages/admin.py").run()
+    assert not [w for w in lecturer.text_input if w.key == "admin_password"]
+    assert any("shorter than 12 characters" in i.value for i in lecturer.info)
+
+
+def test_wrong_lecturer_passwords_wait_longer_each_time_per_session_and_are_logged(hall, caplog):
+    lecturer = browser()
+    lecturer.switch_page("app_pages/admin.py").run()
+    for attempt in range(4):
+        lecturer.text_input(key="admin_password").input(f"guess-{attempt}")
+        lecturer.button[0].click().run()
+    assert any("try again in" in e for e in errors(lecturer)), errors(lecturer)  # the 4th waits
+    lecturer.text_input(key="admin_password").input(PASSWORD)  # even the right one, until the wait is over
+    lecturer.button[0].click().run()
+    assert "admin" not in lecturer.session_state or not lecturer.session_state["admin"]
+    assert sum("wrong password" in r.getMessage() for r in caplog.records) == 3  # the waiting try is not a guess
+    other = browser()  # another student's browser (the same address here) is not locked by this one
+    other.switch_page("app_pages/admin.py").run()
+    other.text_input(key="admin_password").input(PASSWORD)
+    other.button[0].click().run()
+    assert other.session_state["admin"] is True
+
+
+def test_the_wait_doubles_after_three_wrong_tries_and_an_address_waits_at_most_a_minute():
+    now = [0.0]
+    attempts = classroom.Attempts(clock=lambda: now[0])
+    for _ in range(3):
+        assert attempts.wait("s1", "10.0.0.7") == 0
+        attempts.failed("s1", "10.0.0.7")
+    waits = []
+    for _ in range(10):
+        waits.append(attempts.wait("s1", "10.0.0.7"))
+        now[0] += waits[-1]
+        attempts.failed("s1", "10.0.0.7")
+    assert waits[:4] == [5, 10, 20, 40] and max(waits) == 600
+    assert 0 < attempts.wait("s2", "10.0.0.7") <= 60  # the same hall's address, another browser: a minute at most
+    assert attempts.wait("s3", None) == 0  # nothing is server-wide
+    attempts.succeeded("s1")
+    assert attempts.wait("s1", None) == 0

@@ -69,6 +69,27 @@ def test_bad_arguments_exit_2_with_one_line(args, reason, tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def test_a_folder_it_may_not_read_is_one_sentence(tmp_path):
+    done = cae("train", "--runs", str(tmp_path), "--data", "/proc", "--ae-epochs", "1", "--clf-epochs", "0")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "cae: error: Cannot read /proc/" in done.stderr and "permission denied" in done.stderr
+
+
+def test_a_cifar_batch_of_another_shape_is_one_sentence(tmp_path):
+    import pickle
+
+    import numpy as np
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"a", b"b"]}, protocol=2))
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": np.zeros((4, 1000), dtype=np.uint8), b"labels": [0, 1, 0, 1]}  # 1,000 bytes, not 3,072
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=2))
+    done = cae("train", "--runs", str(tmp_path / "runs"), "--data", str(tmp_path / "data"), "--ae-epochs", "1")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "does not hold CIFAR-10's batches" in done.stderr
+
+
 def test_evaluate_a_folder_that_is_not_a_run(tmp_path):
     done = cae("evaluate", str(tmp_path), "--data", "sample")
     assert done.returncode == 2 and "metrics.json is missing" in done.stderr

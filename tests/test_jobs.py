@@ -122,6 +122,24 @@ def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_t
     assert [p.name for p in manager.runs_dir.iterdir()] == [after.run_path.name]  # nothing half-written
 
 
+def test_a_worker_that_cannot_start_fails_the_waiting_job_with_a_sentence_and_the_queue_comes_back(
+        tmp_path, small_dataset, monkeypatch):
+    """The interpreter the server runs from disappears (a real failed start: Popen finds no file);
+    the queued job fails with a sentence, the monitor lives on, and once the interpreter is back
+    the next job runs."""
+    environment = tmp_path / "environment"  # the interpreter's folder (its venv), through a link we can remove
+    environment.symlink_to(sys.prefix)
+    monkeypatch.setattr(sys, "executable", str(environment / "bin" / Path(sys.executable).name))
+    environment.unlink()
+    manager = manager_for(tmp_path / "runs")
+    lost = manager.submit(Config(**TINY), small_dataset)
+    assert manager.wait(lost.id, 60).state == FAILED
+    assert lost.error.startswith("The training worker could not start (FileNotFoundError") and "again" in lost.error
+    environment.symlink_to(sys.prefix)
+    again = manager.submit(Config(**{**TINY, "seed": 4}), small_dataset)
+    assert manager.wait(again.id, 300).state == DONE  # after the backoff, a new attempt starts the worker
+
+
 def test_out_of_memory_in_the_worker_fails_the_job_with_a_sentence_and_the_next_job_runs(manager, small_dataset):
     warm = manager.submit(Config(**{**TINY, "seed": 5}), small_dataset)  # every module a job needs is loaded
     assert manager.wait(warm.id, 300).state == DONE

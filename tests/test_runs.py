@@ -175,3 +175,23 @@ def test_runs_that_share_an_autoencoder_store_it_once_when_shipped(small_dataset
     delete_run(a)
     with pytest.raises(RunError, match="no run beside it holds its autoencoder"):
         load_run(b)
+
+
+def test_temporaries_of_dead_processes_are_removed_at_start_and_live_ones_kept(tmp_path):
+    """Named with this machine and the writer's pid: a dead writer's go; a live one's stay; another
+    machine's (a shared folder) or an old-style name go only once a day old."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from cae.files import HOST, STALE_AFTER, remove_temporaries
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    names = {"dead": f".tmp-run-{HOST}-{int(dead.stdout)}-1", "live": f".tmp-run-{HOST}-{os.getpid()}-2",
+             "elsewhere": ".tmp-run-otherhost-123-3", "old": ".tmp-run-123-456", "done": "z16-finished-run"}
+    for name in names.values():
+        (tmp_path / name).mkdir()
+    old = time.time() - STALE_AFTER - 60
+    os.utime(tmp_path / names["old"], (old, old))
+    assert sorted(remove_temporaries(tmp_path)) == sorted([names["dead"], names["old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names["live"], names["elsewhere"], names["done"]])

@@ -541,35 +541,47 @@ def test_the_classifier_page_draws_the_label_budget_lines(page, server):
 
 
 def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser, tmp_path, screenshots):
-    """Two browsers are two seats (each its own ?seat= in the address, kept on a reload); while the
-    first seat's job trains, the second seat's waits, and each sidebar says whose is where."""
+    """Two browsers are two seats, each issued by the server and kept in the browser's cookie (never
+    in the address, so a shared link hands none over); a reload keeps it; while the first seat's
+    job trains, the second seat's waits, and each sidebar says whose is where. A third browser
+    opened on the first one's address gets a seat of its own."""
     from cae.appserver import AppServer
     hold = tmp_path / "hold"
     hold.touch()  # the first job holds before its first batch: the queue stays as it is while we look
     env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
            "CAE_WORKER_HOLD": str(hold), "CAE_CLASSROOM": "1"}
     server = AppServer(env, tmp_path / "server.log")
-    seats = [browser.new_context(viewport={"width": 1280, "height": 720}).new_page() for _ in range(2)]
+    seats = [browser.new_context(viewport={"width": 1280, "height": 720}).new_page() for _ in range(3)]
+
+    def seat_code(page) -> str:
+        page.get_by_text(re.compile(r"Your seat: ")).first.wait_for()
+        return re.search(r"Your seat: (\S+)", page.locator('[data-testid="stSidebar"]').inner_text()).group(1)
     try:
-        for seed, page in enumerate(seats):
+        codes = []
+        for seed, page in enumerate(seats[:2]):
             page.set_default_timeout(60_000)
             open_page(page, server, "train", "Train")
-            assert "seat=" in page.url
+            codes.append(seat_code(page))
+            page.wait_for_function("() => document.cookie.includes('cae_seat=')")  # kept by the browser
+            assert "seat" not in page.url
             set_number(page, "Autoencoder epochs", 1)
             set_number(page, "Classifier epochs (0 = autoencoder only)", 1)
             set_number(page, "Seed", seed + 1)
             page.get_by_role("button", name="Train", exact=True).click()
             page.get_by_text("Your job").wait_for()
-        addresses = [page.url for page in seats]
-        assert len({re.search(r"seat=([^&]+)", a).group(1) for a in addresses}) == 2
-        sidebar = {}
-        for page, address in zip(seats, addresses):
-            page.goto(address)  # a reload: the same seat, so the same jobs are its own
+        assert len(set(codes)) == 2
+        sidebar = []
+        for page, code in zip(seats, codes):
+            page.reload()  # a new session of the same browser: the same seat, so the same jobs are its own
             page.get_by_text(re.compile(r"Queue:")).first.wait_for()
-            sidebar[address] = page.locator('[data-testid="stSidebar"]').inner_text()
-        first, second = (sidebar[a] for a in addresses)
+            assert seat_code(page) == code
+            sidebar.append(page.locator('[data-testid="stSidebar"]').inner_text())
+        first, second = sidebar
         assert "1 waiting" in first and "yours is training" in first, first
         assert "1 waiting" in second and "yours is number 1" in second, second
+        seats[2].goto(seats[0].url)  # the first student's address, shared: not their seat
+        assert seat_code(seats[2]) not in codes
+        assert "none of yours" in seats[2].locator('[data-testid="stSidebar"]').inner_text()
         seats[1].get_by_text(re.compile(r"Queue:")).first.scroll_into_view_if_needed()
         seats[1].screenshot(path=str(screenshots / "classroom-second-seat.png"))
     finally:
