@@ -144,3 +144,14 @@ def small_dataset(small_folder, tmp_path_factory):
     os.environ.setdefault("CAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     from cae.data import load_dataset
     return load_dataset(small_folder)
+
+
+def zip_of(entries: dict[str, bytes]) -> bytes:
+    """A zip archive (deflated) of {name inside it: bytes}, in memory."""
+    import io
+    import zipfile
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -23,7 +23,7 @@ from cae.config import (LECTURE, SMALL_DATA, Config, autoencoder_key, few_steps_
                         preset_for, run_key)
 from cae.data import DataError, decode_image, download_cifar10, load_dataset
 from cae.runs import PRETRAINED_DIR, find_run, list_runs, load_run, request_keys
-from tests.conftest import make_image_folder, shared_cifar
+from tests.conftest import make_image_folder, shared_cifar, zip_of
 from tests.test_cli import cae
 
 SHIPPED = sorted(p for p in PRETRAINED_DIR.iterdir() if p.is_dir())
@@ -291,15 +291,6 @@ def test_the_default_runs_folder_is_absolute_and_listed_as_it_is_saved(tmp_path,
 def png_bytes(colour) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (48, 48), colour).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    import zipfile
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 

@@ -11,19 +11,12 @@ from cae.data import cache_dir, load_dataset
 from cae.explain import ImageInputError, image_from_bytes
 from cae.report import code_span
 from cae.uploads import Budget, UploadError, unpack_upload
+from tests.conftest import zip_of
 
 
 def picture(size: tuple[int, int], kind: str = "PNG", colour=(0, 0, 0)) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, colour).save(buffer, kind)
-    return buffer.getvalue()
-
-
-def zip_of(entries: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 

@@ -156,6 +156,44 @@ def children_named(parent: int, name: str) -> list[int]:
     return found
 
 
+def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is_unchanged(browser, tmp_path):
+    """The probe's upload, from a browser: a ~40 KB zip of black bitmaps that unpacks to ~9 MB, in a
+    class where a seat may upload 2 MB. Refused in a sentence naming the file; nothing counted."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from cae.appserver import AppServer
+    buffer = io.BytesIO()
+    Image.new("RGB", (600, 600)).save(buffer, "BMP")
+    bomb = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        for c in ("sea", "sand"):
+            for i in range(4):
+                z.writestr(f"holiday/{c}/{i}.bmp", buffer.getvalue())
+    assert bomb.stat().st_size < 100_000
+    env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
+           "CAE_CLASSROOM": "1", "CAE_UPLOAD_MB": "2"}
+    server = AppServer(env, tmp_path / "server.log")
+    page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_page(page, server, "data", "Data")
+        page.get_by_text("Your own photos (upload a folder or a zip)").click()
+        page.locator('[data-testid="stFileUploader"]').nth(1).locator('input[type="file"]').set_input_files(str(bomb))
+        page.get_by_role("button", name="Use these photos").click()
+        error = page.locator('[data-testid="stAlert"]', has_text="holiday.zip")
+        error.wait_for(timeout=30_000)
+        assert "more than 2.0 MB, what this seat may still upload" in error.inner_text()
+        assert page.get_by_text("This seat has uploaded 0.0 MB of its 2 MB (unpacked).").count() == 1
+        uploads = tmp_path / "cache" / "uploads"
+        assert not uploads.exists() or list(uploads.iterdir()) == []  # nothing written, nothing left
+    finally:
+        page.context.close()
+        server.stop()
+
+
 def test_a_killed_worker_shows_as_a_failed_job_the_next_job_runs_and_stopping_leaves_no_process(
         browser, tmp_path, screenshots):
     import os
