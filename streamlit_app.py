@@ -8,11 +8,26 @@ import pandas  # noqa: F401
 import streamlit as st
 import torch
 
-from cae.lecture import step_number as lecture_step_number
+from app_pages._shared import (
+    adopt_seat,
+    current_dataset,
+    dataset_label,
+    device_label,
+    jobs,
+    keep_seat_in_browser,
+    link_params,
+    log_once,
+    run_label,
+    runs,
+    same_classes_other_images,
+    seat,
+    seat_ledger,
+    selected_run_path,
+    view_run,
+    write_run_to_url,
+)
 from cae.classroom import password_problem
-from app_pages._shared import (adopt_seat, current_dataset, dataset_label, device_label, jobs, keep_seat_in_browser,
-                               link_params, log_once, run_label, runs, same_classes_other_images, seat, seat_ledger,
-                               selected_run_path, view_run, write_run_to_url)
+from cae.lecture import step_number as lecture_step_number
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
 # The web server never trains; its few small forward passes run on one thread and leave the other
@@ -44,10 +59,38 @@ button[kind="primary"] kbd, [data-testid="stBaseButton-primary"] kbd { color: #f
 
 # Streamlit forgets a widget's value when a page without it runs; re-assigning keeps a learner's
 # Train and variant settings while they look at other pages.
-KEPT_SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
-                 "lr", "clf_lr", "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline",
-                 "flip", "variant_epochs", "variant_lr", "variant_batch", "variant_labels", "variant_count", "variant_mode", "finetune_what",
-                 "kernel_norm", "latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
+KEPT_SETTINGS = (
+    "preset",
+    "latent_dim",
+    "leak",
+    "upsample",
+    "ae_epochs",
+    "clf_epochs",
+    "batch_size",
+    "clf_batch_size",
+    "lr",
+    "clf_lr",
+    "subset",
+    "limit_custom",
+    "test_limit",
+    "precision",
+    "seed",
+    "scratch_baseline",
+    "flip",
+    "variant_epochs",
+    "variant_lr",
+    "variant_batch",
+    "variant_labels",
+    "variant_count",
+    "variant_mode",
+    "finetune_what",
+    "kernel_norm",
+    "latent_image",
+    "walk_a",
+    "walk_b",
+    "walk_steps",
+    "latent_overlay",
+)
 for key in KEPT_SETTINGS:
     if key in st.session_state:
         st.session_state[key] = st.session_state[key]

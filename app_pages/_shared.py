@@ -16,11 +16,21 @@ import streamlit as st
 from cae import classroom
 from cae.data import SAMPLE, DataError, Dataset, load_dataset
 from cae.export import reproduce_command, standalone_script
+from cae.figures import chart_alt
 from cae.files import absolute
 from cae.jobs import DONE, FAILED, JobManager, manager_for
-from cae.figures import chart_alt
-from cae.runs import SWEEP_PREFIX, Run, RunError, RunInfo, list_runs, load_run, pretrained_dir, pretrained_index, runs_dir
 from cae.report import run_summary, run_title
+from cae.runs import (
+    SWEEP_PREFIX,
+    Run,
+    RunError,
+    RunInfo,
+    list_runs,
+    load_run,
+    pretrained_dir,
+    pretrained_index,
+    runs_dir,
+)
 from cae.train import describe_device, resolve_device
 from cae.worker import worker_threads
 
@@ -323,7 +333,8 @@ def linked_run(infos: list[RunInfo]) -> RunInfo | None:
 
 def write_run_to_url() -> None:
     """Keep the address naming what a reload or a shared link must reopen: ?run= unless it is the
-    shipped default, ?data= unless it is the server's default; never a seat (an old ?seat= is removed). Written in one message, and only
+    shipped default, ?data= unless it is the server's default; never a seat (an old ?seat= is removed).
+    Written in one message, and only
     when it changes: Streamlit pushes a browser-history entry for each change, so writing each key
     alone made the browser's Back land on the same page (once per key) instead of the page before."""
     path = st.session_state.get("viewing")
@@ -396,7 +407,11 @@ def run_label(info: RunInfo) -> str:
 
 def show_run_summary(run: Run) -> None:
     """The one line at the top of every page that shows a run: what it is and what it reached."""
-    shipped = pretrained_index().get("runs", {}).get(run.name, {}).get("title") if run.path.parent == pretrained_dir() else None
+    shipped = (
+        pretrained_index().get("runs", {}).get(run.name, {}).get("title")
+        if run.path.parent == pretrained_dir()
+        else None
+    )
     st.markdown(run_summary(run.metrics, shipped))
 
 

@@ -6,12 +6,22 @@ from dataclasses import fields
 
 import streamlit as st
 
+from app_pages._shared import (
+    caps,
+    client_address,
+    forget_owner,
+    is_admin,
+    jobs,
+    password_attempts,
+    run_label,
+    seat_ledger,
+    session_token,
+    view_run,
+)
 from cae.classroom import SETTINGS, admin_password_matches, password_problem
 from cae.jobs import TRAINING_KINDS
 from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, list_runs, runs_dir
-from app_pages._shared import (caps, client_address, forget_owner, is_admin, jobs, password_attempts, run_label, seat_ledger,
-                               session_token, view_run)
 
 LOG = logging.getLogger("cae.lecturer")
 

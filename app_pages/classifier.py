@@ -3,19 +3,45 @@ table side by side; and fine-tuning this run's encoder again (other settings, or
 
 import streamlit as st
 
+from app_pages._shared import (
+    TaskError,
+    computed,
+    current_dataset,
+    current_run,
+    jobs,
+    keep_defaults,
+    reproduce_this_run,
+    run_label,
+    runs,
+    same_classes_other_images,
+    same_dataset,
+    seat,
+    seconds_per_mflop,
+    show_chart,
+    show_run_summary,
+    submit_sweep,
+    submit_training,
+    view_run,
+)
 from cae import budget
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
-from cae.jobs import DONE
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
-from cae.report import (class_extremes_sentence, code_span, label_budget_sentence, lecture_autoencoder_rows,
-                        lecture_classifier_rows, per_class_counts, pretraining_verdict, test_images, verdict_rule)
-from cae.sweeps import budget_lines, load_label_budget, seed_spread
+from cae.jobs import DONE
+from cae.report import (
+    class_extremes_sentence,
+    code_span,
+    label_budget_sentence,
+    lecture_autoencoder_rows,
+    lecture_classifier_rows,
+    per_class_counts,
+    pretraining_verdict,
+    test_images,
+    verdict_rule,
+)
 from cae.report import duration as minutes
 from cae.runs import RunError, transfer_config
+from cae.sweeps import budget_lines, load_label_budget, seed_spread
 from cae.train import resolve_device
-from app_pages._shared import (show_chart, TaskError, computed, current_dataset, current_run, jobs, keep_defaults, run_label,
-                               reproduce_this_run, runs, same_classes_other_images, same_dataset, seconds_per_mflop,
-                               seat, show_run_summary, submit_sweep, submit_training, view_run)
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -99,8 +125,12 @@ def run_label_budget(run, dataset) -> None:
         return
     st.caption(f"Protocol: {budget.PROTOCOL}")
     per_mflop = seconds_per_mflop(run.config)
-    guess = (f", about {minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
-             if per_mflop else "")
+    guess = (
+        f", about "
+        f"{minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
+        if per_mflop
+        else ""
+    )
     label = (f"Run this sweep for this run's encoder on {dataset.name}: {', '.join(f'{b:,}' for b in budgets)} labels, "
              f"{seeds} seed{'s' * (seeds > 1)}{guess}")
     if st.button(label, key="run_budget") and (job := submit_sweep(run.path, dataset, budgets, seeds)):
@@ -111,8 +141,11 @@ def run_label_budget(run, dataset) -> None:
         points = list(job.result or []) if job else budget.saved_points(jobs().runs_dir, run.name, dataset.fingerprint)
         if job is not None:
             done = f"{len(points)} of {len(budgets) * seeds} points"
-            st.caption(f"Sweep: **{job.status}**, {done}" + (f" — {job.error}" if job.error else "")
-                       + (f", place {jobs().place_in_queue(job.id)} in the queue" if jobs().place_in_queue(job.id) else ""))
+            st.caption(
+                f"Sweep: **{job.status}**, {done}"
+                + (f" — {job.error}" if job.error else "")
+                + (f", place {jobs().place_in_queue(job.id)} in the queue" if jobs().place_in_queue(job.id) else "")
+            )
         if points:
             lines = budget_lines(points)
             show_chart(st, label_budget_chart(lines, len(dataset.classes), f"Test accuracy against labels: this run "

@@ -8,13 +8,22 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from app_pages._shared import (
+    cached_dataset,
+    caps,
+    current_dataset,
+    data_source,
+    seat,
+    seat_ledger,
+    show_chart,
+    use_data,
+)
+from cae.classroom import folder_bytes
 from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
 from cae.figures import sample_grid
-from cae.classroom import folder_bytes
 from cae.files import absolute
 from cae.report import code_span
 from cae.uploads import LIMITS, MAX_UPLOAD_MB, Budget, UploadError, unpack_upload
-from app_pages._shared import show_chart, cached_dataset, caps, current_dataset, data_source, seat, seat_ledger, use_data
 
 SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
            "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",

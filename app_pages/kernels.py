@@ -4,11 +4,29 @@ moved most, and the differences on one colour scale."""
 import streamlit as st
 import torch
 
-from cae.figures import (distance_from_start, kernel_close_ups, kernel_difference, kernel_distance_chart,
-                         kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_slices, kernel_timeline,
-                         kernel_update_ranking, relative_change, update_norms)
-from app_pages._shared import (show_chart, click_chart_key, clicked_point, current_run, keep_defaults, show_run_summary,
-                               typed_instead_of_clicked)
+from app_pages._shared import (
+    click_chart_key,
+    clicked_point,
+    current_run,
+    keep_defaults,
+    show_chart,
+    show_run_summary,
+    typed_instead_of_clicked,
+)
+from cae.figures import (
+    distance_from_start,
+    kernel_close_ups,
+    kernel_difference,
+    kernel_distance_chart,
+    kernel_grid_picture,
+    kernel_sheet,
+    kernel_sheet_figure,
+    kernel_slices,
+    kernel_timeline,
+    kernel_update_ranking,
+    relative_change,
+    update_norms,
+)
 
 
 def timeline(k: dict) -> None:

@@ -5,15 +5,35 @@ two images, the limits of an autoencoder, and the shipped latent-size and leak s
 import streamlit as st
 import torch
 
+from app_pages._shared import (
+    TaskError,
+    click_chart_key,
+    clicked_point,
+    computed,
+    current_dataset,
+    current_run,
+    keep_defaults,
+    remember_settings,
+    restore_settings,
+    runs,
+    same_dataset,
+    show_chart,
+    show_run_summary,
+    typed_instead_of_clicked,
+)
 from cae import latent
 from cae.explain import ImageInputError, image_from_bytes, reconstruct
-from cae.figures import (activity_chart, image_strip, latent_map, latent_size_chart, leak_chart, picture,
-                         representation_curves)
+from cae.figures import (
+    activity_chart,
+    image_strip,
+    latent_map,
+    latent_size_chart,
+    leak_chart,
+    picture,
+    representation_curves,
+)
 from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
 from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
-from app_pages._shared import (show_chart, TaskError, click_chart_key, clicked_point, computed, current_dataset, current_run,
-                               keep_defaults, remember_settings, restore_settings, runs, same_dataset, show_run_summary,
-                               typed_instead_of_clicked)
 
 SETTINGS = ("latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
 FEATURE_NAMES = {"pixels": "raw pixels", "initial": "the initial (random) encoder's code",
@@ -60,10 +80,15 @@ def neighbours_row(title: str, found: list[int], dataset, label: int) -> None:
     same = sum(int(dataset.train.labels[i]) == label for i in found)
     st.markdown(f"**{title}** — {same} of the {len(found)} share its class ({dataset.classes[label]})")
     names = [dataset.classes[int(dataset.train.labels[i])] for i in found]
-    st.image([picture(dataset.train.images[i]) for i in found], width=72,
-             alt=[f"training image {i}, a {name}" for i, name in zip(found, names)],
-             caption=[("✓ " if int(dataset.train.labels[i]) == label else "") + dataset.classes[int(dataset.train.labels[i])]
-                      for i in found])
+    st.image(
+        [picture(dataset.train.images[i]) for i in found],
+        width=72,
+        alt=[f"training image {i}, a {name}" for i, name in zip(found, names)],
+        caption=[
+            ("✓ " if int(dataset.train.labels[i]) == label else "") + dataset.classes[int(dataset.train.labels[i])]
+            for i in found
+        ],
+    )
 
 
 def show_map(run, dataset, view: dict) -> None:
@@ -109,7 +134,9 @@ def knn_curve(metrics: dict, scores: dict | None) -> list[tuple[int, float]]:
     rows = metrics.get("autoencoder") or []
     if scores is None:
         start = (metrics.get("representation") or {}).get("initial_knn")
-        return ([(0, start)] if start is not None else []) + [(r["epoch"], r["knn_acc"]) for r in rows if "knn_acc" in r]
+        return ([(0, start)] if start is not None else []) + [
+            (r["epoch"], r["knn_acc"]) for r in rows if "knn_acc" in r
+        ]
     return [(0, scores["initial"]["knn"]), (rows[-1]["epoch"] if rows else 0, scores["code"]["knn"])]
 
 
@@ -126,10 +153,12 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
                    "linear probe": f"{s['probe']:.1f}%"} for name, s in scores.items()],
                  hide_index=True, width="stretch")
     st.markdown(representation_sentence(scores, quality["test_size"], len(run.metrics.get("autoencoder") or [])))
-    st.caption(f"k-NN: each of {quality['test_size']:,} test images takes the majority class of its 10 most "
-               f"similar (cosine) among {quality['train_size']:,} training images. Linear probe: one linear layer "
-               f"on the standardised features, Adam (lr {latent.PROBE_LR:g}, weight decay {latent.PROBE_WEIGHT_DECAY:g}), "
-               f"{latent.PROBE_STEPS} full-batch steps. Both on fixed class-balanced subsets (seed 0).")
+    st.caption(
+        f"k-NN: each of {quality['test_size']:,} test images takes the majority class of its 10 most "
+        f"similar (cosine) among {quality['train_size']:,} training images. Linear probe: one linear layer "
+        f"on the standardised features, Adam (lr {latent.PROBE_LR:g}, weight decay {latent.PROBE_WEIGHT_DECAY:g}), "
+        f"{latent.PROBE_STEPS} full-batch steps. Both on fixed class-balanced subsets (seed 0)."
+    )
     # the curve: this run and the runs chosen for comparison, all measured on the data in use
     infos = [i for i in runs() if i.error is None and i.path != run.path and i.metrics.get("autoencoder")]
     names = {str(i.path): i.title if i.pretrained else i.name for i in infos}

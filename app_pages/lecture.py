@@ -4,28 +4,48 @@ the shipped runs, so it never waits on training."""
 
 import streamlit as st
 
+from app_pages._shared import (
+    cached_run,
+    current_dataset,
+    jobs,
+    link_params,
+    seconds_per_mflop,
+    show_chart,
+    submit_training,
+)
 from cae import lecture
 from cae.config import live_config
 from cae.data import load_sample
 from cae.evidence import RULES
 from cae.explain import reconstruct
-from cae.figures import (architecture_diagram, autoencoder_curves, classifier_curves, image_strip, kernel_sheet,
-                         label_budget_chart, live_loss, per_class_bars, projector_fonts, sample_grid)
+from cae.figures import (
+    architecture_diagram,
+    autoencoder_curves,
+    classifier_curves,
+    image_strip,
+    kernel_sheet,
+    label_budget_chart,
+    live_loss,
+    per_class_bars,
+    projector_fonts,
+    sample_grid,
+)
 from cae.jobs import DONE, RUNNING
 from cae.model import ConvAutoencoder, layer_table, seeded
-from cae.report import duration as minutes, live_run_sentence, per_class_counts, run_title
+from cae.report import duration as minutes
+from cae.report import live_run_sentence, per_class_counts, run_title
 from cae.runs import PRETRAINED_DIR, pretrained_index, read_metrics
 from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
 from cae.train import estimate_seconds
-from app_pages._shared import (show_chart, cached_run, current_dataset, jobs, link_params, seconds_per_mflop,
-                               submit_training)
 
 PRESENTER_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }
 [data-testid="stMain"] h1 { font-size: 34px !important; padding-top: 0 !important; }
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem !important; padding-bottom: 1rem !important; }
 </style>"""
-HIDE_SIDEBAR_CSS = """<style>[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none; }</style>"""
+HIDE_SIDEBAR_CSS = (
+    """<style>[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none; }</style>"""
+)
 FIGURE_HEIGHT = 400  # every figure fits beside the text in a 1280x720 window
 
 
@@ -133,7 +153,9 @@ def live_panel(dataset, cfg, ticking: bool) -> None:
         return
     if job.status == RUNNING and job.progress:
         p = job.progress
-        st.progress(min(p.epoch / max(p.epochs, 1), 1.0), text=f"{p.phase} epoch {p.epoch}/{p.epochs}, loss {p.loss:.4f}")
+        st.progress(
+            min(p.epoch / max(p.epochs, 1), 1.0), text=f"{p.phase} epoch {p.epoch}/{p.epochs}, loss {p.loss:.4f}"
+        )
     elif job.state == DONE and job.run_path is not None:
         metrics = read_metrics(job.run_path)
         st.markdown(live_run_sentence(metrics), help=f"Run: {run_title(metrics)}")

@@ -4,6 +4,7 @@ calculator, where a training step's time goes on this machine, and the model's s
 import streamlit as st
 import torch
 
+from app_pages._shared import TaskError, computed, current_run, show_chart, show_run_summary
 from cae.config import Config
 from cae.explain import conv_output_size, model_source
 from cae.figures import architecture_diagram, timing_bars
@@ -11,7 +12,6 @@ from cae.model import Classifier, ConvAutoencoder, layer_table, seeded
 from cae.report import seeds_paragraph
 from cae.runs import PRETRAINED_DIR, RunError, pretrained_index, read_metrics
 from cae.sweeps import seed_spread
-from app_pages._shared import show_chart, TaskError, computed, current_run, show_run_summary
 
 
 def claim_and_measurement() -> str:

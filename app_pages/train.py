@@ -2,16 +2,45 @@
 
 import streamlit as st
 
-from cae.config import (LATENT_SIZES, LEARNING_RATES, PRECISIONS, PRESETS, SMALL_DATA, UPSAMPLE_MODES, Config,
-                        ConfigError, few_steps_warning, optimiser_steps, preset_config, preset_for)
+from app_pages._shared import (
+    current_dataset,
+    current_run,
+    forget_owner,
+    is_admin,
+    jobs,
+    owns_job,
+    owns_run,
+    remember_settings,
+    reproduce_this_run,
+    restore_settings,
+    seat,
+    seconds_per_mflop,
+    session_token,
+    show_chart,
+    show_run_summary,
+    submit_training,
+    view_run,
+)
+from cae.config import (
+    LATENT_SIZES,
+    LEARNING_RATES,
+    PRECISIONS,
+    PRESETS,
+    SMALL_DATA,
+    UPSAMPLE_MODES,
+    Config,
+    ConfigError,
+    few_steps_warning,
+    optimiser_steps,
+    preset_config,
+    preset_for,
+)
 from cae.figures import image_strip, live_loss
 from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
-from cae.report import duration as minutes, epoch_sentence
+from cae.report import duration as minutes
+from cae.report import epoch_sentence
 from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
-from app_pages._shared import (show_chart, current_dataset, current_run, forget_owner, is_admin, jobs, owns_job, owns_run, remember_settings,
-                               reproduce_this_run, restore_settings, seconds_per_mflop, session_token, show_run_summary,
-                               seat, submit_training, view_run)
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
@@ -208,14 +237,28 @@ if watched is None or not watched.active:
 
 if trainings:
     st.subheader("Queue (this server, one training at a time)")
-    st.dataframe([{**({"seat": "yours" if j.owner == seat() else (j.owner or "")[:6] if is_admin() else ""}
-                      if seat() else {}),
-                   "state": j.status, "latent": j.config.latent_dim,
-                   "epochs": f"{j.config.ae_epochs}+{j.config.clf_epochs}",
-                   "images": f"{j.config.limit:,}" if j.config.limit else "all", "labels": f"{j.config.label_fraction:.0%}",
-                   "watching": len(j.watchers), "elapsed": minutes(j.elapsed()),
-                   "message": j.error or ("cached" if j.cached else "")}
-                  for j in reversed(trainings)], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                **(
+                    {"seat": "yours" if j.owner == seat() else (j.owner or "")[:6] if is_admin() else ""}
+                    if seat()
+                    else {}
+                ),
+                "state": j.status,
+                "latent": j.config.latent_dim,
+                "epochs": f"{j.config.ae_epochs}+{j.config.clf_epochs}",
+                "images": f"{j.config.limit:,}" if j.config.limit else "all",
+                "labels": f"{j.config.label_fraction:.0%}",
+                "watching": len(j.watchers),
+                "elapsed": minutes(j.elapsed()),
+                "message": j.error or ("cached" if j.cached else ""),
+            }
+            for j in reversed(trainings)
+        ],
+        hide_index=True,
+        width="stretch",
+    )
 
 run = current_run(show_message=False)
 if run is not None:

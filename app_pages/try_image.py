@@ -5,9 +5,16 @@ import random
 
 import streamlit as st
 
+from app_pages._shared import (
+    current_dataset,
+    current_run,
+    remember_settings,
+    restore_settings,
+    show_chart,
+    show_run_summary,
+)
 from cae.explain import ImageInputError, class_probabilities, image_from_bytes, reconstruct
 from cae.figures import probability_bars, reconstruction_panel
-from app_pages._shared import show_chart, current_dataset, current_run, remember_settings, restore_settings, show_run_summary
 
 SETTINGS = ("try_source", "try_class", "try_number")
 

@@ -72,7 +72,7 @@ def main() -> None:
     for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
         print(f"  leak: {report.sweep_sentence(leaks, measure, 'leak', what)}")
     budget = load_label_budget()
-    for name, entry in (budget or {}).get("sources", {}).items():
+    for entry in (budget or {}).get("sources", {}).values():
         lines = budget_lines(entry["points"], budget.get("precision")) if NEW else budget_lines(entry["points"])
         print(f"== Label budget, {entry['title']}\n  {report.label_budget_sentence(lines)}")
     sample = load_sample()

@@ -64,15 +64,20 @@ def main() -> None:
                      "transfer_seconds": t2 - t1})
     shipped_on_sample = evaluate_run(shipped, sample)
     print(f"Device: {describe_device(resolve_device('auto'))}; data: {sample.name}\n")
-    print("| seed | Small data: fine-tuned % | scratch % | test MSE | wall s | transfer: fine-tuned % | scratch % | wall s |")
+    print(
+        "| seed | Small data: fine-tuned % | scratch % | test MSE | wall s "
+        "| transfer: fine-tuned % | scratch % | wall s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['seed']} | {r['small_data_finetuned']:.1f} | {r['small_data_scratch']:.1f} | "
               f"{r['small_data_test_mse']:.4f} | {r['small_data_seconds']:.1f} | {r['transfer_finetuned']:.1f} | "
               f"{r['transfer_scratch']:.1f} | {r['transfer_seconds']:.1f} |")
-    print(f"| mean ± s.d. | {spread([r['small_data_finetuned'] for r in rows])} | "
-          f"{spread([r['small_data_scratch'] for r in rows])} | | | {spread([r['transfer_finetuned'] for r in rows])} | "
-          f"{spread([r['transfer_scratch'] for r in rows])} | |")
+    print(
+        f"| mean ± s.d. | {spread([r['small_data_finetuned'] for r in rows])} | "
+        f"{spread([r['small_data_scratch'] for r in rows])} | | | {spread([r['transfer_finetuned'] for r in rows])} | "
+        f"{spread([r['transfer_scratch'] for r in rows])} | |"
+    )
     print(f"\nShipped Lecture preset on the sample's {len(sample.test)} test images: test MSE "
           f"{shipped_on_sample['test_mse']:.4f}, accuracy {shipped_on_sample['test_acc']:.1f}% "
           f"(on its own 10,000 test images: {shipped.metrics['autoencoder'][-1]['test_mse']:.4f}, "

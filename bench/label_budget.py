@@ -27,10 +27,10 @@ from cae import budget as label_budget  # noqa: E402
 from cae.config import PRECISIONS  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.evidence import compare_seeds  # noqa: E402
-from cae.report import label_budget_sentence  # noqa: E402
-from cae.sweeps import budget_lines  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
+from cae.report import label_budget_sentence  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
+from cae.sweeps import budget_lines  # noqa: E402
 from cae.train import resolve_device, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,7 +86,7 @@ def tables(shipped: dict) -> str:
     """Per source and precision: mean (lowest–highest seed) of each line per budget, the seeds rule's
     verdict on fine-tuned vs scratch, and the page's sentence."""
     out = []
-    for name, entry in shipped["sources"].items():
+    for entry in shipped["sources"].values():
         for precision in sorted({p.get("precision") for p in entry["points"]}, key=str):
             lines = budget_lines(entry["points"], precision)
             out += [f"**{entry['title']}, {precision}**", "",

@@ -182,17 +182,28 @@ def main() -> None:
     ranked = sorted(h if h is not None else float("inf") for _, h in health)  # unanswered: slower than any
     epochs = [r["seconds"] for r in metrics["autoencoder"]] if metrics else []
     report = {
-        "sessions": sessions, "rounds": args.rounds, "nice_browsers": args.nice_browsers,
-        "classroom": args.classroom, "job": not args.no_job,
-        "pin_browsers": args.pin_browsers, "data": data, "wall_s": result["wall_s"],
+        "sessions": sessions,
+        "rounds": args.rounds,
+        "nice_browsers": args.nice_browsers,
+        "classroom": args.classroom,
+        "job": not args.no_job,
+        "pin_browsers": args.pin_browsers,
+        "data": data,
+        "wall_s": result["wall_s"],
         "page_s": {k: {"median": statistics.median(v), "max": max(v), "n": len(v)} for k, v in result["times"].items()},
         "failures": result["failures"],
-        "health": {"polls": len(health), "unanswered": len(health) - len(answered),
-                   "median_s": statistics.median(answered), "max_s": max(answered),
-                   # None when over 5% of the polls went unanswered: the p95 is then over 10 s
-                   "p95_s": None if (p95 := ranked[int(0.95 * (len(ranked) - 1))]) == float("inf") else p95,
-                   "unanswered_at_s": [round(at) for at, h in health if h is None]},
-        "min_available_mb": min(memory), "ae_epoch_s": epochs, "job_seconds_total": metrics["seconds_total"] if metrics else None,
+        "health": {
+            "polls": len(health),
+            "unanswered": len(health) - len(answered),
+            "median_s": statistics.median(answered),
+            "max_s": max(answered),
+            # None when over 5% of the polls went unanswered: the p95 is then over 10 s
+            "p95_s": None if (p95 := ranked[int(0.95 * (len(ranked) - 1))]) == float("inf") else p95,
+            "unanswered_at_s": [round(at) for at, h in health if h is None],
+        },
+        "min_available_mb": min(memory),
+        "ae_epoch_s": epochs,
+        "job_seconds_total": metrics["seconds_total"] if metrics else None,
         "job_finished_after_walk_s": time.perf_counter() - walked,
     }
     pinned = f", browsers pinned to CPU {args.pin_browsers}" if args.pin_browsers is not None else ""

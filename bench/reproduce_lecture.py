@@ -16,7 +16,6 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
-
 from cae.config import Config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.report import best_and_worst, lecture_autoencoder_rows, lecture_classifier_rows, saturation  # noqa: E402

@@ -30,8 +30,15 @@ from torchvision import datasets, transforms
 from cae.config import Config
 from cae.data import balanced_subset, load_dataset, to_device
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import (MFLOP, Reporter, classification_loss, reconstruction_loss, resolve_device,
-                       resolve_precision, run_epoch)
+from cae.train import (
+    MFLOP,
+    Reporter,
+    classification_loss,
+    reconstruction_loss,
+    resolve_device,
+    resolve_precision,
+    run_epoch,
+)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -132,7 +139,7 @@ def main() -> None:
 
     modes = {}
     for mode in ("bilinear", "nearest", "transpose"):
-        model = seeded(lambda: ConvAutoencoder(upsample=mode))
+        model = seeded(lambda mode=mode: ConvAutoencoder(upsample=mode))
         modes[mode] = Ours(model, images, labels, cfg, device, precision, classify=False).train_epoch()[0]
 
     ae = [row("a: lecture pipeline", epochs["a"][0][0], n, MFLOP["autoencoder"]),

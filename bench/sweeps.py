@@ -81,7 +81,7 @@ def main() -> None:
               f"k-NN {r['knn_curve'][-1]:.1f}%, probe {r['probe']:.1f}%, fine-tuned {r['test_acc']:.1f}% "
               f"({time.perf_counter() - t0:.0f} s)", flush=True)
         text = json.dumps(shipped, indent=1)
-        write_atomically(out, lambda tmp: tmp.write_text(text), folder=False)
+        write_atomically(out, lambda tmp, text=text: tmp.write_text(text), folder=False)
 
 
 if __name__ == "__main__":

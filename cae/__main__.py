@@ -9,7 +9,8 @@ import time
 
 from cae.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, Config, ConfigError, few_steps_warning
 from cae.data import load_dataset
-from cae.report import PHASE_NAMES, duration as minutes
+from cae.report import PHASE_NAMES
+from cae.report import duration as minutes
 from cae.runs import USER_ERRORS, Run, evaluate_run, load_run, train_or_load, transfer_config
 from cae.train import Progress
 

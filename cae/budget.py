@@ -40,8 +40,18 @@ def point_config(source: Config, budget: int, seed: int, steps: int = STEPS) -> 
     """A point's request: the source's autoencoder settings (so its autoencoder is reused), this
     many labels drawn with this seed (which also draws the scratch baseline's initial weights, so the
     seeds' spread covers the scratch line's init too), `steps` optimiser steps, the whole test split."""
-    return source.replace(label_count=budget, clf_steps=steps, clf_batch_size=batch_for(budget), clf_seed=seed,
-                          scratch_seed=seed, limit=None, test_limit=None, flip=False, freeze_encoder=False, scratch_baseline=True)
+    return source.replace(
+        label_count=budget,
+        clf_steps=steps,
+        clf_batch_size=batch_for(budget),
+        clf_seed=seed,
+        scratch_seed=seed,
+        limit=None,
+        test_limit=None,
+        flip=False,
+        freeze_encoder=False,
+        scratch_baseline=True,
+    )
 
 
 def run_point(source: Run, dataset: Dataset, budget: int, seed: int, steps: int = STEPS,

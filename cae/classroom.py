@@ -157,7 +157,8 @@ def admin_password_matches(given: str, env=os.environ) -> bool:
 class Attempts:
     """Wrong lecturer passwords, counted per browser session and per client address. After
     FREE_TRIES wrong ones, each further try waits (FIRST_WAIT seconds, then twice as long as the
-    last), up to a cap: a session up to 10 minutes, an address up to one minute (a lecture hall behind one NAT shares an address
+    last), up to a cap: a session up to 10 minutes, an address up to one minute (a lecture hall
+    behind one NAT shares an address
     with the lecturer, so no student can lock the lecturer out for longer). Nothing is server-wide."""
 
     FREE_TRIES = 3

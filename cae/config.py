@@ -7,7 +7,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 UPSAMPLE_MODES = ("bilinear", "nearest", "transpose")
 PRECISIONS = ("auto", "fp32", "bf16")

@@ -402,7 +402,7 @@ def _write_cache(path: Path, blob: dict) -> None:
         write_atomically(path, lambda tmp: save_tensors(blob, tmp), folder=False)
     except WriteError as exc:
         warnings.warn(f"Could not write the dataset cache {path} ({exc}); images will be decoded "
-                      "again next time. Set CAE_CACHE to a writable folder.")
+                      "again next time. Set CAE_CACHE to a writable folder.", stacklevel=2)
 
 
 def open_image(source):
@@ -465,7 +465,7 @@ def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
     if skipped:
         notes.append(f"{split}: skipped {skipped} file(s) that are not readable images (or larger than "
                      f"{MAX_PIXELS // 1_000_000} megapixels).")
-        warnings.warn(f"{root}/{notes[-1]}")
+        warnings.warn(f"{root}/{notes[-1]}", stacklevel=2)
     if resized:
         notes.append(f"{split}: {resized} image(s) were not 32x32 and were resized to 32x32.")
     images = np.stack([decoded[i][0] for i in keep]) if keep else np.zeros((0, SIDE, SIDE, 3), np.uint8)

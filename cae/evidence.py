@@ -133,9 +133,14 @@ def compare_seeds(first: list[float], second: list[float]) -> Verdict:
     gap = sum(first) / len(first) - sum(second) / len(second)
     ranges = ((min(first), max(first)), (min(second), max(second)))
     seeds = min(len(first), len(second))
-    return Verdict(gap, _winner(gap, not overlap(first, second)), "seeds",
-                   f"{seeds} seeds each: {ranges[0][0]:.1f}–{ranges[0][1]:.1f}% vs {ranges[1][0]:.1f}–{ranges[1][1]:.1f}%",
-                   seeds=seeds, ranges=ranges)
+    return Verdict(
+        gap,
+        _winner(gap, not overlap(first, second)),
+        "seeds",
+        f"{seeds} seeds each: {ranges[0][0]:.1f}–{ranges[0][1]:.1f}% vs {ranges[1][0]:.1f}–{ranges[1][1]:.1f}%",
+        seeds=seeds,
+        ranges=ranges,
+    )
 
 
 # --- curves and sweeps ------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def reproduce_command(run: Run, source_dir: Path | None = None) -> str:
         value = getattr(cfg, field)
         if value != getattr(default, field) and value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    parts += [flag for field, flag in (("freeze_encoder", "--freeze-encoder"), ("flip", "--flip")) if getattr(cfg, field)]
+    parts += [
+        flag for field, flag in (("freeze_encoder", "--freeze-encoder"), ("flip", "--flip")) if getattr(cfg, field)
+    ]
     if not cfg.scratch_baseline:
         parts.append("--no-scratch")
     if cfg.encoder_from:

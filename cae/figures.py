@@ -158,8 +158,11 @@ def distance_from_start(kernels: dict[str, torch.Tensor]) -> dict[str, list[tupl
         return float((k.float() - start).flatten(1).norm(dim=1).mean())
 
     lines = {}
-    for key, name, begins in (("autoencoder_epochs", "autoencoder", start), ("finetuned_epochs", "fine-tuned classifier",
-                              kernels.get("autoencoder", start)), ("scratch_epochs", "scratch classifier", start)):
+    for key, name, begins in (
+        ("autoencoder_epochs", "autoencoder", start),
+        ("finetuned_epochs", "fine-tuned classifier", kernels.get("autoencoder", start)),
+        ("scratch_epochs", "scratch classifier", start),
+    ):
         if key in kernels:
             lines[name] = [(0, mean_distance(begins))] + [(i + 1, mean_distance(k)) for i, k in enumerate(kernels[key])]
     return lines
@@ -179,7 +182,9 @@ def kernel_distance_chart(lines: dict[str, list[tuple[int, float]]], chosen: int
         for name, points in distance_from_start(one).items():
             fig.add_scatter(x=[e for e, _ in points], y=[d for _, d in points], name=f"{name}: kernel {chosen}",
                             mode="lines", line=dict(color=colors.get(name), dash="dot"))
-    fig.update_xaxes(title="epoch of the phase", dtick=1 if max((len(p) for p in lines.values()), default=0) <= 13 else None)
+    fig.update_xaxes(
+        title="epoch of the phase", dtick=1 if max((len(p) for p in lines.values()), default=0) <= 13 else None
+    )
     fig.update_yaxes(title="‖k − k₀‖₂", rangemode="tozero")
     return _layout(fig, "Distance from the random start", height=360)
 
@@ -411,7 +416,9 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[str], 
         idx = (labels == c).nonzero().flatten()[:per_class]
         picked = images[idx]
         if len(picked) < per_class:
-            picked = torch.cat([picked, torch.full((per_class - len(picked), *images.shape[1:]), 255, dtype=images.dtype)])
+            picked = torch.cat(
+                [picked, torch.full((per_class - len(picked), *images.shape[1:]), 255, dtype=images.dtype)]
+            )
         rows.append(picked)
     fig = image_strip(rows, "Sample images, one row per class")
     h, pad = images.shape[2], 2
@@ -596,7 +603,9 @@ def kernel_sheet_figure(sheet: np.ndarray, scale: int = 16, gap: int = 2, chosen
     over each kernel carries its number (customdata); the chosen kernel is outlined."""
     side = 3 * scale
     n = ((sheet.shape[0] - gap) // (side + gap)) * nrow
-    centres = [(gap + (i % nrow) * (side + gap) + side / 2, gap + (i // nrow) * (side + gap) + side / 2) for i in range(n)]
+    centres = [
+        (gap + (i % nrow) * (side + gap) + side / 2, gap + (i // nrow) * (side + gap) + side / 2) for i in range(n)
+    ]
     fig = go.Figure(go.Image(z=sheet, hoverinfo="skip"))
     fig.add_scatter(x=[x for x, _ in centres], y=[y for _, y in centres], customdata=list(range(n)), mode="markers",
                     marker=dict(symbol="square", size=side * 0.8, color="rgba(0,0,0,0)"), showlegend=False,
@@ -624,12 +633,24 @@ def label_budget_chart(lines: dict[str, dict[int, dict]], n_classes: int, title:
         name, color, dash = BUDGET_STYLE[line]
         xs = sorted(points)
         means = [points[b]["mean"] for b in xs]
-        fig.add_scatter(x=xs, y=means, name=name, mode="lines+markers", line=dict(color=color, dash=dash, width=2.5),
-                        error_y=dict(type="data", symmetric=False, array=[points[b]["high"] - m for b, m in zip(xs, means)],
-                                     arrayminus=[m - points[b]["low"] for b, m in zip(xs, means)]),
-                        hovertemplate="%{x:,} labels: %{y:.1f}%<extra>" + name + "</extra>")
+        fig.add_scatter(
+            x=xs,
+            y=means,
+            name=name,
+            mode="lines+markers",
+            line=dict(color=color, dash=dash, width=2.5),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=[points[b]["high"] - m for b, m in zip(xs, means)],
+                arrayminus=[m - points[b]["low"] for b, m in zip(xs, means)],
+            ),
+            hovertemplate="%{x:,} labels: %{y:.1f}%<extra>" + name + "</extra>",
+        )
     chance_line(fig, n_classes)
     budgets = sorted({b for points in lines.values() for b in points})
-    fig.update_xaxes(title="labelled training images", type="log", tickvals=budgets, ticktext=[f"{b:,}" for b in budgets])
+    fig.update_xaxes(
+        title="labelled training images", type="log", tickvals=budgets, ticktext=[f"{b:,}" for b in budgets]
+    )
     fig.update_yaxes(title="test accuracy %")
     return _layout(fig, title, height=420)

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-
 HOST = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:40] or "host"  # in temporary names: folders may be shared
 STALE_AFTER = 24 * 3600  # seconds: another machine's temporary this old is abandoned
 

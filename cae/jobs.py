@@ -145,7 +145,12 @@ class JobManager:
                      watcher: str | None = None, steps: int | None = None, owner: str | None = None) -> Job:
         """Queue the label-budget experiment for a run's encoder on `dataset` (one entry; its points
         arrive in `job.result` as they finish), or attach to the same one already queued or running."""
-        payload = {"source": str(source), "budgets": list(budgets), "seeds": seeds, **({"steps": steps} if steps else {})}
+        payload = {
+            "source": str(source),
+            "budgets": list(budgets),
+            "seeds": seeds,
+            **({"steps": steps} if steps else {}),
+        }
         key = f"{SWEEP}:{dataset.fingerprint}:{sorted(payload.items())}"
         with self._lock:
             self._check_open()

@@ -109,7 +109,9 @@ class Projection:
 
 
 @torch.no_grad()
-def interpolate(model: ConvAutoencoder, a: torch.Tensor, b: torch.Tensor, steps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+def interpolate(
+    model: ConvAutoencoder, a: torch.Tensor, b: torch.Tensor, steps: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Two uint8 images -> (decoded code interpolation, pixel cross-fade), each (steps,3,32,32) in [0,1]."""
     model.eval()
     device = next(model.parameters()).device

@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cae.evidence import (compare_accuracies, compare_paired, compare_seeds, compare_to_chance, mcnemar_p,
-                          noise_words)
+from cae.evidence import compare_accuracies, compare_paired, compare_seeds, compare_to_chance, mcnemar_p, noise_words
 from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.figures import relative_change
 from cae.latent import TEST_SUBSET
@@ -109,9 +108,14 @@ def recognition(autoencoder: ConvAutoencoder, classifier: Classifier, images: to
     rebuilt = (reconstruct(autoencoder, images) * 255).round().to(torch.uint8)
     right = [class_probabilities(classifier, x).argmax(1) == labels for x in (images, rebuilt)]
     n = len(labels)
-    return {"originals": 100 * right[0].float().mean().item(), "reconstructions": 100 * right[1].float().mean().item(),
-            "only_originals": int((right[0] & ~right[1]).sum()), "only_reconstructions": int((right[1] & ~right[0]).sum()),
-            "n": n, "chance": 100 / int(classifier.head.out_features)}
+    return {
+        "originals": 100 * right[0].float().mean().item(),
+        "reconstructions": 100 * right[1].float().mean().item(),
+        "only_originals": int((right[0] & ~right[1]).sum()),
+        "only_reconstructions": int((right[1] & ~right[0]).sum()),
+        "n": n,
+        "chance": 100 / int(classifier.head.out_features),
+    }
 
 
 def _recognisable(seen: dict) -> tuple[str, str]:

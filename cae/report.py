@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
-from cae.evidence import (RULES, Verdict, best, compare_accuracies, compare_seeds, compare_to_chance, noise_words,
-                          overlap, wilson)
+from cae.evidence import (
+    RULES,
+    Verdict,
+    best,
+    compare_accuracies,
+    compare_seeds,
+    compare_to_chance,
+    noise_words,
+    overlap,
+    wilson,
+)
 
 # The lecture's printed numbers (lecture/SPEC.md). Its losses were divided by 30 batches where
 # CIFAR-10 has 25, so a true mean is the printed value x 30/25.
@@ -446,8 +455,10 @@ def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
     seeds = min(min(fine[b]["n"], scratch[b]["n"]) for b in budgets)
     if seeds < 2:
         above = [b for b in budgets if gap[b] > 0]
-        return (f"The fine-tuned line is above scratch at {', '.join(f'{b:,}' for b in above) or 'no budget'} labelled "
-                f"images, by at most {max(gap.values()):+.1f} points; one seed per point, so the noise is not measured.")
+        return (
+            f"The fine-tuned line is above scratch at {', '.join(f'{b:,}' for b in above) or 'no budget'} labelled "
+            f"images, by at most {max(gap.values()):+.1f} points; one seed per point, so the noise is not measured."
+        )
     verdicts = {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in budgets}
     ahead = [b for b in budgets if verdicts[b].winner == 0]
     behind = [b for b in budgets if verdicts[b].winner == 1]

@@ -31,8 +31,14 @@ from cae.config import Config, ConfigError, autoencoder_key, run_key
 from cae.data import DataError, Dataset
 from cae.files import WriteError, absolute, save_tensors, write_atomically
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import (DeviceError, ExperimentResult, ReusedAutoencoder, resolve_device, resolve_precision,
-                       run_experiment)
+from cae.train import (
+    DeviceError,
+    ExperimentResult,
+    ReusedAutoencoder,
+    resolve_device,
+    resolve_precision,
+    run_experiment,
+)
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 AUTO = "auto"  # as `pretrained=`: $CAE_PRETRAINED, else the shipped pretrained/ folder

@@ -95,7 +95,9 @@ def latent_map(payload: dict, dataset_of: DatasetGetter) -> dict:
     from cae.runs import load_run
 
     run, dataset = load_run(payload["run"]), dataset_of(payload["origin"], payload["fingerprint"])
-    return cached("latent_map", run, dataset, lambda: explore(run.autoencoder, dataset, representation_probe(run, dataset)))
+    return cached(
+        "latent_map", run, dataset, lambda: explore(run.autoencoder, dataset, representation_probe(run, dataset))
+    )
 
 
 def representation(payload: dict, dataset_of: DatasetGetter) -> dict:

@@ -290,7 +290,8 @@ def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor
                      test: tuple[torch.Tensor, torch.Tensor], classes: list[str], cfg: Config,
                      precision: str, reporter: Reporter) -> ClassifierResult:
     """`cfg.clf_epochs` epochs of cross-entropy + Adam (or exactly `cfg.clf_steps` optimiser steps,
-    evaluated `STEPS_EVALUATIONS` times, the last after the last step); rows {epoch, train_loss, test_acc, seconds}. A frozen encoder
+    evaluated `STEPS_EVALUATIONS` times, the last after the last step); rows {epoch, train_loss,
+    test_acc, seconds}. A frozen encoder
     (`cfg.freeze_encoder`) trains the head only: the linear probe."""
     if cfg.freeze_encoder:  # (the scratch baseline of a frozen run is a frozen random encoder)
         for p in [*model.conv_encoder.parameters(), *model.fc_encoder.parameters()]:
@@ -402,7 +403,9 @@ class Subsets:
 
 def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> float:
     """MFLOP the experiment will spend, for the time estimate."""
-    ae = 0 if cfg.encoder_from else cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
+    ae = (
+        0 if cfg.encoder_from else cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
+    )
     epochs = classifier_epochs(cfg, n_labelled)
     evaluations = min(epochs, STEPS_EVALUATIONS) if cfg.clf_steps is not None else epochs
     seen = cfg.clf_steps * (cfg.clf_batch_size or cfg.batch_size) if cfg.clf_steps is not None else epochs * n_labelled

@@ -96,7 +96,7 @@ def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
     loader would skip them)."""
     pictures: dict[PurePosixPath, bytes] = {}
     total = pixels = 0
-    for name, read, size in entries:
+    for name, read, _declared in entries:
         path = _safe_path(name)
         if path is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue  # folders' own files (.DS_Store, __MACOSX/…, notes) are left out

@@ -208,8 +208,14 @@ class Worker:
 
         self.send(("started", job_id))
         with self.turns:
-            outcome = train_or_load(cfg, dataset, self.runs_dir, on_progress=lambda p: self.send(("progress", job_id, p)),
-                                    should_stop=should_stop, on_epoch=on_epoch)
+            outcome = train_or_load(
+                cfg,
+                dataset,
+                self.runs_dir,
+                on_progress=lambda p: self.send(("progress", job_id, p)),
+                should_stop=should_stop,
+                on_epoch=on_epoch,
+            )
         if outcome.cancelled:
             self.send(("cancelled", job_id))
         else:

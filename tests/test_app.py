@@ -129,7 +129,10 @@ def test_a_tiny_job_started_from_the_buttons_shows_up_everywhere():
         assert not at.exception, page
     run = load_run(new_run)
     assert kernel_grid_picture(run.kernels["finetuned"]).shape == (330, 330, 3)
-    assert len(per_class_bars(run.classes, run.metrics["per_class_acc"], run.metrics["scratch"]["per_class_acc"]).data) == 2
+    assert (
+        len(per_class_bars(run.classes, run.metrics["per_class_acc"], run.metrics["scratch"]["per_class_acc"]).data)
+        == 2
+    )
     assert len(classifier_curves({"this": run.metrics}).data) == 4
     at.switch_page("app_pages/train.py").run()
     at.button(key="train_button").click().run()

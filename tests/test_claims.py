@@ -15,8 +15,14 @@ from cae import budget
 from cae.config import SMALL_DATA, Config, live_config, preset_config
 from cae.data import load_sample
 from cae.figures import per_class_bars
-from cae.report import (class_extremes_sentence, latent_size_sentence, live_run_sentence, per_class_counts,
-                        pretraining_verdict, run_title)
+from cae.report import (
+    class_extremes_sentence,
+    latent_size_sentence,
+    live_run_sentence,
+    per_class_counts,
+    pretraining_verdict,
+    run_title,
+)
 from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir, train_or_load
 from cae.sweeps import grouped, load_label_budget, load_sweeps, seed_spread
 from cae.train import run_experiment

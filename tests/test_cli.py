@@ -27,8 +27,8 @@ def test_train_then_evaluate(small_folder, tmp_path):
     run_dir = Path(lines[-1])
     assert run_dir.parent == runs and (run_dir / "metrics.json").exists()
     assert lines[-2].startswith("Total time:")
-    assert any(l.startswith("Autoencoder Iteration: 2/2 ; Training Loss: ") for l in lines)
-    assert any("Fine-tuning Iteration: 1/1" in l and "Test accuracy" in l for l in lines)
+    assert any(line.startswith("Autoencoder Iteration: 2/2 ; Training Loss: ") for line in lines)
+    assert any("Fine-tuning Iteration: 1/1" in line and "Test accuracy" in line for line in lines)
 
     again = cae(*args)
     assert "reusing it" in again.stdout and again.stdout.strip().splitlines()[-1] == str(run_dir)
@@ -64,7 +64,7 @@ def test_autoencoder_only_and_evaluate_reports_null_accuracy(tmp_path):
 def test_bad_arguments_exit_2_with_one_line(args, reason, tmp_path):
     done = cae("train", "--runs", str(tmp_path), *args)
     assert done.returncode == 2
-    errors = [l for l in done.stderr.strip().splitlines() if l.startswith("cae: error")]
+    errors = [line for line in done.stderr.strip().splitlines() if line.startswith("cae: error")]
     assert len(errors) == 1 and reason in errors[0]
     assert "Traceback" not in done.stderr
 

@@ -8,8 +8,15 @@ import math
 
 import pytest
 
-from cae.evidence import (compare_accuracies, compare_paired, compare_seeds, compare_to_chance, mcnemar_p,
-                          noise_words, wilson)
+from cae.evidence import (
+    compare_accuracies,
+    compare_paired,
+    compare_seeds,
+    compare_to_chance,
+    mcnemar_p,
+    noise_words,
+    wilson,
+)
 from cae.report import _versus, pretraining_verdict
 
 EPS = 1e-6

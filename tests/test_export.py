@@ -56,9 +56,31 @@ def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_p
 def test_a_label_budget_point_exports_its_labels_steps_and_seed(small_folder, tmp_path):
     """A sweep point's recipe: 60 labels drawn with seed 2, exactly 14 steps of batch 10, the scratch
     baseline from seed 5's weights."""
-    made = cae("train", "--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "1", "--label-count", "60",
-               "--clf-steps", "14", "--clf-seed", "2", "--scratch-seed", "5", "--clf-batch-size", "10", "--precision", "fp32",
-               "--data", str(small_folder), "--runs", str(tmp_path / "runs"))
+    made = cae(
+        "train",
+        "--latent-dim",
+        "16",
+        "--batch-size",
+        "50",
+        "--ae-epochs",
+        "1",
+        "--label-count",
+        "60",
+        "--clf-steps",
+        "14",
+        "--clf-seed",
+        "2",
+        "--scratch-seed",
+        "5",
+        "--clf-batch-size",
+        "10",
+        "--precision",
+        "fp32",
+        "--data",
+        str(small_folder),
+        "--runs",
+        str(tmp_path / "runs"),
+    )
     assert made.returncode == 0, made.stderr
     run = load_run(made.stdout.strip().splitlines()[-1])
     file = tmp_path / "point.py"

@@ -4,9 +4,19 @@ import numpy as np
 import pytest
 import torch
 
-from cae.figures import (confusion_heatmap, distance_from_start, kernel_difference, kernel_distance_chart,
-                         kernel_grid_image, kernel_grid_picture, kernel_sheet, kernel_sheet_figure, kernel_timeline,
-                         kernel_update_ranking, update_norms)
+from cae.figures import (
+    confusion_heatmap,
+    distance_from_start,
+    kernel_difference,
+    kernel_distance_chart,
+    kernel_grid_image,
+    kernel_grid_picture,
+    kernel_sheet,
+    kernel_sheet_figure,
+    kernel_timeline,
+    kernel_update_ranking,
+    update_norms,
+)
 
 
 def kernels() -> torch.Tensor:
@@ -88,7 +98,11 @@ def test_distances_from_the_random_start_per_phase():
     lines = distance_from_start(snapshots())
     per_weight = 27 ** 0.5  # a shift of d on all 27 weights of a kernel is d * sqrt(27) away
     assert [round(d / per_weight, 4) for _, d in lines["autoencoder"]] == [0.0, 0.1, 0.2, 0.3]
-    assert [round(d / per_weight, 4) for _, d in lines["fine-tuned classifier"]] == [0.3, 0.35, 0.4]  # starts where the autoencoder ended
+    assert [round(d / per_weight, 4) for _, d in lines["fine-tuned classifier"]] == [
+        0.3,
+        0.35,
+        0.4,
+    ]  # starts where the autoencoder ended
     assert [round(d / per_weight, 4) for _, d in lines["scratch classifier"]] == [0.0, 0.2, 0.4]
     assert distance_from_start({"initial": kernels(), "autoencoder": kernels()}) == {}
     fig = kernel_distance_chart(lines, chosen=5, kernels=snapshots())

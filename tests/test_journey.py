@@ -19,8 +19,16 @@ import pytest
 import torch
 from PIL import Image
 
-from cae.config import (LECTURE, SMALL_DATA, Config, autoencoder_key, few_steps_warning, preset_config,
-                        preset_for, run_key)
+from cae.config import (
+    LECTURE,
+    SMALL_DATA,
+    Config,
+    autoencoder_key,
+    few_steps_warning,
+    preset_config,
+    preset_for,
+    run_key,
+)
 from cae.data import DataError, decode_image, download_cifar10, load_dataset
 from cae.runs import PRETRAINED_DIR, find_run, list_runs, load_run, request_keys
 from tests.conftest import make_image_folder, shared_cifar, zip_of

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streamlit.testing.v1 import AppTest
-
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from cae import lecture
 from cae.data import load_sample
@@ -81,7 +80,9 @@ def test_the_autoencoder_step_asks_whether_the_classifier_still_recognises_the_r
     seen = lecture.recognition(run.autoencoder, run.classifier, sample.test.images, sample.test.labels)
     assert seen["n"] == 200 and seen["reconstructions"] == pytest.approx(16.5, abs=0.01)
     assert lecture.answer(step("autoencoder"), run.metrics, seen=seen)[0] == "less well, but above chance"
-    assert "fell from 0.0718 after epoch 1 to 0.0310 after epoch 5" in lecture.step_body(step("autoencoder"), run.metrics)
+    assert "fell from 0.0718 after epoch 1 to 0.0310 after epoch 5" in lecture.step_body(
+        step("autoencoder"), run.metrics
+    )
 
 
 def test_the_last_step_answers_from_the_label_budget_file():

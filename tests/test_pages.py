@@ -126,7 +126,10 @@ def budget_points(gaps: dict[int, tuple[float, float]], seeds: int = 3) -> list[
 def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_lines_meet():
     from cae.report import label_budget_sentence
     from cae.sweeps import budget_lines
-    lines = budget_lines(budget_points({100: (25.0, 20.0), 1000: (40.0, 37.0), 10000: (51.0, 50.8), 50000: (55.0, 55.2)}))
+
+    lines = budget_lines(
+        budget_points({100: (25.0, 20.0), 1000: (40.0, 37.0), 10000: (51.0, 50.8), 50000: (55.0, 55.2)})
+    )
     sentence = label_budget_sentence(lines)
     assert sentence.startswith("Starting from the autoencoder beats starting from random weights beyond the seeds' "
                                "spread at 100, 1,000 labelled images")

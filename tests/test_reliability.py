@@ -38,7 +38,9 @@ def cli(*args: str) -> subprocess.Popen:
 
 # --- faults ---------------------------------------------------------------------------------
 
-def test_a_killed_training_leaves_no_partial_run_and_the_same_config_trains_again(small_folder, tmp_path, small_dataset):
+def test_a_killed_training_leaves_no_partial_run_and_the_same_config_trains_again(
+    small_folder, tmp_path, small_dataset
+):
     runs = tmp_path / "runs"
     old = train_or_load(Config(**TINY), small_dataset, runs).path
     args = ["train", "--data", str(small_folder), "--runs", str(runs), "--latent-dim", "16", "--batch-size", "50",

@@ -8,8 +8,18 @@ import torch
 
 import cae.train
 from cae.config import Config
-from cae.runs import (RunError, delete_run, find_run, list_runs, load_run, request_keys, safe_run_path,
-                      save_run, train_or_load, zip_run)
+from cae.runs import (
+    RunError,
+    delete_run,
+    find_run,
+    list_runs,
+    load_run,
+    request_keys,
+    safe_run_path,
+    save_run,
+    train_or_load,
+    zip_run,
+)
 from cae.train import run_experiment
 
 TINY = dict(latent_dim=32, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50)

@@ -5,8 +5,14 @@ import torch
 
 from cae.config import Config
 from cae.runs import train_or_load
-from cae.train import (DeviceError, evaluate_classifier, resolve_device, resolve_precision,
-                       run_experiment, bf16_supported)
+from cae.train import (
+    DeviceError,
+    bf16_supported,
+    evaluate_classifier,
+    resolve_device,
+    resolve_precision,
+    run_experiment,
+)
 
 TINY = dict(latent_dim=64, batch_size=50, precision="fp32", test_limit=100)
 
@@ -15,7 +21,9 @@ def test_autoencoder_loss_goes_down_over_three_epochs(small_dataset):
     result = run_experiment(Config(ae_epochs=3, clf_epochs=0, **TINY), small_dataset)
     mse = [row["train_mse"] for row in result.metrics["autoencoder"]]
     assert len(mse) == 3 and mse[2] < mse[1] < mse[0]
-    assert all(set(row) == {"epoch", "train_mse", "test_mse", "seconds", "knn_acc"} for row in result.metrics["autoencoder"])
+    assert all(
+        set(row) == {"epoch", "train_mse", "test_mse", "seconds", "knn_acc"} for row in result.metrics["autoencoder"]
+    )
 
 
 def test_the_codes_k_nn_accuracy_is_recorded_after_every_autoencoder_epoch(small_dataset):
@@ -170,6 +178,7 @@ def test_the_workers_turn_lock_hands_over_in_arrival_order():
     """A training loop that yields its turn must let a waiting task in first."""
     import threading
     import time as clock
+
     from cae.worker import TurnLock
     lock, order = TurnLock(), []
     lock.acquire()
@@ -208,6 +217,7 @@ def test_a_seeded_generator_gives_the_weights_the_global_seed_gave(seed, changes
 
 def test_the_shipped_runs_initial_kernels_come_from_their_seed():
     import json
+
     from cae.model import ConvAutoencoder, first_layer_kernels, seeded
     from cae.runs import PRETRAINED_DIR, pretrained_index
     folder = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]
@@ -218,6 +228,7 @@ def test_the_shipped_runs_initial_kernels_come_from_their_seed():
 
 def test_a_cpu_run_repeats_bit_for_bit_while_another_thread_draws_random_numbers(small_dataset):
     import threading
+
     from cae.model import ConvAutoencoder
     cfg = Config(ae_epochs=2, clf_epochs=1, **TINY)
     quiet = run_experiment(cfg, small_dataset)

@@ -54,7 +54,11 @@ def test_a_damaged_zip_is_one_sentence():
 
 
 def test_a_file_name_with_a_nul_is_refused_and_leaves_no_folder():
-    files = [("mine/a/1.png", picture((8, 8))), ("mine/a/2\x00.png", picture((8, 8))), ("mine/b/1.png", picture((8, 8)))]
+    files = [
+        ("mine/a/1.png", picture((8, 8))),
+        ("mine/a/2\x00.png", picture((8, 8))),
+        ("mine/b/1.png", picture((8, 8))),
+    ]
     with pytest.raises(UploadError, match="control character"):
         unpack_upload(files)
     assert leftovers() == []

@@ -108,7 +108,10 @@ def balanced(labels, n, seed=0):
     """Indices of a seeded, class-balanced subset of n items (all of them when n is None)."""
     if n is None or n >= len(labels):
         return torch.arange(len(labels))
-    order, classes = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)), labels.unique().tolist()
+    order, classes = (
+        torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed)),
+        labels.unique().tolist(),
+    )
     left = {c: n // len(classes) + (i < n % len(classes)) for i, c in enumerate(classes)}
     chosen = []
     for i in order.tolist():
@@ -169,7 +172,9 @@ def fine_tune(name, model, c, train, test, classes, precision):
         if e not in tested:
             continue
         acc, per_class = evaluate(model, *test, precision, autoencoder=False)
-        print(f"{name} epoch {e}: training loss {loss:.3f}, test accuracy {acc:.1f}% ({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"{name} epoch {e}: training loss {loss:.3f}, test accuracy {acc:.1f}% ({time.perf_counter() - t0:.1f} s)"
+        )
         t0 = time.perf_counter()
     print(f"{name}, per class: " + ", ".join(f"{n} {a:.1f}%" for n, a in zip(classes, per_class)))
 
@@ -177,7 +182,9 @@ def fine_tune(name, model, c, train, test, classes, precision):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="cifar10", help="cifar10, or an image folder with train/ and test/")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16" if CONFIG["precision"] == "bf16" else "fp32")
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="bf16" if CONFIG["precision"] == "bf16" else "fp32"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args, c = parser.parse_args(), CONFIG
     device = torch.device(args.device)
@@ -193,13 +200,21 @@ def main():
     if c["scratch_seed"] is not None:  # ... or from other random weights
         torch.manual_seed(c["scratch_seed"])
         initial = ConvAutoencoder(c["latent_dim"], c["leak"], c["upsample"]).to(device)
-    optimizer, generator = torch.optim.Adam(autoencoder.parameters(), lr=c["lr"]), torch.Generator().manual_seed(c["seed"])
+    optimizer, generator = (
+        torch.optim.Adam(autoencoder.parameters(), lr=c["lr"]),
+        torch.Generator().manual_seed(c["seed"]),
+    )
     mse = lambda out, x, y: F.mse_loss(out, x)  # noqa: E731
     for e in range(1, c["ae_epochs"] + 1):
         t0 = time.perf_counter()
-        train_mse = epoch(autoencoder, optimizer, mse, x_train, y_train, c["batch_size"], generator, c["flip"], args.precision)
+        train_mse = epoch(
+            autoencoder, optimizer, mse, x_train, y_train, c["batch_size"], generator, c["flip"], args.precision
+        )
         test_mse = evaluate(autoencoder, x_test, y_test, args.precision, autoencoder=True)
-        print(f"Autoencoder epoch {e}: train MSE {train_mse:.4f}, test MSE {test_mse:.4f} ({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"Autoencoder epoch {e}: train MSE {train_mse:.4f}, test MSE {test_mse:.4f} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
 
     wanted = c["label_count"] if c["label_count"] is not None else round(c["label_fraction"] * len(y_train))
     n_labelled = min(len(y_train), max(len(classes), wanted))  # class-balanced, drawn with clf_seed

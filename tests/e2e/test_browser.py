@@ -437,7 +437,8 @@ CHART_TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
     const annotations = Array.from(el.querySelectorAll('.annotation')).filter(t => box(t).width > 0);
     return {title: title ? title.textContent : '', smallest: sizes.length ? Math.min(...sizes) : null,
             small: visible.filter(t => parseFloat(getComputedStyle(t).fontSize) < 14).slice(0, 4)
-                .map(t => (t.getAttribute('class') || t.parentNode.getAttribute('class')) + ':' + t.textContent.slice(0, 20)),
+                .map(t => (t.getAttribute('class') || t.parentNode.getAttribute('class'))
+                          + ':' + t.textContent.slice(0, 20)),
             legend_overlaps: legend ? titles.filter(t => hit(box(legend), box(t))).map(t => t.textContent) : [],
             title_overlaps: title ? [...annotations, ...Array.from(el.querySelectorAll('.xtitle, .ytitle'))]
                 .filter(a => box(a).width > 0 && hit(box(title), box(a))).map(a => a.textContent) : [],
@@ -448,7 +449,8 @@ CHART_TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
 LECTURE_STEPS = 8
 FITS_JS = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
-    const figures = Array.from(main.querySelectorAll('.js-plotly-plot, [data-testid="stImage"] img, [data-testid="stDataFrame"]'))
+    const figures = Array.from(main.querySelectorAll(
+        '.js-plotly-plot, [data-testid="stImage"] img, [data-testid="stDataFrame"]'))
         .filter(f => f.getBoundingClientRect().height > 0);
     const text = main.querySelector('[data-testid="stMarkdownContainer"] p');
     return {scroll: [main.scrollWidth, main.clientWidth, document.documentElement.scrollWidth, window.innerWidth],
@@ -575,7 +577,12 @@ def test_the_classifier_page_draws_the_label_budget_lines(page, server):
     names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).find(
         el => String(el.layout.title.text).includes('Test accuracy against labels')).data.map(t => t.name)""")
     assert names == ["fine-tuned from the autoencoder", "frozen encoder + linear head", "from scratch (random init)"]
-    assert page.get_by_text(re.compile("The fine-tuned line is above scratch|Starting from the autoencoder|At no budget")).count() >= 1
+    assert (
+        page.get_by_text(
+            re.compile("The fine-tuned line is above scratch|Starting from the autoencoder|At no budget")
+        ).count()
+        >= 1
+    )
 
 
 def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser, tmp_path, screenshots):
