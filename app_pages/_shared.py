@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
 import streamlit as st
@@ -49,14 +50,18 @@ class TaskError(Exception):
     """A computation in the worker failed; the message says why."""
 
 
+KEPT_RESULTS = 64  # worker results kept in memory (maps and probes hold tensors); the oldest go first
+
+
 @st.cache_resource(show_spinner=False)
-def _task_results() -> dict:
-    return {}
+def _task_results() -> OrderedDict:
+    return OrderedDict()
 
 
 def computed(kind: str, payload: dict, wait: float) -> object | None:
     """The result of a longer computation run by the worker (cae/tasks.py), waiting at most `wait`
-    seconds; None while it still runs. Results are kept for the server's lifetime."""
+    seconds; None while it still runs. The last KEPT_RESULTS results are kept in memory (the
+    worker keeps the large ones, maps and probes, on disk too, so a forgotten one comes back quickly)."""
     key = (kind, tuple(sorted(payload.items())))
     results = _task_results()
     if key not in results:
@@ -66,6 +71,9 @@ def computed(kind: str, payload: dict, wait: float) -> object | None:
         if job.state != DONE:
             return None
         results[key] = job.result
+        while len(results) > KEPT_RESULTS:
+            results.popitem(last=False)
+    results.move_to_end(key)
     return results[key]
 
 

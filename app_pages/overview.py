@@ -10,7 +10,7 @@ from cae.explain import conv_output_size, model_source
 from cae.figures import architecture_diagram, timing_bars
 from cae.model import Classifier, ConvAutoencoder, layer_table, seeded
 from cae.report import seeds_paragraph
-from cae.runs import PRETRAINED_DIR, RunError, pretrained_index, read_metrics
+from cae.runs import RunError, pretrained_dir, pretrained_index, read_metrics
 from cae.sweeps import seed_spread
 
 
@@ -20,7 +20,7 @@ def claim_and_measurement() -> str:
     text = ("**What the lecture claims, and what was measured here.** The lecture expects the unsupervised start "
             "to give a better classifier than random weights, most of all early on.")
     try:
-        metrics = read_metrics(PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"])
+        metrics = read_metrics(pretrained_dir() / pretrained_index()["default"])
         seeds = seed_spread(metrics)
     except (OSError, KeyError, ValueError, RunError):
         seeds = None

@@ -12,7 +12,6 @@ import atexit
 import itertools
 import logging
 import os
-import pickle
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from cae import protocol
 from cae.config import Config
 from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
 from cae.files import remove_temporaries
@@ -179,7 +179,7 @@ class JobManager:
                 self._end(job, CANCELLED)
             elif not job.cancel_requested:
                 job.cancel_requested = True
-                self._send(("cancel", job.id))
+                self._send(protocol.Cancel(job.id))
 
     def watch(self, job_id: int, watcher: str) -> None:
         with self._lock:
@@ -288,10 +288,10 @@ class JobManager:
         for old in finished[:max(len(finished) - KEEP_FINISHED, 0)]:
             del self._jobs[old.id]
 
-    def _send(self, message: tuple) -> None:
+    def _send(self, message: protocol.ToWorker) -> None:
         try:
             if self._conn is not None:
-                self._conn.send_bytes(pickle.dumps(message))
+                self._conn.send_bytes(protocol.encode(message))
         except (OSError, ValueError):  # the worker is gone; the monitor notices and says so
             pass
 
@@ -366,16 +366,16 @@ class JobManager:
                     continue
                 job.state, job.started, self._busy[slot] = RUNNING, time.time(), job.id
                 if job.kind == TRAIN:
-                    self._send(("train", job.id, job.config.to_dict(), job.origin, job.fingerprint,
-                                job.originals.numpy()))
+                    self._send(protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint,
+                                              job.originals.numpy()))
                 elif job.kind == SWEEP:
-                    self._send(("sweep", job.id, job.payload, job.origin, job.fingerprint))
+                    self._send(protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint))
                 else:
-                    self._send(("task", job.id, job.kind, job.payload))
+                    self._send(protocol.Task(job.id, job.kind, job.payload))
 
     def _receive(self) -> None:
         try:
-            message = pickle.loads(self._conn.recv_bytes())
+            message = protocol.decode(self._conn.recv_bytes(), protocol.TO_SERVER)
         except (EOFError, OSError):  # the worker's end closed: it died
             self._process.wait(10)
             self._worker_died()
@@ -383,33 +383,36 @@ class JobManager:
         with self._lock:
             self._apply(message)
 
-    def _apply(self, message: tuple) -> None:
-        kind, job_id, *rest = message
-        job = self._jobs.get(job_id) if kind != "ready" else None
+    def _apply(self, message: protocol.ToServer) -> None:
+        """What the worker reports, applied to its job (a job already forgotten is ignored)."""
+        job = self._jobs.get(message.job_id)
         if job is None:
             return
-        if kind == "progress":
-            job.progress = p = rest[0]
-            if p.loss == p.loss:  # not NaN
-                job.losses.append((p.phase, p.epoch - 1 + p.batch / p.batches, p.loss))
-        elif kind == "epoch":
-            job.epochs.append((rest[0], rest[1]))
-        elif kind == "reconstruction":
-            job.reconstructions.append((rest[0], torch.from_numpy(rest[1])))
-        elif kind == "held":
-            job.held = True
-        elif kind == "point":
-            job.result.append(rest[0])
-        elif kind == "done":
-            job.run_path, job.cached = Path(rest[0]), rest[1]
-            self._end(job, DONE, self._claim(job) if job.owner and not job.cached else None)
-        elif kind == "result":
-            job.result = rest[0]
-            self._end(job, DONE)
-        elif kind == "cancelled":
-            self._end(job, CANCELLED)
-        elif kind == "failed":
-            self._end(job, FAILED, rest[0])
+        match message:
+            case protocol.Started():
+                job.started = time.time()  # it may have waited in the worker's own queue until now
+            case protocol.Progress(_, p):
+                job.progress = p
+                if p.loss == p.loss:  # not NaN
+                    job.losses.append((p.phase, p.epoch - 1 + p.batch / p.batches, p.loss))
+            case protocol.Epoch(_, phase, row):
+                job.epochs.append((phase, row))
+            case protocol.Reconstruction(_, epoch, images):
+                job.reconstructions.append((epoch, torch.from_numpy(images)))
+            case protocol.Held():
+                job.held = True
+            case protocol.Point(_, point):
+                job.result.append(point)
+            case protocol.Done(_, path, cached):
+                job.run_path, job.cached = Path(path), cached
+                self._end(job, DONE, self._claim(job) if job.owner and not job.cached else None)
+            case protocol.Result(_, value):
+                job.result = value
+                self._end(job, DONE)
+            case protocol.Cancelled():
+                self._end(job, CANCELLED)
+            case protocol.Failed(_, error):
+                self._end(job, FAILED, error)
 
     def _claim(self, job: Job) -> str | None:
         """Record the seat that trained this run (classroom mode); a record that fails is said."""
@@ -437,7 +440,7 @@ class JobManager:
         process, conn = self._process, self._conn
         if process is None:
             return
-        self._send(("stop",))
+        self._send(protocol.Stop())
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:

@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import json
 import os
-import pickle
 import queue
 import signal
 import threading
@@ -21,6 +20,8 @@ import time
 from collections import deque
 from multiprocessing.connection import Connection
 from pathlib import Path
+
+from cae import protocol
 
 HOLD_ENV = "CAE_WORKER_HOLD"  # tests: while the file it names exists, training holds before each batch
 NICENESS = 10
@@ -146,29 +147,29 @@ class Worker:
         self.datasets: dict[str, object] = {}
         self.hold_file = os.environ.get(HOLD_ENV)
 
-    def send(self, message: tuple) -> None:
+    def send(self, message: protocol.ToServer) -> None:
         with self.send_lock:
-            self.conn.send_bytes(pickle.dumps(message))
+            self.conn.send_bytes(protocol.encode(message))
 
     def run(self) -> None:
         for inbox in (self.training, self.tasks):
             threading.Thread(target=self.loop, args=(inbox,), daemon=True).start()
-        self.send(("ready", os.getpid()))
         while True:
             try:
-                command, *args = pickle.loads(self.conn.recv_bytes())
+                message = protocol.decode(self.conn.recv_bytes(), protocol.TO_WORKER)
             except (EOFError, OSError):  # the manager closed the pipe: it is gone or shutting down
                 os._exit(0)
-            if command == "train":
-                self.training.put((self.train, args))
-            elif command == "sweep":
-                self.training.put((self.sweep, args))
-            elif command == "task":
-                self.tasks.put((self.task, args))
-            elif command == "cancel":
-                self.cancelled.add(args[0])
-            elif command == "stop":
-                os._exit(0)
+            match message:
+                case protocol.Train():
+                    self.training.put((self.train, message))
+                case protocol.Sweep():
+                    self.training.put((self.sweep, message))
+                case protocol.Task():
+                    self.tasks.put((self.task, message))
+                case protocol.Cancel(job_id):
+                    self.cancelled.add(job_id)
+                case protocol.Stop():
+                    os._exit(0)
 
     def loop(self, inbox: queue.Queue) -> None:
         """Run the jobs of one inbox in turn (training and sweeps, or tasks); a failed job is
@@ -176,25 +177,27 @@ class Worker:
         from cae.runs import USER_ERRORS
 
         while True:
-            handle, (job_id, *args) = inbox.get()
+            handle, message = inbox.get()
             try:
-                handle(job_id, *args)
+                self.send(protocol.Started(message.job_id))
+                handle(message)
             except USER_ERRORS as exc:
-                self.send(("failed", job_id, str(exc)))
+                self.send(protocol.Failed(message.job_id, str(exc)))
             except Exception as exc:  # a failed job must not stop the worker
-                self.send(("failed", job_id, failure_sentence(exc)))
+                self.send(protocol.Failed(message.job_id, failure_sentence(exc)))
 
     # --- training -----------------------------------------------------------------------------
 
-    def train(self, job_id: int, config: dict, origin: str, fingerprint: str, originals) -> None:
+    def train(self, message: protocol.Train) -> None:
         import torch
 
         from cae.config import Config
         from cae.explain import reconstruct
         from cae.runs import train_or_load
 
-        cfg, dataset = Config.from_dict(config), self.dataset(origin, fingerprint)
-        originals = torch.from_numpy(originals)
+        job_id = message.job_id
+        cfg, dataset = Config.from_dict(message.config), self.dataset(message.origin, message.fingerprint)
+        originals = torch.from_numpy(message.originals)
 
         def should_stop() -> bool:
             self.hold(job_id)
@@ -202,26 +205,25 @@ class Worker:
             return job_id in self.cancelled
 
         def on_epoch(phase: str, row: dict, model) -> None:
-            self.send(("epoch", job_id, phase, row))
+            self.send(protocol.Epoch(job_id, phase, row))
             if phase == "autoencoder":
-                self.send(("reconstruction", job_id, row["epoch"], reconstruct(model, originals).numpy()))
+                self.send(protocol.Reconstruction(job_id, row["epoch"], reconstruct(model, originals).numpy()))
 
-        self.send(("started", job_id))
         with self.turns:
             outcome = train_or_load(
                 cfg,
                 dataset,
                 self.runs_dir,
-                on_progress=lambda p: self.send(("progress", job_id, p)),
+                on_progress=lambda p: self.send(protocol.Progress(job_id, p)),
                 should_stop=should_stop,
                 on_epoch=on_epoch,
             )
         if outcome.cancelled:
-            self.send(("cancelled", job_id))
+            self.send(protocol.Cancelled(job_id))
         else:
-            self.send(("done", job_id, str(outcome.path), outcome.cached))
+            self.send(protocol.Done(job_id, str(outcome.path), outcome.cached))
 
-    def sweep(self, job_id: int, payload: dict, origin: str, fingerprint: str) -> None:
+    def sweep(self, message: protocol.Sweep) -> None:
         """The label-budget experiment, point by point; each point is reported as it finishes and
         each is kept as a run in the sweep's folder, and the whole in its results file
         (`budget.sweep_folder`, `budget.results_file`)."""
@@ -229,7 +231,8 @@ class Worker:
         from cae.files import write_atomically
         from cae.runs import load_run
 
-        source, dataset = load_run(payload["source"]), self.dataset(origin, fingerprint)
+        job_id, payload = message.job_id, message.payload
+        source, dataset = load_run(payload["source"]), self.dataset(message.origin, message.fingerprint)
 
         def should_stop() -> bool:
             self.hold(job_id)
@@ -237,7 +240,6 @@ class Worker:
             return job_id in self.cancelled
 
         folder = budget.sweep_folder(self.runs_dir, source.name, dataset.fingerprint)
-        self.send(("started", job_id))
         points = []
         with self.turns:
             for seed in range(payload["seeds"]):
@@ -245,22 +247,22 @@ class Worker:
                     if size > len(dataset.train):
                         continue
                     point = budget.run_point(source, dataset, size, seed, payload.get("steps", budget.STEPS),
-                                             lambda p: self.send(("progress", job_id, p)), should_stop, folder)
+                                             lambda p: self.send(protocol.Progress(job_id, p)), should_stop, folder)
                     if point is None:
-                        self.send(("cancelled", job_id))
+                        self.send(protocol.Cancelled(job_id))
                         return
                     points.append(point)
-                    self.send(("point", job_id, point))
+                    self.send(protocol.Point(job_id, point))
         text = json.dumps({"source": source.name, "dataset": dataset.summary(), "points": points}, indent=1)
         write_atomically(budget.results_file(self.runs_dir, source.name, dataset.fingerprint),
                          lambda tmp: tmp.write_text(text), folder=False)
-        self.send(("result", job_id, points))
+        self.send(protocol.Result(job_id, points))
 
     def hold(self, job_id: int) -> None:
         """The test barrier: while the hold file exists, wait here (before a batch), said once."""
         if not self.hold_file or not os.path.exists(self.hold_file):
             return
-        self.send(("held", job_id))
+        self.send(protocol.Held(job_id))
         with self.turns.released():  # tasks may run meanwhile
             while os.path.exists(self.hold_file) and job_id not in self.cancelled:
                 time.sleep(0.02)
@@ -280,13 +282,12 @@ class Worker:
 
     # --- tasks: the pages' longer computations --------------------------------------------------
 
-    def task(self, job_id: int, kind: str, payload: dict) -> None:
+    def task(self, message: protocol.Task) -> None:
         from cae.tasks import TASKS
 
-        self.send(("started", job_id))
         with self.turns:
-            result = TASKS[kind](payload, self.dataset)
-        self.send(("result", job_id, result))
+            result = TASKS[message.kind](message.payload, self.dataset)
+        self.send(protocol.Result(message.job_id, result))
 
 
 OUT_OF_MEMORY = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")

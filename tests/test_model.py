@@ -6,7 +6,7 @@ import torch
 from cae.config import Config
 from cae.model import Classifier, ConvAutoencoder, count_parameters, first_layer_kernels, layer_table
 
-# (layer name, output shape, parameters) from lecture/SPEC.md, latent 1024
+# (layer name, output shape, parameters) from ../shared/lecture/SPEC.md, latent 1024
 SPEC_AUTOENCODER = [
     ("conv_encoder.0", (64, 16, 16), 1792), ("conv_encoder.2", (128, 8, 8), 73856),
     ("conv_encoder.4", (128, 4, 4), 147584), ("conv_encoder.6", (128, 4, 4), 147584),

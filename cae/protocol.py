@@ -1,0 +1,146 @@
+"""The messages between the web server's job manager (cae.jobs) and the training worker
+(cae.worker), one small dataclass per kind. Both sides build and read only these; they travel
+pickled through a socket pair (tensors by value, as numpy arrays), and a message of a kind the
+receiving side does not expect is an error, never silently dropped."""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from typing import Any, Union
+
+# --- the server asks -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Train:
+    """Train (or load) the run for `config` on the dataset at `origin` with this fingerprint;
+    `originals` are the test images whose reconstructions are sent after each epoch."""
+
+    job_id: int
+    config: dict
+    origin: str
+    fingerprint: str
+    originals: Any  # numpy uint8 (N,3,32,32)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The label-budget sweep: payload {source, budgets, seeds[, steps]}."""
+
+    job_id: int
+    payload: dict
+    origin: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Task:
+    """One of the pages' longer computations (cae.tasks.TASKS[kind])."""
+
+    job_id: int
+    kind: str
+    payload: dict
+
+
+@dataclass(frozen=True)
+class Cancel:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Exit now (the server is shutting down)."""
+
+
+# --- the worker reports ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Started:
+    """The worker began the job (it may have waited in the worker's own queue until now)."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Progress:
+    job_id: int
+    progress: Any  # cae.train.Progress
+
+
+@dataclass(frozen=True)
+class Epoch:
+    job_id: int
+    phase: str
+    row: dict
+
+
+@dataclass(frozen=True)
+class Reconstruction:
+    job_id: int
+    epoch: int
+    images: Any  # numpy float (N,3,32,32)
+
+
+@dataclass(frozen=True)
+class Held:
+    """The job waits at the test barrier (CAE_WORKER_HOLD)."""
+
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Point:
+    """One finished label-budget point of a sweep."""
+
+    job_id: int
+    point: dict
+
+
+@dataclass(frozen=True)
+class Done:
+    job_id: int
+    path: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    """A task's or a sweep's result."""
+
+    job_id: int
+    value: Any
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    job_id: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    job_id: int
+    error: str
+
+
+ToWorker = Union[Train, Sweep, Task, Cancel, Stop]
+ToServer = Union[Started, Progress, Epoch, Reconstruction, Held, Point, Done, Result, Cancelled, Failed]
+TO_WORKER = (Train, Sweep, Task, Cancel, Stop)
+TO_SERVER = (Started, Progress, Epoch, Reconstruction, Held, Point, Done, Result, Cancelled, Failed)
+
+
+class ProtocolError(Exception):
+    """A message of a kind this side does not read."""
+
+
+def encode(message: ToWorker | ToServer) -> bytes:
+    return pickle.dumps(message)
+
+
+def decode(data: bytes, kinds: tuple[type, ...]) -> Any:
+    """The message in `data`, which must be one of `kinds` (TO_WORKER or TO_SERVER)."""
+    message = pickle.loads(data)
+    if not isinstance(message, kinds):
+        raise ProtocolError(f"unexpected message {type(message).__name__}")
+    return message
