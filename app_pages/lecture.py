@@ -34,7 +34,7 @@ from cae.jobs import DONE, RUNNING
 from cae.model import ConvAutoencoder, layer_table, seeded
 from cae.report import duration as minutes
 from cae.report import live_run_sentence, per_class_counts, run_title
-from cae.runs import pretrained_dir, pretrained_index, read_metrics
+from cae.runs import default_pretrained_run, read_metrics
 from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
 from cae.train import estimate_seconds
 
@@ -51,7 +51,7 @@ FIGURE_HEIGHT = 400  # every figure fits beside the text in a 1280x720 window
 
 def shipped_run():
     """The Lecture preset, the run every step shows."""
-    path = pretrained_dir() / pretrained_index()["default"]
+    path = default_pretrained_run()
     return cached_run(str(path), (path / "metrics.json").stat().st_mtime)
 
 

@@ -104,6 +104,7 @@ def show_job(job) -> None:
         stop_controls(job)
     elif job.status == QUEUED:
         st.write(f"Job state: **queued**, number {jobs().place_in_queue(job.id)} in the queue.")
+        stop_controls(job)  # a job that waits can be taken off the queue too
     elif job.state == CANCELLED:
         st.write(f"Job state: **stopped** after {minutes(job.elapsed())}. Nothing was saved: a run is written "
                  "only when the whole experiment finishes (an autoencoder it reused stays where it was). "

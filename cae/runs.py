@@ -236,6 +236,16 @@ def load_run(path: str | os.PathLike) -> Run:
     return Run(path, config, metrics, autoencoder, classifier, kernels)
 
 
+def default_pretrained_run() -> Path | None:
+    """The shipped default run (the Lecture preset): in $CAE_PRETRAINED's folder when it has one,
+    else in the repository's pretrained/ (the lecture's steps always have their numbers)."""
+    for folder in dict.fromkeys(absolute(f) for f in (pretrained_dir(), PRETRAINED_DIR)):
+        name = pretrained_index(folder).get("default")
+        if name and (folder / name / METRICS).exists():
+            return folder / name
+    return None
+
+
 def pretrained_index(directory: Path | str | None = AUTO) -> dict:
     """pretrained/index.json: {"default": name, "runs": {name: {"title", "description"}}}."""
     directory = pretrained_dir(directory)

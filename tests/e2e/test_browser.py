@@ -132,6 +132,8 @@ def test_own_photos_uploaded_as_a_zip_become_the_data_in_use(page, server, tmp_p
         for i in range(5):
             z.write(tmp_path / f"cups{i}.jpg", f"one-class/cups/{i}.jpg")
     uploaders.nth(1).locator('input[type="file"]').set_input_files(str(broken))
+    uploaders.nth(1).get_by_text("one-class.zip").wait_for()  # the page has the new file: a click now sends it
+    page.wait_for_function(IDLE_JS, timeout=60_000)
     page.get_by_role("button", name="Use these photos").click()
     error = page.locator('[data-testid="stAlert"]', has_text="one-class.zip")
     error.wait_for(timeout=30_000)
@@ -272,7 +274,7 @@ def test_while_a_job_trains_its_progress_takes_the_train_button_place_and_estima
     assert 0 <= box["y"] < 720 - 100 and abs(box["y"] - where) < 120, (where, box)
     page.get_by_role("radio", name="transpose").check(force=True)  # a step the worker has not timed
     page.get_by_text("Estimated time on this CPU").wait_for(timeout=30_000)
-    assert page.get_by_role("button", name="Stop").is_visible()  # the job was still training meanwhile
+    assert page.get_by_role("button", name="Stop").is_visible()  # still queued or training meanwhile
     page.get_by_role("button", name="Stop").click()
 
 
