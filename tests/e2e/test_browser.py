@@ -94,8 +94,8 @@ def test_a_new_user_trains_with_the_defaults_and_keeps_seeing_the_new_run(browse
         for link, title in (("Kernels", "First-layer kernels"), ("Classifier", "Classifier")):
             page.get_by_role("link", name=link).click()
             page.get_by_role("heading", name=re.compile(title)).first.wait_for()
+            page.wait_for_url(re.compile(f"run={runs[0]}"))  # the page writes the run back into its address
             assert viewed_run(page).startswith("20 + 10 epochs"), link
-            assert f"run={runs[0]}" in page.url, link
         page.reload()  # a new session: the link in the address brings the same run back
         page.get_by_role("heading", name=re.compile("Classifier")).first.wait_for()
         page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')")
