@@ -345,9 +345,13 @@ def settled_points(page, chart, count: int) -> list:
     page.wait_for_function(IDLE_JS, timeout=60_000)
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=60_000)
     previous = None
+    from playwright.sync_api import Error
     for _ in range(100):
-        chart.scroll_into_view_if_needed()  # a no-op once in view; read after it, so the points are where it left them
-        points = chart.evaluate(MAP_POINTS_JS)
+        try:
+            chart.scroll_into_view_if_needed()  # a no-op once in view; read after it: the points are where it left them
+            points = chart.evaluate(MAP_POINTS_JS)
+        except Error:  # a rerun replaced the chart's element meanwhile: it is not standing still yet
+            points = None
         if len(points) == count and points == previous:
             return points
         previous = points
