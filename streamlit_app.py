@@ -8,24 +8,19 @@ import pandas  # noqa: F401
 import streamlit as st
 import torch
 
+from app_pages import state
 from app_pages._shared import (
-    adopt_seat,
     current_dataset,
     dataset_label,
-    device_label,
-    jobs,
-    keep_seat_in_browser,
     link_params,
-    log_once,
     run_label,
-    runs,
     same_classes_other_images,
-    seat,
-    seat_ledger,
     selected_run_path,
     view_run,
     write_run_to_url,
 )
+from app_pages.caches import device_label, jobs, log_once, runs
+from app_pages.rights import adopt_seat, keep_seat_in_browser, seat, seat_ledger
 from cae.classroom import password_problem
 from cae.lecture import step_number as lecture_step_number
 
@@ -56,46 +51,6 @@ st.html("""<style>
   opacity: 1 !important; }
 button[kind="primary"] kbd, [data-testid="stBaseButton-primary"] kbd { color: #ffffff !important; }
 </style>""")
-
-# Streamlit forgets a widget's value when a page without it runs; re-assigning keeps a learner's
-# Train and variant settings while they look at other pages.
-KEPT_SETTINGS = (
-    "preset",
-    "latent_dim",
-    "leak",
-    "upsample",
-    "ae_epochs",
-    "clf_epochs",
-    "batch_size",
-    "clf_batch_size",
-    "lr",
-    "clf_lr",
-    "subset",
-    "limit_custom",
-    "test_limit",
-    "precision",
-    "seed",
-    "scratch_baseline",
-    "flip",
-    "variant_epochs",
-    "variant_lr",
-    "variant_batch",
-    "variant_labels",
-    "variant_count",
-    "variant_mode",
-    "finetune_what",
-    "kernel_norm",
-    "latent_image",
-    "walk_a",
-    "walk_b",
-    "walk_steps",
-    "latent_overlay",
-)
-for key in KEPT_SETTINGS:
-    if key in st.session_state:
-        st.session_state[key] = st.session_state[key]
-
-
 
 def queue_line() -> str:
     """Classroom mode: how long the training queue is, and where this seat's jobs are in it."""
@@ -132,9 +87,9 @@ with st.sidebar:
             view_run(None)
             if selected_run_path() not in paths:
                 view_run(paths[0])
-        st.session_state.run_picker = selected_run_path()
+        state.set_widget("run_picker", selected_run_path())
         st.selectbox("Run being viewed", paths, format_func=lambda p: run_label(infos[paths.index(p)]),
-                     key="run_picker", on_change=lambda: view_run(st.session_state.run_picker))
+                     key="run_picker", on_change=lambda: view_run(state.widget("run_picker")))
         info = infos[paths.index(selected_run_path())]
         if info.description:
             st.caption(info.description)
@@ -147,9 +102,9 @@ with st.sidebar:
         st.caption(queue_line())
         seat_box()
         keep_seat_in_browser()
-    if message := st.session_state.pop("link_message", None):
+    if message := state.take_link_message():
         st.warning(message)
-    if (step := st.session_state.get("lecture_step")) and page.url_path != "lecture":
+    if (step := state.lecture_step()) and page.url_path != "lecture":
         st.page_link("app_pages/lecture.py", label=f"Back to Lecture mode, step {lecture_step_number(step)}",
                      icon=":material/undo:", query_params=link_params(step=step))
 write_run_to_url()

@@ -6,18 +6,10 @@ from dataclasses import fields
 
 import streamlit as st
 
-from app_pages._shared import (
-    caps,
-    client_address,
-    forget_owner,
-    is_admin,
-    jobs,
-    password_attempts,
-    run_label,
-    seat_ledger,
-    session_token,
-    view_run,
-)
+from app_pages import state
+from app_pages._shared import run_label, view_run
+from app_pages.caches import jobs, password_attempts
+from app_pages.rights import caps, client_address, forget_owner, is_admin, seat_ledger
 from cae.classroom import SETTINGS, admin_password_matches, password_problem
 from cae.jobs import TRAINING_KINDS
 from cae.report import duration as minutes
@@ -34,16 +26,16 @@ if not is_admin():
     with st.form("admin_login"):
         given = st.text_input("Lecturer's password", type="password", key="admin_password")
         if st.form_submit_button("Open"):
-            if (wait := password_attempts().wait(session_token(), address)) > 0:
+            if (wait := password_attempts().wait(state.session_token(), address)) > 0:
                 st.error(f"Too many wrong passwords from this browser or address: try again in {wait:.0f} s.")
             elif admin_password_matches(given):
-                password_attempts().succeeded(session_token())
-                st.session_state.admin = True
+                password_attempts().succeeded(state.session_token())
+                state.open_admin()
                 st.rerun()
             else:
-                failures = password_attempts().failed(session_token(), address)
+                failures = password_attempts().failed(state.session_token(), address)
                 LOG.warning("Lecturer page: wrong password from %s (session %s…), %d wrong in this session",
-                            address or "this machine", session_token()[:8], failures)
+                            address or "this machine", state.session_token()[:8], failures)
                 st.error("That is not the lecturer's password.")
     st.stop()
 

@@ -3,45 +3,39 @@ table side by side; and fine-tuning this run's encoder again (other settings, or
 
 import streamlit as st
 
+from app_pages import state
 from app_pages._shared import (
-    TaskError,
-    computed,
     current_dataset,
     current_run,
-    jobs,
-    keep_defaults,
     reproduce_this_run,
     run_label,
-    runs,
     same_classes_other_images,
     same_dataset,
-    seat,
-    seconds_per_mflop,
     show_chart,
     show_run_summary,
-    submit_sweep,
-    submit_training,
     view_run,
 )
+from app_pages.caches import TaskError, computed, jobs, measured_speed, runs
+from app_pages.rights import seat, submit_sweep, submit_training
 from cae import budget
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
+from cae.experiment import transfer_config
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
 from cae.jobs import DONE
 from cae.report import (
     class_extremes_sentence,
     code_span,
     label_budget_sentence,
-    lecture_autoencoder_rows,
-    lecture_classifier_rows,
     per_class_counts,
     pretraining_verdict,
     test_images,
     verdict_rule,
 )
 from cae.report import duration as minutes
-from cae.runs import RunError, transfer_config
+from cae.runs import RunError
 from cae.sweeps import budget_lines, load_label_budget, seed_spread
 from cae.train import resolve_device
+from cae.transcript import lecture_autoencoder_rows, lecture_classifier_rows
 
 
 def same_data(a: dict, b: dict) -> bool:
@@ -65,7 +59,8 @@ def finetune_form(run, dataset) -> None:
              f"{run.metrics['dataset']['name']} without labels" if transfer else
              "on this run's data, reusing its autoencoder (no retraining)")
     st.caption(f"A new head on this run's encoder, {where}. Each result becomes a run the other pages can open.")
-    what = st.radio("Train", ["one classifier", "the label-budget sweep"], key="finetune_what", horizontal=True)
+    what = st.radio("Train", ["one classifier", "the label-budget sweep"],
+                    key="finetune_what", persist_state="session", horizontal=True)
     if what == "one classifier":
         one_classifier(run, dataset, transfer)
     else:
@@ -75,18 +70,21 @@ def finetune_form(run, dataset) -> None:
 def one_classifier(run, dataset, transfer: bool) -> None:
     """One new classifier: its epochs, learning rate, batch, labels and whether the encoder trains."""
     n_train = len(dataset.train)
-    keep_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=run.config.clf_lr,
+    state.widget_defaults(variant_epochs=max(run.config.clf_epochs, 1), variant_lr=run.config.clf_lr,
                   variant_batch=fitting_batch_size(n_train), variant_labels="100%", variant_count=min(1000, n_train),
                   variant_mode="fine-tune all")
     c1, c2, c3, c4, c5 = st.columns(5)
-    epochs = c1.number_input("Classifier epochs (new run)", 1, 100, key="variant_epochs")
-    lr = c2.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}", key="variant_lr")
-    batch = c3.number_input("Batch size", 1, 10_000, key="variant_batch",
+    epochs = c1.number_input("Classifier epochs (new run)", 1, 100, key="variant_epochs", persist_state="session")
+    lr = c2.select_slider("Learning rate", LEARNING_RATES, format_func=lambda v: f"{v:g}",
+                          key="variant_lr", persist_state="session")
+    batch = c3.number_input("Batch size", 1, 10_000, key="variant_batch", persist_state="session",
                             help="At least 10 optimiser steps per epoch: the labelled images / 10 or fewer.")
-    labels = c4.radio("Labels used", ["1%", "10%", "100%", "a number"], key="variant_labels", horizontal=True)
-    count = c4.number_input("Labelled images (class-balanced)", 1, n_train, key="variant_count",
+    labels = c4.radio("Labels used", ["1%", "10%", "100%", "a number"],
+                      key="variant_labels", persist_state="session", horizontal=True)
+    count = c4.number_input("Labelled images (class-balanced)", 1, n_train,
+                            key="variant_count", persist_state="session",
                             disabled=labels != "a number")
-    mode = c5.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode")
+    mode = c5.radio("Encoder", ["fine-tune all", "frozen (linear probe)"], key="variant_mode", persist_state="session")
     changes = dict(clf_epochs=int(epochs), clf_lr=float(lr), clf_batch_size=int(batch),
                    freeze_encoder=mode != "fine-tune all")
     if labels == "a number":
@@ -106,7 +104,7 @@ def one_classifier(run, dataset, transfer: bool) -> None:
     job = submit_training(cfg, dataset)
     if job is None:
         return
-    st.session_state.job_id = job.id
+    state.watch_job("train", job.id)  # the Train page shows its progress
     if job.cached:
         view_run(str(job.run_path))
         st.rerun()
@@ -124,7 +122,7 @@ def run_label_budget(run, dataset) -> None:
         st.info(f"{dataset.name} has fewer than {min(budget.QUICK_BUDGETS)} training images: too few for a sweep.")
         return
     st.caption(f"Protocol: {budget.PROTOCOL}")
-    per_mflop = seconds_per_mflop(run.config)
+    per_mflop = measured_speed(run.config)
     guess = (
         f", about "
         f"{minutes(budget.planned(run.config, budgets, seeds, len(dataset.train), len(dataset.test)) * per_mflop)}"
@@ -134,10 +132,10 @@ def run_label_budget(run, dataset) -> None:
     label = (f"Run this sweep for this run's encoder on {dataset.name}: {', '.join(f'{b:,}' for b in budgets)} labels, "
              f"{seeds} seed{'s' * (seeds > 1)}{guess}")
     if st.button(label, key="run_budget") and (job := submit_sweep(run.path, dataset, budgets, seeds)):
-        st.session_state.budget_job = job.id
+        state.watch_job("budget", job.id)
 
     def progress() -> None:
-        job = jobs().get(st.session_state.get("budget_job"))
+        job = jobs().get(state.watched_job("budget"))
         points = list(job.result or []) if job else budget.saved_points(jobs().runs_dir, run.name, dataset.fingerprint)
         if job is not None:
             done = f"{len(points)} of {len(budgets) * seeds} points"
@@ -153,11 +151,11 @@ def run_label_budget(run, dataset) -> None:
             st.markdown(label_budget_sentence(lines))
             open_a_point(points, budget.sweep_folder(jobs().runs_dir, run.name, dataset.fingerprint))
         if job is not None and not job.active:
-            st.session_state.pop("budget_job", None)
+            state.watch_job("budget", None)
             if job.state == DONE:
                 st.rerun()  # the whole page once: polling stops, the saved sweep is drawn
 
-    running = (job := jobs().get(st.session_state.get("budget_job"))) is not None and job.active
+    running = (job := jobs().get(state.watched_job("budget"))) is not None and job.active
     st.fragment(progress, run_every=2.0 if running else None)()
 
 

@@ -8,16 +8,9 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from app_pages._shared import (
-    cached_dataset,
-    caps,
-    current_dataset,
-    data_source,
-    seat,
-    seat_ledger,
-    show_chart,
-    use_data,
-)
+from app_pages._shared import current_dataset, data_source, show_chart, use_data
+from app_pages.caches import cached_dataset
+from app_pages.rights import caps, seat, seat_ledger
 from cae.classroom import folder_bytes
 from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
 from cae.figures import sample_grid

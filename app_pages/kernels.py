@@ -4,17 +4,16 @@ moved most, and the differences on one colour scale."""
 import streamlit as st
 import torch
 
+from app_pages import state
 from app_pages._shared import (
     click_chart_key,
     clicked_point,
     current_run,
-    keep_defaults,
     show_chart,
     show_run_summary,
     typed_instead_of_clicked,
 )
 from cae.figures import (
-    distance_from_start,
     kernel_close_ups,
     kernel_difference,
     kernel_distance_chart,
@@ -22,11 +21,9 @@ from cae.figures import (
     kernel_sheet,
     kernel_sheet_figure,
     kernel_slices,
-    kernel_timeline,
     kernel_update_ranking,
-    relative_change,
-    update_norms,
 )
+from cae.kernels import distance_from_start, kernel_timeline, relative_change, update_norms
 
 
 def timeline(k: dict) -> None:
@@ -36,23 +33,25 @@ def timeline(k: dict) -> None:
     every = torch.stack([t for _, t in steps])
     bounds = (float(every.min()), float(every.max()))
     last = len(steps) - 1
-    st.session_state.kernel_step = min(st.session_state.get("kernel_step", last), last)
-    if st.session_state.get("kernel_playing"):
-        if st.session_state.get("kernel_timer_on"):  # a tick of the timer: one snapshot on
-            st.session_state.kernel_step += 1
-        elif st.session_state.kernel_step == last:  # Play pressed at the end: from the start
-            st.session_state.kernel_step = 0
-        if st.session_state.kernel_step >= last:  # the end: stop
-            st.session_state.kernel_step, st.session_state.kernel_playing = last, False
+    at = min(state.widget("kernel_step", last), last)
+    if state.widget("kernel_playing"):
+        if state.kept("kernel_timer_on"):  # a tick of the timer: one snapshot on
+            at += 1
+        elif at == last:  # Play pressed at the end: from the start
+            at = 0
+        if at >= last:  # the end: stop
+            at = last
+            state.set_widget("kernel_playing", False)
+    state.set_widget("kernel_step", at)
     sheet_key = click_chart_key("kernel_sheet")
     if (number := clicked_point(sheet_key)) is not None:
-        st.session_state.kernel_pick = number
-    keep_defaults(kernel_pick=0)
+        state.set_widget("kernel_pick", number)
+    state.widget_defaults(kernel_pick=0)
     step = st.slider("Snapshot", 0, len(steps) - 1, key="kernel_step",
                      help="0 is the random start; then every epoch of autoencoder training, then of fine-tuning.")
     play, pick = st.columns([1, 3])
     playing = play.toggle("Play", key="kernel_playing", help="Step through the snapshots, about one per second.")
-    if playing != st.session_state.get("kernel_timer_on", False):
+    if playing != bool(state.kept("kernel_timer_on")):
         # the fragment's timer is decided by a run of the whole page: start or stop it now
         st.rerun(scope="app")
     chosen = pick.number_input("Kernel (or click one)", 0, 63, key="kernel_pick",
@@ -100,9 +99,9 @@ if moved:
                    if max(moved.values()) < 0.3 else
                    "Enough to see in the grids; the close-ups and difference maps below show where."))
 
-keep_defaults(kernel_norm="one scale for the whole grid")
+state.widget_defaults(kernel_norm="one scale for the whole grid")
 per_kernel = st.radio("Normalisation", ["one scale for the whole grid", "each kernel on its own scale"],
-                      key="kernel_norm", horizontal=True) != "one scale for the whole grid"
+                      key="kernel_norm", horizontal=True, persist_state="session") != "one scale for the whole grid"
 present = [stage for stage in STAGES if stage in k]
 cols = st.columns(len(present))
 for col, stage in zip(cols, present):  # plain images: sharp pixels, and on screen before any chart
@@ -111,8 +110,8 @@ for col, stage in zip(cols, present):  # plain images: sharp pixels, and on scre
               alt=f"The 64 first-layer kernels {STAGES[stage]}, as an 8 by 8 grid of 3x3 colour squares")
 
 st.subheader("Kernels through time")
-st.session_state.kernel_timer_on = bool(st.session_state.get("kernel_playing"))
-st.fragment(timeline, run_every=1.0 if st.session_state.kernel_timer_on else None)(k)
+state.keep("kernel_timer_on", bool(state.widget("kernel_playing")))
+st.fragment(timeline, run_every=1.0 if state.kept("kernel_timer_on") else None)(k)
 
 if available:
     first = next(iter(available))

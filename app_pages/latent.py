@@ -5,24 +5,20 @@ two images, the limits of an autoencoder, and the shipped latent-size and leak s
 import streamlit as st
 import torch
 
+from app_pages import state
 from app_pages._shared import (
-    TaskError,
     click_chart_key,
     clicked_point,
-    computed,
     current_dataset,
     current_run,
-    keep_defaults,
-    remember_settings,
-    restore_settings,
-    runs,
     same_dataset,
     show_chart,
     show_run_summary,
     typed_instead_of_clicked,
 )
+from app_pages.caches import TaskError, computed, runs
 from cae import latent
-from cae.explain import ImageInputError, image_from_bytes, reconstruct
+from cae.explain import reconstruct
 from cae.figures import (
     activity_chart,
     image_strip,
@@ -34,8 +30,8 @@ from cae.figures import (
 )
 from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
 from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
+from cae.uploads import ImageInputError, image_from_bytes
 
-SETTINGS = ("latent_image", "walk_a", "walk_b", "walk_steps", "latent_overlay")
 FEATURE_NAMES = {"pixels": "raw pixels", "initial": "the initial (random) encoder's code",
                  "code": "this run's code", "finetuned": "the fine-tuned classifier's features"}
 
@@ -65,8 +61,8 @@ def uploaded_picture() -> tuple[torch.Tensor | None, str]:
                               "placed with the same projection, marked ✕", type=["png", "jpg", "jpeg"],
                               key="latent_upload")
     if upload is not None:
-        st.session_state.uploaded_picture = upload.getvalue()
-    data = st.session_state.get("uploaded_picture")
+        state.set_uploaded_picture(upload.getvalue())
+    data = state.uploaded_picture()
     if data is None:
         return None, ""
     try:
@@ -95,12 +91,12 @@ def show_map(run, dataset, view: dict) -> None:
     index, labels = view["index"].tolist(), view["labels"]
     map_key = click_chart_key("latent_map_chart")
     if (number := clicked_point(map_key)) is not None:
-        st.session_state.latent_image = number
-    keep_defaults(latent_image=index[0])
-    st.session_state.latent_image = min(max(int(st.session_state.latent_image), 0), len(dataset.test) - 1)
-    position = on_map(st.session_state.latent_image, index)
+        state.set_widget("latent_image", number)
+    state.widget_defaults(latent_image=index[0])
+    state.set_widget("latent_image", min(max(int(state.widget("latent_image")), 0), len(dataset.test) - 1))
+    position = on_map(state.widget("latent_image"), index)
     chart = st.container()  # the map above, the uploader below it (its picture is drawn on the map)
-    with st.expander("Place your own picture on the map", expanded="uploaded_picture" in st.session_state):
+    with st.expander("Place your own picture on the map", expanded=state.uploaded_picture() is not None):
         picture_image, picture_name = uploaded_picture()
     extra = None
     if picture_image is not None:
@@ -114,7 +110,8 @@ def show_map(run, dataset, view: dict) -> None:
                "may still be far apart in the full code. Click a point, or type its number.")
     left, right = st.columns([1, 3])
     number = left.number_input(f"Test image number (0–{len(dataset.test) - 1})", 0, len(dataset.test) - 1,
-                               key="latent_image", on_change=typed_instead_of_clicked, args=("latent_map_chart",))
+                               key="latent_image", persist_state="session",
+                               on_change=typed_instead_of_clicked, args=("latent_map_chart",))
     position = on_map(int(number), index)
     if index[position] != number:
         left.caption(f"Test image {number} is not on the map; showing {index[position]}, the nearest number that is.")
@@ -164,9 +161,10 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
     names = {str(i.path): i.title if i.pretrained else i.name for i in infos}
     defaults = [str(i.path) for i in infos if i.pretrained and i.metrics["config"]["ae_epochs"] in (5, 30)
                 and not i.metrics["config"].get("flip") and i.metrics["config"].get("clf_lr", 1e-3) == 1e-3]
-    keep_defaults(latent_overlay=defaults)
-    st.session_state.latent_overlay = [p for p in st.session_state.latent_overlay if p in names]
-    chosen = st.multiselect("Compare with", list(names), format_func=names.get, key="latent_overlay")
+    state.widget_defaults(latent_overlay=defaults)
+    state.set_widget("latent_overlay", [p for p in state.widget("latent_overlay") if p in names])
+    chosen = st.multiselect("Compare with", list(names), format_func=names.get,
+                            key="latent_overlay", persist_state="session")
     knn = {"this run": knn_curve(run.metrics, None if curve_recorded_on(run.metrics, dataset) else scores)}
     mse = {"this run": [(r["epoch"], r["test_mse"]) for r in run.metrics["autoencoder"]]}
     for path in chosen:
@@ -187,12 +185,12 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
 
 def show_walk(run, dataset, index: list[int], labels: torch.Tensor) -> None:
     other = next((index[i] for i in range(len(index)) if labels[i] != labels[0]), index[-1])
-    keep_defaults(walk_a=index[0], walk_b=other, walk_steps=8)
+    state.widget_defaults(walk_a=index[0], walk_b=other, walk_steps=8)
     a_col, b_col, steps_col = st.columns(3)
     top = len(dataset.test) - 1
-    a = a_col.number_input(f"From test image (0–{top})", 0, top, key="walk_a")
-    b = b_col.number_input(f"To test image (0–{top})", 0, top, key="walk_b")
-    steps = steps_col.slider("Steps", 4, 12, key="walk_steps")
+    a = a_col.number_input(f"From test image (0–{top})", 0, top, key="walk_a", persist_state="session")
+    b = b_col.number_input(f"To test image (0–{top})", 0, top, key="walk_b", persist_state="session")
+    steps = steps_col.slider("Steps", 4, 12, key="walk_steps", persist_state="session")
     decoded, fade = latent.interpolate(run.autoencoder, dataset.test.images[a], dataset.test.images[b], steps)
     show_chart(st, image_strip([decoded, fade], "Top: decoded codes along the line between the two codes. "
                                 "Bottom: the pixels cross-faded."), width="stretch")
@@ -264,7 +262,6 @@ show_run_summary(run)
 dataset = current_dataset()
 if dataset is None:
     st.stop()
-restore_settings("latent", SETTINGS)
 if not same_dataset(run, dataset):
     st.info(f"This run was trained on {run.metrics['dataset']['name']}; everything below is measured on the data "
             f"in use, {dataset.name}.")
@@ -295,4 +292,3 @@ if view is not None:
 st.header("Latent size and leak")
 if view is not None:
     show_sweeps(run, view)
-remember_settings("latent", SETTINGS)

@@ -4,15 +4,10 @@ the shipped runs, so it never waits on training."""
 
 import streamlit as st
 
-from app_pages._shared import (
-    cached_run,
-    current_dataset,
-    jobs,
-    link_params,
-    seconds_per_mflop,
-    show_chart,
-    submit_training,
-)
+from app_pages import state
+from app_pages._shared import current_dataset, link_params, show_chart
+from app_pages.caches import cached_run, jobs, measured_speed
+from app_pages.rights import submit_training
 from cae import lecture
 from cae.config import live_config
 from cae.data import load_sample
@@ -127,15 +122,15 @@ def live_training(dataset) -> None:
     if dataset is None:
         return
     cfg = live_config(len(dataset.train), len(dataset.test))
-    job = jobs().get(st.session_state.get("lecture_job"))
-    waiting = job.active if job is not None else seconds_per_mflop(cfg, wait=2) is None
+    job = jobs().get(state.watched_job("lecture"))
+    waiting = job.active if job is not None else measured_speed(cfg, wait=2) is None
     st.fragment(live_panel, run_every=1.0 if waiting else None)(dataset, cfg, waiting)
 
 
 def live_panel(dataset, cfg, ticking: bool) -> None:
-    job = jobs().get(st.session_state.get("lecture_job"))
+    job = jobs().get(state.watched_job("lecture"))
     if job is None:
-        per_mflop = seconds_per_mflop(cfg, wait=0.05)
+        per_mflop = measured_speed(cfg, wait=0.05)
         if per_mflop is None:
             st.caption("Measuring this machine's speed for a live run…")
             return
@@ -148,7 +143,7 @@ def live_panel(dataset, cfg, ticking: bool) -> None:
         used = min(len(dataset.train), cfg.limit or len(dataset.train))
         if st.button(f"Train it live: {used:,} images of {dataset.name.split(' (')[0]}, about {minutes(guess)}",
                      key="lecture_live") and (job := submit_training(cfg, dataset)):
-            st.session_state.lecture_job = job.id
+            state.watch_job("lecture", job.id)
             st.rerun(scope="app")  # start ticking
         return
     if job.status == RUNNING and job.progress:
@@ -174,38 +169,37 @@ if presenter:
 steps = lecture.STEPS
 # the address names the step; without one (the sidebar's link, the browser's Back to a page address
 # without it) the step this session left; a reveal stays in the session only, never in a link
-number = lecture.step_number(st.query_params.get("step") or st.session_state.get("lecture_step"))
-st.query_params["step"] = st.session_state.lecture_step = steps[number - 1].key
+number = lecture.step_number(state.url_param("step") or state.lecture_step())
+state.set_lecture_step(steps[number - 1].key)
+state.set_url_param("step", steps[number - 1].key)
 step, run = steps[number - 1], shipped_run()
 st.title(f"{number}/{len(steps)} · {step.title}")
 # Next / Back first, under the title: in view after any reveal and during live training (PageDown /
 # PageUp, what presenter clickers send, press them too)
 back, live, forward = st.columns([1, 2, 1])
 if back.button("← Back", disabled=number == 1, key="lecture_back", width="stretch", shortcut="PageUp"):
-    st.query_params["step"] = steps[number - 2].key
+    state.set_url_param("step", steps[number - 2].key)
     st.rerun()
 live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:",
                query_params=link_params())
 if forward.button("Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch",
                   shortcut="PageDown"):
-    st.query_params["step"] = steps[number].key
+    state.set_url_param("step", steps[number].key)
     st.rerun()
 budget = lecture_budget_lines(run)
 left, right = st.columns([2, 3])
 with left:
     st.markdown(lecture.step_body(step, run.metrics, budget and min(v["n"] for v in budget[0]["finetuned"].values())))
     choices = step.choices or (tuple(run.classes) if step.key == "classes" else ())
-    revealed = not step.question or st.session_state.get(f"revealed_{step.key}", False)
+    revealed = not step.question or state.revealed(step.key)
     sweeps = load_sweeps()
     code = lecture.code_numbers(run.metrics, sweeps["runs"] if sweeps and fits_sweep(run.metrics, sweeps) else [])
     if step.question:
-        if f"guess_{step.key}" not in st.session_state and f"guessed_{step.key}" in st.session_state:
-            st.session_state[f"guess_{step.key}"] = st.session_state[f"guessed_{step.key}"]  # back from a live page
         guess = st.radio(f"**Predict:** {step.question}", choices, index=None, key=f"guess_{step.key}",
-                         horizontal=True)
-        st.session_state[f"guessed_{step.key}"] = guess  # kept when the page is left (the widget's is not)
+                         horizontal=True, persist_state="session")  # kept while the step's live page is open
         if st.button("Reveal", key=f"reveal_{step.key}", disabled=revealed):
-            st.session_state[f"revealed_{step.key}"] = revealed = True
+            state.reveal(step.key)
+            revealed = True
         if revealed:
             right_answer, why = lecture.answer(
                 step, run.metrics, run.kernels, code, seeds=seed_spread(run.metrics),

@@ -4,7 +4,9 @@ calculator, where a training step's time goes on this machine, and the model's s
 import streamlit as st
 import torch
 
-from app_pages._shared import TaskError, computed, current_run, show_chart, show_run_summary
+from app_pages import state
+from app_pages._shared import current_run, show_chart, show_run_summary
+from app_pages.caches import TaskError, computed
 from cae.config import Config
 from cae.explain import conv_output_size, model_source
 from cae.figures import architecture_diagram, timing_bars
@@ -12,6 +14,7 @@ from cae.model import Classifier, ConvAutoencoder, layer_table, seeded
 from cae.report import seeds_paragraph
 from cae.runs import RunError, default_pretrained_run, read_metrics
 from cae.sweeps import seed_spread
+from cae.timing import upsampling_arithmetic
 
 
 def claim_and_measurement() -> str:
@@ -82,20 +85,23 @@ st.caption("The lecture works the first layer (W=32, K=3, P=1, S=2) through alou
            "16×16, as the table above shows.")
 
 st.subheader("Where does the time go?")
-st.markdown("The lecture says bilinear upsampling is the costly part of the decoder. By arithmetic it "
-            "is about 0.7 MFLOP per image, ~1% of the forward pass. Measure one forward + backward "
-            "pass of a 256-image batch on this machine, for each upsampling mode:")
+cost = upsampling_arithmetic(ConvAutoencoder.from_config(cfg.replace(upsample="bilinear"), seeded(0)))
+st.markdown(f"The lecture says bilinear upsampling is the costly part of the decoder. By arithmetic it interpolates "
+            f"{cost['values']:,} values per image, about {cost['upsampling_mflop']:.1f} MFLOP, "
+            f"{cost['upsampling_mflop'] / cost['forward_mflop']:.0%} of the forward pass's "
+            f"{cost['forward_mflop']:.1f} MFLOP. Measure one forward + backward pass of a 256-image batch on this "
+            "machine, for each upsampling mode:")
 if st.button("Measure on this machine", key="measure_time"):
     with st.spinner("Timing three decoders (in the training worker, between its batches)…"):
         try:
-            st.session_state.block_times = computed("layer_times", {"latent_dim": cfg.latent_dim, "leak": cfg.leak},
-                                                    wait=300)
+            state.keep("block_times", computed("layer_times", {"latent_dim": cfg.latent_dim, "leak": cfg.leak},
+                                                wait=300))
         except TaskError as exc:
             st.error(f"The timing failed: {exc}")
-if "block_times" in st.session_state:
+if (block_times := state.kept("block_times")) is not None:
     cols = st.columns(3)
-    top_ms = 1100 * max(max(t.values()) for t in st.session_state.block_times.values())  # one scale for all three
-    for col, (mode, times) in zip(cols, st.session_state.block_times.items()):
+    top_ms = 1100 * max(max(t.values()) for t in block_times.values())  # one scale for all three
+    for col, (mode, times) in zip(cols, block_times.items()):
         total = sum(times.values())
         title = (f"{mode}: upsampling {times['upsampling'] / max(total, 1e-9):.0%} of the step"
                  if times["upsampling"] else f"{mode}: upsamples inside its convolutions")

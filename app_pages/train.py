@@ -2,25 +2,10 @@
 
 import streamlit as st
 
-from app_pages._shared import (
-    current_dataset,
-    current_run,
-    forget_owner,
-    is_admin,
-    jobs,
-    owns_job,
-    owns_run,
-    remember_settings,
-    reproduce_this_run,
-    restore_settings,
-    seat,
-    seconds_per_mflop,
-    session_token,
-    show_chart,
-    show_run_summary,
-    submit_training,
-    view_run,
-)
+from app_pages import state
+from app_pages._shared import current_dataset, current_run, reproduce_this_run, show_chart, show_run_summary, view_run
+from app_pages.caches import jobs, measured_speed, runs
+from app_pages.rights import forget_owner, is_admin, owns_job, owns_run, seat, submit_training
 from cae.config import (
     LATENT_SIZES,
     LEARNING_RATES,
@@ -35,58 +20,69 @@ from cae.config import (
     preset_config,
     preset_for,
 )
+from cae.experiment import request_keys
 from cae.figures import image_strip, live_loss
 from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.report import duration as minutes
 from cae.report import epoch_sentence
-from cae.runs import RunError, delete_run, find_run, request_keys, runs_dir, zip_run
+from cae.runs import RunError, delete_run, find_run, runs_dir, zip_run
 from cae.train import DeviceError, estimate_seconds, resolve_device
+from cae.transcript import LECTURE_CLF_ACC
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
-SETTINGS = ("preset", "latent_dim", "leak", "upsample", "ae_epochs", "clf_epochs", "batch_size", "clf_batch_size",
-            "lr", "clf_lr", "subset", "limit_custom", "test_limit", "precision", "seed", "scratch_baseline", "flip")
+KEEP = "session"  # every setting on this form keeps its value while the learner is on other pages
 
 
 def apply_preset(name: str) -> None:
     """Set every control to a preset's values (the next widgets read them from session state)."""
     cfg = preset_config(name)
     subset = next((k for k, v in SUBSETS.items() if v == cfg.limit), "Custom size")
-    st.session_state.update(
+    state.set_widgets(dict(
         preset=name, latent_dim=cfg.latent_dim, leak=cfg.leak, upsample=cfg.upsample, ae_epochs=cfg.ae_epochs,
         clf_epochs=cfg.clf_epochs, batch_size=cfg.batch_size, clf_batch_size=cfg.clf_batch_size or 0,
         lr=cfg.lr, clf_lr=cfg.clf_lr, subset=subset, limit_custom=cfg.limit or 1000, test_limit=0,
-        precision=cfg.precision, seed=cfg.seed, scratch_baseline=cfg.scratch_baseline, flip=cfg.flip)
+        precision=cfg.precision, seed=cfg.seed, scratch_baseline=cfg.scratch_baseline, flip=cfg.flip))
+
+
+def fine_tuning_lr_note() -> str:
+    """What the shipped run fine-tuned at 2e-3 reached, read from its metrics, beside the lecture's number."""
+    shipped = next((i for i in runs() if i.pretrained and i.metrics and i.metrics.get("classifier")
+                    and i.metrics["config"]["clf_lr"] == 2e-3), None)
+    if shipped is None:
+        return "docs/RESULTS.md shows what the fine-tuning learning rate changes."
+    return (f"At 2e-3 the shipped run \"{shipped.title}\" reached {shipped.metrics['classifier'][-1]['test_acc']:.1f}% "
+            f"(the lecture printed {LECTURE_CLF_ACC[-1]:.1f}%); docs/RESULTS.md has the rest.")
 
 
 def stop_controls(job) -> None:
     """Stop; when other sessions watch the same job, confirm first and offer to detach instead."""
-    me = session_token()
+    me = state.session_token()
     others = len(job.watchers - {me})
-    if st.session_state.get("confirm_stop") == job.id:
+    if state.confirming("stop") == job.id:
         st.warning(f"{others} other session{'s are' if others != 1 else ' is'} watching this job. Stop it for "
                    "everyone, or detach and leave it running for them?")
         c1, c2, c3 = st.columns(3)
         if c1.button("Stop for everyone", key="stop_everyone"):
             jobs().cancel(job.id)
-            st.session_state.pop("confirm_stop")
+            state.ask_to_confirm("stop", None)
         if c2.button("Detach (leave it running)", key="detach_button"):
             jobs().detach(job.id, me)
-            st.session_state.pop("confirm_stop")
-            st.session_state.pop("job_id")
+            state.ask_to_confirm("stop", None)
+            state.watch_job("train", None)
             st.rerun(scope="app")
         if c3.button("Keep watching", key="keep_watching"):
-            st.session_state.pop("confirm_stop")
+            state.ask_to_confirm("stop", None)
         return
     if not owns_job(job):  # classroom mode: another seat's job goes on; this session can only leave it
         if st.button("Detach (leave it running)", key="detach_button"):
             jobs().detach(job.id, me)
-            st.session_state.pop("job_id")
+            state.watch_job("train", None)
             st.rerun(scope="app")
         st.caption("Another seat started this job: only it (or the lecturer) can stop it.")
         return
     if st.button("Stop", key="stop_button"):
         if others:
-            st.session_state.confirm_stop = job.id
+            state.ask_to_confirm("stop", job.id)
             st.rerun()
         jobs().cancel(job.id)
 
@@ -123,15 +119,15 @@ def show_job(job) -> None:
 
 
 def job_panel() -> None:
-    job = jobs().get(st.session_state.get("job_id"))
+    job = jobs().get(state.watched_job("train"))
     if job is None:
         return
     st.subheader("Your job")
     show_job(job)
-    if job.state == DONE and st.session_state.get("job_seen") != job.id:
-        st.session_state.job_seen = job.id
+    if job.state == DONE and state.seen_job() != job.id:
+        state.mark_job_seen(job.id)
         view_run(str(job.run_path))
-        st.session_state.flash = f"Training finished in {minutes(job.elapsed())}; now viewing the new run."
+        state.flash(f"Training finished in {minutes(job.elapsed())}; now viewing the new run.")
         st.rerun(scope="app")
 
 
@@ -142,50 +138,52 @@ if dataset is None:
 st.caption(f"One job runs the whole experiment: the autoencoder (no labels), fine-tuning a classifier "
            f"from its encoder, then the same classifier from random init. Data: {dataset.name}.")
 
-restore_settings("train", SETTINGS)
-if st.session_state.get("preset_data") != dataset.fingerprint:  # first visit, or other data chosen
-    st.session_state.preset_data = dataset.fingerprint
+if state.preset_data() != dataset.fingerprint:  # first visit, or other data chosen
+    state.set_preset_data(dataset.fingerprint)
     apply_preset(preset_for(len(dataset.train)))
 st.radio("Start from", list(PRESETS), key="preset", horizontal=True,
-         on_change=lambda: apply_preset(st.session_state.preset),
+         on_change=lambda: apply_preset(state.widget("preset")), persist_state=KEEP,
          help="Lecture's settings: batch 2000, 5 + 5 epochs. Small data: batch 100, 20 + 10 epochs, for a few "
               "thousand images. Quick look: 5,000 images, batch 250, 3 + 2 epochs.")
-if st.session_state.preset == SMALL_DATA and preset_for(len(dataset.train)) == SMALL_DATA:
+if state.widget("preset") == SMALL_DATA and preset_for(len(dataset.train)) == SMALL_DATA:
     st.caption(f"\"{SMALL_DATA}\" fits this data: {len(dataset.train):,} training images at the lecture's batch "
                f"size of {Config().batch_size:,} would be {optimiser_steps(len(dataset.train), Config().batch_size)} "
                "optimiser step(s) per epoch.")
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    latent = st.select_slider("Latent size (the code)", LATENT_SIZES, key="latent_dim",
+    latent = st.select_slider("Latent size (the code)", LATENT_SIZES, key="latent_dim", persist_state=KEEP,
                               help="The Latent space page's \"Latent size\" chart shows what the code length "
                                    "changes: reconstruction, k-NN accuracy and fine-tuned accuracy.")
-    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak",
+    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak", persist_state=KEEP,
                      help="What it changes: the Latent space page's \"Leak and dead units\" section shows the "
                           "share of units that never fire in this run, and the shipped sweep over leak 0, 0.1, 0.3.")
-    upsample = st.radio("Decoder upsampling", UPSAMPLE_MODES, key="upsample",
+    upsample = st.radio("Decoder upsampling", UPSAMPLE_MODES, key="upsample", persist_state=KEEP,
                         horizontal=True, help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)")
 with c2:
-    ae_epochs = st.number_input("Autoencoder epochs", 1, 100, key="ae_epochs")
-    clf_epochs = st.number_input("Classifier epochs (0 = autoencoder only)", 0, 100, key="clf_epochs")
-    batch_size = st.number_input("Batch size", 16, 10_000, step=100, key="batch_size")
-    clf_batch = st.number_input("Classifier batch size (0 = the same)", 0, 10_000, step=50, key="clf_batch_size")
+    ae_epochs = st.number_input("Autoencoder epochs", 1, 100, key="ae_epochs", persist_state=KEEP)
+    clf_epochs = st.number_input("Classifier epochs (0 = autoencoder only)", 0, 100,
+                                 key="clf_epochs", persist_state=KEEP)
+    batch_size = st.number_input("Batch size", 16, 10_000, step=100, key="batch_size", persist_state=KEEP)
+    clf_batch = st.number_input("Classifier batch size (0 = the same)", 0, 10_000, step=50,
+                                key="clf_batch_size", persist_state=KEEP)
     lr = st.select_slider("Learning rate (Adam), autoencoder", LEARNING_RATES, format_func=lambda v: f"{v:g}",
-                          key="lr")
+                          key="lr", persist_state=KEEP)
     clf_lr = st.select_slider("Learning rate, fine-tuning", LEARNING_RATES, format_func=lambda v: f"{v:g}",
-                              key="clf_lr", help="2e-3 reached the lecture's 55.7% here; see docs/RESULTS.md")
+                              key="clf_lr", persist_state=KEEP,
+                              help=fine_tuning_lr_note())
 with c3:
-    subset = st.selectbox("Training images", list(SUBSETS), key="subset")
+    subset = st.selectbox("Training images", list(SUBSETS), key="subset", persist_state=KEEP)
     limit = SUBSETS[subset]
     if limit == "custom":
-        limit = st.number_input("How many training images", 10, 1_000_000, key="limit_custom")
-    test_limit = st.number_input("Test images (0 = the whole test split)", 0, 1_000_000, key="test_limit")
-    precision = st.selectbox("Precision", PRECISIONS, key="precision",
+        limit = st.number_input("How many training images", 10, 1_000_000, key="limit_custom", persist_state=KEEP)
+    test_limit = st.number_input("Test images (0 = the whole test split)", 0, 1_000_000,
+                                 key="test_limit", persist_state=KEEP)
+    precision = st.selectbox("Precision", PRECISIONS, key="precision", persist_state=KEEP,
                              help="auto: bf16 autocast where the hardware supports it, else fp32")
-    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed")
-    scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline")
-    flip = st.checkbox("Random horizontal flips (augmentation)", key="flip")
-remember_settings("train", SETTINGS)
+    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
+    scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline", persist_state=KEEP)
+    flip = st.checkbox("Random horizontal flips (augmentation)", key="flip", persist_state=KEEP)
 
 try:
     cfg = Config(latent_dim=latent, leak=float(leak), upsample=upsample, ae_epochs=int(ae_epochs),
@@ -197,7 +195,6 @@ try:
 except (ConfigError, DeviceError) as exc:
     st.error(str(exc))
     st.stop()
-st.session_state.train_config = cfg
 if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
     st.warning(f"With the settings on this form: {warning}")
 
@@ -206,7 +203,7 @@ if find_run(key, runs_dir()):
 elif resolve_device("auto").type == "cpu":
     def time_estimate() -> None:
         """The estimate, once the worker has measured a step (between a running job's batches)."""
-        per_mflop = seconds_per_mflop(cfg, wait=0.05)  # a quick look each tick: the page is never held
+        per_mflop = measured_speed(cfg, wait=0.05)  # a quick look each tick: the page is never held
         if per_mflop is None:
             st.info("Estimating the time on this CPU (a training step is being measured)…")
         else:
@@ -214,22 +211,22 @@ elif resolve_device("auto").type == "cpu":
             st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
 
     # while the step is being measured the estimate asks again every 2 s, with no input needed
-    st.fragment(time_estimate, run_every=None if seconds_per_mflop(cfg, wait=2) is not None else 2.0)()
+    st.fragment(time_estimate, run_every=None if measured_speed(cfg, wait=2) is not None else 2.0)()
 
 jobs().start_worker()  # warm: the first Train press does not wait for the worker to start
 trainings = [j for j in jobs().jobs() if j.kind == TRAIN]
-watched = jobs().get(st.session_state.get("job_id"))
+watched = jobs().get(state.watched_job("train"))
 if watched is not None and watched.active:  # the live progress takes the Train button's place, in view
     st.fragment(run_every=1.0)(job_panel)()
 if st.button("Train" if watched is None or not watched.active else "Train these settings too (queued after it)",
              type="primary", key="train_button") and (job := submit_training(cfg, dataset)):
-    st.session_state.job_id = job.id
+    state.watch_job("train", job.id)
     if job.cached:
         view_run(str(job.run_path))
-        st.session_state.job_seen = job.id
-        st.session_state.flash = "Loaded from cache: this run already existed."
+        state.mark_job_seen(job.id)
+        state.flash("Loaded from cache: this run already existed.")
     st.rerun()  # the new job's progress is drawn where the button was
-if msg := st.session_state.pop("flash", None):
+if msg := state.take_flash():
     st.success(msg)
 if watched is None or not watched.active:
     st.fragment(job_panel)()
@@ -272,9 +269,9 @@ if run is not None and runs_dir() in run.path.parents:  # never a shipped run (a
                          mime="application/zip", key="download_run")  # zipped when pressed, not on every rerun
     if not owns_run(run.path):
         right.caption("Another seat trained this run: only it (or the lecturer) can delete it.")
-    elif st.session_state.get("confirm_delete") != run.name:
+    elif state.confirming("delete") != run.name:
         if right.button("Delete this run", key="delete_run"):
-            st.session_state.confirm_delete = run.name
+            state.ask_to_confirm("delete", run.name)
             st.rerun()
     else:
         right.warning("Delete this run for good? Its weights and metrics are removed from the runs folder.")
@@ -284,10 +281,10 @@ if run is not None and runs_dir() in run.path.parents:  # never a shipped run (a
                 delete_run(run.path)
                 forget_owner(run.path)
                 view_run(None)
-                st.session_state.pop("confirm_delete")
+                state.ask_to_confirm("delete", None)
                 st.rerun()
             except (RunError, OSError) as exc:
                 st.error(str(exc))
         if no.button("Keep it", key="delete_cancelled"):
-            st.session_state.pop("confirm_delete")
+            state.ask_to_confirm("delete", None)
             st.rerun()

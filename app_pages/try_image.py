@@ -5,18 +5,11 @@ import random
 
 import streamlit as st
 
-from app_pages._shared import (
-    current_dataset,
-    current_run,
-    remember_settings,
-    restore_settings,
-    show_chart,
-    show_run_summary,
-)
-from cae.explain import ImageInputError, class_probabilities, image_from_bytes, reconstruct
+from app_pages import state
+from app_pages._shared import current_dataset, current_run, show_chart, show_run_summary
+from cae.explain import class_probabilities, reconstruct
 from cae.figures import probability_bars, reconstruction_panel
-
-SETTINGS = ("try_source", "try_class", "try_number")
+from cae.uploads import ImageInputError, image_from_bytes
 
 
 def article(word: str) -> str:
@@ -26,15 +19,15 @@ def article(word: str) -> str:
 def pick_test_image(dataset, left, mid, right):
     """A test image chosen by class and number, or at random; (image, its class index, caption)."""
     classes = ["any class", *dataset.classes]
-    cls = left.selectbox("Class", classes, key="try_class")
+    cls = left.selectbox("Class", classes, key="try_class", persist_state="session")
     pool = (range(len(dataset.test)) if cls == "any class"
             else (dataset.test.labels == dataset.classes.index(cls)).nonzero().flatten().tolist())
     pool = list(pool)
     right.write("")  # line the button up with the inputs
     if right.button("Random", key="try_random"):
-        st.session_state.try_number = random.randrange(len(pool))
-    st.session_state.try_number = min(st.session_state.get("try_number", 0), len(pool) - 1)
-    number = mid.number_input(f"Image (0–{len(pool) - 1})", 0, len(pool) - 1, key="try_number")
+        state.set_widget("try_number", random.randrange(len(pool)))
+    state.set_widget("try_number", min(state.widget("try_number", 0), len(pool) - 1))
+    number = mid.number_input(f"Image (0–{len(pool) - 1})", 0, len(pool) - 1, key="try_number", persist_state="session")
     index = pool[int(number)]
     truth = int(dataset.test.labels[index])
     name = dataset.classes[truth]
@@ -46,9 +39,8 @@ run = current_run()
 if run is None:
     st.stop()
 show_run_summary(run)
-restore_settings("try", SETTINGS)
 choose, left, mid, right = st.columns([2, 2, 2, 1])  # one row of controls: the pictures fit the first screen
-source = choose.radio("Image", ["a test image", "upload your own"], key="try_source")
+source = choose.radio("Image", ["a test image", "upload your own"], key="try_source", persist_state="session")
 image, truth, caption = None, None, ""
 if source == "a test image":
     dataset = current_dataset()
@@ -63,11 +55,10 @@ else:
     if upload is not None:
         try:
             image, notes = image_from_bytes(upload.getvalue())
-            st.session_state.uploaded_picture = upload.getvalue()  # the Latent space page places it on its map
+            state.set_uploaded_picture(upload.getvalue())  # the Latent space page places it on its map
             caption = "Your picture" + (f" ({'; '.join(notes)})." if notes else ".")
         except ImageInputError as exc:
             st.error(str(exc))
-remember_settings("try", SETTINGS)
 
 if image is not None:
     recon = reconstruct(run.autoencoder, image[None])[0]

@@ -25,7 +25,8 @@ import time  # noqa: E402
 
 from cae.config import SMALL_DATA, preset_config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
-from cae.runs import PRETRAINED_DIR, evaluate_run, load_run, pretrained_index, train_or_load, transfer_config  # noqa: E402
+from cae.experiment import evaluate_run, train_or_load
+from cae.runs import PRETRAINED_DIR, load_run, pretrained_index, transfer_config  # noqa: E402
 from cae.train import describe_device, resolve_device  # noqa: E402
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from playwright.async_api import async_playwright
 
-from cae.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer, health_latency
+from bench.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer, health_latency
 
 PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "First-layer kernels"),
          ("classifier", "Classifier"), ("try_image", "Try an image")]

@@ -18,8 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `pytho
 import argparse
 import json
 
+from bench.shipping import export_run
 from cae.data import load_dataset
-from cae.runs import PRETRAINED_DIR, evaluate_run, export_run, load_run, pretrained_index
+from cae.experiment import evaluate_run
+from cae.runs import PRETRAINED_DIR, load_run, pretrained_index
 
 
 def main() -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from cae.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer
+from bench.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer
 
 
 def one_round(browser, root: Path) -> dict:

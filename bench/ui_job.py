@@ -20,7 +20,7 @@ import time  # noqa: E402
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from cae.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
+from bench.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
 
 
 def set_number(page, label: str, value: int) -> None:

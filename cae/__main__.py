@@ -9,9 +9,10 @@ import time
 
 from cae.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, Config, ConfigError, few_steps_warning
 from cae.data import load_dataset
+from cae.experiment import evaluate_run, train_or_load, transfer_config
 from cae.report import PHASE_NAMES
 from cae.report import duration as minutes
-from cae.runs import USER_ERRORS, Run, evaluate_run, load_run, train_or_load, transfer_config
+from cae.runs import USER_ERRORS, Run, load_run
 from cae.train import Progress
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 from cae.config import Config
 from cae.data import Dataset
-from cae.runs import SWEEP_PREFIX, Run, find_run, read_metrics, request_keys, reused_autoencoder, save_run
-from cae.train import planned_work, run_experiment
+from cae.experiment import reused_autoencoder, train_or_load
+from cae.runs import SWEEP_PREFIX, Run, read_metrics
+from cae.train import planned_work
 
 BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
 QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets
@@ -82,15 +83,13 @@ def _experiment(cfg: Config, source: Run, dataset: Dataset, on_progress, should_
                 folder: Path | None) -> tuple[dict, str | None] | None:
     """(metrics, run name) of one experiment of a point: found in `folder`, else trained from the
     source's autoencoder (and saved there without weights); None when stopped."""
-    found = find_run(request_keys(cfg, dataset)[0], folder, pretrained=None) if folder is not None else None
-    if found is not None:  # a damaged point is not found: it is trained again
-        return read_metrics(found), found.name
-    result = run_experiment(cfg, dataset, on_progress, should_stop, reuse=reused_autoencoder(source))
-    if result.cancelled:
+    outcome = train_or_load(cfg, dataset, folder, on_progress=on_progress, should_stop=should_stop,
+                            reuse=reused_autoencoder(source), pretrained=None, weights=False, keep=folder is not None)
+    if outcome.cancelled:
         return None
-    if folder is None:
-        return result.metrics, None
-    return result.metrics, save_run(result, folder, weights=False).name
+    if outcome.cached:  # a damaged point is not found: it is trained again
+        return read_metrics(outcome.path), outcome.path.name
+    return outcome.result.metrics, outcome.path.name if outcome.path else None
 
 
 def planned(source: Config, budgets: tuple[int, ...], seeds: int, n_train: int, n_test: int,

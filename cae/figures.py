@@ -7,7 +7,9 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
+from cae.config import ceil_div
 from cae.evidence import wilson
+from cae.kernels import distance_from_start, update_norms
 
 # --- one theme for every chart ------------------------------------------------------------------
 # Okabe & Ito's colour-blind-safe set; where series could still look alike they differ by dash or
@@ -104,7 +106,7 @@ def kernel_grid_image(kernels: torch.Tensor, per_kernel: bool = False, nrow: int
     normalisation over the whole grid by default, or one per kernel."""
     k = normalised_kernels(kernels, per_kernel)
     n, _, h, w = k.shape
-    rows = -(-n // nrow)
+    rows = ceil_div(n, nrow)
     grid = torch.ones(3, rows * (h + pad) + pad, nrow * (w + pad) + pad)
     for i in range(n):
         r, c = divmod(i, nrow)
@@ -125,47 +127,13 @@ def kernel_sheet(kernels: torch.Tensor, bounds: tuple[float, float] | None = Non
     white separators of `gap` pixels, on one colour scale (`bounds`) when given."""
     k = (normalised_kernels(kernels, bounds=bounds).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
     n, h, w, _ = k.shape
-    side_h, side_w, rows = h * scale, w * scale, -(-n // nrow)
+    side_h, side_w, rows = h * scale, w * scale, ceil_div(n, nrow)
     sheet = np.full((rows * (side_h + gap) + gap, nrow * (side_w + gap) + gap, 3), 255, np.uint8)
     for i in range(n):
         r, c = divmod(i, nrow)
         top, left = gap + r * (side_h + gap), gap + c * (side_w + gap)
         sheet[top:top + side_h, left:left + side_w] = k[i].repeat(scale, axis=0).repeat(scale, axis=1)
     return sheet
-
-
-def kernel_timeline(kernels: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
-    """The first-layer kernels in the order training made them: the random start, after every
-    autoencoder epoch, then after every fine-tuning epoch (runs without per-epoch snapshots: the
-    start, after the autoencoder, after fine-tuning)."""
-    steps = [("initial (random)", kernels["initial"])]
-    for key, each, single, name in (("autoencoder_epochs", "autoencoder epoch", "autoencoder", "after the autoencoder"),
-                                    ("finetuned_epochs", "fine-tuning epoch", "finetuned", "after fine-tuning")):
-        if key in kernels:
-            steps += [(f"{each} {i + 1}", k) for i, k in enumerate(kernels[key])]
-        elif single in kernels:
-            steps.append((name, kernels[single]))
-    return steps
-
-
-def distance_from_start(kernels: dict[str, torch.Tensor]) -> dict[str, list[tuple[int, float]]]:
-    """Per phase, the mean distance of the 64 kernels from their random start after each epoch,
-    ‖k_t − k_0‖₂ averaged over kernels; epoch 0 is where the phase began (fine-tuning begins where
-    the autoencoder ended; scratch begins at the same random start)."""
-    start = kernels["initial"].float()
-
-    def mean_distance(k: torch.Tensor) -> float:
-        return float((k.float() - start).flatten(1).norm(dim=1).mean())
-
-    lines = {}
-    for key, name, begins in (
-        ("autoencoder_epochs", "autoencoder", start),
-        ("finetuned_epochs", "fine-tuned classifier", kernels.get("autoencoder", start)),
-        ("scratch_epochs", "scratch classifier", start),
-    ):
-        if key in kernels:
-            lines[name] = [(0, mean_distance(begins))] + [(i + 1, mean_distance(k)) for i, k in enumerate(kernels[key])]
-    return lines
 
 
 def kernel_distance_chart(lines: dict[str, list[tuple[int, float]]], chosen: int | None = None,
@@ -242,16 +210,6 @@ def kernel_close_ups(before: torch.Tensor, after: torch.Tensor, indices: list[in
         grid[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = both[i]
     picture = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return picture.repeat(scale, axis=0).repeat(scale, axis=1)
-
-
-def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
-    """How far the kernels moved, as a share of their size: ‖after − before‖ / ‖before‖."""
-    return float((after.float() - before.float()).norm() / before.float().norm().clamp(min=1e-12))
-
-
-def update_norms(diff: torch.Tensor) -> torch.Tensor:
-    """L2 norm of each kernel's change: (64,3,3,3) -> (64,)."""
-    return diff.detach().float().flatten(1).norm(dim=1)
 
 
 def kernel_update_ranking(diff: torch.Tensor, title: str) -> go.Figure:

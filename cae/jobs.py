@@ -29,8 +29,9 @@ import torch
 from cae import protocol
 from cae.config import Config
 from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
+from cae.experiment import request_keys
 from cae.files import remove_temporaries
-from cae.runs import find_run, request_keys, runs_dir
+from cae.runs import find_run, runs_dir
 from cae.train import Progress
 
 LOG = logging.getLogger("cae.jobs")

@@ -9,7 +9,7 @@ import torch
 
 from cae.evidence import compare_accuracies, compare_paired, compare_seeds, compare_to_chance, mcnemar_p, noise_words
 from cae.explain import class_probabilities, conv_output_size, reconstruct
-from cae.figures import relative_change
+from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
 from cae.model import Classifier, ConvAutoencoder
 from cae.report import label_budget_sentence, pretraining_comparison

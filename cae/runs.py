@@ -22,22 +22,17 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from cae import schema
 from cae.config import Config, ConfigError, autoencoder_key, run_key
-from cae.data import DataError, Dataset
+from cae.data import DataError
 from cae.files import WriteError, absolute, save_tensors, write_atomically
 from cae.model import Classifier, ConvAutoencoder
 from cae.train import (
     DeviceError,
     ExperimentResult,
-    ReusedAutoencoder,
-    resolve_device,
-    resolve_precision,
-    run_experiment,
 )
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
@@ -177,7 +172,7 @@ def read_metrics(path: Path) -> dict:
     return metrics
 
 
-def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
+def read_tensors(file: Path) -> dict[str, torch.Tensor]:
     try:
         # weights_only: nothing in a run folder is ever unpickled as code
         return torch.load(file, map_location="cpu", weights_only=True)
@@ -189,7 +184,7 @@ def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_weights(model: torch.nn.Module, file: Path) -> torch.nn.Module:
-    state = {k: v.float() if v.is_floating_point() else v for k, v in _read_tensors(file).items()}
+    state = {k: v.float() if v.is_floating_point() else v for k, v in read_tensors(file).items()}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
@@ -207,7 +202,7 @@ def autoencoder_file(path: Path, metrics: dict) -> Path:
         return own
     places = [path.parent] + ([path.parent.parent, pretrained_dir()] if is_sweep_folder(path.parent) else [])
     source = str(metrics.get("autoencoder_source"))
-    candidates = [p / source for p in places if p] + [f for p in places if p for f in _run_folders(p)]
+    candidates = [p / source for p in places if p] + [f for p in places if p for f in run_folders(p)]
     for folder in candidates:
         try:
             if folder != path and (folder / AUTOENCODER).exists() and \
@@ -232,7 +227,7 @@ def load_run(path: str | os.PathLike) -> Run:
     classifier = None
     if (path / CLASSIFIER).exists():
         classifier = _load_weights(Classifier.from_config(config, n_classes), path / CLASSIFIER)
-    kernels = _read_tensors(path / KERNELS)
+    kernels = read_tensors(path / KERNELS)
     return Run(path, config, metrics, autoencoder, classifier, kernels)
 
 
@@ -255,7 +250,7 @@ def pretrained_index(directory: Path | str | None = AUTO) -> dict:
         return {"default": None, "runs": {}}
 
 
-def _metrics_or_none(folder: Path) -> dict:
+def metrics_or_none(folder: Path) -> dict:
     try:
         return read_metrics(folder)
     except RunError:
@@ -267,7 +262,7 @@ def is_sweep_folder(folder: Path) -> bool:
     return folder.name.startswith(SWEEP_PREFIX)
 
 
-def _run_folders(directory: Path) -> list[Path]:
+def run_folders(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted((p for p in directory.iterdir()
@@ -281,7 +276,7 @@ def sweep_points(directory: Path) -> list[Path]:
         return []
     sweeps = sorted((p for p in directory.iterdir() if p.is_dir() and is_sweep_folder(p)),
                     key=lambda p: p.stat().st_mtime, reverse=True)
-    return [point for sweep in sweeps for point in sorted(_run_folders(sweep))]
+    return [point for sweep in sweeps for point in sorted(run_folders(sweep))]
 
 
 def list_runs(directory: str | os.PathLike | None = None,
@@ -292,11 +287,11 @@ def list_runs(directory: str | os.PathLike | None = None,
     infos = []
     pretrained = pretrained_dir(pretrained)
     index = pretrained_index(pretrained) if pretrained else {"runs": {}}
-    shipped = _run_folders(pretrained) if pretrained else []
+    shipped = run_folders(pretrained) if pretrained else []
     order = list(index.get("runs", {}))
     shipped.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
     own = runs_dir(directory)
-    for folder, is_pretrained in [*((p, True) for p in shipped), *((p, False) for p in _run_folders(own)),
+    for folder, is_pretrained in [*((p, True) for p in shipped), *((p, False) for p in run_folders(own)),
                                   *((p, False) for p in sweep_points(own))]:
         meta = index.get("runs", {}).get(folder.name, {}) if is_pretrained else {}
         try:
@@ -316,87 +311,18 @@ def find_run(key: str, directory: Path | None = None, pretrained: Path | str | N
     return None
 
 
-def find_autoencoder(key: str, directory: Path | None = None,
-                     pretrained: Path | str | None = AUTO) -> ReusedAutoencoder | None:
-    """A trained autoencoder from any run with this autoencoder key; runs of the runs folder
-    (full-precision weights) before shipped ones (stored in fp16)."""
-    for info in sorted(list_runs(directory, pretrained), key=lambda i: i.pretrained):
-        if info.metrics and info.metrics.get("autoencoder_key") == key:
-            try:
-                return reused_autoencoder(load_run(info.path))
-            except RunError:
-                continue
-    return None
 
 
-def reused_autoencoder(run: Run) -> ReusedAutoencoder:
-    """A run's trained autoencoder, to start another run from; names the run that trained it."""
-    m = run.metrics
-    return ReusedAutoencoder(run.autoencoder, m["autoencoder"],
-                             {k: v for k, v in run.kernels.items() if k in ("initial", "autoencoder",
-                                                                            "autoencoder_epochs")},
-                             m.get("autoencoder_source") or run.name,
-                             m.get("pretraining_dataset") or m["dataset"], m.get("representation"))
 
 
-def transfer_config(source: Run, **changes) -> Config:
-    """A request that fine-tunes `source`'s encoder on other data: the source's model, its
-    autoencoder named by key, and the classifier settings in `changes`. The training subsets are
-    the whole data in use unless `changes` say otherwise."""
-    if not source.metrics.get("autoencoder_key"):
-        raise RunError(f"{source.name} has no autoencoder key; it was not written by this version.")
-    base = {"limit": None, "test_limit": None, **changes}
-    return source.config.replace(encoder_from=source.metrics["autoencoder_key"], **base)
 
 
-# --- the one entry point for training ---------------------------------------------------------
-
-@dataclass
-class Outcome:
-    """What `train_or_load` did: the run folder, and whether it was found rather than trained."""
-
-    path: Path | None
-    cached: bool
-    result: ExperimentResult | None = None
-
-    @property
-    def cancelled(self) -> bool:
-        return self.result is not None and self.result.cancelled
 
 
-def request_keys(cfg: Config, dataset: Dataset) -> tuple[str, str]:
-    """(run_key, autoencoder_key) of a request, with the precision resolved on this machine."""
-    precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
-    return (run_key(cfg, precision, dataset.fingerprint),
-            autoencoder_key(cfg, precision, dataset.fingerprint))
 
 
-def train_or_load(cfg: Config, dataset: Dataset, directory: Path | None = None, force: bool = False,
-                  on_progress: Callable | None = None, should_stop: Callable[[], bool] | None = None,
-                  on_epoch: Callable | None = None, source: Run | None = None) -> Outcome:
-    """Find the run for this request, or train it (reusing a matching autoencoder) and save it.
-
-    A transfer request (`cfg.encoder_from`) starts from that autoencoder: `source` when given (the
-    CLI's --encoder-from), else the run that holds it among the runs."""
-    directory = runs_dir(directory)
-    key, ae_key = request_keys(cfg, dataset)
-    if not force and (found := find_run(key, directory)):
-        return Outcome(found, cached=True)
-    reuse = None if force and not cfg.encoder_from else _autoencoder_for(cfg, ae_key, directory, source)
-    result = run_experiment(cfg, dataset, on_progress, should_stop, on_epoch, reuse)
-    if result.cancelled:
-        return Outcome(None, cached=False, result=result)
-    return Outcome(save_run(result, directory), cached=False, result=result)
 
 
-def _autoencoder_for(cfg: Config, ae_key: str, directory: Path, source: Run | None) -> ReusedAutoencoder | None:
-    if source is not None and source.metrics.get("autoencoder_key") == ae_key:
-        return reused_autoencoder(source)
-    reuse = find_autoencoder(ae_key, directory)
-    if reuse is None and cfg.encoder_from:
-        raise RunError(f"The autoencoder this request starts from ({ae_key[:12]}…) is in none of the "
-                       "runs here; pass its run folder with --encoder-from.")
-    return reuse
 
 
 def delete_run(path: Path) -> None:
@@ -416,51 +342,5 @@ def zip_run(path: Path) -> bytes:
     return buffer.getvalue()
 
 
-def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, device: str = "auto") -> dict:
-    """Test MSE, test accuracy and per-class accuracy of a saved run, computed afresh."""
-    from cae.data import balanced_subset, to_device
-    from cae.train import bf16_supported, evaluate_autoencoder, evaluate_classifier
-
-    if list(dataset.classes) != run.classes:
-        raise RunError(f"The run was trained on classes {run.classes}, but this dataset has "
-                       f"{list(dataset.classes)}; evaluate it on the same kind of data.")
-    dev = resolve_device(device)
-    precision = run.metrics["precision"] if bf16_supported(dev) else "fp32"
-    if test_limit is not None and test_limit < 0:
-        raise RunError(f"test_limit must be 0 (the whole test split) or a positive number, got {test_limit}.")
-    indices = balanced_subset(dataset.test.labels, test_limit or None, 0)  # 0: the whole split
-    images, labels = to_device(dataset.test, indices, dev)
-    out = {"test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, precision),
-           "test_acc": None, "per_class_acc": None}
-    if run.classifier is not None:
-        scores = evaluate_classifier(run.classifier.to(dev), images, labels, precision)
-        out.update(test_acc=scores["test_acc"], per_class_acc=dict(zip(run.classes, scores["per_class_acc"])))
-    run.autoencoder.cpu()
-    if run.classifier is not None:
-        run.classifier.cpu()
-    return out
 
 
-def export_run(source: Path, directory: Path, half: bool = True) -> Path:
-    """Copy a run into another folder (e.g. pretrained/), storing weights in fp16 when `half`; when
-    a run there already holds the same autoencoder, its weights are not stored twice (`load_run`
-    finds them there)."""
-    source, target = Path(source), safe_run_path(absolute(directory), Path(source).name)
-    key = read_metrics(source).get("autoencoder_key")
-    shared = key and any(folder != target and (folder / AUTOENCODER).exists()
-                         and _metrics_or_none(folder).get("autoencoder_key") == key
-                         for folder in _run_folders(absolute(directory)))
-
-    def fill(tmp: Path) -> None:
-        shutil.copytree(source, tmp, dirs_exist_ok=True)
-        if shared:
-            (tmp / AUTOENCODER).unlink()
-        for name in (AUTOENCODER, CLASSIFIER) if half else ():
-            if (tmp / name).exists():
-                state = _read_tensors(tmp / name)
-                save_tensors({k: v.half() if v.is_floating_point() else v for k, v in state.items()}, tmp / name)
-
-    try:
-        return write_atomically(target, fill)
-    except WriteError as exc:
-        raise RunError(f"Cannot copy the run to {directory} ({exc}).") from None

@@ -8,6 +8,7 @@ import json
 import statistics
 from pathlib import Path
 
+from cae.budget import LINES
 from cae.config import Config
 from cae.runs import PRETRAINED_DIR, pretrained_dir
 
@@ -38,7 +39,7 @@ def spread(values: list[float]) -> dict:
             "values": list(values)}
 
 
-def run_point(row: dict) -> dict:
+def row_measures(row: dict) -> dict:
     """The numbers a sweep chart draws for one run: test MSE, the code's k-NN accuracy, its linear
     probe, the fine-tuned test accuracy, and the share of dead units per encoder layer."""
     point = {"test_mse": row["test_mse"], "knn": row["knn_curve"][-1], "probe": row.get("probe"),
@@ -53,7 +54,7 @@ def grouped(rows: list[dict], by: str, where: dict | None = None) -> dict[float,
     groups: dict[float, list[dict]] = {}
     for row in rows:
         if all(row.get(k) == v for k, v in (where or {}).items()):
-            groups.setdefault(row[by], []).append(run_point(row))
+            groups.setdefault(row[by], []).append(row_measures(row))
     return {value: {measure: spread([p[measure] for p in points if p.get(measure) is not None])
                     for measure in points[0] if any(p.get(measure) is not None for p in points)}
             for value, points in sorted(groups.items())}
@@ -113,7 +114,6 @@ def seed_spread(metrics: dict) -> list[dict] | None:
 # --- the label-budget experiment (pretrained/label_budget.json, written by bench/label_budget.py) ---
 
 LABEL_BUDGET_FILE = "label_budget.json"
-BUDGET_LINES = ("finetuned", "frozen", "scratch")
 
 
 def load_label_budget() -> dict | None:
@@ -126,4 +126,4 @@ def budget_lines(points: list[dict], precision: str | None = None) -> dict[str, 
     trained in `precision`, when given)."""
     points = [p for p in points if precision is None or p.get("precision", precision) == precision]
     budgets = sorted({p["budget"] for p in points})
-    return {line: {b: spread([p[line] for p in points if p["budget"] == b]) for b in budgets} for line in BUDGET_LINES}
+    return {line: {b: spread([p[line] for p in points if p["budget"] == b]) for b in budgets} for line in LINES}

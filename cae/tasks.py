@@ -15,7 +15,8 @@ DatasetGetter = Callable[[str, str], object]  # (origin, fingerprint) -> Dataset
 
 def evaluate(payload: dict, dataset_of: DatasetGetter) -> dict:
     """A saved run evaluated on another dataset: {"test_mse", "test_acc", "per_class_acc"}."""
-    from cae.runs import evaluate_run, load_run
+    from cae.experiment import evaluate_run
+    from cae.runs import load_run
 
     return evaluate_run(load_run(payload["run"]), dataset_of(payload["origin"], payload["fingerprint"]))
 
@@ -29,8 +30,8 @@ def step_time(payload: dict, _dataset_of: DatasetGetter) -> float:
 
 def layer_times(payload: dict, _dataset_of: DatasetGetter) -> dict:
     """One forward + backward per kind of layer, for each upsampling mode (the Overview's chart)."""
-    from cae.explain import time_blocks
     from cae.model import ConvAutoencoder, seeded
+    from cae.timing import time_blocks
     from cae.train import resolve_device
 
     cfg, device = Config(**payload), resolve_device("auto")
@@ -89,7 +90,7 @@ def representation_probe(run, dataset):
     return RepresentationProbe.of(dataset, train_idx, test_idx)
 
 
-def latent_map(payload: dict, dataset_of: DatasetGetter) -> dict:
+def map_and_neighbours(payload: dict, dataset_of: DatasetGetter) -> dict:
     """The Latent space page's map, neighbours, random codes and layer activity (`cae.latent.explore`)."""
     from cae.latent import explore
     from cae.runs import load_run
@@ -115,4 +116,4 @@ def representation(payload: dict, dataset_of: DatasetGetter) -> dict:
 
 TASKS: dict[str, Callable[[dict, DatasetGetter], object]] = {
     "evaluate": evaluate, "step_time": step_time, "layer_times": layer_times,
-    "latent_map": latent_map, "representation": representation}
+    "latent_map": map_and_neighbours, "representation": representation}

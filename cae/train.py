@@ -10,6 +10,7 @@ whatever else the process does. Progress, cancel checks and per-epoch reports go
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +20,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cae.config import Config, labelled_count
+from cae.config import Config, ceil_div, labelled_count, optimiser_steps
 from cae.data import Dataset, as_float, balanced_subset, batches, to_device
 from cae.latent import RepresentationProbe
 from cae.model import Classifier, ConvAutoencoder, first_layer_kernels, seeded
+
+THREADS_ENV = "CAE_WORKER_THREADS"  # torch threads of the training worker; default: all cores but one
+
+
+def worker_threads() -> int:
+    """All cores but one, which the web server keeps: a training team that shares a core with a
+    busy page slows down 10 to 60 times, one that does not, 5% (bench/NOTES.md, bench/threads.py)."""
+    return int(os.environ.get(THREADS_ENV) or max(1, (os.cpu_count() or 1) - 1))
+
 
 # Work per image in MFLOP (forward = 1, training step = 3 x forward), used for time estimates.
 MFLOP = {"autoencoder": 194.0, "classifier": 72.0, "eval_autoencoder": 64.7, "eval_classifier": 24.0}
@@ -195,7 +205,7 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, data:
     over the images seen (per image)."""
     images, labels = data
     model.train()
-    n_batches = min(-(-images.shape[0] // batch_size), max_batches or 2**62)
+    n_batches = min(optimiser_steps(images.shape[0], batch_size), max_batches or 2**62)
     total = torch.zeros((), device=images.device)  # accumulated on the device: no per-batch sync
     seen, shown = 0, float("nan")
     work = MFLOP["autoencoder" if phase == "autoencoder" else "classifier"]
@@ -308,7 +318,7 @@ def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor
         train_loss = run_epoch(model, optimizer, classification_loss, labelled, batch_size, generator,
                                cfg.flip, precision, phase, epoch, epochs, reporter, steps_left)
         if steps_left is not None:
-            steps_left -= -(-labelled[0].shape[0] // batch_size)
+            steps_left -= optimiser_steps(labelled[0].shape[0], batch_size)
         if epoch not in evaluated:
             continue
         seconds = time.perf_counter() - t0
@@ -364,8 +374,8 @@ def classifier_epochs(cfg: Config, n_labelled: int) -> int:
     (the last one cut short)."""
     if cfg.clf_steps is None:
         return cfg.clf_epochs
-    per_epoch = -(-n_labelled // (cfg.clf_batch_size or cfg.batch_size))
-    return -(-cfg.clf_steps // per_epoch)
+    per_epoch = optimiser_steps(n_labelled, cfg.clf_batch_size or cfg.batch_size)
+    return ceil_div(cfg.clf_steps, per_epoch)
 
 
 def classifier_seed(cfg: Config) -> int:

@@ -1,5 +1,6 @@
 """Photos a user uploads — a folder or a zip, of train/<class>/ and test/<class>/ or of class folders
-only — unpacked into the cache as an image folder, within stated limits."""
+only — unpacked into the cache as an image folder, within stated limits; and one picture (Try an
+image, Latent space) decoded into a 32x32 input (`image_from_bytes`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from cae.data import IMAGE_EXTENSIONS, IMAGE_KINDS, MAX_PIXELS, UPLOADS, DataError, cache_dir, image_pixels
+import numpy as np
+import torch
+
+from cae.data import IMAGE_EXTENSIONS, IMAGE_KINDS, MAX_PIXELS, UPLOADS, DataError, cache_dir, image_pixels, open_image
 from cae.files import WriteError, write_atomically
 
 MAX_UPLOAD_MB = 200               # per uploaded file (the zip), set on the uploader widget
@@ -154,3 +158,37 @@ def _too_big(start: str, budget: Budget) -> str:
                else "this app's limit for one upload")
     return (f"{start} more than {budget.bytes / 1_000_000:,.1f} MB, {allowed} (a zip bomb, or simply too "
             f"many pictures); nothing was written.")
+
+
+MAX_UPLOAD_PIXELS = 40_000_000  # refuse decompression bombs long before memory runs out
+
+
+class ImageInputError(ValueError):
+    """An uploaded file cannot be used as a picture; the message says why."""
+
+
+def image_from_bytes(data: bytes) -> tuple[torch.Tensor, list[str]]:
+    """An uploaded PNG/JPEG -> uint8 (3,32,32) and notes on what was changed (mode, size)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageInputError("The file is empty; upload a PNG or JPEG picture.")
+    notes = []
+    try:
+        with open_image(io.BytesIO(data)) as img:  # the header only, so far
+            if img.width * img.height > MAX_UPLOAD_PIXELS:
+                raise ImageInputError(f"This picture has {img.width * img.height / 1e6:.0f} megapixels; upload one "
+                                      f"under {MAX_UPLOAD_PIXELS // 1_000_000}.")
+            if img.mode != "RGB":
+                notes.append(f"converted from {img.mode} to RGB")
+            rgb = img.convert("RGB")
+            if rgb.size != (32, 32):
+                notes.append(f"resized from {rgb.size[0]}x{rgb.size[1]} to 32x32, the size the model was trained on")
+                rgb = rgb.resize((32, 32), Image.BILINEAR)
+            array = np.asarray(rgb, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError):
+        raise ImageInputError("This file is not a picture this app can read; upload a PNG or JPEG.") from None
+    except Image.DecompressionBombError:
+        raise ImageInputError(f"This picture is far too large; upload one under "
+                              f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1), notes

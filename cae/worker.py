@@ -25,15 +25,6 @@ from cae import protocol
 
 HOLD_ENV = "CAE_WORKER_HOLD"  # tests: while the file it names exists, training holds before each batch
 NICENESS = 10
-THREADS_ENV = "CAE_WORKER_THREADS"  # torch threads in the worker; default: all cores but one
-
-
-def worker_threads() -> int:
-    """All cores but one, which the web server keeps: a training team that shares a core with a
-    busy page slows down 10 to 60 times, one that does not, 5% (bench/NOTES.md, bench/threads.py)."""
-    return int(os.environ.get(THREADS_ENV) or max(1, (os.cpu_count() or 1) - 1))
-
-
 class TurnLock:
     """A re-entrant lock handed over in arrival order, with `yield_turn` for a long holder: a thread
     that yields queues behind the threads already waiting (a plain Lock lets a training loop take
@@ -125,6 +116,9 @@ def serve(fd: int, runs_dir: str, parent_pid: int) -> None:
     except (AttributeError, OSError):
         pass
     import torch
+
+    from cae.train import worker_threads
+
     torch.set_num_threads(worker_threads())
     try:
         with open("/proc/self/comm", "w") as comm:
@@ -192,8 +186,8 @@ class Worker:
         import torch
 
         from cae.config import Config
+        from cae.experiment import train_or_load
         from cae.explain import reconstruct
-        from cae.runs import train_or_load
 
         job_id = message.job_id
         cfg, dataset = Config.from_dict(message.config), self.dataset(message.origin, message.fingerprint)

@@ -29,7 +29,7 @@ def app() -> AppTest:
 
 
 def manager():
-    from app_pages._shared import jobs
+    from app_pages.caches import jobs
     return jobs()
 
 
@@ -97,12 +97,15 @@ TINY_CONTROLS = dict(latent_dim=16, ae_epochs=1, clf_epochs=1, batch_size=128, s
                      limit_custom=256, test_limit=256, precision="fp32")
 
 
-def test_every_train_control_reaches_the_config():
+def test_every_train_control_reaches_the_config_of_the_job_it_starts(hold):
     at = set_train_controls(app(), latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2,
                             batch_size=500, lr=5e-4, clf_lr=2e-3, subset="Quick: 10,000 images", test_limit=300,
                             precision="fp32", seed=7, scratch_baseline=False, flip=True)
     assert not at.exception
-    assert at.session_state["train_config"] == Config(
+    at.button(key="train_button").click().run()
+    job = manager().get(at.session_state["job_id"])
+    manager().cancel(job.id)
+    assert job.config == Config(
         latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2, batch_size=500, lr=5e-4,
         clf_lr=2e-3, limit=10_000, test_limit=300, precision="fp32", seed=7, scratch_baseline=False, flip=True)
 
@@ -224,7 +227,7 @@ def test_the_zip_is_built_when_download_is_pressed_not_on_every_rerun(monkeypatc
 
 
 def test_the_run_list_is_read_again_only_when_the_runs_folder_changes(monkeypatch):
-    import app_pages._shared as shared
+    import app_pages.caches as shared
     at = app()
     calls = []
     original = shared.list_runs
@@ -266,7 +269,7 @@ def test_overview_measures_where_the_time_goes_and_checks_the_calculator():
 
 
 def test_try_an_image_rejects_a_non_image_upload():
-    from cae.explain import ImageInputError, image_from_bytes
+    from cae.uploads import ImageInputError, image_from_bytes
     with pytest.raises(ImageInputError, match="not a picture"):
         image_from_bytes(b"hello, not an image")
 

@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from cae import budget
 from cae.config import SMALL_DATA, Config, live_config, preset_config
 from cae.data import load_sample
+from cae.experiment import train_or_load
 from cae.figures import per_class_bars
 from cae.report import (
     class_extremes_sentence,
@@ -23,7 +24,7 @@ from cae.report import (
     pretraining_verdict,
     run_title,
 )
-from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir, train_or_load
+from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir
 from cae.sweeps import grouped, load_label_budget, load_sweeps, seed_spread
 from cae.train import run_experiment
 

@@ -11,8 +11,9 @@ from streamlit.testing.v1 import AppTest
 from cae import classroom
 from cae.classroom import Caps, Ledger, admin_password_matches, refusal, sweep_refusal
 from cae.config import Config
+from cae.experiment import train_or_load
 from cae.jobs import CANCELLED, DONE, RUNNING, manager_for
-from cae.runs import runs_dir, train_or_load
+from cae.runs import runs_dir
 from tests.conftest import REPO, wait_until
 
 APP = str(REPO / "streamlit_app.py")

@@ -14,8 +14,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cae.config import Config
+from cae.experiment import train_or_load, transfer_config
 from cae.export import reproduce_command, standalone_script
-from cae.runs import PRETRAINED_DIR, RunError, load_run, pretrained_index, runs_dir, train_or_load, transfer_config
+from cae.runs import PRETRAINED_DIR, RunError, load_run, pretrained_index, runs_dir
 
 REPO = Path(__file__).resolve().parent.parent
 # The script and the app agree on data order and initial weights; they differ in memory layout

@@ -6,17 +6,15 @@ import torch
 
 from cae.figures import (
     confusion_heatmap,
-    distance_from_start,
     kernel_difference,
     kernel_distance_chart,
     kernel_grid_image,
     kernel_grid_picture,
     kernel_sheet,
     kernel_sheet_figure,
-    kernel_timeline,
     kernel_update_ranking,
-    update_norms,
 )
+from cae.kernels import distance_from_start, kernel_timeline, update_norms
 
 
 def kernels() -> torch.Tensor:

@@ -228,7 +228,7 @@ def test_a_task_runs_beside_a_training_between_its_batches(manager, small_datase
 
 def test_a_label_budget_sweep_is_one_queue_entry_whose_points_arrive_in_turn(manager, small_dataset):
     from cae import budget
-    from cae.runs import train_or_load
+    from cae.experiment import train_or_load
     source = train_or_load(Config(**TINY), small_dataset, manager.runs_dir).path
     sweep = manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12)
     assert manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12).id == sweep.id  # attached
@@ -255,7 +255,7 @@ def test_a_label_budget_sweep_is_one_queue_entry_whose_points_arrive_in_turn(man
 
 
 def test_a_sweep_is_cancelled_between_batches(manager, small_dataset, hold):
-    from cae.runs import train_or_load
+    from cae.experiment import train_or_load
     source = train_or_load(Config(**TINY), small_dataset, manager.runs_dir).path
     sweep = manager.submit_sweep(source, small_dataset, (20,), seeds=1, steps=12)
     wait_until(lambda: held(sweep), what="sweep held")

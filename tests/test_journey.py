@@ -30,7 +30,8 @@ from cae.config import (
     run_key,
 )
 from cae.data import DataError, decode_image, download_cifar10, load_dataset
-from cae.runs import PRETRAINED_DIR, find_run, list_runs, load_run, request_keys
+from cae.experiment import request_keys
+from cae.runs import PRETRAINED_DIR, find_run, list_runs, load_run
 from tests.conftest import make_image_folder, shared_cifar, zip_of
 from tests.test_cli import cae
 
@@ -285,7 +286,8 @@ def test_a_planted_cifar_batch_is_never_run_as_code(tmp_path):
 # --- one spelling of every path ----------------------------------------------------------------
 
 def test_the_default_runs_folder_is_absolute_and_listed_as_it_is_saved(tmp_path, monkeypatch, small_dataset):
-    from cae.runs import runs_dir, train_or_load
+    from cae.experiment import train_or_load
+    from cae.runs import runs_dir
     monkeypatch.delenv("CAE_RUNS")
     monkeypatch.chdir(tmp_path)
     assert runs_dir() == tmp_path.resolve() / "runs"

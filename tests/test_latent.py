@@ -9,8 +9,9 @@ import torch
 from cae import latent, report, sweeps, tasks
 from cae.config import Config
 from cae.data import cache_dir, load_dataset
+from cae.experiment import train_or_load
 from cae.model import ConvAutoencoder, seeded
-from cae.runs import PRETRAINED_DIR, list_runs, load_run, pretrained_index, runs_dir, train_or_load
+from cae.runs import PRETRAINED_DIR, list_runs, load_run, pretrained_index, runs_dir
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +145,7 @@ def test_the_page_measures_the_same_code_accuracy_the_training_curve_recorded(sm
 def test_page_results_are_cached_under_the_cache_folder_never_in_the_run(shipped, sample, monkeypatch):
     payload = {"run": str(shipped.path), "origin": "sample", "fingerprint": sample.fingerprint}
     before = sorted(p.name for p in shipped.path.iterdir())
-    first = tasks.latent_map(payload, lambda *_: sample)
+    first = tasks.map_and_neighbours(payload, lambda *_: sample)
     stored = tasks.cache_file("latent_map", shipped, sample.fingerprint)
     assert stored.is_file() and stored.is_relative_to(cache_dir())
     assert sorted(p.name for p in shipped.path.iterdir()) == before
@@ -152,7 +153,7 @@ def test_page_results_are_cached_under_the_cache_folder_never_in_the_run(shipped
     def not_again(*_):
         raise AssertionError("computed twice")
     monkeypatch.setattr(latent, "explore", not_again)
-    again = tasks.latent_map(payload, lambda *_: sample)
+    again = tasks.map_and_neighbours(payload, lambda *_: sample)
     assert torch.equal(again["xy"], first["xy"]) and torch.equal(again["code_neighbours"], first["code_neighbours"])
 
 

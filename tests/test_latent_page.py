@@ -13,7 +13,8 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cae.config import Config
-from cae.runs import load_run, runs_dir, train_or_load
+from cae.experiment import train_or_load
+from cae.runs import load_run, runs_dir
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 PAGE = "app_pages/latent.py"

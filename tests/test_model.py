@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cae.config import Config
-from cae.model import Classifier, ConvAutoencoder, count_parameters, first_layer_kernels, layer_table
+from cae.model import Classifier, ConvAutoencoder, count_parameters, first_layer_kernels, layer_table, seeded
 
 # (layer name, output shape, parameters) from ../shared/lecture/SPEC.md, latent 1024
 SPEC_AUTOENCODER = [
@@ -100,3 +100,14 @@ def test_models_take_images_in_unit_range_without_extra_normalisation():
     ae.eval()
     x = torch.rand(1, 3, 32, 32)
     assert torch.equal(ae(x), ae.decode(ae.encode(x)))
+
+
+def test_bilinear_upsampling_is_about_one_percent_of_the_forward_pass_by_arithmetic():
+    """The decoder interpolates 128 maps of 8×8, 64 of 16×16 and 64 of 32×32 (the lecture's
+    'costly' upsampling); the counted forward pass is the figure the time estimates use."""
+    from cae.timing import upsampling_arithmetic
+    from cae.train import MFLOP
+    cost = upsampling_arithmetic(ConvAutoencoder.from_config(Config(), seeded(0)))
+    assert cost["values"] == 128 * 8 * 8 + 64 * 16 * 16 + 64 * 32 * 32
+    assert cost["forward_mflop"] == pytest.approx(MFLOP["eval_autoencoder"], abs=0.05)
+    assert 0.005 < cost["upsampling_mflop"] / cost["forward_mflop"] < 0.02

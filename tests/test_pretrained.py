@@ -4,7 +4,8 @@ stored test accuracy on the full shared test split."""
 import pytest
 
 from cae.data import SAMPLE_FILE, load_dataset
-from cae.runs import PRETRAINED_DIR, evaluate_run, list_runs, load_run, pretrained_index
+from cae.experiment import evaluate_run
+from cae.runs import PRETRAINED_DIR, list_runs, load_run, pretrained_index
 from tests.conftest import shared_cifar
 
 SHIPPED = sorted(p for p in PRETRAINED_DIR.iterdir() if p.is_dir())

@@ -21,8 +21,9 @@ from PIL import Image
 
 from cae.config import Config, ConfigError
 from cae.data import DataError, load_dataset
-from cae.explain import ImageInputError, image_from_bytes
-from cae.runs import PRETRAINED_DIR, RunError, list_runs, load_run, train_or_load
+from cae.experiment import train_or_load
+from cae.runs import PRETRAINED_DIR, RunError, list_runs, load_run
+from cae.uploads import ImageInputError, image_from_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50)
@@ -140,7 +141,7 @@ def test_an_unwritable_runs_folder_fails_the_job_with_its_message_and_the_app_ke
         at.session_state[key] = value
     at.run()
     at.button(key="train_button").click().run()
-    from app_pages._shared import jobs
+    from app_pages.caches import jobs
     job = jobs().wait(at.session_state["job_id"], 120)
     assert job.state == "failed" and "Cannot write the run" in job.error
     at.run()

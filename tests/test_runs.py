@@ -6,20 +6,11 @@ import os
 import pytest
 import torch
 
+import cae.experiment
 import cae.train
 from cae.config import Config
-from cae.runs import (
-    RunError,
-    delete_run,
-    find_run,
-    list_runs,
-    load_run,
-    request_keys,
-    safe_run_path,
-    save_run,
-    train_or_load,
-    zip_run,
-)
+from cae.experiment import request_keys, train_or_load
+from cae.runs import RunError, delete_run, find_run, list_runs, load_run, safe_run_path, save_run, zip_run
 from cae.train import run_experiment
 
 TINY = dict(latent_dim=32, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50)
@@ -71,7 +62,7 @@ def test_metrics_json_has_the_contract_keys(saved):
 
 
 def test_the_same_request_finds_the_same_run(saved, small_dataset, tmp_path, monkeypatch):
-    monkeypatch.setattr(cae.runs, "run_experiment", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(cae.experiment, "run_experiment", lambda *a, **k: pytest.fail("trained again"))
     again = train_or_load(Config(**TINY, device="cpu"), small_dataset, tmp_path)  # device is cosmetic
     assert again.cached and again.path == saved.path
 
@@ -175,7 +166,7 @@ def test_runs_that_share_an_autoencoder_store_it_once_when_shipped(small_dataset
     first = train_or_load(Config(**TINY), small_dataset, tmp_path / "runs").path
     second = train_or_load(Config(**{**TINY, "clf_lr": 2e-3}), small_dataset, tmp_path / "runs").path
     shipped = tmp_path / "pretrained"
-    from cae.runs import export_run
+    from bench.shipping import export_run
     a, b = export_run(first, shipped), export_run(second, shipped)
     assert (a / "autoencoder.pt").exists() and not (b / "autoencoder.pt").exists()
     again = load_run(b)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cae.config import Config
-from cae.runs import train_or_load
+from cae.experiment import train_or_load
 from cae.train import (
     DeviceError,
     bf16_supported,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cae.appserver import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
+from bench.appserver import CHROMIUM, CHROMIUM_ARGS, REPO, AppServer
 from tests.conftest import copy_of_repository
 
 SCREENSHOTS = REPO / "tests" / "e2e" / "screenshots"

@@ -180,7 +180,7 @@ def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is
 
     from PIL import Image
 
-    from cae.appserver import AppServer
+    from bench.appserver import AppServer
     buffer = io.BytesIO()
     Image.new("RGB", (600, 600)).save(buffer, "BMP")
     bomb = tmp_path / "holiday.zip"
@@ -216,7 +216,7 @@ def test_a_killed_worker_shows_as_a_failed_job_the_next_job_runs_and_stopping_le
     import signal
     import time
 
-    from cae.appserver import AppServer
+    from bench.appserver import AppServer
     from tests.conftest import wait_until
     hold = tmp_path / "hold"
     hold.touch()
@@ -611,7 +611,7 @@ def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser,
     in the address, so a shared link hands none over); a reload keeps it; while the first seat's
     job trains, the second seat's waits, and each sidebar says whose is where. A third browser
     opened on the first one's address gets a seat of its own."""
-    from cae.appserver import AppServer
+    from bench.appserver import AppServer
     hold = tmp_path / "hold"
     hold.touch()  # the first job holds before its first batch: the queue stays as it is while we look
     env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",

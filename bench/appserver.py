@@ -1,5 +1,6 @@
 """Start the app with `streamlit run` as a subprocess and wait until it is healthy: for the
-browser tests and the benchmarks that measure a real server (this module never imports streamlit)."""
+browser tests and the benchmarks that measure a real server. Not part of the app: tests/e2e and bench/
+use it (it never imports streamlit)."""
 
 from __future__ import annotations
 

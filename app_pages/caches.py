@@ -1,0 +1,124 @@
+"""What a server computes once and every session shares: the job manager, datasets, the run list,
+loaded runs and the worker's results (the last KEPT_RESULTS). Streamlit glue only; the work is in `cae`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import streamlit as st
+
+from cae import classroom
+from cae.data import Dataset, load_dataset
+from cae.jobs import DONE, FAILED, JobManager, manager_for
+from cae.runs import SWEEP_PREFIX, Run, RunInfo, list_runs, load_run, pretrained_dir, runs_dir
+from cae.train import describe_device, resolve_device, worker_threads
+
+
+def jobs() -> JobManager:
+    """The server's job manager for the runs folder (one per process, outside Streamlit's caches)."""
+    return manager_for(runs_dir())
+
+
+class TaskError(Exception):
+    """A computation in the worker failed; the message says why."""
+
+
+KEPT_RESULTS = 64  # worker results kept in memory (maps and probes hold tensors); the oldest go first
+
+
+@st.cache_resource(show_spinner=False)
+def _task_results() -> OrderedDict:
+    return OrderedDict()
+
+
+def computed(kind: str, payload: dict, wait: float) -> object | None:
+    """The result of a longer computation run by the worker (cae/tasks.py), waiting at most `wait`
+    seconds; None while it still runs. The last KEPT_RESULTS results are kept in memory (the
+    worker keeps the large ones, maps and probes, on disk too, so a forgotten one comes back quickly)."""
+    key = (kind, tuple(sorted(payload.items())))
+    results = _task_results()
+    if key not in results:
+        job = jobs().settle(jobs().compute(kind, payload).id, wait)
+        if job.state == FAILED:
+            raise TaskError(job.error)
+        if job.state != DONE:
+            return None
+        results[key] = job.result
+        while len(results) > KEPT_RESULTS:
+            results.popitem(last=False)
+    results.move_to_end(key)
+    return results[key]
+
+
+@st.cache_resource(show_spinner="Loading images…", max_entries=4)
+def cached_dataset(source: str) -> Dataset:
+    """A dataset by its source; never downloads (the Data page's button does, with progress)."""
+    return load_dataset(source, download=False)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _listing(directory: str, stamp: int, pretrained: str, pretrained_stamp: int) -> list[RunInfo]:
+    return list_runs(directory, pretrained)
+
+
+def _stamp(folder: Path) -> int:
+    try:
+        return folder.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+@st.cache_resource(show_spinner="Loading run…", max_entries=8)
+def cached_run(path: str, stamp: float) -> Run:
+    """A loaded run; `stamp` (the metrics file's mtime) makes a rewritten run load afresh."""
+    return load_run(path)
+
+
+@st.cache_resource(show_spinner=False)
+def device_label() -> str:
+    """Where training runs: the GPU's name, or the CPU and the threads the training worker uses."""
+    device = resolve_device("auto")
+    if device.type != "cpu":
+        return describe_device(device)
+    return f"CPU, training on {worker_threads()} of {os.cpu_count()} cores"
+
+
+@st.cache_resource(show_spinner=False)
+def log_once(sentence: str) -> None:
+    """A sentence in the server's log, once per server (not once per session)."""
+    logging.getLogger("cae").warning(sentence)
+
+
+@st.cache_resource(show_spinner=False)
+def password_attempts() -> classroom.Attempts:
+    """Wrong lecturer passwords of every session of this server."""
+    return classroom.Attempts()
+
+
+@st.cache_resource(show_spinner=False)
+def code_attempts() -> classroom.Attempts:
+    """Wrong seat codes of every session of this server."""
+    return classroom.Attempts()
+
+
+def runs() -> list[RunInfo]:
+    """Shipped runs and the runs folder's (label-budget points too), read again only when a folder
+    changed (a run is written by a rename into it, or deleted)."""
+    folder, shipped = runs_dir(), pretrained_dir()
+    sweeps = [p for p in folder.glob(f"{SWEEP_PREFIX}*") if p.is_dir()] if folder.is_dir() else []
+    stamp = max([_stamp(folder), *map(_stamp, sweeps)])
+    return _listing(str(folder), stamp, str(shipped), _stamp(shipped))
+
+
+def measured_speed(cfg, wait: float = 5) -> float | None:
+    """A training step measured on this machine by the worker (for time estimates), or None while
+    it is being measured (waiting at most `wait` seconds) or when it failed."""
+    try:
+        return computed("step_time", {"latent_dim": cfg.latent_dim, "upsample": cfg.upsample,
+                                      "precision": cfg.precision}, wait=wait)
+    except TaskError:
+        return None
+

@@ -1,0 +1,90 @@
+"""Where one training step spends its time, by kind of layer (the Overview page's measurement)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from cae.model import ConvAutoencoder
+from cae.train import reconstruction_loss, training_step
+
+
+def layer_kind(name: str, module: nn.Module) -> str:
+    """The timing group of a leaf module: encoder convs, fc layers, decoder convs or upsampling."""
+    if isinstance(module, nn.Upsample):
+        return "upsampling"
+    if name.startswith(("fc_", "head")):
+        return "fc layers"
+    return "encoder convs" if name.startswith("conv_encoder") else "decoder convs"
+
+
+def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 256,
+                precision: str = "fp32", repeats: int = 3) -> dict[str, float]:
+    """Seconds of one forward + backward of a batch, split by kind of layer (median of repeats).
+
+    Forward and backward hooks time each leaf module; activations count with their layer's group.
+    """
+    model = model.to(device, memory_format=torch.channels_last).train()
+    # the input takes gradients too, so the first layer's backward hooks fire
+    x = torch.rand(batch_size, 3, 32, 32, device=device).contiguous(memory_format=torch.channels_last).requires_grad_()
+    spent: dict[str, list[float]] = {}
+    starts: dict[int, float] = {}
+    hooks = []
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for name, module in model.named_modules():
+        if name and not list(module.children()):
+            kind = layer_kind(name, module)
+            for pre, post in ((module.register_forward_pre_hook, module.register_forward_hook),
+                              (module.register_full_backward_pre_hook, module.register_full_backward_hook)):
+                def begin(*_a, key=id(module)):
+                    sync()
+                    starts[key] = time.perf_counter()
+
+                def end(*_a, key=id(module), kind=kind):
+                    sync()
+                    spent.setdefault(kind, []).append(time.perf_counter() - starts.pop(key, time.perf_counter()))
+                hooks += [pre(begin), post(end)]
+    totals = []
+    optimizer = torch.optim.Adam(model.parameters())
+    try:
+        for _ in range(repeats + 1):  # the first pass warms up and is dropped
+            spent.clear()
+            training_step(model, optimizer, reconstruction_loss, x, None, precision)
+            totals.append({k: sum(v) for k, v in spent.items()})
+    finally:
+        for h in hooks:
+            h.remove()
+    order = ("encoder convs", "fc layers", "decoder convs", "upsampling")
+    return {k: statistics.median(t.get(k, 0.0) for t in totals[1:]) for k in order}
+
+
+FLOP_PER_INTERPOLATED_VALUE = 8  # bilinear: four weighted neighbours, a multiply and an add each
+
+
+@torch.no_grad()
+def upsampling_arithmetic(model: ConvAutoencoder) -> dict[str, float]:
+    """What the decoder's upsampling costs by arithmetic, per image: the values it interpolates,
+    their MFLOP (FLOP_PER_INTERPOLATED_VALUE each), and the forward pass's MFLOP (convolutions and
+    linear layers, counted by torch's FlopCounterMode) to compare them with."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sizes: list[int] = []
+    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+             for m in model.modules() if isinstance(m, nn.Upsample)]
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter:
+            model.eval()(torch.zeros(1, 3, 32, 32, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+    values = sum(sizes)
+    return {"values": values, "upsampling_mflop": values * FLOP_PER_INTERPOLATED_VALUE / 1e6,
+            "forward_mflop": counter.get_total_flops() / 1e6}
