@@ -52,21 +52,25 @@ st.html("""<style>
 button[kind="primary"] kbd, [data-testid="stBaseButton-primary"] kbd { color: #ffffff !important; }
 </style>""")
 
+
 def queue_line() -> str:
     """Classroom mode: how long the training queue is, and where this seat's jobs are in it."""
     mine = jobs().active_jobs_of(seat())
     places = sorted(p for j in mine if (p := jobs().place_in_queue(j.id)))
     training = any(j.state == "running" for j in mine)
-    yours = ("yours is training" + (", " if places else "") if training else "") + \
-        (f"yours {'is' if len(places) == 1 else 'are'} number {' and '.join(map(str, places))}" if places else "")
-    return (f"**Queue:** {jobs().queue_length()} waiting" + (f" · {yours}" if yours else " · none of yours"))
+    yours = ("yours is training" + (", " if places else "") if training else "") + (
+        f"yours {'is' if len(places) == 1 else 'are'} number {' and '.join(map(str, places))}" if places else ""
+    )
+    return f"**Queue:** {jobs().queue_length()} waiting" + (f" · {yours}" if yours else " · none of yours")
 
 
 def seat_box() -> None:
     """Classroom mode: this browser's seat code, and a box to reach one's seat from another browser."""
     with st.expander(f"Your seat: {seat_ledger().code_of(seat())}"):
-        st.caption("Your runs, uploads and jobs belong to this seat. This browser remembers it; in another "
-                   "browser, type the code above below. Keep it to yourself, like a password.")
+        st.caption(
+            "Your runs, uploads and jobs belong to this seat. This browser remembers it; in another "
+            "browser, type the code above below. Keep it to yourself, like a password."
+        )
         with st.form("seat_form", border=False):
             typed = st.text_input("Seat code from another browser", key="seat_code", max_chars=12)
             if st.form_submit_button("Use that seat") and typed:
@@ -88,14 +92,21 @@ with st.sidebar:
             if selected_run_path() not in paths:
                 view_run(paths[0])
         state.set_widget("run_picker", selected_run_path())
-        st.selectbox("Run being viewed", paths, format_func=lambda p: run_label(infos[paths.index(p)]),
-                     key="run_picker", on_change=lambda: view_run(state.widget("run_picker")))
+        st.selectbox(
+            "Run being viewed",
+            paths,
+            format_func=lambda p: run_label(infos[paths.index(p)]),
+            key="run_picker",
+            on_change=lambda: view_run(state.widget("run_picker")),
+        )
         info = infos[paths.index(selected_run_path())]
         if info.description:
             st.caption(info.description)
         if info.metrics and same_classes_other_images(info, dataset):
-            st.caption("This run was trained on other images of the same classes as the data in use; "
-                       "the Classifier page can evaluate it on yours.")
+            st.caption(
+                "This run was trained on other images of the same classes as the data in use; "
+                "the Classifier page can evaluate it on yours."
+            )
     else:
         st.caption("**Run:** none yet — train one on the Train page.")
     if seat() is not None:
@@ -105,8 +116,12 @@ with st.sidebar:
     if message := state.take_link_message():
         st.warning(message)
     if (step := state.lecture_step()) and page.url_path != "lecture":
-        st.page_link("app_pages/lecture.py", label=f"Back to Lecture mode, step {lecture_step_number(step)}",
-                     icon=":material/undo:", query_params=link_params(step=step))
+        st.page_link(
+            "app_pages/lecture.py",
+            label=f"Back to Lecture mode, step {lecture_step_number(step)}",
+            icon=":material/undo:",
+            query_params=link_params(step=step),
+        )
 write_run_to_url()
 
 page.run()

@@ -26,8 +26,10 @@ def data_source() -> str:
     if state.chosen_data() is None:
         wanted = state.url_param("data")
         if wanted and not allowed_data(wanted):
-            state.say_in_sidebar("In this class the data is the sample, the class's data or your own uploads; "
-                                 "the link's folder is not used.")
+            state.say_in_sidebar(
+                "In this class the data is the sample, the class's data or your own uploads; "
+                "the link's folder is not used."
+            )
             wanted = None
         use_data(wanted or os.environ.get("CAE_DATA") or SAMPLE)
     return state.chosen_data()
@@ -84,8 +86,7 @@ def linked_run(infos: list[RunInfo]) -> RunInfo | None:
         return None
     match = next((i for i in infos if i.name == wanted and i.error is None), None)
     if match is None:
-        state.say_in_sidebar(f"The link names a run that is not here ({wanted[:80]}); showing the default run "
-                             "instead.")
+        state.say_in_sidebar(f"The link names a run that is not here ({wanted[:80]}); showing the default run instead.")
     return match
 
 
@@ -97,8 +98,11 @@ def write_run_to_url() -> None:
     alone made the browser's Back land on the same page (once per key) instead of the page before."""
     path = state.viewing()
     default = pretrained_index().get("default")
-    wanted = {"seat": None, "run": Path(path).name if path and Path(path).name != default else None,
-              "data": data_source() if data_source() != default_data_source() else None}
+    wanted = {
+        "seat": None,
+        "run": Path(path).name if path and Path(path).name != default else None,
+        "data": data_source() if data_source() != default_data_source() else None,
+    }
     current = state.url_params()
     state.set_url_params({k: v for k, v in current.items() if k not in wanted} | {k: v for k, v in wanted.items() if v})
 
@@ -163,15 +167,19 @@ def same_dataset(run: Run | RunInfo, dataset: Dataset | None) -> bool:
 def same_classes_other_images(run: Run | RunInfo, dataset: Dataset | None) -> bool:
     """The data in use has the run's classes but other images (e.g. torchvision's CIFAR-10 where
     the run was trained on the JPEG copy)."""
-    return (dataset is not None and not same_dataset(run, dataset)
-            and list(run.metrics["dataset"]["classes"]) == list(dataset.classes))
+    return (
+        dataset is not None
+        and not same_dataset(run, dataset)
+        and list(run.metrics["dataset"]["classes"]) == list(dataset.classes)
+    )
 
 
 def reproduce_this_run(run: Run) -> None:
     """The command that asks for exactly this run, and its standalone PyTorch script to download."""
     with st.expander("Reproduce this run (a command, or a script to take home)"):
-        st.markdown("The command that asks for exactly this run (the CLI finds it instead of training again "
-                    "where it exists):")
+        st.markdown(
+            "The command that asks for exactly this run (the CLI finds it instead of training again where it exists):"
+        )
         st.code(reproduce_command(run), language="bash")
         title = pretrained_index().get("runs", {}).get(run.name, {}).get("title") or run_title(run.metrics)
         try:
@@ -179,11 +187,18 @@ def reproduce_this_run(run: Run) -> None:
         except RunError as exc:
             st.info(str(exc))
             return
-        st.download_button("Download a standalone PyTorch script", script, file_name=f"{run.name}.py",
-                           mime="text/x-python", key="download_script")
-        st.caption("One readable file, torch and torchvision only (no `cae`): the same model, initial weights, "
-                   "data order and recipe; `--data cifar10` downloads torchvision's CIFAR-10, or give it an image "
-                   "folder with train/ and test/. It prints one line per epoch like the CLI.")
+        st.download_button(
+            "Download a standalone PyTorch script",
+            script,
+            file_name=f"{run.name}.py",
+            mime="text/x-python",
+            key="download_script",
+        )
+        st.caption(
+            "One readable file, torch and torchvision only (no `cae`): the same model, initial weights, "
+            "data order and recipe; `--data cifar10` downloads torchvision's CIFAR-10, or give it an image "
+            "folder with train/ and test/. It prints one line per epoch like the CLI."
+        )
 
 
 def click_chart_key(name: str) -> str:
@@ -208,4 +223,3 @@ def show_chart(where, fig, alt: str | None = None, **kwargs):
     """`where.plotly_chart(fig, ...)` with a text equivalent for screen readers: `alt`, else written
     from the figure (`chart_alt`)."""
     return where.plotly_chart(fig, alt=alt or chart_alt(fig), **kwargs)
-

@@ -34,15 +34,23 @@ if not is_admin():
                 st.rerun()
             else:
                 failures = password_attempts().failed(state.session_token(), address)
-                LOG.warning("Lecturer page: wrong password from %s (session %s…), %d wrong in this session",
-                            address or "this machine", state.session_token()[:8], failures)
+                LOG.warning(
+                    "Lecturer page: wrong password from %s (session %s…), %d wrong in this session",
+                    address or "this machine",
+                    state.session_token()[:8],
+                    failures,
+                )
                 st.error("That is not the lecturer's password.")
     st.stop()
 
 limits = caps()
-st.caption("Caps for every seat (environment variables): " + "; ".join(
-    f"{name} = {getattr(limits, field):,} ({what})"
-    for (name, (what, _)), field in zip(SETTINGS.items(), [f.name for f in fields(limits)])))
+st.caption(
+    "Caps for every seat (environment variables): "
+    + "; ".join(
+        f"{name} = {getattr(limits, field):,} ({what})"
+        for (name, (what, _)), field in zip(SETTINGS.items(), [f.name for f in fields(limits)])
+    )
+)
 
 st.subheader("Jobs")
 trainings = [j for j in reversed(jobs().jobs()) if j.kind in TRAINING_KINDS]
@@ -51,11 +59,17 @@ if not trainings:
 for job in trainings:
     left, right = st.columns([5, 1], vertical_alignment="center")
     place = jobs().place_in_queue(job.id)
-    what = (f"{job.config.ae_epochs}+{job.config.clf_epochs} epochs, latent {job.config.latent_dim}"
-            if job.config else f"label-budget sweep, {len(job.result or [])} points so far")
-    left.markdown(f"**#{job.id}** {job.kind}: {what} · seat {(job.owner or 'none')[:6]} · **{job.status}**"
-                  + (f" (number {place} in the queue)" if place else "") + f" · {minutes(job.elapsed())}"
-                  + f" · {len(job.watchers)} watching")
+    what = (
+        f"{job.config.ae_epochs}+{job.config.clf_epochs} epochs, latent {job.config.latent_dim}"
+        if job.config
+        else f"label-budget sweep, {len(job.result or [])} points so far"
+    )
+    left.markdown(
+        f"**#{job.id}** {job.kind}: {what} · seat {(job.owner or 'none')[:6]} · **{job.status}**"
+        + (f" (number {place} in the queue)" if place else "")
+        + f" · {minutes(job.elapsed())}"
+        + f" · {len(job.watchers)} watching"
+    )
     if job.active and right.button("Cancel", key=f"admin_cancel_{job.id}"):
         jobs().cancel(job.id)
         st.rerun()

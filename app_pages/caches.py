@@ -117,8 +117,8 @@ def measured_speed(cfg, wait: float = 5) -> float | None:
     """A training step measured on this machine by the worker (for time estimates), or None while
     it is being measured (waiting at most `wait` seconds) or when it failed."""
     try:
-        return computed("step_time", {"latent_dim": cfg.latent_dim, "upsample": cfg.upsample,
-                                      "precision": cfg.precision}, wait=wait)
+        return computed(
+            "step_time", {"latent_dim": cfg.latent_dim, "upsample": cfg.upsample, "precision": cfg.precision}, wait=wait
+        )
     except TaskError:
         return None
-

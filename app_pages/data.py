@@ -18,10 +18,12 @@ from cae.files import absolute
 from cae.report import code_span
 from cae.uploads import LIMITS, MAX_UPLOAD_MB, Budget, UploadError, unpack_upload
 
-SOURCES = {"Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
-           "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",
-           "CIFAR-10 (downloads ~170 MB into a folder when online)": "cifar10",
-           "Your own photos (upload a folder or a zip)": "upload"}
+SOURCES = {
+    "Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",
+    "Image folder on this computer (train/<class>/ and test/<class>/, or class folders)": "folder",
+    "CIFAR-10 (downloads ~170 MB into a folder when online)": "cifar10",
+    "Your own photos (upload a folder or a zip)": "upload",
+}
 CLASS_DATA = "The class's data (chosen by the lecturer)"
 
 
@@ -35,10 +37,13 @@ def sources() -> dict[str, str]:
 
 
 def choose_folder(current: str) -> None:
-    path = st.text_input("Folder path", current if current != SAMPLE else os.environ.get("CAE_DATA", ""),
-                         key="data_path",
-                         help="train/<class>/ and test/<class>/ subfolders, or one folder per class (split "
-                              "80/20). PNG, JPEG, WebP or BMP; pictures that are not 32×32 are resized.")
+    path = st.text_input(
+        "Folder path",
+        current if current != SAMPLE else os.environ.get("CAE_DATA", ""),
+        key="data_path",
+        help="train/<class>/ and test/<class>/ subfolders, or one folder per class (split "
+        "80/20). PNG, JPEG, WebP or BMP; pictures that are not 32×32 are resized.",
+    )
     if st.button("Use this folder", key="use_data", type="primary"):
         use_data(path)
         st.rerun()
@@ -55,8 +60,12 @@ def choose_cifar10() -> None:
     if st.button("Download CIFAR-10 into this folder", key="download_cifar", type="primary"):
         bar = st.progress(0.0, text="Downloading CIFAR-10…")
         try:
-            download_cifar10(folder, lambda done, total: bar.progress(
-                min(done / total, 1.0) if total else 0.0, text=f"Downloading CIFAR-10: {done / 1e6:.0f} MB"))
+            download_cifar10(
+                folder,
+                lambda done, total: bar.progress(
+                    min(done / total, 1.0) if total else 0.0, text=f"Downloading CIFAR-10: {done / 1e6:.0f} MB"
+                ),
+            )
         except DataError as exc:
             st.error(f"{exc} Offline, the bundled sample and any image folder still work.")
             return
@@ -65,10 +74,13 @@ def choose_cifar10() -> None:
 
 
 def choose_upload() -> None:
-    st.caption(f"One subfolder of pictures per class (split 80/20), or train/<class>/ and test/<class>/. "
-               f"Limits: {LIMITS}. Unpacked into the app's cache folder, never next to your files.")
-    folder = st.file_uploader("A folder of photos", accept_multiple_files="directory", key="upload_folder",
-                              max_upload_size=MAX_UPLOAD_MB)
+    st.caption(
+        f"One subfolder of pictures per class (split 80/20), or train/<class>/ and test/<class>/. "
+        f"Limits: {LIMITS}. Unpacked into the app's cache folder, never next to your files."
+    )
+    folder = st.file_uploader(
+        "A folder of photos", accept_multiple_files="directory", key="upload_folder", max_upload_size=MAX_UPLOAD_MB
+    )
     archive = st.file_uploader("…or a zip of one", type=["zip"], key="upload_zip", max_upload_size=MAX_UPLOAD_MB)
     files = [(archive.name, archive.getvalue())] if archive else [(f.name, f.getvalue()) for f in folder or []]
     budget = Budget()
@@ -78,8 +90,10 @@ def choose_upload() -> None:
         st.caption(f"This seat has uploaded {used / 1e6:.1f} MB of its {caps().upload_mb} MB (unpacked).")
         budget = Budget(bytes=max(0, min(budget.bytes, quota - used, server - everyone)))
         if server - everyone < quota - used:
-            st.caption(f"The class's uploads together may take {caps().upload_mb_total:,} MB; "
-                       f"{max(0, server - everyone) / 1e6:.1f} MB are left.")
+            st.caption(
+                f"The class's uploads together may take {caps().upload_mb_total:,} MB; "
+                f"{max(0, server - everyone) / 1e6:.1f} MB are left."
+            )
     if files and st.button("Use these photos", key="use_upload", type="primary"):
         chosen = code_span(archive.name) if archive else f"the folder you chose ({len(files)} files)"
         try:
@@ -102,13 +116,23 @@ def choose_upload() -> None:
 st.title("Data")
 st.markdown("The autoencoder never sees a label; the classifier does. Pick the images to work with.")
 current = data_source()
-kind = ("sample" if current == SAMPLE else "upload" if Path(current).parent == cache_dir() / UPLOADS
-        else "class" if seat() is not None else "cifar10" if (Path(current) / CIFAR10_FOLDER).is_dir() else "folder")
+kind = (
+    "sample"
+    if current == SAMPLE
+    else "upload"
+    if Path(current).parent == cache_dir() / UPLOADS
+    else "class"
+    if seat() is not None
+    else "cifar10"
+    if (Path(current) / CIFAR10_FOLDER).is_dir()
+    else "folder"
+)
 offered = sources()
 choice = offered[st.radio("Source", list(offered), index=list(offered.values()).index(kind), key="data_kind")]
 if choice == "class":
-    if current != str(absolute(os.environ["CAE_DATA"])) and st.button("Use the class's data", key="use_data",
-                                                                           type="primary"):
+    if current != str(absolute(os.environ["CAE_DATA"])) and st.button(
+        "Use the class's data", key="use_data", type="primary"
+    ):
         use_data(os.environ["CAE_DATA"])
         st.rerun()
 elif choice == "sample":
@@ -124,8 +148,7 @@ else:
 
 dataset = current_dataset()
 if dataset is None:
-    st.info("Until then the app keeps working with the pretrained runs; the bundled sample is always "
-            "available above.")
+    st.info("Until then the app keeps working with the pretrained runs; the bundled sample is always available above.")
     st.stop()
 
 st.subheader(f"In use: {dataset.name}")
@@ -138,10 +161,13 @@ left, right = st.columns([1, 2])
 with left:
     st.dataframe(counts, hide_index=True, width="stretch")
     st.metric("Images", f"{len(dataset.train):,} train / {len(dataset.test):,} test")
-    st.caption(f"Fingerprint {dataset.fingerprint[:16]}… — the same images anywhere are the same dataset, "
-               "so runs trained on them are found again.")
+    st.caption(
+        f"Fingerprint {dataset.fingerprint[:16]}… — the same images anywhere are the same dataset, "
+        "so runs trained on them are found again."
+    )
 with right:
     seed = st.number_input("Shuffle samples (seed)", 0, 10_000, 0, key="data_seed")
     order = torch.randperm(len(dataset.train), generator=torch.Generator().manual_seed(int(seed)))
-    show_chart(st, sample_grid(dataset.train.images[order], dataset.train.labels[order], dataset.classes),
-                    width="stretch")
+    show_chart(
+        st, sample_grid(dataset.train.images[order], dataset.train.labels[order], dataset.classes), width="stretch"
+    )

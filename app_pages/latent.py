@@ -32,8 +32,12 @@ from cae.report import dead_units_sentence, latent_size_sentence, representation
 from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
 from cae.uploads import ImageInputError, image_from_bytes
 
-FEATURE_NAMES = {"pixels": "raw pixels", "initial": "the initial (random) encoder's code",
-                 "code": "this run's code", "finetuned": "the fine-tuned classifier's features"}
+FEATURE_NAMES = {
+    "pixels": "raw pixels",
+    "initial": "the initial (random) encoder's code",
+    "code": "this run's code",
+    "finetuned": "the fine-tuned classifier's features",
+}
 
 
 def worker_result(kind: str, payload: dict, doing: str):
@@ -57,9 +61,12 @@ def on_map(number: int, index: list[int]) -> int:
 
 def uploaded_picture() -> tuple[torch.Tensor | None, str]:
     """The learner's own picture: uploaded here, or the last one tried on the Try page."""
-    upload = st.file_uploader("A PNG or JPEG (the Try page's last picture is used too); it is encoded and "
-                              "placed with the same projection, marked ✕", type=["png", "jpg", "jpeg"],
-                              key="latent_upload")
+    upload = st.file_uploader(
+        "A PNG or JPEG (the Try page's last picture is used too); it is encoded and "
+        "placed with the same projection, marked ✕",
+        type=["png", "jpg", "jpeg"],
+        key="latent_upload",
+    )
     if upload is not None:
         state.set_uploaded_picture(upload.getvalue())
     data = state.uploaded_picture()
@@ -103,23 +110,40 @@ def show_map(run, dataset, view: dict) -> None:
         code = latent.codes(run.autoencoder, picture_image[None])
         x, y = ((code - view["mean"]) @ view["axes"])[0].tolist()
         extra = (x, y, picture_name)
-    show_chart(chart, latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
-                       width="stretch", on_select="rerun", selection_mode="points", key=map_key)
-    chart.caption(f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
-               f"differ most (PCA): they show {view['explained']:.0%} of the codes' variance, so points close here "
-               "may still be far apart in the full code. Click a point, or type its number.")
+    show_chart(
+        chart,
+        latent_map(view["xy"], labels, view["index"], dataset.classes, position, extra),
+        width="stretch",
+        on_select="rerun",
+        selection_mode="points",
+        key=map_key,
+    )
+    chart.caption(
+        f"{len(index):,} test images, class-balanced. The two axes are the directions in which the codes "
+        f"differ most (PCA): they show {view['explained']:.0%} of the codes' variance, so points close here "
+        "may still be far apart in the full code. Click a point, or type its number."
+    )
     left, right = st.columns([1, 3])
-    number = left.number_input(f"Test image number (0–{len(dataset.test) - 1})", 0, len(dataset.test) - 1,
-                               key="latent_image", persist_state="session",
-                               on_change=typed_instead_of_clicked, args=("latent_map_chart",))
+    number = left.number_input(
+        f"Test image number (0–{len(dataset.test) - 1})",
+        0,
+        len(dataset.test) - 1,
+        key="latent_image",
+        persist_state="session",
+        on_change=typed_instead_of_clicked,
+        args=("latent_map_chart",),
+    )
     position = on_map(int(number), index)
     if index[position] != number:
         left.caption(f"Test image {number} is not on the map; showing {index[position]}, the nearest number that is.")
     chosen, label = index[position], int(labels[position])
     image = dataset.test.images[chosen]
-    left.image([picture(image), picture(reconstruct(run.autoencoder, image[None])[0])], width=96,
-               alt=[f"test image {chosen}, a {dataset.classes[label]}", f"the reconstruction of test image {chosen}"],
-               caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"])
+    left.image(
+        [picture(image), picture(reconstruct(run.autoencoder, image[None])[0])],
+        width=96,
+        alt=[f"test image {chosen}, a {dataset.classes[label]}", f"the reconstruction of test image {chosen}"],
+        caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"],
+    )
     with right:
         neighbours_row("8 nearest training images by code", view["code_neighbours"][position].tolist(), dataset, label)
         neighbours_row("8 nearest by raw pixels", view["pixel_neighbours"][position].tolist(), dataset, label)
@@ -146,9 +170,14 @@ def curve_recorded_on(metrics: dict, dataset) -> bool:
 
 def show_quality(run, dataset, payload: dict, quality: dict) -> None:
     scores = quality["scores"]
-    st.dataframe([{"features": FEATURE_NAMES[name], "k-NN accuracy": f"{s['knn']:.1f}%",
-                   "linear probe": f"{s['probe']:.1f}%"} for name, s in scores.items()],
-                 hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {"features": FEATURE_NAMES[name], "k-NN accuracy": f"{s['knn']:.1f}%", "linear probe": f"{s['probe']:.1f}%"}
+            for name, s in scores.items()
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     st.markdown(representation_sentence(scores, quality["test_size"], len(run.metrics.get("autoencoder") or [])))
     st.caption(
         f"k-NN: each of {quality['test_size']:,} test images takes the majority class of its 10 most "
@@ -159,12 +188,19 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
     # the curve: this run and the runs chosen for comparison, all measured on the data in use
     infos = [i for i in runs() if i.error is None and i.path != run.path and i.metrics.get("autoencoder")]
     names = {str(i.path): i.title if i.pretrained else i.name for i in infos}
-    defaults = [str(i.path) for i in infos if i.pretrained and i.metrics["config"]["ae_epochs"] in (5, 30)
-                and not i.metrics["config"].get("flip") and i.metrics["config"].get("clf_lr", 1e-3) == 1e-3]
+    defaults = [
+        str(i.path)
+        for i in infos
+        if i.pretrained
+        and i.metrics["config"]["ae_epochs"] in (5, 30)
+        and not i.metrics["config"].get("flip")
+        and i.metrics["config"].get("clf_lr", 1e-3) == 1e-3
+    ]
     state.widget_defaults(latent_overlay=defaults)
     state.set_widget("latent_overlay", [p for p in state.widget("latent_overlay") if p in names])
-    chosen = st.multiselect("Compare with", list(names), format_func=names.get,
-                            key="latent_overlay", persist_state="session")
+    chosen = st.multiselect(
+        "Compare with", list(names), format_func=names.get, key="latent_overlay", persist_state="session"
+    )
     knn = {"this run": knn_curve(run.metrics, None if curve_recorded_on(run.metrics, dataset) else scores)}
     mse = {"this run": [(r["epoch"], r["test_mse"]) for r in run.metrics["autoencoder"]]}
     for path in chosen:
@@ -179,8 +215,10 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
         knn[names[path]] = knn_curve(info.metrics, other)
         mse[names[path]] = [(r["epoch"], r["test_mse"]) for r in info.metrics["autoencoder"]]
     show_chart(st, representation_curves(knn, mse, scores["pixels"]["knn"], len(dataset.classes)), width="stretch")
-    st.caption("Runs that recorded the curve during training show every epoch; older runs show the initial encoder "
-               "(epoch 0) and the final code, measured now. The MSE is each run's own test MSE from training.")
+    st.caption(
+        "Runs that recorded the curve during training show every epoch; older runs show the initial encoder "
+        "(epoch 0) and the final code, measured now. The MSE is each run's own test MSE from training."
+    )
 
 
 def show_walk(run, dataset, index: list[int], labels: torch.Tensor) -> None:
@@ -192,30 +230,63 @@ def show_walk(run, dataset, index: list[int], labels: torch.Tensor) -> None:
     b = b_col.number_input(f"To test image (0–{top})", 0, top, key="walk_b", persist_state="session")
     steps = steps_col.slider("Steps", 4, 12, key="walk_steps", persist_state="session")
     decoded, fade = latent.interpolate(run.autoencoder, dataset.test.images[a], dataset.test.images[b], steps)
-    show_chart(st, image_strip([decoded, fade], "Top: decoded codes along the line between the two codes. "
-                                "Bottom: the pixels cross-faded."), width="stretch")
-    st.caption("If the code had learned what the objects are, the top row would pass through plausible pictures; "
-               "a cross-fade only makes double exposures. Compare the middle images of the two rows.")
+    show_chart(
+        st,
+        image_strip(
+            [decoded, fade], "Top: decoded codes along the line between the two codes. Bottom: the pixels cross-faded."
+        ),
+        width="stretch",
+    )
+    st.caption(
+        "If the code had learned what the objects are, the top row would pass through plausible pictures; "
+        "a cross-fade only makes double exposures. Compare the middle images of the two rows."
+    )
 
 
 def show_limits(run, dataset, view: dict) -> None:
-    show_chart(st, image_strip([view["random"][:8], view["random"][8:16]],
-                                "Random codes (with the real codes' mean and covariance), decoded"), width="stretch")
-    st.caption("The autoencoder learned to rebuild images from their codes, not to make new images: codes drawn "
-               "at random decode to blurry colour fields, not objects. (A variational autoencoder is trained to "
-               "make this work.)")
+    show_chart(
+        st,
+        image_strip(
+            [view["random"][:8], view["random"][8:16]],
+            "Random codes (with the real codes' mean and covariance), decoded",
+        ),
+        width="stretch",
+    )
+    st.caption(
+        "The autoencoder learned to rebuild images from their codes, not to make new images: codes drawn "
+        "at random decode to blurry colour fields, not objects. (A variational autoencoder is trained to "
+        "make this work.)"
+    )
     probes = latent.ood_probes(dataset.test.images[view["index"][0]])
     images = torch.stack(list(probes.values()))
     errors = latent.reconstruction_errors(run.autoencoder, images).tolist()
     typical = float(view["errors"].median())
-    show_chart(st, image_strip([images, reconstruct(run.autoencoder, images)],
-                                "Pictures unlike the training images (top) and their reconstructions"), width="stretch")
-    st.dataframe([{"picture": name, "reconstruction MSE": f"{e:.4f}", "vs a typical test image": f"{e / typical:.1f}×",
-                   "test images rebuilt worse": f"{float((view['errors'] > e).float().mean()):.0%}"}
-                  for name, e in zip(probes, errors)], hide_index=True, width="stretch")
-    st.caption(f"A typical test image (the median of the {len(view['errors']):,} on the map) is rebuilt with MSE "
-               f"{typical:.4f}. A high error flags a picture unlike the training data; a low one (a flat colour, a "
-               "gradient) shows the code stores smooth colour well whatever the picture is.")
+    show_chart(
+        st,
+        image_strip(
+            [images, reconstruct(run.autoencoder, images)],
+            "Pictures unlike the training images (top) and their reconstructions",
+        ),
+        width="stretch",
+    )
+    st.dataframe(
+        [
+            {
+                "picture": name,
+                "reconstruction MSE": f"{e:.4f}",
+                "vs a typical test image": f"{e / typical:.1f}×",
+                "test images rebuilt worse": f"{float((view['errors'] > e).float().mean()):.0%}",
+            }
+            for name, e in zip(probes, errors)
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+    st.caption(
+        f"A typical test image (the median of the {len(view['errors']):,} on the map) is rebuilt with MSE "
+        f"{typical:.4f}. A high error flags a picture unlike the training data; a low one (a flat colour, a "
+        "gradient) shows the code stores smooth colour well whatever the picture is."
+    )
 
 
 def show_sweeps(run, view: dict) -> None:
@@ -226,21 +297,34 @@ def show_sweeps(run, view: dict) -> None:
         return
     rows = sweeps["runs"]
     sizes = grouped(rows, "latent_dim", where={"leak": 0.1})
-    fitting = [user_point(i.metrics) for i in runs() if i.error is None and i.path != run.path
-               and fits_sweep(i.metrics, sweeps) and i.metrics["config"]["leak"] == 0.1]
+    fitting = [
+        user_point(i.metrics)
+        for i in runs()
+        if i.error is None
+        and i.path != run.path
+        and fits_sweep(i.metrics, sweeps)
+        and i.metrics["config"]["leak"] == 0.1
+    ]
     marked = user_point(run.metrics) if fits_sweep(run.metrics, sweeps) else None
     show_chart(st, latent_size_chart(sizes, fitting, marked), width="stretch")
     if sentence := latent_size_sentence(sizes):
         st.markdown(sentence)
-    where = "is ringed on the chart" if marked else (
-        "is not on the chart: it was trained with other settings or on other data than the sweep "
-        f"({sweeps['dataset']['name']}, the lecture's recipe for 5 + 5 epochs)")
+    where = (
+        "is ringed on the chart"
+        if marked
+        else (
+            "is not on the chart: it was trained with other settings or on other data than the sweep "
+            f"({sweeps['dataset']['name']}, the lecture's recipe for 5 + 5 epochs)"
+        )
+    )
     st.caption(f"Shipped sweep: one run per latent size (three seeds at 1024), metrics only. The run viewed {where}.")
 
     st.subheader("Leak and dead units")
-    st.markdown("The encoder's activations are LeakyReLUs: below zero they pass `leak × x` instead of 0. A unit "
-                "whose output is never above zero on any test image is *dead*: it says nothing about the image. "
-                "With a leak of 0 (plain ReLU) a dead unit also gets no gradient and cannot recover.")
+    st.markdown(
+        "The encoder's activations are LeakyReLUs: below zero they pass `leak × x` instead of 0. A unit "
+        "whose output is never above zero on any test image is *dead*: it says nothing about the image. "
+        "With a leak of 0 (plain ReLU) a dead unit also gets no gradient and cannot recover."
+    )
     activity = view["activity"]
     layers = sweeps.get("layers") or latent.ENCODER_LAYERS
     show_chart(st, activity_chart(activity, layers, latent.HISTOGRAM_RANGE), width="stretch")
@@ -250,8 +334,10 @@ def show_sweeps(run, view: dict) -> None:
     for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
         if sentence := sweep_sentence(leaks, measure, "leak", what):
             st.markdown(sentence)
-    st.caption(f"Shipped sweep: leak {', '.join(f'{x:g}' for x in leaks)} × 3 seeds at latent 1024, 5 + 5 epochs "
-               f"on {sweeps['dataset']['name']}; dead units measured on its 1,000 fixed test images.")
+    st.caption(
+        f"Shipped sweep: leak {', '.join(f'{x:g}' for x in leaks)} × 3 seeds at latent 1024, 5 + 5 epochs "
+        f"on {sweeps['dataset']['name']}; dead units measured on its 1,000 fixed test images."
+    )
 
 
 st.title("Latent space: what the code learned")
@@ -263,12 +349,16 @@ dataset = current_dataset()
 if dataset is None:
     st.stop()
 if not same_dataset(run, dataset):
-    st.info(f"This run was trained on {run.metrics['dataset']['name']}; everything below is measured on the data "
-            f"in use, {dataset.name}.")
-st.markdown(f"The encoder turns each image (3 × 32 × 32 = 3,072 numbers) into a **code** of "
-            f"{run.config.latent_dim:,} numbers, and the decoder rebuilds the image from it. Training never saw a "
-            "label, so if pictures of one class end up with similar codes, the code has found some of what the "
-            "labels mean. This page looks at the codes and measures that.")
+    st.info(
+        f"This run was trained on {run.metrics['dataset']['name']}; everything below is measured on the data "
+        f"in use, {dataset.name}."
+    )
+st.markdown(
+    f"The encoder turns each image (3 × 32 × 32 = 3,072 numbers) into a **code** of "
+    f"{run.config.latent_dim:,} numbers, and the decoder rebuilds the image from it. Training never saw a "
+    "label, so if pictures of one class end up with similar codes, the code has found some of what the "
+    "labels mean. This page looks at the codes and measures that."
+)
 payload = {"run": str(run.path), "origin": dataset.origin, "fingerprint": dataset.fingerprint}
 
 st.header("Map")

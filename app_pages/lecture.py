@@ -80,13 +80,16 @@ def plotly_figure(key: str, run):
     if key == "autoencoder":
         sample = load_sample()
         images = sample.test.images[[int((sample.test.labels == c).nonzero()[0]) for c in range(8)]]  # 8 classes
-        return image_strip([images, reconstruct(run.autoencoder, images)],
-                           f"Test images (top) and their reconstructions after {len(m['autoencoder'])} epochs")
+        return image_strip(
+            [images, reconstruct(run.autoencoder, images)],
+            f"Test images (top) and their reconstructions after {len(m['autoencoder'])} epochs",
+        )
     if key == "finetune":
         return classifier_curves({"Lecture preset": m})
     if key == "classes":
-        return per_class_bars(m["dataset"]["classes"], m["per_class_acc"], m["scratch"]["per_class_acc"],
-                              per_class_counts(m))
+        return per_class_bars(
+            m["dataset"]["classes"], m["per_class_acc"], m["scratch"]["per_class_acc"], per_class_counts(m)
+        )
     if key == "budget" and (found := lecture_budget_lines(run)):
         return label_budget_chart(found[0], len(m["dataset"]["classes"]), "Test accuracy against labelled images")
     return None
@@ -98,18 +101,33 @@ def show_figure(key: str, run, code: dict | None) -> None:
         before, after = run.kernels["initial"], run.kernels["autoencoder"]
         bounds = (float(min(before.min(), after.min())), float(max(before.max(), after.max())))
         left, right = st.columns(2)
-        left.image(kernel_sheet(before, bounds, scale=10), caption="random start", width="stretch",
-                   alt="The 64 first-layer kernels at their random start, an 8 by 8 grid of 3x3 colour squares")
-        right.image(kernel_sheet(after, bounds, scale=10), caption="after 5 autoencoder epochs (one colour scale)",
-                    alt="The same 64 kernels after 5 autoencoder epochs, on the same colour scale",
-                    width="stretch")
+        left.image(
+            kernel_sheet(before, bounds, scale=10),
+            caption="random start",
+            width="stretch",
+            alt="The 64 first-layer kernels at their random start, an 8 by 8 grid of 3x3 colour squares",
+        )
+        right.image(
+            kernel_sheet(after, bounds, scale=10),
+            caption="after 5 autoencoder epochs (one colour scale)",
+            alt="The same 64 kernels after 5 autoencoder epochs, on the same colour scale",
+            width="stretch",
+        )
     elif key == "code" and code:
-        st.dataframe([{"features": "raw pixels", "k-NN accuracy": f"{code['pixels_knn']:.1f}%"},
-                      {"features": "the code after 5 epochs", "k-NN accuracy": f"{code['knn']:.1f}%"}],
-                     hide_index=True, width="stretch")
+        st.dataframe(
+            [
+                {"features": "raw pixels", "k-NN accuracy": f"{code['pixels_knn']:.1f}%"},
+                {"features": "the code after 5 epochs", "k-NN accuracy": f"{code['knn']:.1f}%"},
+            ],
+            hide_index=True,
+            width="stretch",
+        )
     elif (fig := plotly_figure(key, run)) is not None:
-        show_chart(st, projector_fonts(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210)),
-                        width="stretch")
+        show_chart(
+            st,
+            projector_fonts(fig.update_layout(height=FIGURE_HEIGHT if key != "autoencoder" else 210)),
+            width="stretch",
+        )
     if key == "autoencoder":
         curves = autoencoder_curves({"Lecture preset": run.metrics["autoencoder"]}).update_yaxes(title="MSE")
         show_chart(st, projector_fonts(curves.update_layout(height=250)), width="stretch")
@@ -141,8 +159,10 @@ def live_panel(dataset, cfg, ticking: bool) -> None:
             st.caption(f"Training it live here would take about {minutes(guess)}; the Train page can do that.")
             return
         used = min(len(dataset.train), cfg.limit or len(dataset.train))
-        if st.button(f"Train it live: {used:,} images of {dataset.name.split(' (')[0]}, about {minutes(guess)}",
-                     key="lecture_live") and (job := submit_training(cfg, dataset)):
+        if st.button(
+            f"Train it live: {used:,} images of {dataset.name.split(' (')[0]}, about {minutes(guess)}",
+            key="lecture_live",
+        ) and (job := submit_training(cfg, dataset)):
             state.watch_job("lecture", job.id)
             st.rerun(scope="app")  # start ticking
         return
@@ -180,10 +200,12 @@ back, live, forward = st.columns([1, 2, 1])
 if back.button("← Back", disabled=number == 1, key="lecture_back", width="stretch", shortcut="PageUp"):
     state.set_url_param("step", steps[number - 2].key)
     st.rerun()
-live.page_link(step.live_page, label="Open this step's live page", icon=":material/open_in_new:",
-               query_params=link_params())
-if forward.button("Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch",
-                  shortcut="PageDown"):
+live.page_link(
+    step.live_page, label="Open this step's live page", icon=":material/open_in_new:", query_params=link_params()
+)
+if forward.button(
+    "Next →", disabled=number == len(steps), key="lecture_next", type="primary", width="stretch", shortcut="PageDown"
+):
     state.set_url_param("step", steps[number].key)
     st.rerun()
 budget = lecture_budget_lines(run)
@@ -195,16 +217,27 @@ with left:
     sweeps = load_sweeps()
     code = lecture.code_numbers(run.metrics, sweeps["runs"] if sweeps and fits_sweep(run.metrics, sweeps) else [])
     if step.question:
-        guess = st.radio(f"**Predict:** {step.question}", choices, index=None, key=f"guess_{step.key}",
-                         horizontal=True, persist_state="session")  # kept while the step's live page is open
+        guess = st.radio(
+            f"**Predict:** {step.question}",
+            choices,
+            index=None,
+            key=f"guess_{step.key}",
+            horizontal=True,
+            persist_state="session",
+        )  # kept while the step's live page is open
         if st.button("Reveal", key=f"reveal_{step.key}", disabled=revealed):
             state.reveal(step.key)
             revealed = True
         if revealed:
             right_answer, why = lecture.answer(
-                step, run.metrics, run.kernels, code, seeds=seed_spread(run.metrics),
+                step,
+                run.metrics,
+                run.kernels,
+                code,
+                seeds=seed_spread(run.metrics),
                 seen=recognition(str(run.path)) if step.key == "autoencoder" else None,
-                budget=budget[0] if budget else None)
+                budget=budget[0] if budget else None,
+            )
             verdict = "" if guess is None else ("✓ As you predicted. " if guess == right_answer else "✗ Not quite. ")
             if right_answer:
                 st.markdown(f"{verdict}**{right_answer}** — {why}")
@@ -214,8 +247,10 @@ with left:
         seeds = seed_spread(run.metrics)
         st.caption(f"How this is decided: {RULES['seeds' if seeds else 'accuracies']}.")
     if step.key == "budget" and revealed and budget:
-        st.caption(f"Protocol: {budget[1]['protocol']} Shown up to 10,000 labels (300 steps are less than one epoch "
-                   "of 50,000 images).")
+        st.caption(
+            f"Protocol: {budget[1]['protocol']} Shown up to 10,000 labels (300 steps are less than one epoch "
+            "of 50,000 images)."
+        )
     if step.key == "autoencoder":
         live_training(current_dataset(show_error=False))
 with right:

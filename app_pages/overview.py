@@ -20,18 +20,25 @@ from cae.timing import upsampling_arithmetic
 def claim_and_measurement() -> str:
     """The lecture's claim beside what the shipped seeds of the Lecture preset measured (read from
     pretrained/seeds.json, never typed here)."""
-    text = ("**What the lecture claims, and what was measured here.** The lecture expects the unsupervised start "
-            "to give a better classifier than random weights, most of all early on.")
+    text = (
+        "**What the lecture claims, and what was measured here.** The lecture expects the unsupervised start "
+        "to give a better classifier than random weights, most of all early on."
+    )
     try:
         metrics = read_metrics(default_pretrained_run())
         seeds = seed_spread(metrics)
     except (OSError, KeyError, ValueError, TypeError, RunError):  # TypeError: no shipped run at all
         seeds = None
     if seeds:
-        text += (f" On {metrics['dataset']['name'].split(' (')[0]} with all {metrics['dataset']['train_size']:,} "
-                 f"labels (the Lecture preset): {seeds_paragraph(seeds)}")
-    return text + (" The real test of the premise is **few labels**: the Classifier page's label-budget chart "
-                   "and Lecture mode's last step show where, if anywhere, the autoencoder's start helps.")
+        text += (
+            f" On {metrics['dataset']['name'].split(' (')[0]} with all {metrics['dataset']['train_size']:,} "
+            f"labels (the Lecture preset): {seeds_paragraph(seeds)}"
+        )
+    return text + (
+        " The real test of the premise is **few labels**: the Classifier page's label-budget chart "
+        "and Lecture mode's last step show where, if anywhere, the autoencoder's start helps."
+    )
+
 
 st.title("Overview: learning features without labels")
 st.markdown(
@@ -50,23 +57,40 @@ cfg = run.config if run else Config()
 if run is not None:
     show_run_summary(run)
 st.subheader("The architecture")
-st.caption(f"Computed from {'the run being viewed' if run else 'the default config'}: latent size "
-           f"{cfg.latent_dim}, LeakyReLU slope {cfg.leak}, {cfg.upsample} upsampling. Bilinear upsampling "
-           "uses today's `align_corners=False`; the lecture's PyTorch 0.3 behaved like `align_corners=True`.")
+st.caption(
+    f"Computed from {'the run being viewed' if run else 'the default config'}: latent size "
+    f"{cfg.latent_dim}, LeakyReLU slope {cfg.leak}, {cfg.upsample} upsampling. Bilinear upsampling "
+    "uses today's `align_corners=False`; the lecture's PyTorch 0.3 behaved like `align_corners=True`."
+)
 ae_table = layer_table(ConvAutoencoder.from_config(cfg, seeded(0)))
 show_chart(st, architecture_diagram(ae_table), width="stretch")
 left, right = st.columns(2)
 with left:
     st.markdown("**Autoencoder**")
-    st.dataframe([{"layer": "upsample ×2" if "Upsample" in r["layer"] else r["name"],
-                   "output": "×".join(map(str, r["output"])), "parameters": f"{r['params']:,}"}
-                  for r in ae_table], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {
+                "layer": "upsample ×2" if "Upsample" in r["layer"] else r["name"],
+                "output": "×".join(map(str, r["output"])),
+                "parameters": f"{r['params']:,}",
+            }
+            for r in ae_table
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     st.metric("Autoencoder parameters", f"{sum(r['params'] for r in ae_table):,}")
 with right:
     clf_table = layer_table(Classifier.from_config(cfg, generator=seeded(0)))
     st.markdown("**Classifier** (the encoder + a new linear head)")
-    st.dataframe([{"layer": r["name"], "output": "×".join(map(str, r["output"])), "parameters": f"{r['params']:,}"}
-                  for r in clf_table], hide_index=True, width="stretch")
+    st.dataframe(
+        [
+            {"layer": r["name"], "output": "×".join(map(str, r["output"])), "parameters": f"{r['params']:,}"}
+            for r in clf_table
+        ],
+        hide_index=True,
+        width="stretch",
+    )
     st.metric("Classifier parameters", f"{sum(r['params'] for r in clf_table):,}")
 
 st.subheader("Output size of a conv layer")
@@ -80,22 +104,27 @@ try:
     st.success(f"Output: **{conv_output_size(w, k, p, s)} × {conv_output_size(w, k, p, s)}**")
 except ValueError as exc:
     st.warning(str(exc))
-st.caption("The lecture works the first layer (W=32, K=3, P=1, S=2) through aloud and says 14×14. "
-           "The formula gives floor((32 − 3 + 2)/2) + 1 = floor(15.5) + 1 = 16: the code really makes "
-           "16×16, as the table above shows.")
+st.caption(
+    "The lecture works the first layer (W=32, K=3, P=1, S=2) through aloud and says 14×14. "
+    "The formula gives floor((32 − 3 + 2)/2) + 1 = floor(15.5) + 1 = 16: the code really makes "
+    "16×16, as the table above shows."
+)
 
 st.subheader("Where does the time go?")
 cost = upsampling_arithmetic(ConvAutoencoder.from_config(cfg.replace(upsample="bilinear"), seeded(0)))
-st.markdown(f"The lecture says bilinear upsampling is the costly part of the decoder. By arithmetic it interpolates "
-            f"{cost['values']:,} values per image, about {cost['upsampling_mflop']:.1f} MFLOP, "
-            f"{cost['upsampling_mflop'] / cost['forward_mflop']:.0%} of the forward pass's "
-            f"{cost['forward_mflop']:.1f} MFLOP. Measure one forward + backward pass of a 256-image batch on this "
-            "machine, for each upsampling mode:")
+st.markdown(
+    f"The lecture says bilinear upsampling is the costly part of the decoder. By arithmetic it interpolates "
+    f"{cost['values']:,} values per image, about {cost['upsampling_mflop']:.1f} MFLOP, "
+    f"{cost['upsampling_mflop'] / cost['forward_mflop']:.0%} of the forward pass's "
+    f"{cost['forward_mflop']:.1f} MFLOP. Measure one forward + backward pass of a 256-image batch on this "
+    "machine, for each upsampling mode:"
+)
 if st.button("Measure on this machine", key="measure_time"):
     with st.spinner("Timing three decoders (in the training worker, between its batches)…"):
         try:
-            state.keep("block_times", computed("layer_times", {"latent_dim": cfg.latent_dim, "leak": cfg.leak},
-                                                wait=300))
+            state.keep(
+                "block_times", computed("layer_times", {"latent_dim": cfg.latent_dim, "leak": cfg.leak}, wait=300)
+            )
         except TaskError as exc:
             st.error(f"The timing failed: {exc}")
 if (block_times := state.kept("block_times")) is not None:
@@ -103,8 +132,11 @@ if (block_times := state.kept("block_times")) is not None:
     top_ms = 1100 * max(max(t.values()) for t in block_times.values())  # one scale for all three
     for col, (mode, times) in zip(cols, block_times.items()):
         total = sum(times.values())
-        title = (f"{mode}: upsampling {times['upsampling'] / max(total, 1e-9):.0%} of the step"
-                 if times["upsampling"] else f"{mode}: upsamples inside its convolutions")
+        title = (
+            f"{mode}: upsampling {times['upsampling'] / max(total, 1e-9):.0%} of the step"
+            if times["upsampling"]
+            else f"{mode}: upsamples inside its convolutions"
+        )
         show_chart(col, timing_bars(times, title, top_ms), width="stretch")
 
 with st.expander("The model's real source (cae/model.py)"):

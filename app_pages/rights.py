@@ -39,8 +39,10 @@ def seat() -> str | None:
             state.hold_seat(token, store_in_browser=False)
         else:
             if token or state.url_param("seat"):
-                state.say_in_sidebar("That seat is not one this server issued; this browser has a new seat. To "
-                                     "reach your runs, type your seat code in the sidebar.")
+                state.say_in_sidebar(
+                    "That seat is not one this server issued; this browser has a new seat. To "
+                    "reach your runs, type your seat code in the sidebar."
+                )
             state.hold_seat(issue_seat(), store_in_browser=True)
     return state.seat_token()
 
@@ -62,8 +64,10 @@ def issue_seat() -> str:
     page stops with the reason)."""
     address, now, limit = client_address(), time.time(), caps().seats_per_minute
     if seat_ledger().seats_issued_since(address, now - 60) >= limit:
-        st.error(f"This address has been given {limit} new seats in the last minute, the class's limit; wait a "
-                 "minute and reload the page.")
+        st.error(
+            f"This address has been given {limit} new seats in the last minute, the class's limit; wait a "
+            "minute and reload the page."
+        )
         st.stop()
     token, _ = seat_ledger().issue_seat(address, now)
     return token
@@ -86,8 +90,11 @@ def keep_seat_in_browser() -> None:
     """Once per new or adopted seat: store its token in this browser's cookie (Streamlit reads
     cookies but cannot set them, so a line of JavaScript does), for the next session to find."""
     if state.seat_cookie_due():
-        st.html(f"<script>document.cookie = '{classroom.SEAT_COOKIE}={state.seat_token()}; path=/; "
-                "max-age=31536000; SameSite=Strict';</script>", unsafe_allow_javascript=True)
+        st.html(
+            f"<script>document.cookie = '{classroom.SEAT_COOKIE}={state.seat_token()}; path=/; "
+            "max-age=31536000; SameSite=Strict';</script>",
+            unsafe_allow_javascript=True,
+        )
 
 
 def is_admin() -> bool:
@@ -119,8 +126,7 @@ def owns_job(job) -> bool:
     return is_admin() or job.owner == seat()
 
 
-def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None,
-                      seeds: int = 1) -> str | None:
+def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None, seeds: int = 1) -> str | None:
     """Why this seat may not queue this training (or sweep), or None; never refused outside classroom mode."""
     if seat() is None or is_admin():
         return None
@@ -145,4 +151,3 @@ def submit_sweep(source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds
         st.error(problem)
         return None
     return jobs().submit_sweep(source, dataset, budgets, seeds, state.session_token(), owner=seat())
-

@@ -37,21 +37,45 @@ def apply_preset(name: str) -> None:
     """Set every control to a preset's values (the next widgets read them from session state)."""
     cfg = preset_config(name)
     subset = next((k for k, v in SUBSETS.items() if v == cfg.limit), "Custom size")
-    state.set_widgets(dict(
-        preset=name, latent_dim=cfg.latent_dim, leak=cfg.leak, upsample=cfg.upsample, ae_epochs=cfg.ae_epochs,
-        clf_epochs=cfg.clf_epochs, batch_size=cfg.batch_size, clf_batch_size=cfg.clf_batch_size or 0,
-        lr=cfg.lr, clf_lr=cfg.clf_lr, subset=subset, limit_custom=cfg.limit or 1000, test_limit=0,
-        precision=cfg.precision, seed=cfg.seed, scratch_baseline=cfg.scratch_baseline, flip=cfg.flip))
+    state.set_widgets(
+        dict(
+            preset=name,
+            latent_dim=cfg.latent_dim,
+            leak=cfg.leak,
+            upsample=cfg.upsample,
+            ae_epochs=cfg.ae_epochs,
+            clf_epochs=cfg.clf_epochs,
+            batch_size=cfg.batch_size,
+            clf_batch_size=cfg.clf_batch_size or 0,
+            lr=cfg.lr,
+            clf_lr=cfg.clf_lr,
+            subset=subset,
+            limit_custom=cfg.limit or 1000,
+            test_limit=0,
+            precision=cfg.precision,
+            seed=cfg.seed,
+            scratch_baseline=cfg.scratch_baseline,
+            flip=cfg.flip,
+        )
+    )
 
 
 def fine_tuning_lr_note() -> str:
     """What the shipped run fine-tuned at 2e-3 reached, read from its metrics, beside the lecture's number."""
-    shipped = next((i for i in runs() if i.pretrained and i.metrics and i.metrics.get("classifier")
-                    and i.metrics["config"]["clf_lr"] == 2e-3), None)
+    shipped = next(
+        (
+            i
+            for i in runs()
+            if i.pretrained and i.metrics and i.metrics.get("classifier") and i.metrics["config"]["clf_lr"] == 2e-3
+        ),
+        None,
+    )
     if shipped is None:
         return "docs/RESULTS.md shows what the fine-tuning learning rate changes."
-    return (f"At 2e-3 the shipped run \"{shipped.title}\" reached {shipped.metrics['classifier'][-1]['test_acc']:.1f}% "
-            f"(the lecture printed {LECTURE_CLF_ACC[-1]:.1f}%); docs/RESULTS.md has the rest.")
+    return (
+        f'At 2e-3 the shipped run "{shipped.title}" reached {shipped.metrics["classifier"][-1]["test_acc"]:.1f}% '
+        f"(the lecture printed {LECTURE_CLF_ACC[-1]:.1f}%); docs/RESULTS.md has the rest."
+    )
 
 
 def stop_controls(job) -> None:
@@ -59,8 +83,10 @@ def stop_controls(job) -> None:
     me = state.session_token()
     others = len(job.watchers - {me})
     if state.confirming("stop") == job.id:
-        st.warning(f"{others} other session{'s are' if others != 1 else ' is'} watching this job. Stop it for "
-                   "everyone, or detach and leave it running for them?")
+        st.warning(
+            f"{others} other session{'s are' if others != 1 else ' is'} watching this job. Stop it for "
+            "everyone, or detach and leave it running for them?"
+        )
         c1, c2, c3 = st.columns(3)
         if c1.button("Stop for everyone", key="stop_everyone"):
             jobs().cancel(job.id)
@@ -94,26 +120,39 @@ def show_job(job) -> None:
             st.write("Job state: **running**, loading the images…")
         else:
             done = p.elapsed / max(p.elapsed + (p.remaining if p.remaining == p.remaining else 0), 1e-9)
-            st.progress(min(done, 1.0), text=f"{p.phase} · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} "
-                                             f"· loss {p.loss:.4f} · elapsed {minutes(p.elapsed)} · "
-                                             f"about {minutes(p.remaining)} left")
+            st.progress(
+                min(done, 1.0),
+                text=f"{p.phase} · epoch {p.epoch}/{p.epochs} · batch {p.batch}/{p.batches} "
+                f"· loss {p.loss:.4f} · elapsed {minutes(p.elapsed)} · "
+                f"about {minutes(p.remaining)} left",
+            )
         stop_controls(job)
     elif job.status == QUEUED:
         st.write(f"Job state: **queued**, number {jobs().place_in_queue(job.id)} in the queue.")
         stop_controls(job)  # a job that waits can be taken off the queue too
     elif job.state == CANCELLED:
-        st.write(f"Job state: **stopped** after {minutes(job.elapsed())}. Nothing was saved: a run is written "
-                 "only when the whole experiment finishes (an autoencoder it reused stays where it was). "
-                 "Press Train to start again.")
+        st.write(
+            f"Job state: **stopped** after {minutes(job.elapsed())}. Nothing was saved: a run is written "
+            "only when the whole experiment finishes (an autoencoder it reused stays where it was). "
+            "Press Train to start again."
+        )
     else:
-        st.write(f"Job state: **{job.status}** after {minutes(job.elapsed())}"
-                 + (f" — {job.error}" if job.state == FAILED else ""))
+        st.write(
+            f"Job state: **{job.status}** after {minutes(job.elapsed())}"
+            + (f" — {job.error}" if job.state == FAILED else "")
+        )
     if job.losses:
         show_chart(st, live_loss(job.losses), width="stretch")
     if job.reconstructions:
         epoch, recon = job.reconstructions[-1]
-        show_chart(st, image_strip([job.originals, recon], f"16 test images (top) and their reconstructions "
-                                                             f"after autoencoder epoch {epoch}"), width="stretch")
+        show_chart(
+            st,
+            image_strip(
+                [job.originals, recon],
+                f"16 test images (top) and their reconstructions after autoencoder epoch {epoch}",
+            ),
+            width="stretch",
+        )
     for phase, row in job.epochs[-12:]:
         st.caption(epoch_sentence(phase, row))
 
@@ -135,62 +174,120 @@ st.title("Train")
 dataset = current_dataset()
 if dataset is None:
     st.stop()
-st.caption(f"One job runs the whole experiment: the autoencoder (no labels), fine-tuning a classifier "
-           f"from its encoder, then the same classifier from random init. Data: {dataset.name}.")
+st.caption(
+    f"One job runs the whole experiment: the autoencoder (no labels), fine-tuning a classifier "
+    f"from its encoder, then the same classifier from random init. Data: {dataset.name}."
+)
 
 if state.preset_data() != dataset.fingerprint:  # first visit, or other data chosen
     state.set_preset_data(dataset.fingerprint)
     apply_preset(preset_for(len(dataset.train)))
-st.radio("Start from", list(PRESETS), key="preset", horizontal=True,
-         on_change=lambda: apply_preset(state.widget("preset")), persist_state=KEEP,
-         help="Lecture's settings: batch 2000, 5 + 5 epochs. Small data: batch 100, 20 + 10 epochs, for a few "
-              "thousand images. Quick look: 5,000 images, batch 250, 3 + 2 epochs.")
+st.radio(
+    "Start from",
+    list(PRESETS),
+    key="preset",
+    horizontal=True,
+    on_change=lambda: apply_preset(state.widget("preset")),
+    persist_state=KEEP,
+    help="Lecture's settings: batch 2000, 5 + 5 epochs. Small data: batch 100, 20 + 10 epochs, for a few "
+    "thousand images. Quick look: 5,000 images, batch 250, 3 + 2 epochs.",
+)
 if state.widget("preset") == SMALL_DATA and preset_for(len(dataset.train)) == SMALL_DATA:
-    st.caption(f"\"{SMALL_DATA}\" fits this data: {len(dataset.train):,} training images at the lecture's batch "
-               f"size of {Config().batch_size:,} would be {optimiser_steps(len(dataset.train), Config().batch_size)} "
-               "optimiser step(s) per epoch.")
+    st.caption(
+        f'"{SMALL_DATA}" fits this data: {len(dataset.train):,} training images at the lecture\'s batch '
+        f"size of {Config().batch_size:,} would be {optimiser_steps(len(dataset.train), Config().batch_size)} "
+        "optimiser step(s) per epoch."
+    )
 
 c1, c2, c3 = st.columns(3)
 with c1:
-    latent = st.select_slider("Latent size (the code)", LATENT_SIZES, key="latent_dim", persist_state=KEEP,
-                              help="The Latent space page's \"Latent size\" chart shows what the code length "
-                                   "changes: reconstruction, k-NN accuracy and fine-tuned accuracy.")
-    leak = st.slider("Leak factor (LeakyReLU slope; 0 = ReLU)", 0.0, 0.5, step=0.01, key="leak", persist_state=KEEP,
-                     help="What it changes: the Latent space page's \"Leak and dead units\" section shows the "
-                          "share of units that never fire in this run, and the shipped sweep over leak 0, 0.1, 0.3.")
-    upsample = st.radio("Decoder upsampling", UPSAMPLE_MODES, key="upsample", persist_state=KEEP,
-                        horizontal=True, help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)")
+    latent = st.select_slider(
+        "Latent size (the code)",
+        LATENT_SIZES,
+        key="latent_dim",
+        persist_state=KEEP,
+        help='The Latent space page\'s "Latent size" chart shows what the code length '
+        "changes: reconstruction, k-NN accuracy and fine-tuned accuracy.",
+    )
+    leak = st.slider(
+        "Leak factor (LeakyReLU slope; 0 = ReLU)",
+        0.0,
+        0.5,
+        step=0.01,
+        key="leak",
+        persist_state=KEEP,
+        help='What it changes: the Latent space page\'s "Leak and dead units" section shows the '
+        "share of units that never fire in this run, and the shipped sweep over leak 0, 0.1, 0.3.",
+    )
+    upsample = st.radio(
+        "Decoder upsampling",
+        UPSAMPLE_MODES,
+        key="upsample",
+        persist_state=KEEP,
+        horizontal=True,
+        help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)",
+    )
 with c2:
     ae_epochs = st.number_input("Autoencoder epochs", 1, 100, key="ae_epochs", persist_state=KEEP)
-    clf_epochs = st.number_input("Classifier epochs (0 = autoencoder only)", 0, 100,
-                                 key="clf_epochs", persist_state=KEEP)
+    clf_epochs = st.number_input(
+        "Classifier epochs (0 = autoencoder only)", 0, 100, key="clf_epochs", persist_state=KEEP
+    )
     batch_size = st.number_input("Batch size", 16, 10_000, step=100, key="batch_size", persist_state=KEEP)
-    clf_batch = st.number_input("Classifier batch size (0 = the same)", 0, 10_000, step=50,
-                                key="clf_batch_size", persist_state=KEEP)
-    lr = st.select_slider("Learning rate (Adam), autoencoder", LEARNING_RATES, format_func=lambda v: f"{v:g}",
-                          key="lr", persist_state=KEEP)
-    clf_lr = st.select_slider("Learning rate, fine-tuning", LEARNING_RATES, format_func=lambda v: f"{v:g}",
-                              key="clf_lr", persist_state=KEEP,
-                              help=fine_tuning_lr_note())
+    clf_batch = st.number_input(
+        "Classifier batch size (0 = the same)", 0, 10_000, step=50, key="clf_batch_size", persist_state=KEEP
+    )
+    lr = st.select_slider(
+        "Learning rate (Adam), autoencoder",
+        LEARNING_RATES,
+        format_func=lambda v: f"{v:g}",
+        key="lr",
+        persist_state=KEEP,
+    )
+    clf_lr = st.select_slider(
+        "Learning rate, fine-tuning",
+        LEARNING_RATES,
+        format_func=lambda v: f"{v:g}",
+        key="clf_lr",
+        persist_state=KEEP,
+        help=fine_tuning_lr_note(),
+    )
 with c3:
     subset = st.selectbox("Training images", list(SUBSETS), key="subset", persist_state=KEEP)
     limit = SUBSETS[subset]
     if limit == "custom":
         limit = st.number_input("How many training images", 10, 1_000_000, key="limit_custom", persist_state=KEEP)
-    test_limit = st.number_input("Test images (0 = the whole test split)", 0, 1_000_000,
-                                 key="test_limit", persist_state=KEEP)
-    precision = st.selectbox("Precision", PRECISIONS, key="precision", persist_state=KEEP,
-                             help="auto: bf16 autocast where the hardware supports it, else fp32")
+    test_limit = st.number_input(
+        "Test images (0 = the whole test split)", 0, 1_000_000, key="test_limit", persist_state=KEEP
+    )
+    precision = st.selectbox(
+        "Precision",
+        PRECISIONS,
+        key="precision",
+        persist_state=KEEP,
+        help="auto: bf16 autocast where the hardware supports it, else fp32",
+    )
     seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
     scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline", persist_state=KEEP)
     flip = st.checkbox("Random horizontal flips (augmentation)", key="flip", persist_state=KEEP)
 
 try:
-    cfg = Config(latent_dim=latent, leak=float(leak), upsample=upsample, ae_epochs=int(ae_epochs),
-                 clf_epochs=int(clf_epochs), batch_size=int(batch_size), clf_batch_size=int(clf_batch) or None,
-                 lr=float(lr), clf_lr=float(clf_lr), limit=limit and int(limit),
-                 test_limit=int(test_limit) or None, precision=precision, seed=int(seed),
-                 scratch_baseline=scratch, flip=flip)
+    cfg = Config(
+        latent_dim=latent,
+        leak=float(leak),
+        upsample=upsample,
+        ae_epochs=int(ae_epochs),
+        clf_epochs=int(clf_epochs),
+        batch_size=int(batch_size),
+        clf_batch_size=int(clf_batch) or None,
+        lr=float(lr),
+        clf_lr=float(clf_lr),
+        limit=limit and int(limit),
+        test_limit=int(test_limit) or None,
+        precision=precision,
+        seed=int(seed),
+        scratch_baseline=scratch,
+        flip=flip,
+    )
     key, _ = request_keys(cfg, dataset)
 except (ConfigError, DeviceError) as exc:
     st.error(str(exc))
@@ -201,6 +298,7 @@ if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
 if find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")
 elif resolve_device("auto").type == "cpu":
+
     def time_estimate() -> None:
         """The estimate, once the worker has measured a step (between a running job's batches)."""
         per_mflop = measured_speed(cfg, wait=0.05)  # a quick look each tick: the page is never held
@@ -218,8 +316,11 @@ trainings = [j for j in jobs().jobs() if j.kind == TRAIN]
 watched = jobs().get(state.watched_job("train"))
 if watched is not None and watched.active:  # the live progress takes the Train button's place, in view
     st.fragment(run_every=1.0)(job_panel)()
-if st.button("Train" if watched is None or not watched.active else "Train these settings too (queued after it)",
-             type="primary", key="train_button") and (job := submit_training(cfg, dataset)):
+if st.button(
+    "Train" if watched is None or not watched.active else "Train these settings too (queued after it)",
+    type="primary",
+    key="train_button",
+) and (job := submit_training(cfg, dataset)):
     state.watch_job("train", job.id)
     if job.cached:
         view_run(str(job.run_path))
@@ -230,7 +331,6 @@ if msg := state.take_flash():
     st.success(msg)
 if watched is None or not watched.active:
     st.fragment(job_panel)()
-
 
 
 if trainings:
@@ -265,8 +365,13 @@ if run is not None and runs_dir() in run.path.parents:  # never a shipped run (a
     st.subheader("The run being viewed")
     show_run_summary(run)
     left, right = st.columns(2)
-    left.download_button("Download as zip", lambda: zip_run(run.path), file_name=f"{run.name}.zip",
-                         mime="application/zip", key="download_run")  # zipped when pressed, not on every rerun
+    left.download_button(
+        "Download as zip",
+        lambda: zip_run(run.path),
+        file_name=f"{run.name}.zip",
+        mime="application/zip",
+        key="download_run",
+    )  # zipped when pressed, not on every rerun
     if not owns_run(run.path):
         right.caption("Another seat trained this run: only it (or the lecturer) can delete it.")
     elif state.confirming("delete") != run.name:

@@ -20,8 +20,11 @@ def pick_test_image(dataset, left, mid, right):
     """A test image chosen by class and number, or at random; (image, its class index, caption)."""
     classes = ["any class", *dataset.classes]
     cls = left.selectbox("Class", classes, key="try_class", persist_state="session")
-    pool = (range(len(dataset.test)) if cls == "any class"
-            else (dataset.test.labels == dataset.classes.index(cls)).nonzero().flatten().tolist())
+    pool = (
+        range(len(dataset.test))
+        if cls == "any class"
+        else (dataset.test.labels == dataset.classes.index(cls)).nonzero().flatten().tolist()
+    )
     pool = list(pool)
     right.write("")  # line the button up with the inputs
     if right.button("Random", key="try_random"):
@@ -50,8 +53,9 @@ if source == "a test image":
             truth = None  # the run's classes are others: no right or wrong
 else:
     with st.container():
-        upload = st.file_uploader("PNG or JPEG, up to 10 MB; resized to 32×32", type=["png", "jpg", "jpeg"],
-                                  key="try_upload")
+        upload = st.file_uploader(
+            "PNG or JPEG, up to 10 MB; resized to 32×32", type=["png", "jpg", "jpeg"], key="try_upload"
+        )
     if upload is not None:
         try:
             image, notes = image_from_bytes(upload.getvalue())
@@ -73,8 +77,11 @@ if image is not None:
             probs = class_probabilities(run.classifier, image[None])[0].tolist()
             guess = run.classes[max(range(len(probs)), key=probs.__getitem__)]
             if truth is not None:
-                right_or_wrong = (":green[**right**]" if run.classes[truth] == guess
-                                  else f":red[**wrong**] (it is {article(run.classes[truth])} {run.classes[truth]})")
+                right_or_wrong = (
+                    ":green[**right**]"
+                    if run.classes[truth] == guess
+                    else f":red[**wrong**] (it is {article(run.classes[truth])} {run.classes[truth]})"
+                )
                 st.markdown(f"Prediction: **{guess}** — {right_or_wrong}")
             else:
                 st.markdown(f"Prediction: **{guess}**")

@@ -30,6 +30,7 @@ def seeds_of(metrics: dict):
     if not NEW:
         return None
     from cae.sweeps import seed_spread
+
     return seed_spread(metrics)
 
 
@@ -43,8 +44,10 @@ def lecture_answers(run) -> None:
     extra = {}
     if NEW:
         sample = load_sample()
-        extra = {"seeds": seeds_of(run.metrics),
-                 "seen": lecture.recognition(run.autoencoder, run.classifier, sample.test.images, sample.test.labels)}
+        extra = {
+            "seeds": seeds_of(run.metrics),
+            "seen": lecture.recognition(run.autoencoder, run.classifier, sample.test.images, sample.test.labels),
+        }
         entry = (load_label_budget() or {}).get("sources", {}).get(run.name)
         if entry:
             points = [p for p in entry["points"] if p["budget"] in lecture.LECTURE_BUDGETS]
@@ -76,8 +79,7 @@ def main() -> None:
         lines = budget_lines(entry["points"], budget.get("precision")) if NEW else budget_lines(entry["points"])
         print(f"== Label budget, {entry['title']}\n  {report.label_budget_sentence(lines)}")
     sample = load_sample()
-    live = (config.live_config(len(sample.train), len(sample.test)) if NEW
-            else config.preset_config(config.QUICK_LOOK))
+    live = config.live_config(len(sample.train), len(sample.test)) if NEW else config.preset_config(config.QUICK_LOOK)
     for label, cfg in (("Small data preset", config.preset_config(config.SMALL_DATA)), ("Lecture's live run", live)):
         metrics = run_experiment(cfg.replace(precision="fp32"), sample).metrics
         print(f"== The sample: {label}")

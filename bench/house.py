@@ -13,9 +13,12 @@ import re
 import sys
 from pathlib import Path
 
-KEY_USES = [r"st\.session_state\.([a-z_][a-z0-9_]*)", r"st\.session_state\[\"([a-z_][a-z0-9_]*)\"\]",
-            r"st\.session_state\.(?:get|pop|setdefault)\(\"([a-z_][a-z0-9_]*)\"",
-            r"\"([a-z_][a-z0-9_]*)\" (?:not )?in st\.session_state"]
+KEY_USES = [
+    r"st\.session_state\.([a-z_][a-z0-9_]*)",
+    r"st\.session_state\[\"([a-z_][a-z0-9_]*)\"\]",
+    r"st\.session_state\.(?:get|pop|setdefault)\(\"([a-z_][a-z0-9_]*)\"",
+    r"\"([a-z_][a-z0-9_]*)\" (?:not )?in st\.session_state",
+]
 METHODS = {"get", "pop", "setdefault", "update", "to_dict", "from_dict", "items", "keys", "values", "clear"}
 
 
@@ -49,7 +52,7 @@ def import_cycles(tree: Path) -> list[list[str]]:
 
     def visit(node, trail):
         if node in trail:
-            cycles.append(trail[trail.index(node):] + [node])
+            cycles.append(trail[trail.index(node) :] + [node])
             return
         if node in done:
             return
@@ -69,16 +72,22 @@ def main(tree: Path) -> None:
     long_lines = sum(len(line) > 120 for p in files for line in p.read_text().splitlines())
     touching = [p for p in app if re.search(r"st\.session_state|st\.query_params", p.read_text())]
     keys = set().union(*(session_keys(p.read_text()) for p in app))
-    pages = [p for p in app if p.parent.name == "app_pages" and not p.name.startswith("_")
-             and p.stem not in ("state", "caches", "rights")]
+    pages = [
+        p
+        for p in app
+        if p.parent.name == "app_pages" and not p.name.startswith("_") and p.stem not in ("state", "caches", "rights")
+    ]
     longest_page = max(pages, key=lambda p: len(p.read_text().splitlines()))
     fn = max((longest_function(p) + (p.name,) for p in files), key=lambda t: t[0])
     print(f"tree: {tree}")
     print(f"python lines (cae, app_pages, router): {total:,}; over 120 characters: {long_lines}")
-    print(f"longest page: {longest_page.name}, {len(longest_page.read_text().splitlines())} lines; "
-          f"longest function: {fn[1]} in {fn[2]}, {fn[0]} lines")
-    print(f"app files touching st.session_state/st.query_params: {len(touching)} "
-          f"({', '.join(p.name for p in touching)})")
+    print(
+        f"longest page: {longest_page.name}, {len(longest_page.read_text().splitlines())} lines; "
+        f"longest function: {fn[1]} in {fn[2]}, {fn[0]} lines"
+    )
+    print(
+        f"app files touching st.session_state/st.query_params: {len(touching)} ({', '.join(p.name for p in touching)})"
+    )
     print(f"plain session keys named literally: {len(keys)}")
     print(f"import cycles: {import_cycles(tree) or 'none'}")
     print("lines per module:")

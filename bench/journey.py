@@ -55,14 +55,23 @@ def main() -> None:
         own = train_or_load(small.replace(seed=seed), sample, runs, force=True).result.metrics
         t1 = time.perf_counter()
         # the same schedule as the preset's classifier phase, from the shipped encoder
-        moved = transfer_config(shipped, clf_epochs=small.clf_epochs, clf_lr=small.clf_lr,
-                                clf_batch_size=small.batch_size, seed=seed)
+        moved = transfer_config(
+            shipped, clf_epochs=small.clf_epochs, clf_lr=small.clf_lr, clf_batch_size=small.batch_size, seed=seed
+        )
         transfer = train_or_load(moved, sample, runs, force=True, source=shipped).result.metrics
         t2 = time.perf_counter()
-        rows.append({"seed": seed, "small_data_finetuned": final_acc(own), "small_data_scratch": final_acc(own, True),
-                     "small_data_test_mse": own["autoencoder"][-1]["test_mse"], "small_data_seconds": t1 - t0,
-                     "transfer_finetuned": final_acc(transfer), "transfer_scratch": final_acc(transfer, True),
-                     "transfer_seconds": t2 - t1})
+        rows.append(
+            {
+                "seed": seed,
+                "small_data_finetuned": final_acc(own),
+                "small_data_scratch": final_acc(own, True),
+                "small_data_test_mse": own["autoencoder"][-1]["test_mse"],
+                "small_data_seconds": t1 - t0,
+                "transfer_finetuned": final_acc(transfer),
+                "transfer_scratch": final_acc(transfer, True),
+                "transfer_seconds": t2 - t1,
+            }
+        )
     shipped_on_sample = evaluate_run(shipped, sample)
     print(f"Device: {describe_device(resolve_device('auto'))}; data: {sample.name}\n")
     print(
@@ -71,21 +80,29 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['seed']} | {r['small_data_finetuned']:.1f} | {r['small_data_scratch']:.1f} | "
-              f"{r['small_data_test_mse']:.4f} | {r['small_data_seconds']:.1f} | {r['transfer_finetuned']:.1f} | "
-              f"{r['transfer_scratch']:.1f} | {r['transfer_seconds']:.1f} |")
+        print(
+            f"| {r['seed']} | {r['small_data_finetuned']:.1f} | {r['small_data_scratch']:.1f} | "
+            f"{r['small_data_test_mse']:.4f} | {r['small_data_seconds']:.1f} | {r['transfer_finetuned']:.1f} | "
+            f"{r['transfer_scratch']:.1f} | {r['transfer_seconds']:.1f} |"
+        )
     print(
         f"| mean ± s.d. | {spread([r['small_data_finetuned'] for r in rows])} | "
         f"{spread([r['small_data_scratch'] for r in rows])} | | | {spread([r['transfer_finetuned'] for r in rows])} | "
         f"{spread([r['transfer_scratch'] for r in rows])} | |"
     )
-    print(f"\nShipped Lecture preset on the sample's {len(sample.test)} test images: test MSE "
-          f"{shipped_on_sample['test_mse']:.4f}, accuracy {shipped_on_sample['test_acc']:.1f}% "
-          f"(on its own 10,000 test images: {shipped.metrics['autoencoder'][-1]['test_mse']:.4f}, "
-          f"{final_acc(shipped.metrics):.1f}%)")
+    print(
+        f"\nShipped Lecture preset on the sample's {len(sample.test)} test images: test MSE "
+        f"{shipped_on_sample['test_mse']:.4f}, accuracy {shipped_on_sample['test_acc']:.1f}% "
+        f"(on its own 10,000 test images: {shipped.metrics['autoencoder'][-1]['test_mse']:.4f}, "
+        f"{final_acc(shipped.metrics):.1f}%)"
+    )
     out = Path(__file__).parent / "results" / f"journey-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"rows": rows, "shipped_on_sample": shipped_on_sample,
-                               "device": describe_device(resolve_device("auto"))}, indent=1))
+    out.write_text(
+        json.dumps(
+            {"rows": rows, "shipped_on_sample": shipped_on_sample, "device": describe_device(resolve_device("auto"))},
+            indent=1,
+        )
+    )
     print(f"\n{out}")
 
 

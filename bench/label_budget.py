@@ -43,8 +43,13 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"))
     parser.add_argument("--out", default=str(ROOT / "pretrained" / "label_budget.json"))
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0 .. N-1")
-    parser.add_argument("--seed-list", type=int, nargs="*", default=None,
-                        help="these seeds instead (to share the points among processes)")
+    parser.add_argument(
+        "--seed-list",
+        type=int,
+        nargs="*",
+        default=None,
+        help="these seeds instead (to share the points among processes)",
+    )
     parser.add_argument("--budgets", type=int, nargs="*", default=list(DEFAULT_BUDGETS))
     parser.add_argument("--sources", nargs="*", default=list(SOURCES))
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
@@ -70,14 +75,17 @@ def main() -> None:
         entry.update(title=title, ae_epochs=source.config.ae_epochs, clf_lr=source.config.clf_lr)
         for seed in args.seed_list if args.seed_list is not None else range(args.seeds):
             for budget in args.budgets:
-                if budget > len(dataset.train) or any((p["budget"], p["seed"], p.get("precision")) ==
-                                                      (budget, seed, precision) for p in entry["points"]):
+                if budget > len(dataset.train) or any(
+                    (p["budget"], p["seed"], p.get("precision")) == (budget, seed, precision) for p in entry["points"]
+                ):
                     continue
                 point = label_budget.run_point(source, dataset, budget, seed)
                 entry["points"].append({**point, "precision": precision})
-                print(f"{title}, {budget} labels, seed {seed}, {precision}: fine-tuned {point['finetuned']:.1f}%, "
-                      f"frozen {point['frozen']:.1f}%, scratch {point['scratch']:.1f}% ({point['seconds']:.0f} s)",
-                      flush=True)
+                print(
+                    f"{title}, {budget} labels, seed {seed}, {precision}: fine-tuned {point['finetuned']:.1f}%, "
+                    f"frozen {point['frozen']:.1f}%, scratch {point['scratch']:.1f}% ({point['seconds']:.0f} s)",
+                    flush=True,
+                )
                 save(shipped, out)
     save(shipped, out)  # the protocol and titles, also when every point was there already
 
@@ -89,18 +97,30 @@ def tables(shipped: dict) -> str:
     for entry in shipped["sources"].values():
         for precision in sorted({p.get("precision") for p in entry["points"]}, key=str):
             lines = budget_lines(entry["points"], precision)
-            out += [f"**{entry['title']}, {precision}**", "",
-                    "| labels | seeds | fine-tuned | frozen | scratch | fine-tuned − scratch | seeds rule |",
-                    "|---|---|---|---|---|---|---|"]
+            out += [
+                f"**{entry['title']}, {precision}**",
+                "",
+                "| labels | seeds | fine-tuned | frozen | scratch | fine-tuned − scratch | seeds rule |",
+                "|---|---|---|---|---|---|---|",
+            ]
             for b in sorted(lines["finetuned"]):
-                cells = [f"{lines[k][b]['mean']:.1f} ({lines[k][b]['low']:.1f}–{lines[k][b]['high']:.1f})"
-                         for k in ("finetuned", "frozen", "scratch")]
+                cells = [
+                    f"{lines[k][b]['mean']:.1f} ({lines[k][b]['low']:.1f}–{lines[k][b]['high']:.1f})"
+                    for k in ("finetuned", "frozen", "scratch")
+                ]
                 fine, scratch = lines["finetuned"][b], lines["scratch"][b]
-                said = ({None: "within the spread", 0: "fine-tuned ahead", 1: "scratch ahead"}[
-                    compare_seeds(fine["values"], scratch["values"]).winner] if fine["n"] > 1 else "one seed")
-                out.append(f"| {b:,} | {fine['n']} | {' | '.join(cells)} | "
-                           f"{round(fine['mean'] - scratch['mean'], 1) + 0:+.1f} | "
-                           f"{said} |")
+                said = (
+                    {None: "within the spread", 0: "fine-tuned ahead", 1: "scratch ahead"}[
+                        compare_seeds(fine["values"], scratch["values"]).winner
+                    ]
+                    if fine["n"] > 1
+                    else "one seed"
+                )
+                out.append(
+                    f"| {b:,} | {fine['n']} | {' | '.join(cells)} | "
+                    f"{round(fine['mean'] - scratch['mean'], 1) + 0:+.1f} | "
+                    f"{said} |"
+                )
             out += ["", label_budget_sentence(lines), ""]
     return "\n".join(out)
 

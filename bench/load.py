@@ -35,8 +35,14 @@ from playwright.async_api import async_playwright
 
 from bench.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer, health_latency
 
-PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "First-layer kernels"),
-         ("classifier", "Classifier"), ("try_image", "Try an image")]
+PAGES = [
+    ("", "Overview"),
+    ("data", "Data"),
+    ("train", "Train"),
+    ("kernels", "First-layer kernels"),
+    ("classifier", "Classifier"),
+    ("try_image", "Try an image"),
+]
 # Classroom mode walks Lecture mode too. The Latent space page is left out: its first view computes
 # the map in the worker (minutes on the full CIFAR-10 copy), which would measure that, not the load.
 CLASSROOM_PAGES = [("lecture", "1/"), *PAGES]  # Lecture mode opens on step 1: "1/7 · …"
@@ -63,8 +69,7 @@ async def open_page(page, url: str, path: str, title: str) -> float:
     t0 = time.perf_counter()
     await page.goto(f"{url}/{path}")
     await page.get_by_role("heading", name=title).first.wait_for(timeout=120_000)
-    await page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')",
-                                 timeout=120_000)
+    await page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=120_000)
     return time.perf_counter() - t0
 
 
@@ -113,8 +118,16 @@ def chromium_wrapper(folder: str, nice: bool, pin: str | None) -> str:
     return str(wrapper)
 
 
-async def run(url: str, sessions: int, rounds: int, executable: str, ae_epochs: int, clf_epochs: int | None,
-              job: bool, pages: list) -> dict:
+async def run(
+    url: str,
+    sessions: int,
+    rounds: int,
+    executable: str,
+    ae_epochs: int,
+    clf_epochs: int | None,
+    job: bool,
+    pages: list,
+) -> dict:
     times, failures = {}, []
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
@@ -162,16 +175,30 @@ def main() -> None:
     pages = CLASSROOM_PAGES if args.classroom else PAGES
     with tempfile.TemporaryDirectory() as tmp:
         data = data_for_load()
-        env = {"CAE_RUNS": f"{tmp}/runs", "CAE_CACHE": f"{tmp}/cache", "CAE_DATA": data,
-               **({"CAE_CLASSROOM": "1"} if args.classroom else {})}
+        env = {
+            "CAE_RUNS": f"{tmp}/runs",
+            "CAE_CACHE": f"{tmp}/cache",
+            "CAE_DATA": data,
+            **({"CAE_CLASSROOM": "1"} if args.classroom else {}),
+        }
         with AppServer(env, Path(tmp) / "server.log") as server:
             stop, health, memory = threading.Event(), [], []
             poller = threading.Thread(target=poll_health, args=(server.url, stop, health, memory))
             poller.start()
             try:
                 executable = chromium_wrapper(tmp, args.nice_browsers, args.pin_browsers)
-                result = asyncio.run(run(server.url, sessions, args.rounds, executable, args.ae_epochs,
-                                         args.clf_epochs, not args.no_job, pages))
+                result = asyncio.run(
+                    run(
+                        server.url,
+                        sessions,
+                        args.rounds,
+                        executable,
+                        args.ae_epochs,
+                        args.clf_epochs,
+                        not args.no_job,
+                        pages,
+                    )
+                )
                 walked = time.perf_counter()
                 stop.set()  # health is measured during the walk only
                 metrics = None if args.no_job else wait_for_run(Path(tmp) / "runs")
@@ -208,17 +235,21 @@ def main() -> None:
     }
     pinned = f", browsers pinned to CPU {args.pin_browsers}" if args.pin_browsers is not None else ""
     doing = f"while a job trains on {data}" if metrics else f"with no job training, data {data}"
-    print(f"{sessions} sessions x {args.rounds} rounds of {len(pages)} pages {doing} "
-          f"({report['wall_s']:.0f} s){', browsers at nice 19' if args.nice_browsers else ''}{pinned}"
-          f"{', classroom mode (a seat each)' if args.classroom else ''}")
+    print(
+        f"{sessions} sessions x {args.rounds} rounds of {len(pages)} pages {doing} "
+        f"({report['wall_s']:.0f} s){', browsers at nice 19' if args.nice_browsers else ''}{pinned}"
+        f"{', classroom mode (a seat each)' if args.classroom else ''}"
+    )
     for name, t in report["page_s"].items():
         print(f"  {name:<12} median {t['median']:.2f} s   max {t['max']:.2f} s   ({t['n']} loads)")
     h = report["health"]
     loads = sum(t["n"] for t in report["page_s"].values())
     print(f"  page loads answered: {loads} of {loads + len(report['failures'])}")
     p95 = "over 10 s (unanswered)" if h["p95_s"] is None else f"{1000 * h['p95_s']:.0f} ms"
-    print(f"  health: {h['polls']} polls, {h['unanswered']} unanswered (at {h['unanswered_at_s'][:8]} s), "
-          f"median {1000 * h['median_s']:.0f} ms, p95 {p95}, max answered {1000 * h['max_s']:.0f} ms")
+    print(
+        f"  health: {h['polls']} polls, {h['unanswered']} unanswered (at {h['unanswered_at_s'][:8]} s), "
+        f"median {1000 * h['median_s']:.0f} ms, p95 {p95}, max answered {1000 * h['max_s']:.0f} ms"
+    )
     if metrics:
         print(f"  autoencoder epochs: {', '.join(f'{e:.1f}' for e in epochs)} s; job {metrics['seconds_total']:.0f} s")
     print(f"  least memory available during the walk: {report['min_available_mb']:,} MB")

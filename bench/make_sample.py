@@ -1,6 +1,6 @@
 """Build cae/assets/cifar10-sample.npz: 100 train + 20 test images per class, seeded, with their file names.
 
-    python bench/make_sample.py [--data ../shared/datasets/cifar10-jpeg]
+python bench/make_sample.py [--data ../shared/datasets/cifar10-jpeg]
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ def main() -> None:
     np.savez_compressed(SAMPLE_FILE, classes=np.array(classes), files=np.array(listing), **arrays)
     (SAMPLE_FILE.parent / "cifar10-sample-files.txt").write_text(
         f"# Images in cifar10-sample.npz, from {root.name} (random.Random({args.seed}).sample per class)\n"
-        + "\n".join(listing) + "\n")
+        + "\n".join(listing)
+        + "\n"
+    )
     print(f"wrote {SAMPLE_FILE} ({SAMPLE_FILE.stat().st_size / 1e6:.2f} MB), {len(listing)} images")
 
 

@@ -28,16 +28,20 @@ def measure(name: str, features, data: latent.FixedSubsets, dataset) -> dict:
     t0 = time.perf_counter()
     train, test = features(dataset.train.images[data.train]), features(dataset.test.images[data.test])
     y_train, y_test = dataset.train.labels[data.train], dataset.test.labels[data.test]
-    row = {"features": name, "knn": latent.knn_accuracy(train, y_train, test, y_test),
-           "probe": latent.linear_probe(train, y_train, test, y_test)}
+    row = {
+        "features": name,
+        "knn": latent.knn_accuracy(train, y_train, test, y_test),
+        "probe": latent.linear_probe(train, y_train, test, y_test),
+    }
     row["seconds"] = time.perf_counter() - t0
     return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
-                                              / "cifar10-jpeg"))
+    parser.add_argument(
+        "--data", default=str(Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "cifar10-jpeg")
+    )
     args = parser.parse_args()
     dataset = load_dataset(args.data)
     data = latent.representation_subsets(dataset.train.labels, dataset.test.labels)
@@ -50,8 +54,14 @@ def main() -> None:
         run = load_run(info.path)
         rows.append(measure(f"code: {info.title}", lambda x, run=run: latent.codes(run.autoencoder, x), data, dataset))
         if run.classifier is not None:
-            rows.append(measure(f"fine-tuned classifier's features: {info.title}",
-                                lambda x, run=run: latent.codes(run.classifier, x), data, dataset))
+            rows.append(
+                measure(
+                    f"fine-tuned classifier's features: {info.title}",
+                    lambda x, run=run: latent.codes(run.classifier, x),
+                    data,
+                    dataset,
+                )
+            )
     print(f"{dataset.name}: {len(data.train)} training / {len(data.test)} test images (balanced, seed 0)\n")
     print("| features | k-NN (cosine, k=10) | linear probe | seconds |")
     print("|---|---|---|---|")

@@ -54,45 +54,62 @@ def summary_row(run) -> dict:
     m = run.metrics
     clf, scratch = m.get("classifier") or [], (m.get("scratch") or {}).get("classifier") or []
     sat = saturation(clf)
-    return {"run": run.name, "settings": differences(run.config),
-            "AE test MSE": m["autoencoder"][-1]["test_mse"] if m["autoencoder"] else None,
-            "acc ep1 %": clf[0]["test_acc"] if clf else None,
-            "acc final %": clf[-1]["test_acc"] if clf else None,
-            "scratch ep1 %": scratch[0]["test_acc"] if scratch else None,
-            "scratch final %": scratch[-1]["test_acc"] if scratch else None,
-            "best % (epoch)": f"{sat['best_acc']:.2f} ({sat['best_epoch']})" if sat else None,
-            "within 1 pt of best from epoch": sat["within_epoch"] if sat else None,
-            "epochs": f"{len(m['autoencoder'])}+{len(clf)}", "trained on": m["device"]}
+    return {
+        "run": run.name,
+        "settings": differences(run.config),
+        "AE test MSE": m["autoencoder"][-1]["test_mse"] if m["autoencoder"] else None,
+        "acc ep1 %": clf[0]["test_acc"] if clf else None,
+        "acc final %": clf[-1]["test_acc"] if clf else None,
+        "scratch ep1 %": scratch[0]["test_acc"] if scratch else None,
+        "scratch final %": scratch[-1]["test_acc"] if scratch else None,
+        "best % (epoch)": f"{sat['best_acc']:.2f} ({sat['best_epoch']})" if sat else None,
+        "within 1 pt of best from epoch": sat["within_epoch"] if sat else None,
+        "epochs": f"{len(m['autoencoder'])}+{len(clf)}",
+        "trained on": m["device"],
+    }
 
 
 def report(run, fresh: dict, machine: str) -> str:
     m = run.metrics
     extremes = best_and_worst(m.get("per_class_acc") or {})
     scratch_extremes = best_and_worst((m.get("scratch") or {}).get("per_class_acc") or {})
-    per_class = [{"class": c, "pretrained %": m["per_class_acc"].get(c),
-                  "scratch %": (m.get("scratch") or {}).get("per_class_acc", {}).get(c)} for c in run.classes]
-    return "\n".join([
-        f"## {run.name}",
-        f"Data: {m['dataset']['name']} ({m['dataset']['train_size']:,} train / {m['dataset']['test_size']:,} "
-        f"test images; fingerprint {m['dataset']['fingerprint'][:12]}). Trained on: {m['device']}, precision "
-        f"{m['precision']}, torch {m.get('torch', '?')}. Evaluated now on: {machine}.",
-        f"Settings: {differences(run.config)}.",
-        "",
-        "### Autoencoder (the lecture printed losses ÷30 batches where CIFAR-10 has 25; the true column corrects that)",
-        markdown_table(lecture_autoencoder_rows(m)),
-        "### Classifier: fine-tuned from the autoencoder, and the same classifier from random init",
-        markdown_table(lecture_classifier_rows(m)),
-        f"Evaluated afresh on the test split: test MSE {fresh['test_mse']:.4f}, test accuracy "
-        + (f"{fresh['test_acc']:.2f}%." if fresh["test_acc"] is not None else "– (no classifier)."),
-        "",
-        "### Per-class test accuracy",
-        markdown_table(per_class),
-        (f"Best class: {extremes[0][0]} ({extremes[0][1]:.1f}%); worst: {extremes[1][0]} ({extremes[1][1]:.1f}%)."
-         if extremes else "")
-        + (f" Scratch: best {scratch_extremes[0][0]}, worst {scratch_extremes[1][0]}." if scratch_extremes else "")
-        + " The lecture: frog best, deer worst, cat next.",
-        "",
-    ])
+    per_class = [
+        {
+            "class": c,
+            "pretrained %": m["per_class_acc"].get(c),
+            "scratch %": (m.get("scratch") or {}).get("per_class_acc", {}).get(c),
+        }
+        for c in run.classes
+    ]
+    return "\n".join(
+        [
+            f"## {run.name}",
+            f"Data: {m['dataset']['name']} ({m['dataset']['train_size']:,} train / {m['dataset']['test_size']:,} "
+            f"test images; fingerprint {m['dataset']['fingerprint'][:12]}). Trained on: {m['device']}, precision "
+            f"{m['precision']}, torch {m.get('torch', '?')}. Evaluated now on: {machine}.",
+            f"Settings: {differences(run.config)}.",
+            "",
+            "### Autoencoder (the lecture printed losses ÷30 batches where CIFAR-10 has 25; "
+            "the true column corrects that)",
+            markdown_table(lecture_autoencoder_rows(m)),
+            "### Classifier: fine-tuned from the autoencoder, and the same classifier from random init",
+            markdown_table(lecture_classifier_rows(m)),
+            f"Evaluated afresh on the test split: test MSE {fresh['test_mse']:.4f}, test accuracy "
+            + (f"{fresh['test_acc']:.2f}%." if fresh["test_acc"] is not None else "– (no classifier)."),
+            "",
+            "### Per-class test accuracy",
+            markdown_table(per_class),
+            (
+                f"Best class: {extremes[0][0]} ({extremes[0][1]:.1f}%); "
+                f"worst: {extremes[1][0]} ({extremes[1][1]:.1f}%)."
+                if extremes
+                else ""
+            )
+            + (f" Scratch: best {scratch_extremes[0][0]}, worst {scratch_extremes[1][0]}." if scratch_extremes else "")
+            + " The lecture: frog best, deer worst, cat next.",
+            "",
+        ]
+    )
 
 
 def main() -> None:
@@ -111,12 +128,14 @@ def main() -> None:
     machine = f"{platform.machine()} {describe_device(resolve_device('auto'))}"
     fresh = evaluate_run(run, dataset)
     compared = [load_run(p) for p in args.compare]
-    text = "\n".join([
-        f"<!-- written by bench/reproduce_lecture.py on {time.strftime('%Y-%m-%d %H:%M')} -->",
-        report(run, fresh, machine),
-        "## Runs compared",
-        markdown_table([summary_row(r) for r in [run, *compared]]),
-    ])
+    text = "\n".join(
+        [
+            f"<!-- written by bench/reproduce_lecture.py on {time.strftime('%Y-%m-%d %H:%M')} -->",
+            report(run, fresh, machine),
+            "## Runs compared",
+            markdown_table([summary_row(r) for r in [run, *compared]]),
+        ]
+    )
     print(text)
     if args.write:
         Path(args.write).parent.mkdir(parents=True, exist_ok=True)

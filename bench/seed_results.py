@@ -53,8 +53,9 @@ def main() -> None:
         group["seeds"].append(seed_entry(metrics, folder.name))
     for group in groups.values():
         group["seeds"].sort(key=lambda s: s["seed"])
-    text = json.dumps({"dataset": {k: v for k, v in dataset.items() if k != "origin"},
-                       "groups": list(groups.values())}, indent=1)
+    text = json.dumps(
+        {"dataset": {k: v for k, v in dataset.items() if k != "origin"}, "groups": list(groups.values())}, indent=1
+    )
     write_atomically(Path(args.out), lambda tmp: tmp.write_text(text), folder=False)
     for group in groups.values():
         print(markdown_table(group))
@@ -62,16 +63,22 @@ def main() -> None:
 
 def markdown_table(group: dict) -> str:
     """The group's seeds as the table in docs/RESULTS.md, with the seeds rule's verdict per column."""
-    changed = {k: v for k, v in group["recipe"].items() if k not in ("dataset", "precision")
-               and v != Config().to_dict().get(k)}
-    lines = [f"Recipe: {changed or 'the lecture preset'}, {group['recipe']['precision']}.", "",
-             "| seed | AE test MSE | fine-tuned ep. 1 % | scratch ep. 1 % | fine-tuned final % | scratch final % |",
-             "|---|---|---|---|---|---|"]
+    changed = {
+        k: v for k, v in group["recipe"].items() if k not in ("dataset", "precision") and v != Config().to_dict().get(k)
+    }
+    lines = [
+        f"Recipe: {changed or 'the lecture preset'}, {group['recipe']['precision']}.",
+        "",
+        "| seed | AE test MSE | fine-tuned ep. 1 % | scratch ep. 1 % | fine-tuned final % | scratch final % |",
+        "|---|---|---|---|---|---|",
+    ]
     for s in group["seeds"]:
         scratch = s["scratch"]["classifier"]
-        lines.append(f"| {s['seed']} | {s['autoencoder'][-1]['test_mse']:.4f} | {s['classifier'][0]['test_acc']:.2f} | "
-                     f"{scratch[0]['test_acc']:.2f} | {s['classifier'][-1]['test_acc']:.2f} | "
-                     f"{scratch[-1]['test_acc']:.2f} |")
+        lines.append(
+            f"| {s['seed']} | {s['autoencoder'][-1]['test_mse']:.4f} | {s['classifier'][0]['test_acc']:.2f} | "
+            f"{scratch[0]['test_acc']:.2f} | {s['classifier'][-1]['test_acc']:.2f} | "
+            f"{scratch[-1]['test_acc']:.2f} |"
+        )
     lines += ["", seeds_paragraph(group["seeds"])]
     return "\n".join(lines)
 

@@ -25,9 +25,10 @@ def export_run(source: Path, directory: Path, half: bool = True) -> Path:
     finds them there)."""
     source, target = Path(source), safe_run_path(absolute(directory), Path(source).name)
     key = read_metrics(source).get("autoencoder_key")
-    shared = key and any(folder != target and (folder / AUTOENCODER).exists()
-                         and metrics_or_none(folder).get("autoencoder_key") == key
-                         for folder in run_folders(absolute(directory)))
+    shared = key and any(
+        folder != target and (folder / AUTOENCODER).exists() and metrics_or_none(folder).get("autoencoder_key") == key
+        for folder in run_folders(absolute(directory))
+    )
 
     def fill(tmp: Path) -> None:
         shutil.copytree(source, tmp, dirs_exist_ok=True)

@@ -45,10 +45,12 @@ RESULTS = Path(__file__).parent / "results"
 
 # --- (a) the lecture's pipeline ---------------------------------------------------------------
 
+
 def lecture_loader(root: str, indices: list[int], batch_size: int, seed: int) -> DataLoader:
     folder = datasets.ImageFolder(str(Path(root) / "train"), transform=transforms.ToTensor())
-    return DataLoader(Subset(folder, indices), batch_size=batch_size, shuffle=True,
-                      generator=torch.Generator().manual_seed(seed))
+    return DataLoader(
+        Subset(folder, indices), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
 
 
 def lecture_epoch(model, optimizer, loader, classify: bool, device) -> tuple[float, float]:
@@ -70,6 +72,7 @@ def lecture_epoch(model, optimizer, loader, classify: bool, device) -> tuple[flo
 
 # --- (b) this project's trainer -------------------------------------------------------------
 
+
 class Ours:
     """One model trained by cae's epoch loop on tensors already on the device."""
 
@@ -85,8 +88,20 @@ class Ours:
         self.epoch += 1
         loss_fn = classification_loss if self.classify else reconstruction_loss
         t0 = time.perf_counter()
-        loss = run_epoch(self.model, self.optimizer, loss_fn, (self.images, self.labels), self.cfg.batch_size,
-                         self.generator, False, self.precision, self.phase, self.epoch, 99, Reporter(1.0))
+        loss = run_epoch(
+            self.model,
+            self.optimizer,
+            loss_fn,
+            (self.images, self.labels),
+            self.cfg.batch_size,
+            self.generator,
+            False,
+            self.precision,
+            self.phase,
+            self.epoch,
+            99,
+            Reporter(1.0),
+        )
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - t0, loss
@@ -98,8 +113,7 @@ def seeded(build):
 
 
 def row(name: str, seconds: float, n: int, mflop: float) -> dict:
-    return {"pipeline": name, "seconds": seconds, "images_per_s": n / seconds,
-            "gflop_per_s": n * mflop / 1e3 / seconds}
+    return {"pipeline": name, "seconds": seconds, "images_per_s": n / seconds, "gflop_per_s": n * mflop / 1e3 / seconds}
 
 
 def main() -> None:
@@ -133,8 +147,9 @@ def main() -> None:
         print(f"epoch {len(epochs['a'])}: a {epochs['a'][-1][0]:.1f} s, b {epochs['b'][-1][0]:.1f} s", flush=True)
 
     a_clf = seeded(Classifier).to(device)
-    a_clf_epoch = lecture_epoch(a_clf, torch.optim.Adam(a_clf.parameters(), lr=1e-3), loader, classify=True,
-                                device=device)
+    a_clf_epoch = lecture_epoch(
+        a_clf, torch.optim.Adam(a_clf.parameters(), lr=1e-3), loader, classify=True, device=device
+    )
     b_clf_epoch = Ours(seeded(Classifier), images, labels, cfg, device, precision, classify=True).train_epoch()
 
     modes = {}
@@ -142,18 +157,27 @@ def main() -> None:
         model = seeded(lambda mode=mode: ConvAutoencoder(upsample=mode))
         modes[mode] = Ours(model, images, labels, cfg, device, precision, classify=False).train_epoch()[0]
 
-    ae = [row("a: lecture pipeline", epochs["a"][0][0], n, MFLOP["autoencoder"]),
-          row(f"b: cae trainer ({precision})", epochs["b"][0][0], n, MFLOP["autoencoder"])]
-    clf = [row("a: lecture pipeline", a_clf_epoch[0], n, MFLOP["classifier"]),
-           row(f"b: cae trainer ({precision})", b_clf_epoch[0], n, MFLOP["classifier"])]
+    ae = [
+        row("a: lecture pipeline", epochs["a"][0][0], n, MFLOP["autoencoder"]),
+        row(f"b: cae trainer ({precision})", epochs["b"][0][0], n, MFLOP["autoencoder"]),
+    ]
+    clf = [
+        row("a: lecture pipeline", a_clf_epoch[0], n, MFLOP["classifier"]),
+        row(f"b: cae trainer ({precision})", b_clf_epoch[0], n, MFLOP["classifier"]),
+    ]
     result = {
         "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
-        "device": str(device), "precision_auto": precision, "torch": torch.__version__,
-        "images": n, "dataset_load_seconds": load_seconds,
-        "autoencoder_epoch": ae, "autoencoder_ratio_a_over_b": ae[0]["seconds"] / ae[1]["seconds"],
+        "device": str(device),
+        "precision_auto": precision,
+        "torch": torch.__version__,
+        "images": n,
+        "dataset_load_seconds": load_seconds,
+        "autoencoder_epoch": ae,
+        "autoencoder_ratio_a_over_b": ae[0]["seconds"] / ae[1]["seconds"],
         "autoencoder_epoch_seconds": {k: [round(t, 2) for t, _ in v] for k, v in epochs.items() if v},
         "autoencoder_mean_ratio_a_over_b": (sum(t for t, _ in epochs["a"]) / sum(t for t, _ in epochs["b"])),
-        "classifier_epoch": clf, "classifier_ratio_a_over_b": clf[0]["seconds"] / clf[1]["seconds"],
+        "classifier_epoch": clf,
+        "classifier_ratio_a_over_b": clf[0]["seconds"] / clf[1]["seconds"],
         "train_mse_after_epochs": {k: [round(m, 5) for _, m in v] for k, v in epochs.items() if v},
         "upsampling_epoch_seconds": modes,
     }
@@ -169,19 +193,25 @@ def main() -> None:
 
 def print_table(r: dict) -> None:
     print(f"\n{r['images']} images, {r['machine']}, device {r['device']}, auto precision = {r['precision_auto']}")
-    for title, rows, ratio in (("autoencoder epoch", r["autoencoder_epoch"], r["autoencoder_ratio_a_over_b"]),
-                               ("classifier epoch", r["classifier_epoch"], r["classifier_ratio_a_over_b"])):
+    for title, rows, ratio in (
+        ("autoencoder epoch", r["autoencoder_epoch"], r["autoencoder_ratio_a_over_b"]),
+        ("classifier epoch", r["classifier_epoch"], r["classifier_ratio_a_over_b"]),
+    ):
         print(f"\n{title:<28}{'seconds':>10}{'images/s':>12}{'GFLOP/s':>10}")
         for x in rows:
             print(f"{x['pipeline']:<28}{x['seconds']:>10.2f}{x['images_per_s']:>12.0f}{x['gflop_per_s']:>10.1f}")
         print(f"{'ratio (a)/(b)':<28}{ratio:>10.2f}x")
-    print(f"mean over {len(r['autoencoder_epoch_seconds']['a'])} interleaved autoencoder epochs: "
-          f"ratio (a)/(b) {r['autoencoder_mean_ratio_a_over_b']:.2f}x  {r['autoencoder_epoch_seconds']}")
+    print(
+        f"mean over {len(r['autoencoder_epoch_seconds']['a'])} interleaved autoencoder epochs: "
+        f"ratio (a)/(b) {r['autoencoder_mean_ratio_a_over_b']:.2f}x  {r['autoencoder_epoch_seconds']}"
+    )
     print("\ntrain MSE after each epoch:", r["train_mse_after_epochs"])
     if "auto_vs_fp32_final_mse_rel_diff" in r:
         print(f"auto vs fp32 final MSE: {100 * r['auto_vs_fp32_final_mse_rel_diff']:+.2f}%")
-    print("one (b) autoencoder epoch per upsampling mode (s):",
-          {k: round(v, 2) for k, v in r["upsampling_epoch_seconds"].items()})
+    print(
+        "one (b) autoencoder epoch per upsampling mode (s):",
+        {k: round(v, 2) for k, v in r["upsampling_epoch_seconds"].items()},
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,21 @@ def one_round(browser, root: Path) -> dict:
         t0 = time.perf_counter()
         page.goto(f"{server.url}/kernels")
         page.get_by_role("heading", name="First-layer kernels").wait_for(timeout=60_000)
-        page.wait_for_function("() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
-                               ".filter(i => i.complete && i.naturalWidth > 0).length >= 4", timeout=60_000)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
+            ".filter(i => i.complete && i.naturalWidth > 0).length >= 4",
+            timeout=60_000,
+        )
         first_results = time.perf_counter() - t0
         page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot').length >= 4", timeout=60_000)
         all_charts = time.perf_counter() - t0
         page.close()
-        return {"server_up_s": server.healthy_after, "kernels_after_up_s": first_results,
-                "all_charts_after_up_s": all_charts, "total_s": server.healthy_after + first_results}
+        return {
+            "server_up_s": server.healthy_after,
+            "kernels_after_up_s": first_results,
+            "all_charts_after_up_s": all_charts,
+            "total_s": server.healthy_after + first_results,
+        }
 
 
 def main() -> None:

@@ -48,15 +48,23 @@ def measure(cfg: Config, dataset) -> dict:
     probe = latent.RepresentationProbe.of(dataset, data.train_idx, data.test_idx)
     model = result.autoencoder.float().cpu()
     train_codes, test_codes = latent.codes(model, probe.train_images), latent.codes(model, probe.test_images)
-    return {"latent_dim": cfg.latent_dim, "leak": cfg.leak, "seed": cfg.seed,
-            "ae_epochs": cfg.ae_epochs, "clf_epochs": cfg.clf_epochs,
-            "test_mse": m["autoencoder"][-1]["test_mse"],
-            "knn_curve": [row["knn_acc"] for row in m["autoencoder"]],
-            "pixels_knn": m["representation"]["pixels_knn"], "initial_knn": m["representation"]["initial_knn"],
-            "probe": latent.linear_probe(train_codes, probe.train_labels, test_codes, probe.test_labels),
-            "test_acc": m["classifier"][-1]["test_acc"],
-            "activity": latent.layer_activity(model, probe.test_images),
-            "seconds": m["seconds_total"], "device": m["device"], "precision": m["precision"]}
+    return {
+        "latent_dim": cfg.latent_dim,
+        "leak": cfg.leak,
+        "seed": cfg.seed,
+        "ae_epochs": cfg.ae_epochs,
+        "clf_epochs": cfg.clf_epochs,
+        "test_mse": m["autoencoder"][-1]["test_mse"],
+        "knn_curve": [row["knn_acc"] for row in m["autoencoder"]],
+        "pixels_knn": m["representation"]["pixels_knn"],
+        "initial_knn": m["representation"]["initial_knn"],
+        "probe": latent.linear_probe(train_codes, probe.train_labels, test_codes, probe.test_labels),
+        "test_acc": m["classifier"][-1]["test_acc"],
+        "activity": latent.layer_activity(model, probe.test_images),
+        "seconds": m["seconds_total"],
+        "device": m["device"],
+        "precision": m["precision"],
+    }
 
 
 def main() -> None:
@@ -67,9 +75,13 @@ def main() -> None:
     dataset = load_dataset(args.data)
     out = Path(args.out)
     shipped = json.loads(out.read_text()) if out.exists() else {}
-    shipped.update(dataset=dataset.summary(), histogram_range=list(latent.HISTOGRAM_RANGE),
-                   histogram_bins=latent.HISTOGRAM_BINS, layers=latent.ENCODER_LAYERS,
-                   representation={"k": latent.K, "metric": latent.METRIC, "seed": latent.SUBSET_SEED})
+    shipped.update(
+        dataset=dataset.summary(),
+        histogram_range=list(latent.HISTOGRAM_RANGE),
+        histogram_bins=latent.HISTOGRAM_BINS,
+        layers=latent.ENCODER_LAYERS,
+        representation={"k": latent.K, "metric": latent.METRIC, "seed": latent.SUBSET_SEED},
+    )
     rows = shipped.setdefault("runs", [])
     for cfg in planned():
         if any((r["latent_dim"], r["leak"], r["seed"]) == (cfg.latent_dim, cfg.leak, cfg.seed) for r in rows):
@@ -77,9 +89,12 @@ def main() -> None:
         t0 = time.perf_counter()
         rows.append(measure(cfg, dataset))
         r = rows[-1]
-        print(f"latent {cfg.latent_dim} leak {cfg.leak} seed {cfg.seed}: MSE {r['test_mse']:.4f}, "
-              f"k-NN {r['knn_curve'][-1]:.1f}%, probe {r['probe']:.1f}%, fine-tuned {r['test_acc']:.1f}% "
-              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"latent {cfg.latent_dim} leak {cfg.leak} seed {cfg.seed}: MSE {r['test_mse']:.4f}, "
+            f"k-NN {r['knn_curve'][-1]:.1f}%, probe {r['probe']:.1f}%, fine-tuned {r['test_acc']:.1f}% "
+            f"({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
         text = json.dumps(shipped, indent=1)
         write_atomically(out, lambda tmp, text=text: tmp.write_text(text), folder=False)
 

@@ -86,18 +86,29 @@ def main() -> None:
     steps_together = step_times(job, args.seconds, busy=lambda: together_pages.append(page_forward(run, images)))
     manager.shutdown()
     med = statistics.median
-    report = {"page_forward_alone_s": med(alone), "page_forward_with_training_s": med(together_pages),
-              "training_step_alone_s": med(steps_alone), "training_step_with_pages_s": med(steps_together),
-              "page_views": [len(alone), len(together_pages)], "steps": [len(steps_alone), len(steps_together)],
-              "torch_threads_web": torch.get_num_threads(),
-              "worker_threads_env": os.environ.get("CAE_WORKER_THREADS"),
-              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
-    print(f"web process: {torch.get_num_threads()} torch thread(s); worker: CAE_WORKER_THREADS="
-          f"{os.environ.get('CAE_WORKER_THREADS')}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}")
-    print(f"page forward (16 reconstructions + 1 prediction): alone {1000 * med(alone):.0f} ms, while the worker "
-          f"trains {1000 * med(together_pages):.0f} ms (x{med(together_pages) / med(alone):.2f})")
-    print(f"training step (batch 250, worker at nice 10): alone {med(steps_alone):.3f} s, while this process "
-          f"computes pages back to back {med(steps_together):.3f} s (x{med(steps_together) / med(steps_alone):.2f})")
+    report = {
+        "page_forward_alone_s": med(alone),
+        "page_forward_with_training_s": med(together_pages),
+        "training_step_alone_s": med(steps_alone),
+        "training_step_with_pages_s": med(steps_together),
+        "page_views": [len(alone), len(together_pages)],
+        "steps": [len(steps_alone), len(steps_together)],
+        "torch_threads_web": torch.get_num_threads(),
+        "worker_threads_env": os.environ.get("CAE_WORKER_THREADS"),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
+    print(
+        f"web process: {torch.get_num_threads()} torch thread(s); worker: CAE_WORKER_THREADS="
+        f"{os.environ.get('CAE_WORKER_THREADS')}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+    )
+    print(
+        f"page forward (16 reconstructions + 1 prediction): alone {1000 * med(alone):.0f} ms, while the worker "
+        f"trains {1000 * med(together_pages):.0f} ms (x{med(together_pages) / med(alone):.2f})"
+    )
+    print(
+        f"training step (batch 250, worker at nice 10): alone {med(steps_alone):.3f} s, while this process "
+        f"computes pages back to back {med(steps_together):.3f} s (x{med(steps_together) / med(steps_alone):.2f})"
+    )
     out = Path(__file__).parent / "results" / f"threads-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=1))
     print(out)

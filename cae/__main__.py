@@ -36,23 +36,43 @@ def build_parser() -> Parser:
     t.add_argument("--ae-epochs", type=int, default=None, help=f"default {d.ae_epochs}")
     t.add_argument("--clf-epochs", type=int, default=d.clf_epochs)
     t.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
-    t.add_argument("--clf-batch-size", type=int, default=None,
-                   help="the classifier's own batch size (default: --batch-size)")
+    t.add_argument(
+        "--clf-batch-size", type=int, default=None, help="the classifier's own batch size (default: --batch-size)"
+    )
     t.add_argument("--lr", type=float, default=None, help=f"default {d.lr:g}")
     t.add_argument("--clf-lr", type=float, default=d.clf_lr)
-    t.add_argument("--encoder-from", default=None, metavar="RUN_DIR",
-                   help="start from this run's autoencoder (any data) and fine-tune on --data; "
-                        "no autoencoder training")
+    t.add_argument(
+        "--encoder-from",
+        default=None,
+        metavar="RUN_DIR",
+        help="start from this run's autoencoder (any data) and fine-tune on --data; no autoencoder training",
+    )
     t.add_argument("--label-fraction", type=float, default=d.label_fraction)
-    t.add_argument("--label-count", type=int, default=None,
-                   help="this many labelled training images, class-balanced (instead of --label-fraction)")
-    t.add_argument("--clf-steps", type=int, default=None,
-                   help="train each classifier for exactly this many optimiser steps (instead of --clf-epochs)")
-    t.add_argument("--clf-seed", type=int, default=None,
-                   help="the classifiers' seed: labelled draw, head, batch order (default: --seed); the "
-                        "autoencoder keeps --seed, so it is reused")
-    t.add_argument("--scratch-seed", type=int, default=None,
-                   help="the scratch baseline's initial weights (default: --seed, the autoencoder's own start)")
+    t.add_argument(
+        "--label-count",
+        type=int,
+        default=None,
+        help="this many labelled training images, class-balanced (instead of --label-fraction)",
+    )
+    t.add_argument(
+        "--clf-steps",
+        type=int,
+        default=None,
+        help="train each classifier for exactly this many optimiser steps (instead of --clf-epochs)",
+    )
+    t.add_argument(
+        "--clf-seed",
+        type=int,
+        default=None,
+        help="the classifiers' seed: labelled draw, head, batch order (default: --seed); the "
+        "autoencoder keeps --seed, so it is reused",
+    )
+    t.add_argument(
+        "--scratch-seed",
+        type=int,
+        default=None,
+        help="the scratch baseline's initial weights (default: --seed, the autoencoder's own start)",
+    )
     t.add_argument("--freeze-encoder", action="store_true")
     t.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
     t.add_argument("--flip", action="store_true", help="random horizontal flips while training")
@@ -76,8 +96,14 @@ def build_parser() -> Parser:
     return parser
 
 
-AUTOENCODER_OPTIONS = {"latent_dim": "--latent-dim", "leak": "--leak", "upsample": "--upsample",
-                       "ae_epochs": "--ae-epochs", "batch_size": "--batch-size", "lr": "--lr"}
+AUTOENCODER_OPTIONS = {
+    "latent_dim": "--latent-dim",
+    "leak": "--leak",
+    "upsample": "--upsample",
+    "ae_epochs": "--ae-epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+}
 
 
 def whole_split(value: int | None, flag: str) -> int | None:
@@ -91,18 +117,32 @@ def config_from_args(args: argparse.Namespace, source: Run | None = None) -> Con
     """The request the arguments describe; with a source run (--encoder-from), its autoencoder's
     settings, where an explicit conflicting option is an error."""
     chosen = {k: getattr(args, k) for k in AUTOENCODER_OPTIONS if getattr(args, k) is not None}
-    common = dict(clf_epochs=args.clf_epochs, clf_lr=args.clf_lr, clf_batch_size=args.clf_batch_size,
-                  label_fraction=args.label_fraction, label_count=args.label_count, clf_steps=args.clf_steps,
-                  clf_seed=args.clf_seed, scratch_seed=args.scratch_seed, freeze_encoder=args.freeze_encoder,
-                  scratch_baseline=not args.no_scratch, limit=whole_split(args.limit, "--limit"),
-                  test_limit=whole_split(args.test_limit, "--test-limit"), flip=args.flip,
-                  precision=args.precision, seed=args.seed, device=args.device)
+    common = dict(
+        clf_epochs=args.clf_epochs,
+        clf_lr=args.clf_lr,
+        clf_batch_size=args.clf_batch_size,
+        label_fraction=args.label_fraction,
+        label_count=args.label_count,
+        clf_steps=args.clf_steps,
+        clf_seed=args.clf_seed,
+        scratch_seed=args.scratch_seed,
+        freeze_encoder=args.freeze_encoder,
+        scratch_baseline=not args.no_scratch,
+        limit=whole_split(args.limit, "--limit"),
+        test_limit=whole_split(args.test_limit, "--test-limit"),
+        flip=args.flip,
+        precision=args.precision,
+        seed=args.seed,
+        device=args.device,
+    )
     if source is None:
         return Config(**chosen, **common)
     for name, value in chosen.items():
         if name != "batch_size" and value != getattr(source.config, name):
-            raise ConfigError(f"{AUTOENCODER_OPTIONS[name]} {value} conflicts with the run given to "
-                              f"--encoder-from ({name} {getattr(source.config, name)}); leave it out.")
+            raise ConfigError(
+                f"{AUTOENCODER_OPTIONS[name]} {value} conflicts with the run given to "
+                f"--encoder-from ({name} {getattr(source.config, name)}); leave it out."
+            )
     if "batch_size" in chosen and args.clf_batch_size is None:
         common["clf_batch_size"] = chosen["batch_size"]  # with a source, the batch size is the classifier's
     return transfer_config(source, **common)
@@ -112,8 +152,10 @@ def epoch_line(phase: str, row: dict, epochs: int) -> str:
     """The lecture's per-epoch line (with true mean losses), plus test results."""
     name = PHASE_NAMES[phase]
     loss = row.get("train_mse", row.get("train_loss"))
-    line = (f"{name} Iteration: {row['epoch']}/{epochs} ; Training Loss: {loss:.4f} ; "
-            f"Time consumed: {minutes(row['seconds'])}")
+    line = (
+        f"{name} Iteration: {row['epoch']}/{epochs} ; Training Loss: {loss:.4f} ; "
+        f"Time consumed: {minutes(row['seconds'])}"
+    )
     if "test_mse" in row:
         knn = f" ; k-NN accuracy of the code: {row['knn_acc']:.1f}%" if "knn_acc" in row else ""
         return line + f" ; Test MSE: {row['test_mse']:.4f}{knn}"
@@ -136,17 +178,20 @@ def train(args: argparse.Namespace) -> int:
         print(note, file=sys.stderr)
     print(f"Dataset: {dataset.name}: {len(dataset.train)} train / {len(dataset.test)} test images")
     if source is not None:
-        print(f"Encoder from {source.name} (trained on {source.metrics['dataset']['name']}); "
-              "no autoencoder training.")
+        print(f"Encoder from {source.name} (trained on {source.metrics['dataset']['name']}); no autoencoder training.")
     if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
         print(f"Warning: {warning}", file=sys.stderr)
     live = sys.stderr.isatty()
 
     def on_progress(p: Progress) -> None:
         if live:
-            print(f"\r  {p.phase} epoch {p.epoch}/{p.epochs} batch {p.batch}/{p.batches} "
-                  f"loss {p.loss:.4f}  elapsed {minutes(p.elapsed)}  left ~{minutes(p.remaining)}   ",
-                  end="", file=sys.stderr, flush=True)
+            print(
+                f"\r  {p.phase} epoch {p.epoch}/{p.epochs} batch {p.batch}/{p.batches} "
+                f"loss {p.loss:.4f}  elapsed {minutes(p.elapsed)}  left ~{minutes(p.remaining)}   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def on_epoch(phase: str, row: dict, _model) -> None:
         epochs = cfg.ae_epochs if phase == "autoencoder" else cfg.clf_epochs
@@ -160,8 +205,10 @@ def train(args: argparse.Namespace) -> int:
         print(f"Autoencoder reused from run {outcome.result.metrics['autoencoder_source']}.")
     if outcome.result is not None and outcome.result.metrics["classifier"]:
         m = outcome.result.metrics
-        print(f"Test accuracy: fine-tuned {m['classifier'][-1]['test_acc']:.2f}%" +
-              (f", scratch {m['scratch']['classifier'][-1]['test_acc']:.2f}%" if m["scratch"]["classifier"] else ""))
+        print(
+            f"Test accuracy: fine-tuned {m['classifier'][-1]['test_acc']:.2f}%"
+            + (f", scratch {m['scratch']['classifier'][-1]['test_acc']:.2f}%" if m["scratch"]["classifier"] else "")
+        )
     print(f"Total time: {minutes(time.perf_counter() - start)} ({time.perf_counter() - start:.1f} s)")
     print(outcome.path)
     return 0
@@ -179,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "worker":
         from cae.worker import serve
+
         serve(args.fd, args.runs, args.parent)
         return 0
     try:

@@ -18,12 +18,14 @@ BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
 QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets
 STEPS = 300
 LINES = ("finetuned", "frozen", "scratch")
-PROTOCOL = (f"The same for all three lines at a budget: the labelled images are a class-balanced draw seeded by the "
-            f"point's seed, which also draws the new head, the batch order and the scratch baseline's initial weights "
-            f"(the autoencoder is the source run's, never retrained); batch size min(128, budget / 10), so an epoch is "
-            f"at least 10 optimiser steps; exactly {STEPS} optimiser steps at every budget, Adam at the source run's "
-            f"fine-tuning learning rate; test accuracy on the whole test split after the last step (never used to "
-            f"choose anything).")
+PROTOCOL = (
+    f"The same for all three lines at a budget: the labelled images are a class-balanced draw seeded by the "
+    f"point's seed, which also draws the new head, the batch order and the scratch baseline's initial weights "
+    f"(the autoencoder is the source run's, never retrained); batch size min(128, budget / 10), so an epoch is "
+    f"at least 10 optimiser steps; exactly {STEPS} optimiser steps at every budget, Adam at the source run's "
+    f"fine-tuning learning rate; test accuracy on the whole test split after the last step (never used to "
+    f"choose anything)."
+)
 
 
 def batch_for(budget: int) -> int:
@@ -55,8 +57,16 @@ def point_config(source: Config, budget: int, seed: int, steps: int = STEPS) -> 
     )
 
 
-def run_point(source: Run, dataset: Dataset, budget: int, seed: int, steps: int = STEPS,
-              on_progress=None, should_stop=None, folder: Path | None = None) -> dict | None:
+def run_point(
+    source: Run,
+    dataset: Dataset,
+    budget: int,
+    seed: int,
+    steps: int = STEPS,
+    on_progress=None,
+    should_stop=None,
+    folder: Path | None = None,
+) -> dict | None:
     """One budget and seed: the fine-tuned and scratch lines from one experiment, the frozen line
     from another; None when stopped. With `folder`, each experiment is kept there as a run (metrics
     and kernel snapshots, no weights) and found again instead of trained: a stopped sweep resumes."""
@@ -65,26 +75,46 @@ def run_point(source: Run, dataset: Dataset, budget: int, seed: int, steps: int 
         cfg = cfg.replace(encoder_from=source.metrics["autoencoder_key"])
     t0 = time.perf_counter()
     both = _experiment(cfg, source, dataset, on_progress, should_stop, folder)
-    frozen = both and _experiment(cfg.replace(freeze_encoder=True, scratch_baseline=False), source, dataset,
-                                  on_progress, should_stop, folder)
+    frozen = both and _experiment(
+        cfg.replace(freeze_encoder=True, scratch_baseline=False), source, dataset, on_progress, should_stop, folder
+    )
     if not frozen:
         return None
     (m, both_run), (f, frozen_run) = both, frozen
-    return {"budget": budget, "seed": seed, "batch_size": batch_for(budget), "steps": steps,
-            "finetuned": m["classifier"][-1]["test_acc"], "scratch": m["scratch"]["classifier"][-1]["test_acc"],
-            "frozen": f["classifier"][-1]["test_acc"],
-            "per_class": {"finetuned": m["per_class_acc"], "scratch": m["scratch"]["per_class_acc"],
-                          "frozen": f["per_class_acc"]},
-            "seconds": time.perf_counter() - t0,
-            **({"runs": {"finetuned": both_run, "frozen": frozen_run}} if folder else {})}
+    return {
+        "budget": budget,
+        "seed": seed,
+        "batch_size": batch_for(budget),
+        "steps": steps,
+        "finetuned": m["classifier"][-1]["test_acc"],
+        "scratch": m["scratch"]["classifier"][-1]["test_acc"],
+        "frozen": f["classifier"][-1]["test_acc"],
+        "per_class": {
+            "finetuned": m["per_class_acc"],
+            "scratch": m["scratch"]["per_class_acc"],
+            "frozen": f["per_class_acc"],
+        },
+        "seconds": time.perf_counter() - t0,
+        **({"runs": {"finetuned": both_run, "frozen": frozen_run}} if folder else {}),
+    }
 
 
-def _experiment(cfg: Config, source: Run, dataset: Dataset, on_progress, should_stop,
-                folder: Path | None) -> tuple[dict, str | None] | None:
+def _experiment(
+    cfg: Config, source: Run, dataset: Dataset, on_progress, should_stop, folder: Path | None
+) -> tuple[dict, str | None] | None:
     """(metrics, run name) of one experiment of a point: found in `folder`, else trained from the
     source's autoencoder (and saved there without weights); None when stopped."""
-    outcome = train_or_load(cfg, dataset, folder, on_progress=on_progress, should_stop=should_stop,
-                            reuse=reused_autoencoder(source), pretrained=None, weights=False, keep=folder is not None)
+    outcome = train_or_load(
+        cfg,
+        dataset,
+        folder,
+        on_progress=on_progress,
+        should_stop=should_stop,
+        reuse=reused_autoencoder(source),
+        pretrained=None,
+        weights=False,
+        keep=folder is not None,
+    )
     if outcome.cancelled:
         return None
     if outcome.cached:  # a damaged point is not found: it is trained again
@@ -92,8 +122,9 @@ def _experiment(cfg: Config, source: Run, dataset: Dataset, on_progress, should_
     return outcome.result.metrics, outcome.path.name if outcome.path else None
 
 
-def planned(source: Config, budgets: tuple[int, ...], seeds: int, n_train: int, n_test: int,
-            steps: int = STEPS) -> float:
+def planned(
+    source: Config, budgets: tuple[int, ...], seeds: int, n_train: int, n_test: int, steps: int = STEPS
+) -> float:
     """MFLOP a sweep will spend (for the time estimate): three classifiers per point."""
     total = 0.0
     for budget in budgets:

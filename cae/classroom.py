@@ -29,8 +29,11 @@ SETTINGS = {
     "CAE_UPLOAD_MB": ("photos one seat may upload, in MB once unpacked", 100),
     "CAE_MAX_QUEUED_TOTAL": ("most jobs queued or training on the whole server, all seats together", 20),
     "CAE_UPLOAD_MB_TOTAL": ("photos all seats together may upload, in MB once unpacked", 2_000),
-    "CAE_SEATS_PER_MINUTE": ("new seats one client address may get per minute (a hall behind one NAT shares one "
-                             "address, so at least the class size)", 300),
+    "CAE_SEATS_PER_MINUTE": (
+        "new seats one client address may get per minute (a hall behind one NAT shares one "
+        "address, so at least the class size)",
+        300,
+    ),
 }
 SEAT = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 SEAT_COOKIE = "cae_seat"  # the browser keeps its seat here, never in the address (links are shared)
@@ -79,23 +82,28 @@ def refusal(cfg: Config, n_train: int, caps: Caps, queued: int, queued_total: in
     the seat's active jobs, `queued_total` every seat's."""
     images = min(cfg.limit or n_train, n_train)
     if queued_total >= caps.queued_total:
-        return (f"The server's queue is full ({queued_total} jobs queued or training, the class's limit); "
-                "try again when some have finished.")
+        return (
+            f"The server's queue is full ({queued_total} jobs queued or training, the class's limit); "
+            "try again when some have finished."
+        )
     if queued >= caps.queued:
-        return (f"You already have {queued} job{'s' * (queued != 1)} queued or training; in this class each seat "
-                f"may have {caps.queued}. Wait for one to finish, or stop one on the Train page.")
+        return (
+            f"You already have {queued} job{'s' * (queued != 1)} queued or training; in this class each seat "
+            f"may have {caps.queued}. Wait for one to finish, or stop one on the Train page."
+        )
     if max(cfg.ae_epochs, cfg.clf_epochs) > caps.epochs:
         return f"At most {caps.epochs} epochs per network in this class; ask for fewer."
     if max(cfg.batch_size, cfg.clf_batch_size or 0) > caps.batch:
         return f"The largest batch size in this class is {caps.batch:,}; choose a smaller one."
     if images > caps.images:
-        return (f"At most {caps.images:,} training images per run in this class (this asks for {images:,}); "
-                "choose a subset on the Train page.")
+        return (
+            f"At most {caps.images:,} training images per run in this class (this asks for {images:,}); "
+            "choose a subset on the Train page."
+        )
     return None
 
 
-def sweep_refusal(budgets: tuple[int, ...], seeds: int, caps: Caps, queued: int,
-                  queued_total: int = 0) -> str | None:
+def sweep_refusal(budgets: tuple[int, ...], seeds: int, caps: Caps, queued: int, queued_total: int = 0) -> str | None:
     """Why a seat may not queue a label-budget sweep (it counts as one job), or None. Its points
     train by steps, not epochs, so its work (images through a network) is held to what one run at
     the caps may do: three networks, caps.epochs epochs of caps.images images each."""
@@ -107,9 +115,11 @@ def sweep_refusal(budgets: tuple[int, ...], seeds: int, caps: Caps, queued: int,
         return f"At most {caps.images:,} training images per run in this class; this sweep reaches {max(budgets):,}."
     work, allowed = sweep_work(budgets, seeds), 3 * caps.epochs * caps.images
     if work > allowed:
-        return (f"This sweep would train on {work:,} images in all, more than one run may in this class "
-                f"({allowed:,}: 3 networks × {caps.epochs} epochs × {caps.images:,} images); choose fewer "
-                "budgets or seeds.")
+        return (
+            f"This sweep would train on {work:,} images in all, more than one run may in this class "
+            f"({allowed:,}: 3 networks × {caps.epochs} epochs × {caps.images:,} images); choose fewer "
+            "budgets or seeds."
+        )
     return None
 
 
@@ -143,8 +153,10 @@ def password_problem(env=os.environ) -> str | None:
     if expected is None or expected == "":
         return "The lecturer's view is off: start the app with CAE_ADMIN_PASSWORD set to open it."
     if len(expected.strip()) < MIN_PASSWORD:
-        return (f"The lecturer's view stays closed: CAE_ADMIN_PASSWORD is shorter than {MIN_PASSWORD} characters "
-                "(spaces at either end do not count), which a class could guess; restart with a longer one.")
+        return (
+            f"The lecturer's view stays closed: CAE_ADMIN_PASSWORD is shorter than {MIN_PASSWORD} characters "
+            "(spaces at either end do not count), which a class could guess; restart with a longer one."
+        )
     return None
 
 
@@ -167,6 +179,7 @@ class Attempts:
 
     def __init__(self, clock=None):
         import time
+
         self._clock = clock or time.monotonic
         self._lock = threading.Lock()
         self._failures: dict[tuple[str, str], tuple[int, float]] = {}  # (kind, key) -> (count, last failure)
@@ -181,8 +194,9 @@ class Attempts:
         """Seconds before this session (from this address) may try again; 0 when it may now."""
         now = self._clock()
         with self._lock:
-            return max([self._wait("session", session, now)]
-                       + ([self._wait("address", address, now)] if address else []))
+            return max(
+                [self._wait("session", session, now)] + ([self._wait("address", address, now)] if address else [])
+            )
 
     def failed(self, session: str, address: str | None) -> int:
         """Record a wrong password; returns this session's count of failures."""

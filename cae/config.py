@@ -14,14 +14,30 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Fields that decide the autoencoder's weights (with the dataset fingerprint and the resolved
 # precision). A request that matches these reuses an existing autoencoder instead of retraining.
-AUTOENCODER_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size", "lr",
-                      "limit", "precision", "seed", "flip")
+AUTOENCODER_FIELDS = (
+    "latent_dim",
+    "leak",
+    "upsample",
+    "ae_epochs",
+    "batch_size",
+    "lr",
+    "limit",
+    "precision",
+    "seed",
+    "flip",
+)
 # Fields that never change a result.
 COSMETIC_FIELDS = ("device",)
 # Fields added after runs were shipped: they enter a key only when they differ from their default,
 # so every existing run (the shipped ones too) keeps its key.
-LATER_FIELDS = {"clf_batch_size": None, "encoder_from": None, "label_count": None, "clf_steps": None,
-                "clf_seed": None, "scratch_seed": None}
+LATER_FIELDS = {
+    "clf_batch_size": None,
+    "encoder_from": None,
+    "label_count": None,
+    "clf_steps": None,
+    "clf_seed": None,
+    "scratch_seed": None,
+}
 
 # Choice lists shared by the command line and the pages.
 LATENT_SIZES = (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
@@ -40,8 +56,8 @@ class Config:
 
     # model
     latent_dim: int = 1024
-    leak: float = 0.1            # LeakyReLU negative slope; 0 is plain ReLU
-    upsample: str = "bilinear"   # bilinear | nearest | transpose
+    leak: float = 0.1  # LeakyReLU negative slope; 0 is plain ReLU
+    upsample: str = "bilinear"  # bilinear | nearest | transpose
     # autoencoder training (unsupervised, MSE + Adam)
     ae_epochs: int = 5
     batch_size: int = 2000
@@ -52,24 +68,24 @@ class Config:
     clf_batch_size: int | None = None  # the classifier's own batch size; None: batch_size
     label_fraction: float = 1.0  # share of training labels the classifier may see
     label_count: int | None = None  # or this many labelled images (class-balanced); None: label_fraction
-    clf_steps: int | None = None    # train the classifiers for exactly this many optimiser steps
-    clf_seed: int | None = None     # the labelled draw, head and batch order; None: seed (the
-                                    # autoencoder's seed stays `seed`, so every clf_seed reuses it)
+    clf_steps: int | None = None  # train the classifiers for exactly this many optimiser steps
+    clf_seed: int | None = None  # the labelled draw, head and batch order; None: seed (the
+    # autoencoder's seed stays `seed`, so every clf_seed reuses it)
     scratch_seed: int | None = None  # the scratch baseline's initial encoder; None: seed (the
-                                     # autoencoder's own initial weights)
+    # autoencoder's own initial weights)
     freeze_encoder: bool = False  # True: linear probe on frozen features
     scratch_baseline: bool = True  # also train the same classifier from random init
     # transfer: the autoencoder key of a run whose encoder this run starts from (no autoencoder
     # training then); that run may have been trained on other data
     encoder_from: str | None = None
     # data
-    limit: int | None = None       # class-balanced training subset
+    limit: int | None = None  # class-balanced training subset
     test_limit: int | None = None  # class-balanced test subset
-    flip: bool = False             # random horizontal flips, done on the device
+    flip: bool = False  # random horizontal flips, done on the device
     # execution
     precision: str = "auto"  # auto | fp32 | bf16
     seed: int = 0
-    device: str = "auto"     # auto | cpu | cuda | mps
+    device: str = "auto"  # auto | cpu | cuda | mps
 
     def __post_init__(self) -> None:
         validate(self)
@@ -102,44 +118,67 @@ def _is_int(value) -> bool:
 
 def validate(cfg: Config) -> None:
     """Raise ConfigError with one sentence for the first out-of-range field."""
-    _check(_is_int(cfg.latent_dim) and 2 <= cfg.latent_dim <= 4096,
-           f"latent_dim must be a whole number from 2 to 4096, got {cfg.latent_dim!r}.")
-    _check(isinstance(cfg.leak, (int, float)) and 0 <= cfg.leak <= 1,
-           f"leak (the LeakyReLU slope) must be between 0 and 1, got {cfg.leak!r}.")
-    _check(cfg.upsample in UPSAMPLE_MODES,
-           f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {cfg.upsample!r}.")
-    _check(_is_int(cfg.ae_epochs) and 0 <= cfg.ae_epochs <= 1000,
-           f"ae_epochs must be a whole number from 0 to 1000, got {cfg.ae_epochs!r}.")
-    _check(_is_int(cfg.clf_epochs) and 0 <= cfg.clf_epochs <= 1000,
-           f"clf_epochs must be a whole number from 0 to 1000, got {cfg.clf_epochs!r}.")
-    _check(_is_int(cfg.batch_size) and 1 <= cfg.batch_size <= 100_000,
-           f"batch_size must be a whole number from 1 to 100000, got {cfg.batch_size!r}.")
-    _check(cfg.clf_batch_size is None or (_is_int(cfg.clf_batch_size) and 1 <= cfg.clf_batch_size <= 100_000),
-           f"clf_batch_size must be empty (the batch size) or a whole number from 1 to 100000, "
-           f"got {cfg.clf_batch_size!r}.")
-    _check(cfg.encoder_from is None or (isinstance(cfg.encoder_from, str)
-                                        and re.fullmatch(r"[0-9a-f]{64}", cfg.encoder_from) is not None),
-           f"encoder_from must be an autoencoder key (64 hex digits), got {cfg.encoder_from!r}.")
+    _check(
+        _is_int(cfg.latent_dim) and 2 <= cfg.latent_dim <= 4096,
+        f"latent_dim must be a whole number from 2 to 4096, got {cfg.latent_dim!r}.",
+    )
+    _check(
+        isinstance(cfg.leak, (int, float)) and 0 <= cfg.leak <= 1,
+        f"leak (the LeakyReLU slope) must be between 0 and 1, got {cfg.leak!r}.",
+    )
+    _check(
+        cfg.upsample in UPSAMPLE_MODES, f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {cfg.upsample!r}."
+    )
+    _check(
+        _is_int(cfg.ae_epochs) and 0 <= cfg.ae_epochs <= 1000,
+        f"ae_epochs must be a whole number from 0 to 1000, got {cfg.ae_epochs!r}.",
+    )
+    _check(
+        _is_int(cfg.clf_epochs) and 0 <= cfg.clf_epochs <= 1000,
+        f"clf_epochs must be a whole number from 0 to 1000, got {cfg.clf_epochs!r}.",
+    )
+    _check(
+        _is_int(cfg.batch_size) and 1 <= cfg.batch_size <= 100_000,
+        f"batch_size must be a whole number from 1 to 100000, got {cfg.batch_size!r}.",
+    )
+    _check(
+        cfg.clf_batch_size is None or (_is_int(cfg.clf_batch_size) and 1 <= cfg.clf_batch_size <= 100_000),
+        f"clf_batch_size must be empty (the batch size) or a whole number from 1 to 100000, "
+        f"got {cfg.clf_batch_size!r}.",
+    )
+    _check(
+        cfg.encoder_from is None
+        or (isinstance(cfg.encoder_from, str) and re.fullmatch(r"[0-9a-f]{64}", cfg.encoder_from) is not None),
+        f"encoder_from must be an autoencoder key (64 hex digits), got {cfg.encoder_from!r}.",
+    )
     for name in ("lr", "clf_lr"):
         value = getattr(cfg, name)
-        _check(isinstance(value, (int, float)) and 0 < value <= 1,
-               f"{name} (learning rate) must be above 0 and at most 1, got {value!r}.")
-    _check(isinstance(cfg.label_fraction, (int, float)) and 0 < cfg.label_fraction <= 1,
-           f"label_fraction must be above 0 and at most 1 (1 = all labels), got {cfg.label_fraction!r}.")
+        _check(
+            isinstance(value, (int, float)) and 0 < value <= 1,
+            f"{name} (learning rate) must be above 0 and at most 1, got {value!r}.",
+        )
+    _check(
+        isinstance(cfg.label_fraction, (int, float)) and 0 < cfg.label_fraction <= 1,
+        f"label_fraction must be above 0 and at most 1 (1 = all labels), got {cfg.label_fraction!r}.",
+    )
     for name, low in (("label_count", 1), ("clf_steps", 1), ("clf_seed", 0), ("scratch_seed", 0)):
         value = getattr(cfg, name)
-        _check(value is None or (_is_int(value) and low <= value < 2**31),
-               f"{name} must be empty or a whole number of at least {low}, got {value!r}.")
+        _check(
+            value is None or (_is_int(value) and low <= value < 2**31),
+            f"{name} must be empty or a whole number of at least {low}, got {value!r}.",
+        )
     for name in ("limit", "test_limit"):
         value = getattr(cfg, name)
-        _check(value is None or (_is_int(value) and value >= 10),
-               f"{name} must be empty (all images) or a whole number of at least 10, got {value!r}.")
-    _check(cfg.precision in PRECISIONS,
-           f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}.")
-    _check(_is_int(cfg.seed) and 0 <= cfg.seed < 2**31,
-           f"seed must be a whole number from 0 to 2147483647, got {cfg.seed!r}.")
-    _check(cfg.device in DEVICES,
-           f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}.")
+        _check(
+            value is None or (_is_int(value) and value >= 10),
+            f"{name} must be empty (all images) or a whole number of at least 10, got {value!r}.",
+        )
+    _check(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}.")
+    _check(
+        _is_int(cfg.seed) and 0 <= cfg.seed < 2**31,
+        f"seed must be a whole number from 0 to 2147483647, got {cfg.seed!r}.",
+    )
+    _check(cfg.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}.")
     for name in ("freeze_encoder", "scratch_baseline", "flip"):
         _check(isinstance(getattr(cfg, name), bool), f"{name} must be true or false.")
 
@@ -162,8 +201,11 @@ def autoencoder_key(cfg: Config, precision: str, fingerprint: str) -> str:
 def run_key(cfg: Config, precision: str, fingerprint: str) -> str:
     """Hash of everything that decides a run's results (all fields but the cosmetic ones; later
     fields only when they differ from their default)."""
-    values = {k: v for k, v in cfg.to_dict().items()
-              if k not in COSMETIC_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])}
+    values = {
+        k: v
+        for k, v in cfg.to_dict().items()
+        if k not in COSMETIC_FIELDS and not (k in LATER_FIELDS and v == LATER_FIELDS[k])
+    }
     values.update(precision=precision, dataset=fingerprint)
     return _digest(values)
 
@@ -198,9 +240,13 @@ def live_config(n_train: int, n_test: int) -> Config:
     """The run Lecture mode trains live: the Small data recipe cut to 10 autoencoder epochs, without
     the scratch baseline, on the data in use cut to LIVE_LIMIT training and LIVE_TEST_LIMIT test
     images where it is larger (34.5 s on the sample with one thread; the full 20 epochs took 58.4 s)."""
-    return preset_config(SMALL_DATA, ae_epochs=10, scratch_baseline=False,
-                         limit=LIVE_LIMIT if n_train > LIVE_LIMIT else None,
-                         test_limit=LIVE_TEST_LIMIT if n_test > LIVE_TEST_LIMIT else None)
+    return preset_config(
+        SMALL_DATA,
+        ae_epochs=10,
+        scratch_baseline=False,
+        limit=LIVE_LIMIT if n_train > LIVE_LIMIT else None,
+        test_limit=LIVE_TEST_LIMIT if n_test > LIVE_TEST_LIMIT else None,
+    )
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -245,7 +291,9 @@ def few_steps_warning(cfg: Config, n_train: int, n_classes: int = 1, classifier_
         steps = optimiser_steps(n, batch)
         if steps < FEW_STEPS:
             article = "An" if phase[0] in "aeiou" else "A"
-            return (f"{article} {phase} epoch on {n:,} images at batch size {batch:,} is only {steps} "
-                    f"optimiser step{'s' if steps != 1 else ''}; training will barely move. Use a "
-                    f"smaller batch size (e.g. {max(1, n // 10):,}) or the \"{SMALL_DATA}\" preset.")
+            return (
+                f"{article} {phase} epoch on {n:,} images at batch size {batch:,} is only {steps} "
+                f"optimiser step{'s' if steps != 1 else ''}; training will barely move. Use a "
+                f'smaller batch size (e.g. {max(1, n // 10):,}) or the "{SMALL_DATA}" preset.'
+            )
     return None

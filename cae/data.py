@@ -71,8 +71,13 @@ class Dataset:
 
     def summary(self) -> dict:
         """The `dataset` entry of a run's metrics.json."""
-        summary = {"name": self.name, "fingerprint": self.fingerprint, "train_size": len(self.train),
-                   "test_size": len(self.test), "classes": list(self.classes)}
+        summary = {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "train_size": len(self.train),
+            "test_size": len(self.test),
+            "classes": list(self.classes),
+        }
         return {**summary, "origin": self.origin} if self.origin else summary
 
 
@@ -86,16 +91,17 @@ def default_source() -> str:
     return os.environ.get("CAE_DATA") or "data"
 
 
-def load_dataset(source: str | os.PathLike | None = None, download: bool = True,
-                 on_progress=None) -> Dataset:
+def load_dataset(source: str | os.PathLike | None = None, download: bool = True, on_progress=None) -> Dataset:
     """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder
     (downloaded there when it is empty and `download` is set; `on_progress(done, total)` bytes)."""
     source = str(source) if source is not None else default_source()
     try:
         dataset = load_sample() if source == SAMPLE else _load_folder(source, download, on_progress)
     except PermissionError as exc:  # a folder or file it may not read (e.g. --data /proc)
-        raise DataError(f"Cannot read {exc.filename or source} (permission denied); point the data path at a "
-                        "folder of pictures you may read.") from None
+        raise DataError(
+            f"Cannot read {exc.filename or source} (permission denied); point the data path at a "
+            "folder of pictures you may read."
+        ) from None
     dataset.origin = SAMPLE if source == SAMPLE else str(absolute(source))
     return dataset
 
@@ -103,16 +109,20 @@ def load_dataset(source: str | os.PathLike | None = None, download: bool = True,
 def _load_folder(source: str, download: bool, on_progress) -> Dataset:
     root = Path(source).expanduser()
     if root.is_file():
-        raise DataError(f"{root} is a file; point the data path at a folder that holds "
-                        "train/<class>/ and test/<class>/ image folders.")
+        raise DataError(
+            f"{root} is a file; point the data path at a folder that holds "
+            "train/<class>/ and test/<class>/ image folders."
+        )
     if (root / CIFAR10_FOLDER).is_dir():
         return load_cifar10(root)
     if root.is_dir() and any(root.iterdir()):
         return load_image_folder(root)
     if not root.exists() and source != "data":
-        raise DataError(f"The data folder {root} does not exist. Point --data / CAE_DATA at an "
-                        "image folder (train/<class>/, test/<class>/), create the folder empty to "
-                        "download CIFAR-10 into it, or use --data sample.")
+        raise DataError(
+            f"The data folder {root} does not exist. Point --data / CAE_DATA at an "
+            "image folder (train/<class>/, test/<class>/), create the folder empty to "
+            "download CIFAR-10 into it, or use --data sample."
+        )
     # the default ./data, or an empty folder: CIFAR-10 is downloaded there
     return load_cifar10(root, download, on_progress)
 
@@ -137,17 +147,26 @@ def _make_split(images: np.ndarray | torch.Tensor, labels) -> Split:
 
 # --- the bundled sample ---------------------------------------------------------------------
 
+
 def load_sample() -> Dataset:
     """The sample bundled in the repository: 100 train + 20 test CIFAR-10 images per class."""
     if not SAMPLE_FILE.exists():
-        raise DataError(f"The bundled sample {SAMPLE_FILE} is missing; reinstall the project "
-                        "or point --data / CAE_DATA at an image folder.")
+        raise DataError(
+            f"The bundled sample {SAMPLE_FILE} is missing; reinstall the project "
+            "or point --data / CAE_DATA at an image folder."
+        )
     with np.load(SAMPLE_FILE, allow_pickle=False) as npz:
         classes = [str(c) for c in npz["classes"]]
         train = _make_split(npz["train_images"], npz["train_labels"])
         test = _make_split(npz["test_images"], npz["test_labels"])
-    return Dataset("bundled sample (CIFAR-10, 1,000 + 200 images)", SAMPLE, classes, train, test,
-                   _fingerprint(train, test, classes))
+    return Dataset(
+        "bundled sample (CIFAR-10, 1,000 + 200 images)",
+        SAMPLE,
+        classes,
+        train,
+        test,
+        _fingerprint(train, test, classes),
+    )
 
 
 # --- CIFAR-10 (the official python version, as torchvision downloads it) -----------------------
@@ -163,36 +182,55 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
     root = Path(root)
     if not (root / CIFAR10_FOLDER).is_dir():
         if not download:
-            raise DataError(f"{root} holds no CIFAR-10 yet (no {CIFAR10_FOLDER}/ folder): download it "
-                            "into that folder first (the Data page has a button), or choose other data.")
+            raise DataError(
+                f"{root} holds no CIFAR-10 yet (no {CIFAR10_FOLDER}/ folder): download it "
+                "into that folder first (the Data page has a button), or choose other data."
+            )
         download_cifar10(root, on_progress)
     folder = root / CIFAR10_FOLDER
     try:
         meta = _read_cifar_pickle(folder / "batches.meta")
         parts = {s: [_read_cifar_pickle(folder / b) for b in CIFAR10_BATCHES[s]] for s in SPLITS}
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
-        raise DataError(f"{folder} is incomplete or damaged ({type(exc).__name__}: {exc}); delete it "
-                        "and download CIFAR-10 again.") from None
+        raise DataError(
+            f"{folder} is incomplete or damaged ({type(exc).__name__}: {exc}); delete it and download CIFAR-10 again."
+        ) from None
     try:
         classes = [c.decode() if isinstance(c, bytes) else str(c) for c in meta["label_names"]]
-        splits = {s: _make_split(np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE),
-                                 [y for p in ps for y in p["labels"]]) for s, ps in parts.items()}
+        splits = {
+            s: _make_split(
+                np.concatenate([p["data"] for p in ps]).reshape(-1, 3, SIDE, SIDE), [y for p in ps for y in p["labels"]]
+            )
+            for s, ps in parts.items()
+        }
         if any(len(split.images) != len(split.labels) for split in splits.values()):
             raise ValueError("as many labels as images")
     except (KeyError, TypeError, ValueError) as exc:  # a batch of another shape than CIFAR-10's
-        raise DataError(f"{folder} does not hold CIFAR-10's batches (expected 3x32x32 images with a label each; "
-                        f"{type(exc).__name__}: {str(exc)[:100]}); delete it and download CIFAR-10 again.") from None
-    return Dataset("CIFAR-10 (torchvision)", "cifar10", plain_class_names(classes), splits["train"], splits["test"],
-                   _fingerprint(splits["train"], splits["test"], classes))
+        raise DataError(
+            f"{folder} does not hold CIFAR-10's batches (expected 3x32x32 images with a label each; "
+            f"{type(exc).__name__}: {str(exc)[:100]}); delete it and download CIFAR-10 again."
+        ) from None
+    return Dataset(
+        "CIFAR-10 (torchvision)",
+        "cifar10",
+        plain_class_names(classes),
+        splits["train"],
+        splits["test"],
+        _fingerprint(splits["train"], splits["test"], classes),
+    )
 
 
 class _ArraysOnly(pickle.Unpickler):
     """CIFAR-10's batches are pickles of numpy arrays, lists and strings; anything else in one is
     refused, so a planted file cannot run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"),
-               ("_codecs", "encode")}  # how protocol-2 pickles made by Python 3 spell bytes
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }  # how protocol-2 pickles made by Python 3 spell bytes
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
@@ -221,15 +259,15 @@ def download_cifar10(root: Path, on_progress=None) -> Path:
         _fetch(url, archive, on_progress)
         if _md5(archive) != md5:
             archive.unlink()
-            raise DataError(f"The CIFAR-10 download from {url} is damaged (its checksum does not "
-                            "match); try again.")
+            raise DataError(f"The CIFAR-10 download from {url} is damaged (its checksum does not match); try again.")
         write_atomically(root / CIFAR10_FOLDER, lambda tmp: _unpack_cifar(archive, tmp))
         archive.unlink()
     except (OSError, WriteError, tarfile.TarError) as exc:
         raise DataError(
             f"No dataset at {root} and CIFAR-10 could not be downloaded ({type(exc).__name__}: {exc}). "
             "Ways out: go online and try again; point CAE_DATA or --data at an image folder with "
-            "train/<class>/ and test/<class>/; or use the bundled sample with --data sample.") from None
+            "train/<class>/ and test/<class>/; or use the bundled sample with --data sample."
+        ) from None
     return root / CIFAR10_FOLDER
 
 
@@ -269,24 +307,31 @@ def _unpack_cifar(archive: Path, target: Path) -> None:
 
 # --- image folders --------------------------------------------------------------------------
 
+
 def scan_image_folder(root: Path) -> tuple[dict[str, dict[str, list[Path]]], list[str]]:
     """({split: {class: [files]}}, notes) for ROOT/<split>/<class>/*, or for ROOT/<class>/* split
     80/20 with a fixed seed; a clear error for each bad layout."""
     if not root.exists():
-        raise DataError(f"The data folder {root} does not exist; check the path, or use "
-                        "--data sample for the bundled sample.")
+        raise DataError(
+            f"The data folder {root} does not exist; check the path, or use --data sample for the bundled sample."
+        )
     if not any((root / s).is_dir() for s in SPLITS) and _class_folders(root):
-        layout, notes = _split_class_folders(root), [
-            f"No train/ and test/ folders: each class was split {1 - TEST_SHARE:.0%} / {TEST_SHARE:.0%} "
-            "into training and test images (fixed seed, the same split every time)."]
+        layout, notes = (
+            _split_class_folders(root),
+            [
+                f"No train/ and test/ folders: each class was split {1 - TEST_SHARE:.0%} / {TEST_SHARE:.0%} "
+                "into training and test images (fixed seed, the same split every time)."
+            ],
+        )
     else:
         missing = [s for s in SPLITS if not (root / s).is_dir()]
         if missing:
-            raise DataError(f"{root} has no {' or '.join(s + '/' for s in missing)} folder; an image "
-                            "folder needs train/<class>/ and test/<class>/ subfolders, or class "
-                            "folders only (split 80/20).")
-        layout = {s: {d.name: _image_files(d) for d in sorted((root / s).iterdir()) if d.is_dir()}
-                  for s in SPLITS}
+            raise DataError(
+                f"{root} has no {' or '.join(s + '/' for s in missing)} folder; an image "
+                "folder needs train/<class>/ and test/<class>/ subfolders, or class "
+                "folders only (split 80/20)."
+            )
+        layout = {s: {d.name: _image_files(d) for d in sorted((root / s).iterdir()) if d.is_dir()} for s in SPLITS}
         notes = []
     _check_layout(root, layout)
     return layout, notes
@@ -296,8 +341,13 @@ def _class_folders(root: Path) -> list[Path]:
     """Subfolders of `root` that hold at least one image file."""
     if not root.is_dir():
         return []
-    return [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")
-            and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in _image_files(d))]
+    return [
+        d
+        for d in sorted(root.iterdir())
+        if d.is_dir()
+        and not d.name.startswith(".")
+        and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in _image_files(d))
+    ]
 
 
 def _split_class_folders(root: Path) -> dict[str, dict[str, list[Path]]]:
@@ -306,8 +356,10 @@ def _split_class_folders(root: Path) -> dict[str, dict[str, list[Path]]]:
     for folder in _class_folders(root):
         files = [p for p in _image_files(folder) if p.suffix.lower() in IMAGE_EXTENSIONS]
         if len(files) < 2:
-            raise DataError(f"Class {folder.name!r} has {len(files)} image; splitting into training "
-                            "and test images needs at least 2 per class. Add images or remove the folder.")
+            raise DataError(
+                f"Class {folder.name!r} has {len(files)} image; splitting into training "
+                "and test images needs at least 2 per class. Add images or remove the folder."
+            )
         order = np.random.default_rng(0).permutation(len(files))
         n_test = max(1, round(TEST_SHARE * len(files)))
         layout["test"][folder.name] = sorted(files[i] for i in order[:n_test])
@@ -322,20 +374,27 @@ def _image_files(folder: Path) -> list[Path]:
 def _check_layout(root: Path, layout: dict[str, dict[str, list[Path]]]) -> None:
     train, test = (set(layout[s]) for s in SPLITS)
     if not train and not test:
-        raise DataError(f"{root}/train and {root}/test hold no class folders; put images in "
-                        "train/<class>/ and test/<class>/.")
+        raise DataError(
+            f"{root}/train and {root}/test hold no class folders; put images in train/<class>/ and test/<class>/."
+        )
     if len(train | test) < 2:
-        raise DataError(f"{root} holds one class ({sorted(train | test)[0]!r}); a classifier needs at "
-                        "least 2 classes, one folder each.")
+        raise DataError(
+            f"{root} holds one class ({sorted(train | test)[0]!r}); a classifier needs at "
+            "least 2 classes, one folder each."
+        )
     for only, other in ((train - test, "test"), (test - train, "train")):
         if only:
-            raise DataError(f"Class {sorted(only)[0]!r} has a folder in one split only; add "
-                            f"{root}/{other}/{sorted(only)[0]}/ with images, or remove it.")
+            raise DataError(
+                f"Class {sorted(only)[0]!r} has a folder in one split only; add "
+                f"{root}/{other}/{sorted(only)[0]}/ with images, or remove it."
+            )
     for split, classes in layout.items():
         for name, files in classes.items():
             if not any(p.suffix.lower() in IMAGE_EXTENSIONS for p in files):
-                raise DataError(f"Class folder {root}/{split}/{name} holds no images "
-                                "({IMAGE_KINDS}); add some or remove the folder.")
+                raise DataError(
+                    f"Class folder {root}/{split}/{name} holds no images "
+                    "({IMAGE_KINDS}); add some or remove the folder."
+                )
 
 
 def load_image_folder(root: Path) -> Dataset:
@@ -350,10 +409,20 @@ def load_image_folder(root: Path) -> Dataset:
     if len(splits["train"]) + len(splits["test"]) == 0:
         raise DataError(f"No readable images under {root}; add {IMAGE_KINDS} files.")
     uploaded = root.resolve().parent == cache_dir() / UPLOADS
-    name = (f"uploaded photos ({len(classes)} classes)" if uploaded
-            else f"image folder {plain_class_names([root.resolve().name])[0]}")
-    return Dataset(name, "folder", plain_class_names(classes), splits["train"], splits["test"],
-                   _fingerprint(splits["train"], splits["test"], classes), notes)
+    name = (
+        f"uploaded photos ({len(classes)} classes)"
+        if uploaded
+        else f"image folder {plain_class_names([root.resolve().name])[0]}"
+    )
+    return Dataset(
+        name,
+        "folder",
+        plain_class_names(classes),
+        splits["train"],
+        splits["test"],
+        _fingerprint(splits["train"], splits["test"], classes),
+        notes,
+    )
 
 
 def plain_class_names(names: list[str]) -> list[str]:
@@ -381,8 +450,9 @@ def _listing_key(root: Path, split: str, files: dict[str, list[Path]]) -> str:
     return digest.hexdigest()[:24]
 
 
-def _cached_folder_split(root: Path, split: str, files: dict[str, list[Path]],
-                         classes: list[str]) -> tuple[Split, list[str]]:
+def _cached_folder_split(
+    root: Path, split: str, files: dict[str, list[Path]], classes: list[str]
+) -> tuple[Split, list[str]]:
     path = cache_dir() / f"folder-{_listing_key(root, split, files)}-{split}.pt"
     if path.exists():
         try:
@@ -391,8 +461,9 @@ def _cached_folder_split(root: Path, split: str, files: dict[str, list[Path]],
         except Exception:
             pass  # a damaged cache file is rebuilt below
     split_data, notes = _decode_folder_split(root, split, files, classes)
-    _write_cache(path, {"images": split_data.images, "labels": split_data.labels,
-                        "sha256": split_data.sha256, "notes": notes})
+    _write_cache(
+        path, {"images": split_data.images, "labels": split_data.labels, "sha256": split_data.sha256, "notes": notes}
+    )
     return split_data, notes
 
 
@@ -401,8 +472,11 @@ def _write_cache(path: Path, blob: dict) -> None:
     try:
         write_atomically(path, lambda tmp: save_tensors(blob, tmp), folder=False)
     except WriteError as exc:
-        warnings.warn(f"Could not write the dataset cache {path} ({exc}); images will be decoded "
-                      "again next time. Set CAE_CACHE to a writable folder.", stacklevel=2)
+        warnings.warn(
+            f"Could not write the dataset cache {path} ({exc}); images will be decoded "
+            "again next time. Set CAE_CACHE to a writable folder.",
+            stacklevel=2,
+        )
 
 
 def open_image(source):
@@ -451,8 +525,9 @@ def _decode_many(paths: list[str]) -> list[tuple[np.ndarray | None, bool]]:
         return list(pool.map(decode_image, paths, chunksize=500))
 
 
-def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
-                         classes: list[str]) -> tuple[Split, list[str]]:
+def _decode_folder_split(
+    root: Path, split: str, files: dict[str, list[Path]], classes: list[str]
+) -> tuple[Split, list[str]]:
     paths, labels = [], []
     for label, name in enumerate(classes):
         for p in files.get(name, []):
@@ -463,8 +538,10 @@ def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
     skipped, resized = len(paths) - len(keep), sum(r for _, r in decoded)
     notes = []
     if skipped:
-        notes.append(f"{split}: skipped {skipped} file(s) that are not readable images (or larger than "
-                     f"{MAX_PIXELS // 1_000_000} megapixels).")
+        notes.append(
+            f"{split}: skipped {skipped} file(s) that are not readable images (or larger than "
+            f"{MAX_PIXELS // 1_000_000} megapixels)."
+        )
         warnings.warn(f"{root}/{notes[-1]}", stacklevel=2)
     if resized:
         notes.append(f"{split}: {resized} image(s) were not 32x32 and were resized to 32x32.")
@@ -473,6 +550,7 @@ def _decode_folder_split(root: Path, split: str, files: dict[str, list[Path]],
 
 
 # --- subsets and batches --------------------------------------------------------------------
+
 
 def balanced_subset(labels: torch.Tensor, n: int | None, seed: int) -> torch.Tensor:
     """Indices of a fixed, seeded, class-balanced subset of `n` items (all of them when n is None)."""
@@ -503,13 +581,14 @@ def as_float(images_nhwc: torch.Tensor) -> torch.Tensor:
     return images_nhwc.permute(0, 3, 1, 2).float().div_(255)
 
 
-def batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
-            generator: torch.Generator, flip: bool = False):
+def batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, generator: torch.Generator, flip: bool = False
+):
     """Shuffled float batches in [0,1] taken on the device: yields (x (B,3,32,32), y (B,))."""
     n = images.shape[0]
     order = torch.randperm(n, generator=generator).to(images.device)
     for start in range(0, n, batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         x = as_float(images[idx])
         if flip:
             mask = torch.rand(len(idx), generator=generator) < 0.5

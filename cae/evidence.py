@@ -19,18 +19,18 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-Z = 2.0          # standard errors of a difference that make a gap more than noise
+Z = 2.0  # standard errors of a difference that make a gap more than noise
 P_PAIRED = 0.05  # McNemar's two-sided p below which a paired gap is more than noise
 Z_WILSON = 1.96  # a 95% interval for one accuracy
 
 RULES = {
     "seeds": "the seeds' spread is the noise: one start is ahead only when the ranges of the seeds' results "
-             "(lowest to highest) do not overlap",
+    "(lowest to highest) do not overlap",
     "paired": "a paired test on the same test images (McNemar, exact): one start is ahead only when p < 0.05",
     "accuracies": "two accuracies on the same test images, one seed: one start is ahead only when the gap exceeds "
-                  "two standard errors of the difference",
+    "two standard errors of the difference",
     "chance": "an accuracy is above chance only when it beats guessing by more than two standard errors of guessing "
-              "on that many test images",
+    "on that many test images",
 }
 
 
@@ -38,10 +38,10 @@ RULES = {
 class Verdict:
     """The outcome of one comparison of a first and a second number."""
 
-    gap: float            # first minus second, in points
-    winner: int | None    # 0: the first is ahead, 1: the second, None: within the noise
-    rule: str             # a key of RULES
-    noise: str            # the noise that decided, in words
+    gap: float  # first minus second, in points
+    winner: int | None  # 0: the first is ahead, 1: the second, None: within the noise
+    rule: str  # a key of RULES
+    noise: str  # the noise that decided, in words
     n: int | None = None  # test images (rules "accuracies" and "paired")
     seeds: int | None = None  # seeds on each side (rule "seeds"), and their ranges (low, high)
     ranges: tuple[tuple[float, float], tuple[float, float]] | None = None
@@ -52,6 +52,7 @@ class Verdict:
 
 
 # --- single accuracies ------------------------------------------------------------------------
+
 
 def standard_error(accuracy: float, n: int) -> float:
     """One standard error (points) of a test accuracy in percent measured on n images (binomial)."""
@@ -75,11 +76,12 @@ def wilson(accuracy: float, n: int, z: float = Z_WILSON) -> tuple[float, float]:
 
 
 def noise_words(a: float, b: float, n: int) -> str:
-    """"on 18 test images a gap under 31.6 points is noise": the margin of `compare_accuracies`."""
+    """ "on 18 test images a gap under 31.6 points is noise": the margin of `compare_accuracies`."""
     return f"on {n:,} test images a gap under {difference_margin(a, b, n):.1f} points is noise"
 
 
 # --- the three rules --------------------------------------------------------------------------
+
 
 def _winner(gap: float, apart: bool) -> int | None:
     return (0 if gap > 0 else 1) if apart and gap != 0 else None
@@ -88,8 +90,13 @@ def _winner(gap: float, apart: bool) -> int | None:
 def compare_accuracies(a: float, b: float, n: int) -> Verdict:
     """Two accuracies (percent) on the same n test images, one seed."""
     margin = difference_margin(a, b, n)
-    return Verdict(a - b, _winner(a - b, abs(a - b) > margin), "accuracies",
-                   f"two standard errors of the difference on {n:,} test images: ±{margin:.1f} points", n=n)
+    return Verdict(
+        a - b,
+        _winner(a - b, abs(a - b) > margin),
+        "accuracies",
+        f"two standard errors of the difference on {n:,} test images: ±{margin:.1f} points",
+        n=n,
+    )
 
 
 def compare_to_chance(accuracy: float, chance: float, n: int) -> Verdict:
@@ -97,8 +104,13 @@ def compare_to_chance(accuracy: float, chance: float, n: int) -> Verdict:
     only the accuracy is noisy: two standard errors of guessing on n images)."""
     margin = Z * standard_error(chance, n)
     gap = accuracy - chance
-    return Verdict(gap, _winner(gap, abs(gap) > margin), "chance",
-                   f"two standard errors of guessing on {n:,} test images: ±{margin:.1f} points", n=n)
+    return Verdict(
+        gap,
+        _winner(gap, abs(gap) > margin),
+        "chance",
+        f"two standard errors of guessing on {n:,} test images: ±{margin:.1f} points",
+        n=n,
+    )
 
 
 def mcnemar_p(only_first: int, only_second: int) -> float:
@@ -107,7 +119,7 @@ def mcnemar_p(only_first: int, only_second: int) -> float:
     n, k = only_first + only_second, min(only_first, only_second)
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -116,9 +128,14 @@ def compare_paired(only_first: int, only_second: int, n: int) -> Verdict:
     `only_second` only the second."""
     p = mcnemar_p(only_first, only_second)
     gap = 100 * (only_first - only_second) / max(n, 1)
-    return Verdict(gap, _winner(gap, p < P_PAIRED), "paired",
-                   f"McNemar's exact test on {n:,} test images ({only_first} right only for one, {only_second} "
-                   f"only for the other): p = {p:.2g}", n=n)
+    return Verdict(
+        gap,
+        _winner(gap, p < P_PAIRED),
+        "paired",
+        f"McNemar's exact test on {n:,} test images ({only_first} right only for one, {only_second} "
+        f"only for the other): p = {p:.2g}",
+        n=n,
+    )
 
 
 def overlap(first: list[float], second: list[float]) -> bool:
@@ -144,6 +161,7 @@ def compare_seeds(first: list[float], second: list[float]) -> Verdict:
 
 
 # --- curves and sweeps ------------------------------------------------------------------------
+
 
 def best(values: dict, highest: bool = True):
     """(key, value) of the best point of a curve or a sweep: argmax, or argmin with highest=False."""

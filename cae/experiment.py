@@ -23,8 +23,9 @@ from cae.train import (
 )
 
 
-def find_autoencoder(key: str, directory: Path | None = None,
-                     pretrained: Path | str | None = AUTO) -> ReusedAutoencoder | None:
+def find_autoencoder(
+    key: str, directory: Path | None = None, pretrained: Path | str | None = AUTO
+) -> ReusedAutoencoder | None:
     """A trained autoencoder from any run with this autoencoder key; runs of the runs folder
     (full-precision weights) before shipped ones (stored in fp16)."""
     for info in sorted(list_runs(directory, pretrained), key=lambda i: i.pretrained):
@@ -39,11 +40,14 @@ def find_autoencoder(key: str, directory: Path | None = None,
 def reused_autoencoder(run: Run) -> ReusedAutoencoder:
     """A run's trained autoencoder, to start another run from; names the run that trained it."""
     m = run.metrics
-    return ReusedAutoencoder(run.autoencoder, m["autoencoder"],
-                             {k: v for k, v in run.kernels.items() if k in ("initial", "autoencoder",
-                                                                            "autoencoder_epochs")},
-                             m.get("autoencoder_source") or run.name,
-                             m.get("pretraining_dataset") or m["dataset"], m.get("representation"))
+    return ReusedAutoencoder(
+        run.autoencoder,
+        m["autoencoder"],
+        {k: v for k, v in run.kernels.items() if k in ("initial", "autoencoder", "autoencoder_epochs")},
+        m.get("autoencoder_source") or run.name,
+        m.get("pretraining_dataset") or m["dataset"],
+        m.get("representation"),
+    )
 
 
 def transfer_config(source: Run, **changes) -> Config:
@@ -72,15 +76,24 @@ class Outcome:
 def request_keys(cfg: Config, dataset: Dataset) -> tuple[str, str]:
     """(run_key, autoencoder_key) of a request, with the precision resolved on this machine."""
     precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
-    return (run_key(cfg, precision, dataset.fingerprint),
-            autoencoder_key(cfg, precision, dataset.fingerprint))
+    return (run_key(cfg, precision, dataset.fingerprint), autoencoder_key(cfg, precision, dataset.fingerprint))
 
 
-def train_or_load(cfg: Config, dataset: Dataset, directory: Path | None = None, force: bool = False,
-                  on_progress: Callable | None = None, should_stop: Callable[[], bool] | None = None,
-                  on_epoch: Callable | None = None, source: Run | None = None, *,
-                  reuse: ReusedAutoencoder | None = None, pretrained: Path | str | None = AUTO,
-                  weights: bool = True, keep: bool = True) -> Outcome:
+def train_or_load(
+    cfg: Config,
+    dataset: Dataset,
+    directory: Path | None = None,
+    force: bool = False,
+    on_progress: Callable | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable | None = None,
+    source: Run | None = None,
+    *,
+    reuse: ReusedAutoencoder | None = None,
+    pretrained: Path | str | None = AUTO,
+    weights: bool = True,
+    keep: bool = True,
+) -> Outcome:
     """Find the run for this request, or train it (reusing a matching autoencoder) and save it.
 
     A transfer request (`cfg.encoder_from`) starts from that autoencoder: `source` when given (the
@@ -105,24 +118,31 @@ def _autoencoder_for(cfg: Config, ae_key: str, directory: Path, source: Run | No
         return reused_autoencoder(source)
     reuse = find_autoencoder(ae_key, directory)
     if reuse is None and cfg.encoder_from:
-        raise RunError(f"The autoencoder this request starts from ({ae_key[:12]}…) is in none of the "
-                       "runs here; pass its run folder with --encoder-from.")
+        raise RunError(
+            f"The autoencoder this request starts from ({ae_key[:12]}…) is in none of the "
+            "runs here; pass its run folder with --encoder-from."
+        )
     return reuse
 
 
 def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, device: str = "auto") -> dict:
     """Test MSE, test accuracy and per-class accuracy of a saved run, computed afresh."""
     if list(dataset.classes) != run.classes:
-        raise RunError(f"The run was trained on classes {run.classes}, but this dataset has "
-                       f"{list(dataset.classes)}; evaluate it on the same kind of data.")
+        raise RunError(
+            f"The run was trained on classes {run.classes}, but this dataset has "
+            f"{list(dataset.classes)}; evaluate it on the same kind of data."
+        )
     dev = resolve_device(device)
     precision = run.metrics["precision"] if bf16_supported(dev) else "fp32"
     if test_limit is not None and test_limit < 0:
         raise RunError(f"test_limit must be 0 (the whole test split) or a positive number, got {test_limit}.")
     indices = balanced_subset(dataset.test.labels, test_limit or None, 0)  # 0: the whole split
     images, labels = to_device(dataset.test, indices, dev)
-    out = {"test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, precision),
-           "test_acc": None, "per_class_acc": None}
+    out = {
+        "test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, precision),
+        "test_acc": None,
+        "per_class_acc": None,
+    }
     if run.classifier is not None:
         scores = evaluate_classifier(run.classifier.to(dev), images, labels, precision)
         out.update(test_acc=scores["test_acc"], per_class_acc=dict(zip(run.classes, scores["per_class_acc"])))
@@ -130,4 +150,3 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
     if run.classifier is not None:
         run.classifier.cpu()
     return out
-

@@ -13,15 +13,49 @@ from cae.runs import Run, RunError
 TEMPLATE = Path(__file__).parent / "assets" / "standalone.py"
 CONFIG_LINE = "CONFIG = {}  # <the run's settings>"
 # The settings the script uses, in the order it lists them.
-SCRIPT_FIELDS = ("latent_dim", "leak", "upsample", "ae_epochs", "batch_size", "lr", "clf_epochs", "clf_lr",
-                 "clf_batch_size", "label_fraction", "label_count", "clf_steps", "clf_seed", "scratch_seed",
-                 "freeze_encoder", "scratch_baseline", "limit", "test_limit", "flip", "seed")
+SCRIPT_FIELDS = (
+    "latent_dim",
+    "leak",
+    "upsample",
+    "ae_epochs",
+    "batch_size",
+    "lr",
+    "clf_epochs",
+    "clf_lr",
+    "clf_batch_size",
+    "label_fraction",
+    "label_count",
+    "clf_steps",
+    "clf_seed",
+    "scratch_seed",
+    "freeze_encoder",
+    "scratch_baseline",
+    "limit",
+    "test_limit",
+    "flip",
+    "seed",
+)
 # Config field -> CLI flag, for the fields that take a value.
-FLAGS = {"latent_dim": "--latent-dim", "leak": "--leak", "upsample": "--upsample", "ae_epochs": "--ae-epochs",
-         "clf_epochs": "--clf-epochs", "batch_size": "--batch-size", "clf_batch_size": "--clf-batch-size",
-         "lr": "--lr", "clf_lr": "--clf-lr", "label_fraction": "--label-fraction", "limit": "--limit",
-         "test_limit": "--test-limit", "precision": "--precision", "seed": "--seed", "label_count": "--label-count",
-         "clf_steps": "--clf-steps", "clf_seed": "--clf-seed", "scratch_seed": "--scratch-seed"}
+FLAGS = {
+    "latent_dim": "--latent-dim",
+    "leak": "--leak",
+    "upsample": "--upsample",
+    "ae_epochs": "--ae-epochs",
+    "clf_epochs": "--clf-epochs",
+    "batch_size": "--batch-size",
+    "clf_batch_size": "--clf-batch-size",
+    "lr": "--lr",
+    "clf_lr": "--clf-lr",
+    "label_fraction": "--label-fraction",
+    "limit": "--limit",
+    "test_limit": "--test-limit",
+    "precision": "--precision",
+    "seed": "--seed",
+    "label_count": "--label-count",
+    "clf_steps": "--clf-steps",
+    "clf_seed": "--clf-seed",
+    "scratch_seed": "--scratch-seed",
+}
 
 
 def data_argument(run: Run) -> str:
@@ -55,9 +89,11 @@ def standalone_script(run: Run, title: str) -> str:
     fine-tuning, scratch baseline) on CIFAR-10 or an image folder and prints one line per epoch.
     A transfer run is refused: its encoder was trained by another run, whose script is the one to take."""
     if run.config.encoder_from:
-        raise RunError(f"This run fine-tunes the encoder of {run.metrics.get('autoencoder_source')} (trained on "
-                       f"{(run.metrics.get('pretraining_dataset') or {}).get('name', 'other data')}); export that "
-                       "run's script, which trains the encoder too.")
+        raise RunError(
+            f"This run fine-tunes the encoder of {run.metrics.get('autoencoder_source')} (trained on "
+            f"{(run.metrics.get('pretraining_dataset') or {}).get('name', 'other data')}); export that "
+            "run's script, which trains the encoder too."
+        )
     settings = {field: getattr(run.config, field) for field in SCRIPT_FIELDS}
     settings["precision"] = run.metrics.get("precision", "fp32")  # as resolved when the run trained
     config = "CONFIG = " + pprint.pformat(settings, width=100, sort_dicts=False) + f"  # run {run.name}"
@@ -65,6 +101,8 @@ def standalone_script(run: Run, title: str) -> str:
     if CONFIG_LINE not in text:
         raise RunError(f"The export template {TEMPLATE} has no settings line.")
     script_name = f"{run.name}.py"
-    return (text.replace(CONFIG_LINE, config)
-                .replace('"""TITLE', f'"""{title}', 1)
-                .replace("python SCRIPT", f"python {script_name}"))
+    return (
+        text.replace(CONFIG_LINE, config)
+        .replace('"""TITLE', f'"""{title}', 1)
+        .replace("python SCRIPT", f"python {script_name}")
+    )

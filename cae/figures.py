@@ -18,20 +18,31 @@ from cae.kernels import distance_from_start, update_norms
 PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 PRETRAINED_COLOR, SCRATCH_COLOR = PALETTE[0], PALETTE[1]
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
-SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down", "pentagon",
-           "hexagon"]
-CLASS_COLORS = ["#332288", "#88CCEE", "#44AA99", "#117733", "#999933", "#DDCC77", "#CC6677", "#882255",
-                "#AA4499", "#777777"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down", "pentagon", "hexagon"]
+CLASS_COLORS = [
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#777777",
+]
 TEXT_COLOR = "#222"  # 15.9:1 on white (WCAG AA asks 4.5:1)
-FONT = {"text": 14, "title": 16}            # every chart text at 1280x720 (ticks, axis titles, legends)
+FONT = {"text": 14, "title": 16}  # every chart text at 1280x720 (ticks, axis titles, legends)
 PRESENTER_FONT = {"text": 17, "title": 20}  # Lecture mode's presenter view, read from the back row
 TICK_FONT = dict(size=FONT["text"], color=TEXT_COLOR)
 
 
 def series_style(i: int) -> dict:
     """The i-th series of a chart: a colour, and from the second round of colours a dash and a marker."""
-    return {"line": dict(color=PALETTE[i % len(PALETTE)], dash=DASHES[(i // len(PALETTE)) % len(DASHES)]),
-            "marker": dict(symbol=SYMBOLS[i % len(SYMBOLS)])}
+    return {
+        "line": dict(color=PALETTE[i % len(PALETTE)], dash=DASHES[(i // len(PALETTE)) % len(DASHES)]),
+        "marker": dict(symbol=SYMBOLS[i % len(SYMBOLS)]),
+    }
 
 
 def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figure:
@@ -40,10 +51,22 @@ def _layout(fig: go.Figure, title: str, height: int = 360, **kwargs) -> go.Figur
     so it never covers them); integer epochs where the x axis is epochs."""
     kwargs.setdefault("margin", dict(l=50, r=20, t=40, b=30))
     kwargs.setdefault("legend", dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0))
-    fig.update_layout(title=dict(text=title, font=dict(size=FONT["title"]), x=0, xanchor="left", yref="container",
-                                 y=1, yanchor="top", pad=dict(t=8, b=_title_gap(fig, FONT["text"])),
-                                 automargin=bool(title)),
-                      height=height, font=dict(size=FONT["text"], color=TEXT_COLOR), **kwargs)
+    fig.update_layout(
+        title=dict(
+            text=title,
+            font=dict(size=FONT["title"]),
+            x=0,
+            xanchor="left",
+            yref="container",
+            y=1,
+            yanchor="top",
+            pad=dict(t=8, b=_title_gap(fig, FONT["text"])),
+            automargin=bool(title),
+        ),
+        height=height,
+        font=dict(size=FONT["text"], color=TEXT_COLOR),
+        **kwargs,
+    )
     fig.update_layout(legend_font_size=FONT["text"])
     fig.update_xaxes(tickfont=TICK_FONT, title_font=dict(size=FONT["text"]), automargin=True)
     fig.update_yaxes(tickfont=TICK_FONT, title_font=dict(size=FONT["text"]), automargin=True)
@@ -59,8 +82,12 @@ def _title_gap(fig: go.Figure, size: int) -> int:
 def projector_fonts(fig: go.Figure) -> go.Figure:
     """The same chart for a projector: every text at PRESENTER_FONT sizes (Lecture mode)."""
     size = PRESENTER_FONT["text"]
-    fig.update_layout(font=dict(size=size), title_font=dict(size=PRESENTER_FONT["title"]), legend_font=dict(size=size),
-                      title_pad_b=_title_gap(fig, size))
+    fig.update_layout(
+        font=dict(size=size),
+        title_font=dict(size=PRESENTER_FONT["title"]),
+        legend_font=dict(size=size),
+        title_pad_b=_title_gap(fig, size),
+    )
     fig.update_xaxes(tickfont=dict(size=size), title_font=dict(size=size))
     fig.update_yaxes(tickfont=dict(size=size), title_font=dict(size=size))
     fig.update_annotations(font_size=size)
@@ -73,22 +100,32 @@ def chart_alt(fig: go.Figure) -> str:
     title = fig.layout.title.text or "A chart"
     axes = [a.title.text for a in (fig.layout.xaxis, fig.layout.yaxis) if a.title.text]
     names = list(dict.fromkeys(t.name for t in fig.data if t.name and t.showlegend is not False))
-    return (f"{title}." + (f" Axes: {' against '.join(reversed(axes))}." if axes else "")
-            + (f" Series: {', '.join(names)}." if names else "") + " The numbers are in the sentences beside it.")
+    return (
+        f"{title}."
+        + (f" Axes: {' against '.join(reversed(axes))}." if axes else "")
+        + (f" Series: {', '.join(names)}." if names else "")
+        + " The numbers are in the sentences beside it."
+    )
 
 
 def chance_line(fig: go.Figure, n_classes: int, **where) -> None:
     """A dotted line at the accuracy of guessing (100 / classes), labelled."""
     if n_classes:
-        fig.add_hline(y=100 / n_classes, line=dict(color="#777", dash="dot", width=1.5),
-                      annotation_text=f"chance ({100 / n_classes:.0f}%)", annotation_position="bottom right",
-                      **where)
+        fig.add_hline(
+            y=100 / n_classes,
+            line=dict(color="#777", dash="dot", width=1.5),
+            annotation_text=f"chance ({100 / n_classes:.0f}%)",
+            annotation_position="bottom right",
+            **where,
+        )
 
 
 # --- kernels --------------------------------------------------------------------------------
 
-def normalised_kernels(kernels: torch.Tensor, per_kernel: bool = False,
-                       bounds: tuple[float, float] | None = None) -> torch.Tensor:
+
+def normalised_kernels(
+    kernels: torch.Tensor, per_kernel: bool = False, bounds: tuple[float, float] | None = None
+) -> torch.Tensor:
     """Kernels mapped to [0,1] for display: by the grid's own min and max (the lecture's
     `normalize=True`), by each kernel's, or by fixed `bounds` (one scale for several grids)."""
     k = kernels.detach().float().cpu()
@@ -111,7 +148,7 @@ def kernel_grid_image(kernels: torch.Tensor, per_kernel: bool = False, nrow: int
     for i in range(n):
         r, c = divmod(i, nrow)
         top, left = pad + r * (h + pad), pad + c * (w + pad)
-        grid[:, top:top + h, left:left + w] = k[i]
+        grid[:, top : top + h, left : left + w] = k[i]
     return (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
 
 
@@ -121,8 +158,9 @@ def kernel_grid_picture(kernels: torch.Tensor, per_kernel: bool = False, scale: 
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def kernel_sheet(kernels: torch.Tensor, bounds: tuple[float, float] | None = None, scale: int = 16,
-                 gap: int = 2, nrow: int = 8) -> np.ndarray:
+def kernel_sheet(
+    kernels: torch.Tensor, bounds: tuple[float, float] | None = None, scale: int = 16, gap: int = 2, nrow: int = 8
+) -> np.ndarray:
     """The kernels for a projector: each 3x3 kernel enlarged `scale` times with crisp pixels, thin
     white separators of `gap` pixels, on one colour scale (`bounds`) when given."""
     k = (normalised_kernels(kernels, bounds=bounds).permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
@@ -132,24 +170,35 @@ def kernel_sheet(kernels: torch.Tensor, bounds: tuple[float, float] | None = Non
     for i in range(n):
         r, c = divmod(i, nrow)
         top, left = gap + r * (side_h + gap), gap + c * (side_w + gap)
-        sheet[top:top + side_h, left:left + side_w] = k[i].repeat(scale, axis=0).repeat(scale, axis=1)
+        sheet[top : top + side_h, left : left + side_w] = k[i].repeat(scale, axis=0).repeat(scale, axis=1)
     return sheet
 
 
-def kernel_distance_chart(lines: dict[str, list[tuple[int, float]]], chosen: int | None = None,
-                          kernels: dict[str, torch.Tensor] | None = None) -> go.Figure:
+def kernel_distance_chart(
+    lines: dict[str, list[tuple[int, float]]], chosen: int | None = None, kernels: dict[str, torch.Tensor] | None = None
+) -> go.Figure:
     """Mean distance from the random start per epoch, the three phases on one axis; with `chosen`,
     that one kernel's distance as dotted lines beside the means."""
     fig = go.Figure()
     colors = {"autoencoder": PALETTE[2], "fine-tuned classifier": PRETRAINED_COLOR, "scratch classifier": SCRATCH_COLOR}
     for name, points in lines.items():
-        fig.add_scatter(x=[e for e, _ in points], y=[d for _, d in points], name=f"{name}: mean of 64",
-                        mode="lines+markers", line=dict(color=colors.get(name)))
+        fig.add_scatter(
+            x=[e for e, _ in points],
+            y=[d for _, d in points],
+            name=f"{name}: mean of 64",
+            mode="lines+markers",
+            line=dict(color=colors.get(name)),
+        )
     if chosen is not None and kernels is not None:
-        one = {k: v[:, chosen:chosen + 1] if v.dim() == 5 else v[chosen:chosen + 1] for k, v in kernels.items()}
+        one = {k: v[:, chosen : chosen + 1] if v.dim() == 5 else v[chosen : chosen + 1] for k, v in kernels.items()}
         for name, points in distance_from_start(one).items():
-            fig.add_scatter(x=[e for e, _ in points], y=[d for _, d in points], name=f"{name}: kernel {chosen}",
-                            mode="lines", line=dict(color=colors.get(name), dash="dot"))
+            fig.add_scatter(
+                x=[e for e, _ in points],
+                y=[d for _, d in points],
+                name=f"{name}: kernel {chosen}",
+                mode="lines",
+                line=dict(color=colors.get(name), dash="dot"),
+            )
     fig.update_xaxes(
         title="epoch of the phase", dtick=1 if max((len(p) for p in lines.values()), default=0) <= 13 else None
     )
@@ -163,10 +212,22 @@ def kernel_slices(kernel: torch.Tensor, title: str) -> go.Figure:
     bound = float(k.abs().max()) or 1.0
     fig = make_subplots(rows=1, cols=3, subplot_titles=("R", "G", "B"), horizontal_spacing=0.04)
     for ch in range(3):
-        fig.add_trace(go.Heatmap(z=k[ch].tolist(), zmin=-bound, zmax=bound, colorscale="RdBu_r", zmid=0,
-                                 text=[[f"{v:+.2f}" for v in row] for row in k[ch].tolist()], texttemplate="%{text}",
-                                 textfont=dict(size=FONT["text"]),
-                                 showscale=ch == 2, hovertemplate="%{z:.4f}<extra></extra>"), row=1, col=ch + 1)
+        fig.add_trace(
+            go.Heatmap(
+                z=k[ch].tolist(),
+                zmin=-bound,
+                zmax=bound,
+                colorscale="RdBu_r",
+                zmid=0,
+                text=[[f"{v:+.2f}" for v in row] for row in k[ch].tolist()],
+                texttemplate="%{text}",
+                textfont=dict(size=FONT["text"]),
+                showscale=ch == 2,
+                hovertemplate="%{z:.4f}<extra></extra>",
+            ),
+            row=1,
+            col=ch + 1,
+        )
     fig.update_yaxes(autorange="reversed", visible=False)
     fig.update_xaxes(visible=False)
     return _layout(fig, title, height=260, margin=dict(l=5, r=5, t=70, b=5))
@@ -185,12 +246,21 @@ def kernel_difference(diff: torch.Tensor, title: str, bound: float | None = None
         r, col = divmod(i, nrow)
         for ch in range(c):
             top, left = r * cell_h + 1, col * cell_w + 1 + ch * (w + 1)
-            z[top:top + h, left:left + w] = d[i, ch]
-            text[top:top + h, left:left + w] = f"kernel {i}, {'RGB'[ch]}"
+            z[top : top + h, left : left + w] = d[i, ch]
+            text[top : top + h, left : left + w] = f"kernel {i}, {'RGB'[ch]}"
     bound = bound or float(np.nanmax(np.abs(z))) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, text=text, colorscale="RdBu_r", zmid=0, zmin=-bound, zmax=bound,
-                               hovertemplate="%{text}<br>change %{z:.4f}<extra></extra>",
-                               colorbar=dict(title="change")))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            text=text,
+            colorscale="RdBu_r",
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            hovertemplate="%{text}<br>change %{z:.4f}<extra></extra>",
+            colorbar=dict(title="change"),
+        )
+    )
     fig.update_yaxes(autorange="reversed", visible=False, scaleanchor="x")
     fig.update_xaxes(visible=False)
     return _layout(fig, title, height=460, margin=dict(l=5, r=5, t=50, b=5))
@@ -207,7 +277,7 @@ def kernel_close_ups(before: torch.Tensor, after: torch.Tensor, indices: list[in
     grid = torch.ones(3, 2 * (h + pad) + pad, n * (w + pad) + pad)
     for i in range(2 * n):
         r, c = divmod(i, n)
-        grid[:, pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = both[i]
+        grid[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = both[i]
     picture = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     return picture.repeat(scale, axis=0).repeat(scale, axis=1)
 
@@ -216,8 +286,13 @@ def kernel_update_ranking(diff: torch.Tensor, title: str) -> go.Figure:
     """Kernels ranked by how much they changed, largest first, with the values on hover."""
     norms = update_norms(diff)
     order = torch.argsort(norms, descending=True).tolist()
-    fig = go.Figure(go.Bar(x=[f"#{i}" for i in order], y=norms[order].tolist(),
-                           hovertemplate="kernel %{x}<br>update norm %{y:.4f}<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            x=[f"#{i}" for i in order],
+            y=norms[order].tolist(),
+            hovertemplate="kernel %{x}<br>update norm %{y:.4f}<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="kernel (ranked)", type="category")
     fig.update_yaxes(title="‖after − before‖₂")
     return _layout(fig, title, height=320)
@@ -225,16 +300,27 @@ def kernel_update_ranking(diff: torch.Tensor, title: str) -> go.Figure:
 
 # --- training curves ------------------------------------------------------------------------
 
+
 def autoencoder_curves(runs: dict[str, list[dict]]) -> go.Figure:
     """Train and test MSE per epoch for one or more runs ({label: autoencoder history})."""
     fig = go.Figure()
     for i, (label, rows) in enumerate(runs.items()):
         color = PALETTE[i % len(PALETTE)]
         epochs = [r["epoch"] for r in rows]
-        fig.add_scatter(x=epochs, y=[r["train_mse"] for r in rows], name=f"{label}: train",
-                        line=dict(color=color), mode="lines+markers")
-        fig.add_scatter(x=epochs, y=[r["test_mse"] for r in rows], name=f"{label}: test",
-                        line=dict(color=color, dash="dash"), mode="lines+markers")
+        fig.add_scatter(
+            x=epochs,
+            y=[r["train_mse"] for r in rows],
+            name=f"{label}: train",
+            line=dict(color=color),
+            mode="lines+markers",
+        )
+        fig.add_scatter(
+            x=epochs,
+            y=[r["test_mse"] for r in rows],
+            name=f"{label}: test",
+            line=dict(color=color, dash="dash"),
+            mode="lines+markers",
+        )
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="MSE (true mean per pixel)")
     return _layout(fig, "Autoencoder reconstruction loss")
@@ -246,19 +332,35 @@ def classifier_curves(runs: dict[str, dict]) -> go.Figure:
     fig = make_subplots(rows=1, cols=2, subplot_titles=("training loss (cross-entropy)", "test accuracy %"))
     for i, (label, m) in enumerate(runs.items()):
         color = PALETTE[i % len(PALETTE)]
-        for rows, kind, dash in ((m.get("classifier") or [], "pretrained", "solid"),
-                                 ((m.get("scratch") or {}).get("classifier") or [], "scratch", "dot")):
+        for rows, kind, dash in (
+            (m.get("classifier") or [], "pretrained", "solid"),
+            ((m.get("scratch") or {}).get("classifier") or [], "scratch", "dot"),
+        ):
             if not rows:
                 continue
             epochs = [r["epoch"] for r in rows]
-            name = f"{label}: {kind}" if len(runs) > 1 else ("fine-tuned from the autoencoder" if kind == "pretrained"
-                                                              else "from scratch (random init)")
-            line = dict(color=color if len(runs) > 1 else (PRETRAINED_COLOR if kind == "pretrained" else SCRATCH_COLOR),
-                        dash=dash)
-            fig.add_scatter(x=epochs, y=[r["train_loss"] for r in rows], name=name, line=line,
-                            legendgroup=name, row=1, col=1)
-            fig.add_scatter(x=epochs, y=[r["test_acc"] for r in rows], name=name, line=line,
-                            legendgroup=name, showlegend=False, row=1, col=2)
+            name = (
+                f"{label}: {kind}"
+                if len(runs) > 1
+                else ("fine-tuned from the autoencoder" if kind == "pretrained" else "from scratch (random init)")
+            )
+            line = dict(
+                color=color if len(runs) > 1 else (PRETRAINED_COLOR if kind == "pretrained" else SCRATCH_COLOR),
+                dash=dash,
+            )
+            fig.add_scatter(
+                x=epochs, y=[r["train_loss"] for r in rows], name=name, line=line, legendgroup=name, row=1, col=1
+            )
+            fig.add_scatter(
+                x=epochs,
+                y=[r["test_acc"] for r in rows],
+                name=name,
+                line=line,
+                legendgroup=name,
+                showlegend=False,
+                row=1,
+                col=2,
+            )
     fig.update_xaxes(title="epoch", dtick=1 if max_epochs(runs) <= 12 else None)
     first = next(iter(runs.values()), {})
     chance_line(fig, len((first.get("dataset") or {}).get("classes") or []), row=1, col=2)
@@ -269,21 +371,30 @@ def max_epochs(runs: dict[str, dict]) -> int:
     return max((len(m.get("classifier") or []) for m in runs.values()), default=0)
 
 
-LIVE_STYLE = {"autoencoder": (PALETTE[2], "solid"), "classifier": (PRETRAINED_COLOR, "solid"),
-              "scratch": (SCRATCH_COLOR, "dash")}
+LIVE_STYLE = {
+    "autoencoder": (PALETTE[2], "solid"),
+    "classifier": (PRETRAINED_COLOR, "solid"),
+    "scratch": (SCRATCH_COLOR, "dash"),
+}
 
 
 def live_loss(points: list[tuple[str, float, float]]) -> go.Figure:
     """A job's running loss, (phase, fractional epoch, loss) points, in two panels: the
     autoencoder's MSE, and the classifiers' cross-entropy (fine-tuned solid, scratch dashed)."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("autoencoder: reconstruction MSE",
-                                                        "classifier: cross-entropy"))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("autoencoder: reconstruction MSE", "classifier: cross-entropy"))
     names = {"autoencoder": "autoencoder", "classifier": "fine-tuned", "scratch": "scratch"}
     for phase in dict.fromkeys(p for p, _, _ in points):
         xs = [(x, y) for p, x, y in points if p == phase]
         color, dash = LIVE_STYLE.get(phase, (PALETTE[4], "dot"))
-        fig.add_scatter(x=[x for x, _ in xs], y=[y for _, y in xs], name=names.get(phase, phase), mode="lines",
-                        line=dict(color=color, dash=dash, width=2.5), row=1, col=1 if phase == "autoencoder" else 2)
+        fig.add_scatter(
+            x=[x for x, _ in xs],
+            y=[y for _, y in xs],
+            name=names.get(phase, phase),
+            mode="lines",
+            line=dict(color=color, dash=dash, width=2.5),
+            row=1,
+            col=1 if phase == "autoencoder" else 2,
+        )
     last = max((x for _, x, _ in points), default=1)
     fig.update_xaxes(title="epoch", dtick=1 if last <= 12 else None, rangemode="tozero")
     return _layout(fig, "Live training loss", height=320)
@@ -291,8 +402,10 @@ def live_loss(points: list[tuple[str, float, float]]) -> go.Figure:
 
 # --- classifier results ---------------------------------------------------------------------
 
-def per_class_bars(classes: list[str], pretrained: dict | None, scratch: dict | None,
-                   counts: dict[str, int] | None = None) -> go.Figure:
+
+def per_class_bars(
+    classes: list[str], pretrained: dict | None, scratch: dict | None, counts: dict[str, int] | None = None
+) -> go.Figure:
     """Per-class test accuracy, pretrained vs scratch, grouped bars; with the test images per class
     (`counts`), each bar carries its 95% Wilson interval."""
     fig = go.Figure()
@@ -300,12 +413,30 @@ def per_class_bars(classes: list[str], pretrained: dict | None, scratch: dict | 
         if values:
             ys = [values.get(c, 0) for c in classes]
             bounds = [wilson(y, counts.get(c, 0)) for c, y in zip(classes, ys)] if counts else None
-            error = dict(type="data", symmetric=False, array=[hi - y for (_, hi), y in zip(bounds, ys)],
-                         arrayminus=[y - lo for (lo, _), y in zip(bounds, ys)], color="#444") if bounds else None
-            fig.add_bar(x=classes, y=ys, name=label, marker_color=color, error_y=error,
-                        customdata=[counts.get(c, 0) for c in classes] if counts else None,
-                        hovertemplate="%{x}: %{y:.1f}%" + (" of %{customdata} images" if counts else "")
-                        + "<extra>" + label + "</extra>")
+            error = (
+                dict(
+                    type="data",
+                    symmetric=False,
+                    array=[hi - y for (_, hi), y in zip(bounds, ys)],
+                    arrayminus=[y - lo for (lo, _), y in zip(bounds, ys)],
+                    color="#444",
+                )
+                if bounds
+                else None
+            )
+            fig.add_bar(
+                x=classes,
+                y=ys,
+                name=label,
+                marker_color=color,
+                error_y=error,
+                customdata=[counts.get(c, 0) for c in classes] if counts else None,
+                hovertemplate="%{x}: %{y:.1f}%"
+                + (" of %{customdata} images" if counts else "")
+                + "<extra>"
+                + label
+                + "</extra>",
+            )
     fig.update_layout(barmode="group")
     fig.update_yaxes(title="test accuracy %", range=[0, 100])
     chance_line(fig, len(classes))
@@ -314,8 +445,15 @@ def per_class_bars(classes: list[str], pretrained: dict | None, scratch: dict | 
 
 def confusion_heatmap(confusion: list[list[int]], classes: list[str], title: str = "Confusion matrix") -> go.Figure:
     """Rows: the true class; columns: the predicted class; counts on hover."""
-    fig = go.Figure(go.Heatmap(z=confusion, x=classes, y=classes, colorscale="Blues",
-                               hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=confusion,
+            x=classes,
+            y=classes,
+            colorscale="Blues",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+        )
+    )
     fig.update_yaxes(autorange="reversed", title="true class")
     fig.update_xaxes(title="predicted class")
     return _layout(fig, title, height=450)
@@ -330,14 +468,22 @@ def probability_bars(probs: list[float], classes: list[str], truth: int | None =
     if truth is not None:
         colors[truth] = PALETTE[2] if truth == best else PALETTE[1]
         labels[truth] = f"{'✓' if truth == best else '✗'} {classes[truth]} (true)"
-    fig = go.Figure(go.Bar(y=labels, x=[100 * p for p in probs], marker_color=colors, orientation="h",
-                           hovertemplate="%{y}: %{x:.1f}%<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(
+            y=labels,
+            x=[100 * p for p in probs],
+            marker_color=colors,
+            orientation="h",
+            hovertemplate="%{y}: %{x:.1f}%<extra></extra>",
+        )
+    )
     fig.update_xaxes(title="probability %", range=[0, 100])
     fig.update_yaxes(autorange="reversed")
     return _layout(fig, "What the classifier thinks it is", height=300, margin=dict(l=90, r=20, t=40, b=40))
 
 
 # --- images ---------------------------------------------------------------------------------
+
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
     """(N,3,H,W) float in [0,1] or uint8 -> (N,H,W,3) uint8."""
@@ -360,7 +506,7 @@ def image_strip(rows: list[torch.Tensor], title: str, pad: int = 2) -> go.Figure
     for r, arr in enumerate(arrays):
         for i in range(n):
             top, left = pad + r * (h + pad), pad + i * (w + pad)
-            canvas[top:top + h, left:left + w] = arr[i]
+            canvas[top : top + h, left : left + w] = arr[i]
     fig = go.Figure(go.Image(z=canvas, hoverinfo="skip"))
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
@@ -380,8 +526,14 @@ def sample_grid(images: torch.Tensor, labels: torch.Tensor, classes: list[str], 
         rows.append(picked)
     fig = image_strip(rows, "Sample images, one row per class")
     h, pad = images.shape[2], 2
-    fig.update_yaxes(visible=True, showgrid=False, zeroline=False, ticks="",
-                     tickvals=[pad + r * (h + pad) + h / 2 for r in range(len(classes))], ticktext=list(classes))
+    fig.update_yaxes(
+        visible=True,
+        showgrid=False,
+        zeroline=False,
+        ticks="",
+        tickvals=[pad + r * (h + pad) + h / 2 for r in range(len(classes))],
+        ticktext=list(classes),
+    )
     fig.update_layout(height=60 + 62 * len(classes), margin=dict(l=90, r=5, t=40, b=5))
     return fig
 
@@ -392,9 +544,18 @@ def reconstruction_panel(original: torch.Tensor, reconstruction: torch.Tensor) -
     fig = make_subplots(rows=1, cols=3, subplot_titles=("original", "reconstruction", "|error|"))
     fig.add_trace(go.Image(z=to_uint8_hwc(original[None])[0], hoverinfo="skip"), row=1, col=1)
     fig.add_trace(go.Image(z=to_uint8_hwc(reconstruction[None])[0], hoverinfo="skip"), row=1, col=2)
-    fig.add_trace(go.Heatmap(z=error, colorscale="Viridis", zmin=0, zmax=max(float(error.max()), 1e-6),
-                             colorbar=dict(title="|err|"), hovertemplate="error %{z:.3f}<extra></extra>"),
-                  row=1, col=3)  # sequential: dark = small error, bright = large
+    fig.add_trace(
+        go.Heatmap(
+            z=error,
+            colorscale="Viridis",
+            zmin=0,
+            zmax=max(float(error.max()), 1e-6),
+            colorbar=dict(title="|err|"),
+            hovertemplate="error %{z:.3f}<extra></extra>",
+        ),
+        row=1,
+        col=3,
+    )  # sequential: dark = small error, bright = large
     fig.update_yaxes(autorange="reversed", scaleanchor="x3", constrain="domain", row=1, col=3)  # square pixels
     fig.update_xaxes(constrain="domain", row=1, col=3)
     fig.update_xaxes(visible=False)
@@ -404,8 +565,14 @@ def reconstruction_panel(original: torch.Tensor, reconstruction: torch.Tensor) -
 
 # --- architecture and timing ----------------------------------------------------------------
 
-BLOCK_COLORS = {"conv_encoder": "#4c78a8", "fc_encoder": "#72b7b2", "fc_decoder": "#f58518",
-                "conv_decoder": "#e45756", "head": "#54a24b", "(forward)": "#bab0ac"}
+BLOCK_COLORS = {
+    "conv_encoder": "#4c78a8",
+    "fc_encoder": "#72b7b2",
+    "fc_decoder": "#f58518",
+    "conv_decoder": "#e45756",
+    "head": "#54a24b",
+    "(forward)": "#bab0ac",
+}
 
 
 def architecture_diagram(table: list[dict]) -> go.Figure:
@@ -416,11 +583,18 @@ def architecture_diagram(table: list[dict]) -> go.Figure:
     for i, r in enumerate(shown):
         size = int(np.prod(r["output"]))
         step = "upsample ×2" if "Upsample" in r["layer"] else r["name"]
-        fig.add_bar(x=[i], y=[size], marker_color=BLOCK_COLORS.get(r["block"], "#999"), name=r["block"],
-                    showlegend=r["block"] not in [s["block"] for s in shown[:i]],
-                    text=["×".join(map(str, r["output"]))], textposition="outside", textfont=dict(size=FONT["text"]),
-                    hovertext=f"{step}: {r['layer']}<br>output {r['output']} = {size:,} numbers<br>"
-                              f"{r['params']:,} parameters", hoverinfo="text")
+        fig.add_bar(
+            x=[i],
+            y=[size],
+            marker_color=BLOCK_COLORS.get(r["block"], "#999"),
+            name=r["block"],
+            showlegend=r["block"] not in [s["block"] for s in shown[:i]],
+            text=["×".join(map(str, r["output"]))],
+            textposition="outside",
+            textfont=dict(size=FONT["text"]),
+            hovertext=f"{step}: {r['layer']}<br>output {r['output']} = {size:,} numbers<br>{r['params']:,} parameters",
+            hoverinfo="text",
+        )
     labels = ["upsample ×2" if "Upsample" in r["layer"] else r["name"] for r in shown]
     fig.update_xaxes(tickvals=list(range(len(shown))), ticktext=labels, tickangle=-45)
     fig.update_yaxes(type="log", title="numbers per image (log)", range=[2.5, 5], dtick=1)  # no small minor labels
@@ -432,16 +606,24 @@ def timing_bars(seconds: dict[str, float], title: str, top_ms: float | None = No
     `top_ms` to several charts so they share a scale. A step that does not exist (no separate
     upsampling in a transposed-conv decoder) is left out."""
     names = [n for n in seconds if not (n == "upsampling" and seconds[n] == 0)]
-    fig = go.Figure(go.Bar(x=names, y=[1000 * seconds[n] for n in names],
-                           hovertemplate="%{x}: %{y:.1f} ms<extra></extra>"))
+    fig = go.Figure(
+        go.Bar(x=names, y=[1000 * seconds[n] for n in names], hovertemplate="%{x}: %{y:.1f} ms<extra></extra>")
+    )
     fig.update_yaxes(title="ms (forward + backward)", range=[0, top_ms] if top_ms else None)
     return _layout(fig, title, height=330)
 
 
 # --- latent space ---------------------------------------------------------------------------
 
-def latent_map(xy: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, classes: list[str],
-               chosen: int | None = None, extra: tuple[float, float, str] | None = None) -> go.Figure:
+
+def latent_map(
+    xy: torch.Tensor,
+    labels: torch.Tensor,
+    index: torch.Tensor,
+    classes: list[str],
+    chosen: int | None = None,
+    extra: tuple[float, float, str] | None = None,
+) -> go.Figure:
     """Test images' codes in 2-D (PCA), one colour per class; each point carries its test image
     number (customdata) for hover and click. `chosen`: a map position to ring; `extra`: (x, y,
     label) of a new image placed with the same projection."""
@@ -449,25 +631,46 @@ def latent_map(xy: torch.Tensor, labels: torch.Tensor, index: torch.Tensor, clas
     for c, name in enumerate(classes):
         where = (labels == c).nonzero().flatten()
         if len(where):
-            fig.add_scatter(x=xy[where, 0].tolist(), y=xy[where, 1].tolist(), mode="markers", name=name,
-                            customdata=index[where].tolist(),
-                            marker=dict(size=7, color=CLASS_COLORS[c % len(CLASS_COLORS)],
-                                        symbol=SYMBOLS[c % len(SYMBOLS)]),
-                            hovertemplate=f"{name}, test image %{{customdata}}<extra></extra>")
+            fig.add_scatter(
+                x=xy[where, 0].tolist(),
+                y=xy[where, 1].tolist(),
+                mode="markers",
+                name=name,
+                customdata=index[where].tolist(),
+                marker=dict(size=7, color=CLASS_COLORS[c % len(CLASS_COLORS)], symbol=SYMBOLS[c % len(SYMBOLS)]),
+                hovertemplate=f"{name}, test image %{{customdata}}<extra></extra>",
+            )
     if chosen is not None:
-        fig.add_scatter(x=[float(xy[chosen, 0])], y=[float(xy[chosen, 1])], mode="markers", name="chosen",
-                        marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="black", width=3)),
-                        hoverinfo="skip")
+        fig.add_scatter(
+            x=[float(xy[chosen, 0])],
+            y=[float(xy[chosen, 1])],
+            mode="markers",
+            name="chosen",
+            marker=dict(size=18, color="rgba(0,0,0,0)", line=dict(color="black", width=3)),
+            hoverinfo="skip",
+        )
     if extra is not None:
-        fig.add_scatter(x=[extra[0]], y=[extra[1]], mode="markers+text", name=extra[2], text=[extra[2]],
-                        textposition="top center", marker=dict(size=16, symbol="x", color="black"), hoverinfo="skip")
+        fig.add_scatter(
+            x=[extra[0]],
+            y=[extra[1]],
+            mode="markers+text",
+            name=extra[2],
+            text=[extra[2]],
+            textposition="top center",
+            marker=dict(size=16, symbol="x", color="black"),
+            hoverinfo="skip",
+        )
     fig.update_xaxes(title="first principal axis of the codes")
     fig.update_yaxes(title="second principal axis")
     return _layout(fig, "The code of each test image, in 2-D", height=520, clickmode="event+select", dragmode="pan")
 
 
-def representation_curves(knn: dict[str, list[tuple[int, float]]], mse: dict[str, list[tuple[int, float]]],
-                          pixels_knn: float | None, n_classes: int) -> go.Figure:
+def representation_curves(
+    knn: dict[str, list[tuple[int, float]]],
+    mse: dict[str, list[tuple[int, float]]],
+    pixels_knn: float | None,
+    n_classes: int,
+) -> go.Figure:
     """The code's k-NN accuracy per autoencoder epoch (epoch 0: the initial encoder) beside the test
     MSE, for one or more runs; the raw pixels' k-NN accuracy as a dashed line."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("k-NN accuracy of the code (%)", "test MSE"))
@@ -475,29 +678,60 @@ def representation_curves(knn: dict[str, list[tuple[int, float]]], mse: dict[str
         color = PALETTE[i % len(PALETTE)]
         for col, points in ((1, knn.get(label)), (2, mse.get(label))):
             if points:
-                fig.add_scatter(x=[e for e, _ in points], y=[v for _, v in points], name=label, legendgroup=label,
-                                showlegend=col == 1 or not knn.get(label), mode="lines+markers",
-                                line=dict(color=color), row=1, col=col)
+                fig.add_scatter(
+                    x=[e for e, _ in points],
+                    y=[v for _, v in points],
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1 or not knn.get(label),
+                    mode="lines+markers",
+                    line=dict(color=color),
+                    row=1,
+                    col=col,
+                )
     if pixels_knn is not None:
-        fig.add_hline(y=pixels_knn, line=dict(color="#444", dash="dash", width=1.5), row=1, col=1,
-                      annotation_text=f"raw pixels ({pixels_knn:.1f}%)", annotation_position="top left")
+        fig.add_hline(
+            y=pixels_knn,
+            line=dict(color="#444", dash="dash", width=1.5),
+            row=1,
+            col=1,
+            annotation_text=f"raw pixels ({pixels_knn:.1f}%)",
+            annotation_position="top left",
+        )
     chance_line(fig, n_classes, row=1, col=1)
     fig.update_xaxes(title="autoencoder epoch", rangemode="tozero")
     return _layout(fig, "Is the code getting better as the reconstruction does?", height=380)
 
 
-def _spread_trace(fig: go.Figure, groups: dict, measure: str, name: str, color: str, symbol: str = "circle",
-                  dash: str = "solid", **where) -> None:
+def _spread_trace(
+    fig: go.Figure,
+    groups: dict,
+    measure: str,
+    name: str,
+    color: str,
+    symbol: str = "circle",
+    dash: str = "solid",
+    **where,
+) -> None:
     xs = [x for x, g in groups.items() if measure in g]
     if not xs:
         return
     mean = [groups[x][measure]["mean"] for x in xs]
-    fig.add_scatter(x=xs, y=mean, name=name, mode="lines+markers", line=dict(color=color, dash=dash),
-                    marker=dict(symbol=symbol, size=8),
-                    error_y=dict(type="data", symmetric=False,
-                                 array=[groups[x][measure]["high"] - m for x, m in zip(xs, mean)],
-                                 arrayminus=[m - groups[x][measure]["low"] for x, m in zip(xs, mean)]),
-                    **where)
+    fig.add_scatter(
+        x=xs,
+        y=mean,
+        name=name,
+        mode="lines+markers",
+        line=dict(color=color, dash=dash),
+        marker=dict(symbol=symbol, size=8),
+        error_y=dict(
+            type="data",
+            symmetric=False,
+            array=[groups[x][measure]["high"] - m for x, m in zip(xs, mean)],
+            arrayminus=[m - groups[x][measure]["low"] for x, m in zip(xs, mean)],
+        ),
+        **where,
+    )
 
 
 def latent_size_chart(groups: dict, users: list[dict], marked: dict | None) -> go.Figure:
@@ -508,16 +742,38 @@ def latent_size_chart(groups: dict, users: list[dict], marked: dict | None) -> g
     _spread_trace(fig, groups, "test_mse", "sweep: test MSE", PALETTE[2], row=1, col=1)
     _spread_trace(fig, groups, "knn", "sweep: k-NN of the code", SCRATCH_COLOR, "square", "dash", row=1, col=2)
     _spread_trace(fig, groups, "test_acc", "sweep: fine-tuned classifier", PRETRAINED_COLOR, row=1, col=2)
-    for points, name, marker in ((users, "your runs", dict(size=10, symbol="circle-open", color="#333")),
-                                 ([marked] if marked else [], "the run viewed",
-                                  dict(size=18, symbol="circle-open", color="black", line=dict(width=3)))):
+    for points, name, marker in (
+        (users, "your runs", dict(size=10, symbol="circle-open", color="#333")),
+        (
+            [marked] if marked else [],
+            "the run viewed",
+            dict(size=18, symbol="circle-open", color="black", line=dict(width=3)),
+        ),
+    ):
         if not points:
             continue
         xs = [p["latent_dim"] for p in points]
-        fig.add_scatter(x=xs, y=[p["test_mse"] for p in points], mode="markers", name=name, legendgroup=name,
-                        marker=marker, row=1, col=1)
-        fig.add_scatter(x=xs, y=[p["test_acc"] for p in points], mode="markers", name=name, legendgroup=name,
-                        showlegend=False, marker=marker, row=1, col=2)
+        fig.add_scatter(
+            x=xs,
+            y=[p["test_mse"] for p in points],
+            mode="markers",
+            name=name,
+            legendgroup=name,
+            marker=marker,
+            row=1,
+            col=1,
+        )
+        fig.add_scatter(
+            x=xs,
+            y=[p["test_acc"] for p in points],
+            mode="markers",
+            name=name,
+            legendgroup=name,
+            showlegend=False,
+            marker=marker,
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title="latent size (code length)", type="log", dtick=np.log10(4), tickformat="d")
     return _layout(fig, "Latent size: reconstruction against representation (5 + 5 epochs)", height=380)
 
@@ -529,11 +785,27 @@ def leak_chart(groups: dict, layers: dict[str, str]) -> go.Figure:
     _spread_trace(fig, groups, "test_acc", "fine-tuned classifier", PRETRAINED_COLOR, row=1, col=1)
     _spread_trace(fig, groups, "knn", "k-NN of the code", SCRATCH_COLOR, "square", "dash", row=1, col=1)
     for i, (layer, label) in enumerate(layers.items()):  # the layers take the colours the accuracies do not
-        scaled = {x: {"dead": {k: ([100 * u for u in v] if k == "values" else 100 * v) if k != "n" else v
-                               for k, v in g[f"dead {layer}"].items()}}
-                  for x, g in groups.items() if f"dead {layer}" in g}
-        _spread_trace(fig, scaled, "dead", label, PALETTE[2 + i % (len(PALETTE) - 2)], SYMBOLS[(i + 2) % len(SYMBOLS)],
-                      DASHES[i % len(DASHES)], row=1, col=2)
+        scaled = {
+            x: {
+                "dead": {
+                    k: ([100 * u for u in v] if k == "values" else 100 * v) if k != "n" else v
+                    for k, v in g[f"dead {layer}"].items()
+                }
+            }
+            for x, g in groups.items()
+            if f"dead {layer}" in g
+        }
+        _spread_trace(
+            fig,
+            scaled,
+            "dead",
+            label,
+            PALETTE[2 + i % (len(PALETTE) - 2)],
+            SYMBOLS[(i + 2) % len(SYMBOLS)],
+            DASHES[i % len(DASHES)],
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title="leak (negative slope)", tickvals=list(groups))
     return _layout(fig, "Leak: accuracy and dead units (3 seeds each; bars span the seeds)", height=380)
 
@@ -545,18 +817,24 @@ def activity_chart(activity: dict[str, dict], layers: dict[str, str], value_rang
     for i, (layer, a) in enumerate(activity.items()):
         counts = np.asarray(a["counts"], dtype=float)
         edges = np.linspace(*value_range, len(counts) + 1)
-        fig.add_scatter(x=(edges[:-1] + edges[1:]) / 2, y=100 * counts / max(counts.sum(), 1), mode="lines",
-                        line=dict(color=PALETTE[i % len(PALETTE)], shape="hvh"),
-                        name=f"{layers.get(layer, layer)}: {a['dead']:.0%} dead")
+        fig.add_scatter(
+            x=(edges[:-1] + edges[1:]) / 2,
+            y=100 * counts / max(counts.sum(), 1),
+            mode="lines",
+            line=dict(color=PALETTE[i % len(PALETTE)], shape="hvh"),
+            name=f"{layers.get(layer, layer)}: {a['dead']:.0%} dead",
+        )
     fig.add_vline(x=0, line=dict(color="#777", dash="dot"))
-    fig.update_xaxes(title=f"activation value (values beyond {value_range[0]:g} and {value_range[1]:g} "
-                           "are counted at the ends)")
+    fig.update_xaxes(
+        title=f"activation value (values beyond {value_range[0]:g} and {value_range[1]:g} are counted at the ends)"
+    )
     fig.update_yaxes(title="% of values", type="log", dtick=1)
     return _layout(fig, "What the encoder's units output on the test images", height=380)
 
 
-def kernel_sheet_figure(sheet: np.ndarray, scale: int = 16, gap: int = 2, chosen: int | None = None,
-                        nrow: int = 8) -> go.Figure:
+def kernel_sheet_figure(
+    sheet: np.ndarray, scale: int = 16, gap: int = 2, chosen: int | None = None, nrow: int = 8
+) -> go.Figure:
     """A `kernel_sheet` picture as a chart whose kernels can be clicked: an invisible square marker
     over each kernel carries its number (customdata); the chosen kernel is outlined."""
     side = 3 * scale
@@ -565,22 +843,37 @@ def kernel_sheet_figure(sheet: np.ndarray, scale: int = 16, gap: int = 2, chosen
         (gap + (i % nrow) * (side + gap) + side / 2, gap + (i // nrow) * (side + gap) + side / 2) for i in range(n)
     ]
     fig = go.Figure(go.Image(z=sheet, hoverinfo="skip"))
-    fig.add_scatter(x=[x for x, _ in centres], y=[y for _, y in centres], customdata=list(range(n)), mode="markers",
-                    marker=dict(symbol="square", size=side * 0.8, color="rgba(0,0,0,0)"), showlegend=False,
-                    hovertemplate="kernel %{customdata}<extra></extra>")
+    fig.add_scatter(
+        x=[x for x, _ in centres],
+        y=[y for _, y in centres],
+        customdata=list(range(n)),
+        mode="markers",
+        marker=dict(symbol="square", size=side * 0.8, color="rgba(0,0,0,0)"),
+        showlegend=False,
+        hovertemplate="kernel %{customdata}<extra></extra>",
+    )
     if chosen is not None:
         x, y = centres[chosen]
-        fig.add_shape(type="rect", x0=x - side / 2 - 1, x1=x + side / 2 + 1, y0=y - side / 2 - 1, y1=y + side / 2 + 1,
-                      line=dict(color="black", width=3))
+        fig.add_shape(
+            type="rect",
+            x0=x - side / 2 - 1,
+            x1=x + side / 2 + 1,
+            y0=y - side / 2 - 1,
+            y1=y + side / 2 + 1,
+            line=dict(color="black", width=3),
+        )
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, "", height=sheet.shape[0] + 20, margin=dict(l=0, r=0, t=10, b=10),
-                   clickmode="event+select", dragmode=False)
+    return _layout(
+        fig, "", height=sheet.shape[0] + 20, margin=dict(l=0, r=0, t=10, b=10), clickmode="event+select", dragmode=False
+    )
 
 
-BUDGET_STYLE = {"finetuned": ("fine-tuned from the autoencoder", PRETRAINED_COLOR, "solid"),
-                "frozen": ("frozen encoder + linear head", PALETTE[2], "dash"),
-                "scratch": ("from scratch (random init)", SCRATCH_COLOR, "dot")}
+BUDGET_STYLE = {
+    "finetuned": ("fine-tuned from the autoencoder", PRETRAINED_COLOR, "solid"),
+    "frozen": ("frozen encoder + linear head", PALETTE[2], "dash"),
+    "scratch": ("from scratch (random init)", SCRATCH_COLOR, "dot"),
+}
 
 
 def label_budget_chart(lines: dict[str, dict[int, dict]], n_classes: int, title: str) -> go.Figure:

@@ -49,16 +49,16 @@ class Job:
     """One training or task in the queue; the manager updates it, pages only read it."""
 
     id: int
-    kind: str                 # "train", or a task's name (cae/tasks.py)
-    key: str                  # the request: a run key, or the task and its payload
+    kind: str  # "train", or a task's name (cae/tasks.py)
+    key: str  # the request: a run key, or the task and its payload
     config: Config | None = None
-    origin: str = ""          # where the worker loads the dataset from
+    origin: str = ""  # where the worker loads the dataset from
     fingerprint: str = ""
     payload: dict | None = None
     state: str = QUEUED
     progress: Progress | None = None
     losses: list[tuple[str, float, float]] = field(default_factory=list)  # (phase, epoch, loss)
-    epochs: list[tuple[str, dict]] = field(default_factory=list)           # finished epochs
+    epochs: list[tuple[str, dict]] = field(default_factory=list)  # finished epochs
     reconstructions: list[tuple[int, torch.Tensor]] = field(default_factory=list)
     originals: torch.Tensor | None = None
     error: str | None = None
@@ -66,7 +66,7 @@ class Job:
     cached: bool = False
     result: object = None
     cancel_requested: bool = False
-    held: bool = False        # at the test barrier (cae.worker.HOLD_ENV)
+    held: bool = False  # at the test barrier (cae.worker.HOLD_ENV)
     watchers: set[str] = field(default_factory=set)  # sessions that submitted or opened it
     owner: str | None = None  # the classroom seat that submitted it (cae/classroom.py); None otherwise
     submitted: float = field(default_factory=time.time)
@@ -132,8 +132,16 @@ class JobManager:
             self._check_open()
             job = self._attachable(key)
             if job is None:
-                job = Job(next(self._ids), TRAIN, key, cfg, dataset.origin, dataset.fingerprint,
-                          originals=fixed_test_images(dataset), owner=owner)
+                job = Job(
+                    next(self._ids),
+                    TRAIN,
+                    key,
+                    cfg,
+                    dataset.origin,
+                    dataset.fingerprint,
+                    originals=fixed_test_images(dataset),
+                    owner=owner,
+                )
                 if (found := find_run(key, self.runs_dir)) is not None:
                     job.state, job.run_path, job.cached, job.owner = DONE, found, True, None
                     job.started = job.finished = time.time()
@@ -142,8 +150,16 @@ class JobManager:
                 job.watchers.add(watcher)
             return job
 
-    def submit_sweep(self, source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int,
-                     watcher: str | None = None, steps: int | None = None, owner: str | None = None) -> Job:
+    def submit_sweep(
+        self,
+        source: Path,
+        dataset: Dataset,
+        budgets: tuple[int, ...],
+        seeds: int,
+        watcher: str | None = None,
+        steps: int | None = None,
+        owner: str | None = None,
+    ) -> Job:
         """Queue the label-budget experiment for a run's encoder on `dataset` (one entry; its points
         arrive in `job.result` as they finish), or attach to the same one already queued or running."""
         payload = {
@@ -155,9 +171,18 @@ class JobManager:
         key = f"{SWEEP}:{dataset.fingerprint}:{sorted(payload.items())}"
         with self._lock:
             self._check_open()
-            job = self._attachable(key) or self._add(Job(next(self._ids), SWEEP, key, origin=dataset.origin,
-                                                         fingerprint=dataset.fingerprint, payload=payload, result=[],
-                                                         owner=owner))
+            job = self._attachable(key) or self._add(
+                Job(
+                    next(self._ids),
+                    SWEEP,
+                    key,
+                    origin=dataset.origin,
+                    fingerprint=dataset.fingerprint,
+                    payload=payload,
+                    result=[],
+                    owner=owner,
+                )
+            )
             if watcher:
                 job.watchers.add(watcher)
             return job
@@ -267,8 +292,9 @@ class JobManager:
             raise RuntimeError("The job manager is shutting down; no new jobs.")
 
     def _attachable(self, key: str) -> Job | None:
-        return next((j for j in reversed(self._jobs.values())
-                     if j.key == key and j.active and not j.cancel_requested), None)
+        return next(
+            (j for j in reversed(self._jobs.values()) if j.key == key and j.active and not j.cancel_requested), None
+        )
 
     def _add(self, job: Job) -> Job:
         self._jobs[job.id] = job
@@ -286,7 +312,7 @@ class JobManager:
     def _forget_old(self) -> None:
         """Keep the last KEEP_FINISHED finished jobs (their runs are on disk); never an active one."""
         finished = [j for j in self._jobs.values() if not j.active]
-        for old in finished[:max(len(finished) - KEEP_FINISHED, 0)]:
+        for old in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
             del self._jobs[old.id]
 
     def _send(self, message: protocol.ToWorker) -> None:
@@ -328,8 +354,10 @@ class JobManager:
 
     def _worker_failed_to_start(self, exc: BaseException, retry_in: float) -> None:
         """Every queued job fails with the reason; the next job starts a new attempt."""
-        reason = (f"The training worker could not start ({type(exc).__name__}: {str(exc)[:160]}); nothing ran. "
-                  f"The server tries again in {retry_in:.0f} s: press Train again then.")
+        reason = (
+            f"The training worker could not start ({type(exc).__name__}: {str(exc)[:160]}); nothing ran. "
+            f"The server tries again in {retry_in:.0f} s: press Train again then."
+        )
         LOG.warning(reason)
         with self._lock:
             for job in list(self._jobs.values()):
@@ -343,12 +371,23 @@ class JobManager:
         it did not start cannot open). Started from this long-lived thread:
         the worker's parent-death signal follows the thread that started it."""
         ours, theirs = socket.socketpair()
-        command = [sys.executable, "-m", "cae", "worker", "--fd", str(theirs.fileno()),
-                   "--runs", str(self.runs_dir), "--parent", str(os.getpid())]
+        command = [
+            sys.executable,
+            "-m",
+            "cae",
+            "worker",
+            "--fd",
+            str(theirs.fileno()),
+            "--runs",
+            str(self.runs_dir),
+            "--parent",
+            str(os.getpid()),
+        ]
         path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
         try:
-            self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()],
-                                             env={**os.environ, "PYTHONPATH": path})
+            self._process = subprocess.Popen(
+                command, pass_fds=[theirs.fileno()], env={**os.environ, "PYTHONPATH": path}
+            )
         except BaseException:
             ours.close()
             raise
@@ -361,14 +400,21 @@ class JobManager:
             for slot in ("train", "task"):
                 if self._busy[slot] is not None:
                     continue
-                job = next((j for j in self._jobs.values() if j.state == QUEUED
-                            and (j.kind in TRAINING_KINDS) == (slot == "train")), None)
+                job = next(
+                    (
+                        j
+                        for j in self._jobs.values()
+                        if j.state == QUEUED and (j.kind in TRAINING_KINDS) == (slot == "train")
+                    ),
+                    None,
+                )
                 if job is None:
                     continue
                 job.state, job.started, self._busy[slot] = RUNNING, time.time(), job.id
                 if job.kind == TRAIN:
-                    self._send(protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint,
-                                              job.originals.numpy()))
+                    self._send(
+                        protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint, job.originals.numpy())
+                    )
                 elif job.kind == SWEEP:
                     self._send(protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint))
                 else:
@@ -432,8 +478,11 @@ class JobManager:
         with self._lock:
             for job in list(self._jobs.values()):
                 if job.state == RUNNING:
-                    self._end(job, CANCELLED if job.cancel_requested else FAILED,
-                              None if job.cancel_requested else death_sentence(exitcode))
+                    self._end(
+                        job,
+                        CANCELLED if job.cancel_requested else FAILED,
+                        None if job.cancel_requested else death_sentence(exitcode),
+                    )
             self._busy = {"train": None, "task": None}
         remove_temporaries(self.runs_dir, process.pid)
 

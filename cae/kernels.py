@@ -11,8 +11,10 @@ def kernel_timeline(kernels: dict[str, torch.Tensor]) -> list[tuple[str, torch.T
     autoencoder epoch, then after every fine-tuning epoch (runs without per-epoch snapshots: the
     start, after the autoencoder, after fine-tuning)."""
     steps = [("initial (random)", kernels["initial"])]
-    for key, each, single, name in (("autoencoder_epochs", "autoencoder epoch", "autoencoder", "after the autoencoder"),
-                                    ("finetuned_epochs", "fine-tuning epoch", "finetuned", "after fine-tuning")):
+    for key, each, single, name in (
+        ("autoencoder_epochs", "autoencoder epoch", "autoencoder", "after the autoencoder"),
+        ("finetuned_epochs", "fine-tuning epoch", "finetuned", "after fine-tuning"),
+    ):
         if key in kernels:
             steps += [(f"{each} {i + 1}", k) for i, k in enumerate(kernels[key])]
         elif single in kernels:

@@ -36,8 +36,10 @@ class FixedSubsets:
 
 def representation_subsets(train_labels: torch.Tensor, test_labels: torch.Tensor) -> FixedSubsets:
     """Class-balanced, seeded: the same images for every run on the same data."""
-    return FixedSubsets(balanced_subset(train_labels, min(TRAIN_SUBSET, len(train_labels)), SUBSET_SEED),
-                   balanced_subset(test_labels, min(TEST_SUBSET, len(test_labels)), SUBSET_SEED))
+    return FixedSubsets(
+        balanced_subset(train_labels, min(TRAIN_SUBSET, len(train_labels)), SUBSET_SEED),
+        balanced_subset(test_labels, min(TEST_SUBSET, len(test_labels)), SUBSET_SEED),
+    )
 
 
 def as_unit_floats(images: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -51,8 +53,10 @@ def codes(model: ConvAutoencoder | nn.Module, images: torch.Tensor) -> torch.Ten
     For a classifier, its `encode`: the fine-tuned features its head reads."""
     model.eval()
     device = next(model.parameters()).device
-    out = [model.encode(as_unit_floats(images[i:i + EVAL_BATCH], device)).float().cpu()
-           for i in range(0, len(images), EVAL_BATCH)]
+    out = [
+        model.encode(as_unit_floats(images[i : i + EVAL_BATCH], device)).float().cpu()
+        for i in range(0, len(images), EVAL_BATCH)
+    ]
     return torch.cat(out) if out else torch.zeros(0, model.latent_dim)
 
 
@@ -61,16 +65,18 @@ def pixels(images: torch.Tensor) -> torch.Tensor:
     return images.flatten(1).float() / 255
 
 
-def knn_accuracy(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
-                 test_labels: torch.Tensor, k: int = K) -> float:
+def knn_accuracy(
+    train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, test_labels: torch.Tensor, k: int = K
+) -> float:
     """Percent of test items whose k nearest training items (cosine) vote for their class."""
     n_classes = int(max(train_labels.max(), test_labels.max())) + 1
     votes = F.one_hot(train_labels[most_similar(test, train, k)], n_classes).sum(1)
     return 100.0 * float((votes.argmax(1) == test_labels).sum()) / max(len(test), 1)
 
 
-def linear_probe(train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor,
-                 test_labels: torch.Tensor, seed: int = 0) -> float:
+def linear_probe(
+    train: torch.Tensor, train_labels: torch.Tensor, test: torch.Tensor, test_labels: torch.Tensor, seed: int = 0
+) -> float:
     """Test accuracy (percent) of a linear layer trained on standardised frozen features: full-batch
     Adam, lr 1e-2, weight decay 1e-4, 300 steps, initialised from `seed`."""
     mean, std = train.mean(0), train.std(0).clamp(min=1e-6)
@@ -141,12 +147,15 @@ def ood_probes(example: torch.Tensor, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     ramp = torch.linspace(0, 255, 32)
     checker = ((torch.arange(32).view(-1, 1) // 4 + torch.arange(32) // 4) % 2 * 255).expand(3, 32, 32)
-    return {"noise": torch.randint(0, 256, (3, 32, 32), generator=g, dtype=torch.uint8),
-            "flat colour": torch.tensor([200, 60, 40], dtype=torch.uint8).view(3, 1, 1).expand(3, 32, 32).clone(),
-            "checkerboard": checker.to(torch.uint8).clone(),
-            "gradient": torch.stack([ramp.expand(32, 32), ramp.view(-1, 1).expand(32, 32),
-                                     (255 - ramp).expand(32, 32)]).round().to(torch.uint8),
-            "inverted": 255 - example}
+    return {
+        "noise": torch.randint(0, 256, (3, 32, 32), generator=g, dtype=torch.uint8),
+        "flat colour": torch.tensor([200, 60, 40], dtype=torch.uint8).view(3, 1, 1).expand(3, 32, 32).clone(),
+        "checkerboard": checker.to(torch.uint8).clone(),
+        "gradient": torch.stack([ramp.expand(32, 32), ramp.view(-1, 1).expand(32, 32), (255 - ramp).expand(32, 32)])
+        .round()
+        .to(torch.uint8),
+        "inverted": 255 - example,
+    }
 
 
 @torch.no_grad()
@@ -160,9 +169,13 @@ def reconstruction_errors(model: ConvAutoencoder, images: torch.Tensor) -> torch
 
 # Activation histograms share one range so that runs (and leak values) can be compared.
 HISTOGRAM_RANGE, HISTOGRAM_BINS = (-1.0, 3.0), 80
-ENCODER_LAYERS = {"conv_encoder.1": "conv 1 (64 channels)", "conv_encoder.3": "conv 2 (128 channels)",
-                  "conv_encoder.5": "conv 3 (128 channels)", "conv_encoder.7": "conv 4 (128 channels)",
-                  "fc_encoder.1": "code (linear units)"}
+ENCODER_LAYERS = {
+    "conv_encoder.1": "conv 1 (64 channels)",
+    "conv_encoder.3": "conv 2 (128 channels)",
+    "conv_encoder.5": "conv 3 (128 channels)",
+    "conv_encoder.7": "conv 4 (128 channels)",
+    "fc_encoder.1": "code (linear units)",
+}
 
 
 @torch.no_grad()
@@ -176,8 +189,10 @@ def layer_activity(model: ConvAutoencoder, images: torch.Tensor) -> dict[str, di
     device = next(model.parameters()).device
     modules = dict(model.named_modules())
     lo, hi = HISTOGRAM_RANGE
-    seen: dict[str, dict] = {name: {"peak": None, "counts": torch.zeros(HISTOGRAM_BINS), "negative": 0, "total": 0}
-                             for name in ENCODER_LAYERS}
+    seen: dict[str, dict] = {
+        name: {"peak": None, "counts": torch.zeros(HISTOGRAM_BINS), "negative": 0, "total": 0}
+        for name in ENCODER_LAYERS
+    }
 
     def keep(name: str, out: torch.Tensor) -> None:
         out = out.float()
@@ -188,17 +203,24 @@ def layer_activity(model: ConvAutoencoder, images: torch.Tensor) -> dict[str, di
         record["negative"] += int((out <= 0).sum())
         record["total"] += out.numel()
 
-    hooks = [modules[name].register_forward_hook(lambda _m, _i, out, name=name: keep(name, out))
-             for name in ENCODER_LAYERS]
+    hooks = [
+        modules[name].register_forward_hook(lambda _m, _i, out, name=name: keep(name, out)) for name in ENCODER_LAYERS
+    ]
     try:
         for start in range(0, len(images), EVAL_BATCH):
-            model.encode(as_unit_floats(images[start:start + EVAL_BATCH], device))
+            model.encode(as_unit_floats(images[start : start + EVAL_BATCH], device))
     finally:
         for hook in hooks:
             hook.remove()
-    return {name: {"dead": float((r["peak"] <= 0).float().mean()), "negative": r["negative"] / max(r["total"], 1),
-                   "counts": r["counts"].tolist()}
-            for name, r in seen.items() if r["peak"] is not None}
+    return {
+        name: {
+            "dead": float((r["peak"] <= 0).float().mean()),
+            "negative": r["negative"] / max(r["total"], 1),
+            "counts": r["counts"].tolist(),
+        }
+        for name, r in seen.items()
+        if r["peak"] is not None
+    }
 
 
 def dead_units(model: ConvAutoencoder, images: torch.Tensor) -> dict[str, float]:
@@ -212,7 +234,7 @@ class RepresentationProbe:
     training and test images), measured after every autoencoder epoch."""
 
     train_index: torch.Tensor  # into the dataset's training split
-    test_index: torch.Tensor   # into its test split
+    test_index: torch.Tensor  # into its test split
     train_images: torch.Tensor  # uint8 (N,3,32,32) on the CPU
     train_labels: torch.Tensor
     test_images: torch.Tensor
@@ -222,26 +244,41 @@ class RepresentationProbe:
     def of(cls, dataset, train_idx: torch.Tensor, test_idx: torch.Tensor) -> "RepresentationProbe":
         chosen = representation_subsets(dataset.train.labels[train_idx], dataset.test.labels[test_idx])
         train_index, test_index = train_idx[chosen.train], test_idx[chosen.test]
-        return cls(train_index, test_index, dataset.train.images[train_index], dataset.train.labels[train_index],
-                   dataset.test.images[test_index], dataset.test.labels[test_index])
+        return cls(
+            train_index,
+            test_index,
+            dataset.train.images[train_index],
+            dataset.train.labels[train_index],
+            dataset.test.images[test_index],
+            dataset.test.labels[test_index],
+        )
 
     def knn(self, model: ConvAutoencoder) -> float:
-        return knn_accuracy(codes(model, self.train_images), self.train_labels,
-                            codes(model, self.test_images), self.test_labels)
+        return knn_accuracy(
+            codes(model, self.train_images), self.train_labels, codes(model, self.test_images), self.test_labels
+        )
 
     def scores(self, features: Callable[[torch.Tensor], torch.Tensor]) -> dict[str, float]:
         """{"knn", "probe"}: k-NN and linear-probe test accuracy of a feature function."""
         train, test = features(self.train_images), features(self.test_images)
-        return {"knn": knn_accuracy(train, self.train_labels, test, self.test_labels),
-                "probe": linear_probe(train, self.train_labels, test, self.test_labels)}
+        return {
+            "knn": knn_accuracy(train, self.train_labels, test, self.test_labels),
+            "probe": linear_probe(train, self.train_labels, test, self.test_labels),
+        }
 
     def summary(self, initial: ConvAutoencoder) -> dict:
         """metrics["representation"]: the definition, and the pixel and initial-encoder baselines."""
-        return {"k": K, "metric": METRIC, "train_size": len(self.train_labels), "test_size": len(self.test_labels),
-                "seed": SUBSET_SEED,
-                "pixels_knn": knn_accuracy(pixels(self.train_images), self.train_labels,
-                                           pixels(self.test_images), self.test_labels),
-                "initial_knn": self.knn(initial)}
+        return {
+            "k": K,
+            "metric": METRIC,
+            "train_size": len(self.train_labels),
+            "test_size": len(self.test_labels),
+            "seed": SUBSET_SEED,
+            "pixels_knn": knn_accuracy(
+                pixels(self.train_images), self.train_labels, pixels(self.test_images), self.test_labels
+            ),
+            "initial_knn": self.knn(initial),
+        }
 
 
 # --- what the Latent space page draws -------------------------------------------------------
@@ -249,8 +286,9 @@ class RepresentationProbe:
 MAP_POINTS, NEIGHBOURS, RANDOM_CODES = 2000, 8, 16
 
 
-def feature_functions(autoencoder: ConvAutoencoder, initial: ConvAutoencoder,
-                      classifier: nn.Module | None) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+def feature_functions(
+    autoencoder: ConvAutoencoder, initial: ConvAutoencoder, classifier: nn.Module | None
+) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
     """The features the page compares: raw pixels, the initial (random) encoder's code, the trained
     code, and the fine-tuned classifier's features (what its head reads), when there is one."""
     features = {"pixels": pixels, "initial": lambda x: codes(initial, x), "code": lambda x: codes(autoencoder, x)}
@@ -261,8 +299,11 @@ def feature_functions(autoencoder: ConvAutoencoder, initial: ConvAutoencoder,
 
 def quality(probe: RepresentationProbe, features: dict[str, Callable]) -> dict:
     """k-NN and linear-probe accuracy of each feature function on the probe's fixed subsets."""
-    return {"train_size": len(probe.train_labels), "test_size": len(probe.test_labels),
-            "scores": {name: probe.scores(f) for name, f in features.items()}}
+    return {
+        "train_size": len(probe.train_labels),
+        "test_size": len(probe.test_labels),
+        "scores": {name: probe.scores(f) for name, f in features.items()},
+    }
 
 
 @torch.no_grad()
@@ -283,18 +324,24 @@ def explore(model: ConvAutoencoder, dataset, probe: RepresentationProbe) -> dict
     projection = Projection.fit(map_codes)
     xy = projection(map_codes)
     total = (map_codes - map_codes.mean(0)).pow(2).sum(1).mean()
-    return {"index": index, "labels": probe.test_labels[chosen], "xy": xy,
-            "mean": projection.mean, "axes": projection.axes,
-            "explained": float(xy.var(0, correction=0).sum() / total.clamp(min=1e-12)),
-            "code_neighbours": probe.train_index[most_similar(map_codes, pool_codes)],
-            "pixel_neighbours": probe.train_index[most_similar(pixels(images), pixels(probe.train_images))],
-            "random": (decode_random_codes(model, pool_codes, RANDOM_CODES) * 255).round().to(torch.uint8),
-            "errors": reconstruction_errors(model, images),
-            "activity": layer_activity(model, probe.test_images)}
+    return {
+        "index": index,
+        "labels": probe.test_labels[chosen],
+        "xy": xy,
+        "mean": projection.mean,
+        "axes": projection.axes,
+        "explained": float(xy.var(0, correction=0).sum() / total.clamp(min=1e-12)),
+        "code_neighbours": probe.train_index[most_similar(map_codes, pool_codes)],
+        "pixel_neighbours": probe.train_index[most_similar(pixels(images), pixels(probe.train_images))],
+        "random": (decode_random_codes(model, pool_codes, RANDOM_CODES) * 255).round().to(torch.uint8),
+        "errors": reconstruction_errors(model, images),
+        "activity": layer_activity(model, probe.test_images),
+    }
 
 
 def most_similar(queries: torch.Tensor, pool: torch.Tensor, k: int = NEIGHBOURS) -> torch.Tensor:
     """For every query row, the indices of the k most cosine-similar pool rows: (N, k)."""
     a, b = F.normalize(queries.float(), dim=1), F.normalize(pool.float(), dim=1)
-    return torch.cat([(a[i:i + EVAL_BATCH] @ b.T).topk(min(k, len(b)), dim=1).indices
-                      for i in range(0, len(a), EVAL_BATCH)])
+    return torch.cat(
+        [(a[i : i + EVAL_BATCH] @ b.T).topk(min(k, len(b)), dim=1).indices for i in range(0, len(a), EVAL_BATCH)]
+    )

@@ -26,49 +26,83 @@ class Step:
 
 
 STEPS = (
-    Step("why", "Labels are scarce, images are plenty",
-         "Labelling images costs people's time; unlabelled images cost nothing. An **autoencoder** learns from images "
-         "alone: it squeezes each picture into a short **code** and rebuilds the picture from it. If the code keeps "
-         "what matters, a classifier can start from it and needs fewer labels.", "app_pages/data.py"),
-    Step("architecture", "The network: an hourglass",
-         "Four convolutions shrink a 32×32 colour image to 128 maps of 4×4, a linear layer makes the code "
-         "(1,024 numbers), and the decoder mirrors it back up to 32×32. Output size of a convolution: "
-         "⌊(W − K + 2P) / S⌋ + 1.", "app_pages/overview.py",
-         "The first convolution: 32×32 in, kernel 3, stride 2, padding 1. What size comes out?",
-         ("14×14 (as the lecture said)", "15×15", "16×16")),
-    Step("autoencoder", "Training the autoencoder",
-         "Mean squared error between each image and its reconstruction, Adam, batches of 2,000, no labels. "
-         "{loss_fell}", "app_pages/train.py",
-         "After the lecture's 5 epochs, can the fine-tuned classifier still tell what a reconstruction shows?",
-         ("as well as from the originals", "less well, but above chance", "no better than chance")),
-    Step("kernels", "The first-layer kernels, before and after",
-         "The 64 kernels of the first convolution (3×3, RGB) are what the lecture shows as learned features: "
-         "random at the start, then after training.", "app_pages/kernels.py",
-         "After 5 autoencoder epochs, will the kernels look very different from their random start?",
-         ("very different", "almost the same")),
-    Step("finetune", "Fine-tuning, and the scratch baseline",
-         "The encoder gets a new linear head and is trained with labels (cross-entropy). The fair comparison is "
-         "the same classifier from random weights, trained the same way.", "app_pages/classifier.py",
-         "After 5 fine-tuning epochs, which start is ahead on the test images?",
-         ("the autoencoder's encoder", "random weights", "too close to call")),
-    Step("classes", "Which classes are hard?",
-         "Test accuracy per class shows where the classifier fails.", "app_pages/classifier.py",
-         "Which class will the fine-tuned classifier get right least often?"),
-    Step("code", "What did the code learn?",
-         "If images of one class get similar codes, the 10 most similar codes of a test image mostly share its "
-         "class: k-nearest-neighbour accuracy measures that, with no training at all.", "app_pages/latent.py",
-         "After 5 epochs, is the code a better neighbourhood than the raw pixels?",
-         ("better than pixels", "about the same or worse")),
-    Step("budget", "When does pretraining help?",
-         "The lecture's promise is about **few labels**. The label-budget experiment trains the same classifier "
-         "on 100 to 10,000 labelled images, three ways: fine-tuned from the autoencoder, its encoder frozen under "
-         "a linear layer, and from random weights; {seeds} seeds per point.", "app_pages/classifier.py",
-         "With the lecture's 5 autoencoder epochs, where does starting from the autoencoder beat random weights "
-         "beyond the seeds' spread?",
-         ("with few labels (100–300)", "around 1,000 labels", "with many labels (3,000–10,000)", "at no budget")),
+    Step(
+        "why",
+        "Labels are scarce, images are plenty",
+        "Labelling images costs people's time; unlabelled images cost nothing. An **autoencoder** learns from images "
+        "alone: it squeezes each picture into a short **code** and rebuilds the picture from it. If the code keeps "
+        "what matters, a classifier can start from it and needs fewer labels.",
+        "app_pages/data.py",
+    ),
+    Step(
+        "architecture",
+        "The network: an hourglass",
+        "Four convolutions shrink a 32×32 colour image to 128 maps of 4×4, a linear layer makes the code "
+        "(1,024 numbers), and the decoder mirrors it back up to 32×32. Output size of a convolution: "
+        "⌊(W − K + 2P) / S⌋ + 1.",
+        "app_pages/overview.py",
+        "The first convolution: 32×32 in, kernel 3, stride 2, padding 1. What size comes out?",
+        ("14×14 (as the lecture said)", "15×15", "16×16"),
+    ),
+    Step(
+        "autoencoder",
+        "Training the autoencoder",
+        "Mean squared error between each image and its reconstruction, Adam, batches of 2,000, no labels. {loss_fell}",
+        "app_pages/train.py",
+        "After the lecture's 5 epochs, can the fine-tuned classifier still tell what a reconstruction shows?",
+        ("as well as from the originals", "less well, but above chance", "no better than chance"),
+    ),
+    Step(
+        "kernels",
+        "The first-layer kernels, before and after",
+        "The 64 kernels of the first convolution (3×3, RGB) are what the lecture shows as learned features: "
+        "random at the start, then after training.",
+        "app_pages/kernels.py",
+        "After 5 autoencoder epochs, will the kernels look very different from their random start?",
+        ("very different", "almost the same"),
+    ),
+    Step(
+        "finetune",
+        "Fine-tuning, and the scratch baseline",
+        "The encoder gets a new linear head and is trained with labels (cross-entropy). The fair comparison is "
+        "the same classifier from random weights, trained the same way.",
+        "app_pages/classifier.py",
+        "After 5 fine-tuning epochs, which start is ahead on the test images?",
+        ("the autoencoder's encoder", "random weights", "too close to call"),
+    ),
+    Step(
+        "classes",
+        "Which classes are hard?",
+        "Test accuracy per class shows where the classifier fails.",
+        "app_pages/classifier.py",
+        "Which class will the fine-tuned classifier get right least often?",
+    ),
+    Step(
+        "code",
+        "What did the code learn?",
+        "If images of one class get similar codes, the 10 most similar codes of a test image mostly share its "
+        "class: k-nearest-neighbour accuracy measures that, with no training at all.",
+        "app_pages/latent.py",
+        "After 5 epochs, is the code a better neighbourhood than the raw pixels?",
+        ("better than pixels", "about the same or worse"),
+    ),
+    Step(
+        "budget",
+        "When does pretraining help?",
+        "The lecture's promise is about **few labels**. The label-budget experiment trains the same classifier "
+        "on 100 to 10,000 labelled images, three ways: fine-tuned from the autoencoder, its encoder frozen under "
+        "a linear layer, and from random weights; {seeds} seeds per point.",
+        "app_pages/classifier.py",
+        "With the lecture's 5 autoencoder epochs, where does starting from the autoencoder beat random weights "
+        "beyond the seeds' spread?",
+        ("with few labels (100–300)", "around 1,000 labels", "with many labels (3,000–10,000)", "at no budget"),
+    ),
 )
-BUDGET_CHOICES = {"with few labels (100–300)": (100, 300), "around 1,000 labels": (1000,),
-                  "with many labels (3,000–10,000)": (3000, 10000)}
+BUDGET_CHOICES = {
+    "with few labels (100–300)": (100, 300),
+    "around 1,000 labels": (1000,),
+    "with many labels (3,000–10,000)": (3000, 10000),
+}
 LECTURE_BUDGETS = (100, 300, 1000, 3000, 10000)  # the lecture's step stops at 10,000 labels (see `budget_lines`)
 
 
@@ -87,8 +121,12 @@ def step_body(step: Step, metrics: dict, budget_seeds: int | None = None) -> str
     """The step's text with its numbers filled in from the shipped run (never a fixed claim)."""
     if step.key == "autoencoder":
         rows = metrics.get("autoencoder") or []
-        fell = (f"On the shipped run the test MSE fell from {rows[0]['test_mse']:.4f} after epoch 1 to "
-                f"{rows[-1]['test_mse']:.4f} after epoch {rows[-1]['epoch']}." if rows else "")
+        fell = (
+            f"On the shipped run the test MSE fell from {rows[0]['test_mse']:.4f} after epoch 1 to "
+            f"{rows[-1]['test_mse']:.4f} after epoch {rows[-1]['epoch']}."
+            if rows
+            else ""
+        )
         return step.body.format(loss_fell=fell)
     if step.key == "budget":
         return step.body.format(seeds=budget_seeds or "several")
@@ -100,8 +138,9 @@ def first_layer_size() -> int:
 
 
 @torch.no_grad()
-def recognition(autoencoder: ConvAutoencoder, classifier: Classifier, images: torch.Tensor,
-                labels: torch.Tensor) -> dict:
+def recognition(
+    autoencoder: ConvAutoencoder, classifier: Classifier, images: torch.Tensor, labels: torch.Tensor
+) -> dict:
     """The fine-tuned classifier on test images and on their reconstructions: how many it gets right
     on each, and on how many only one of the two ({"originals", "reconstructions", "only_originals",
     "only_reconstructions", "n", "chance"}; accuracies in percent)."""
@@ -130,40 +169,49 @@ def _recognisable(seen: dict) -> tuple[str, str]:
     else:
         choice = "less well, but above chance"
     p = mcnemar_p(seen["only_originals"], seen["only_reconstructions"])
-    return choice, (f"On {seen['n']} test images the fine-tuned classifier names {seen['reconstructions']:.1f}% of the "
-                    f"reconstructions right, against {seen['originals']:.1f}% of the originals and "
-                    f"{seen['chance']:.0f}% by guessing ({versus_chance.noise}). {seen['only_originals']} images are "
-                    f"right only as originals, {seen['only_reconstructions']} only as reconstructions (McNemar's exact "
-                    f"test: p = {p:.2g}).")
+    return choice, (
+        f"On {seen['n']} test images the fine-tuned classifier names {seen['reconstructions']:.1f}% of the "
+        f"reconstructions right, against {seen['originals']:.1f}% of the originals and "
+        f"{seen['chance']:.0f}% by guessing ({versus_chance.noise}). {seen['only_originals']} images are "
+        f"right only as originals, {seen['only_reconstructions']} only as reconstructions (McNemar's exact "
+        f"test: p = {p:.2g})."
+    )
 
 
 def _finetune(metrics: dict, seeds: list[dict] | None) -> tuple[str, str]:
     """The fine-tuning step's answer: the seeds' spread where the shipped seeds exist, else this seed's
     test-set rule."""
-    (when, verdict, pre, scratch), = pretraining_comparison(metrics, seeds)[-1:]
+    ((when, verdict, pre, scratch),) = pretraining_comparison(metrics, seeds)[-1:]
     choice = {None: "too close to call", 0: "the autoencoder's encoder", 1: "random weights"}[verdict.winner]
     if verdict.rule != "seeds":
-        return choice, (f"{pre:.1f}% fine-tuned vs {scratch:.1f}% from scratch, for this seed; "
-                        f"{noise_words(pre, scratch, verdict.n)}.")
+        return choice, (
+            f"{pre:.1f}% fine-tuned vs {scratch:.1f}% from scratch, for this seed; "
+            f"{noise_words(pre, scratch, verdict.n)}."
+        )
     ours = " / ".join(f"{s['classifier'][-1]['test_acc']:.1f}" for s in seeds)
     theirs = " / ".join(f"{s['scratch']['classifier'][-1]['test_acc']:.1f}" for s in seeds)
     flips = [s["seed"] for s in seeds if s["classifier"][-1]["test_acc"] < s["scratch"]["classifier"][-1]["test_acc"]]
     flipped = f" (seed {', '.join(map(str, flips))} flips it)" if flips and verdict.winner is None else ""
     spread = "the ranges overlap" if verdict.winner is None else "the ranges do not overlap"
-    return choice, (f"Over seeds {', '.join(str(s['seed']) for s in seeds)}: fine-tuned {ours}% vs scratch "
-                    f"{theirs}% — {spread}{flipped}, so the seeds' spread decides, not one run.")
+    return choice, (
+        f"Over seeds {', '.join(str(s['seed']) for s in seeds)}: fine-tuned {ours}% vs scratch "
+        f"{theirs}% — {spread}{flipped}, so the seeds' spread decides, not one run."
+    )
 
 
 def _code(representation: dict) -> tuple[str, str]:
     code, pixels, n = representation["knn"], representation["pixels_knn"], representation["test_size"]
     winner = compare_accuracies(code, pixels, n).winner
-    said = {0: "the code already groups images by class better than their pixels do.",
-            None: "the code groups images by class about as well as their pixels do, no better.",
-            1: "the code groups images by class worse than their pixels do: it keeps what rebuilds the pixels, "
-               "not what tells classes apart."}[winner]
+    said = {
+        0: "the code already groups images by class better than their pixels do.",
+        None: "the code groups images by class about as well as their pixels do, no better.",
+        1: "the code groups images by class worse than their pixels do: it keeps what rebuilds the pixels, "
+        "not what tells classes apart.",
+    }[winner]
     return ("better than pixels" if winner == 0 else "about the same or worse"), (
         f"k-NN accuracy {code:.1f}% for the code vs {pixels:.1f}% for raw pixels ({noise_words(code, pixels, n)}): "
-        + said)
+        + said
+    )
 
 
 def _budget(lines: dict[str, dict[int, dict]]) -> tuple[str, str]:
@@ -180,9 +228,16 @@ def _budget(lines: dict[str, dict[int, dict]]) -> tuple[str, str]:
     return choice, label_budget_sentence({k: {b: v[b] for b in budgets} for k, v in lines.items()})
 
 
-def answer(step: Step, metrics: dict, kernels: dict | None = None, representation: dict | None = None, *,
-           seeds: list[dict] | None = None, seen: dict | None = None,
-           budget: dict[str, dict[int, dict]] | None = None) -> tuple[str, str]:
+def answer(
+    step: Step,
+    metrics: dict,
+    kernels: dict | None = None,
+    representation: dict | None = None,
+    *,
+    seeds: list[dict] | None = None,
+    seen: dict | None = None,
+    budget: dict[str, dict[int, dict]] | None = None,
+) -> tuple[str, str]:
     """(the right choice, one sentence why) for a step's question, from the numbers: the shipped run's
     metrics and kernels, the code's k-NN (`code_numbers`), the shipped seeds (`seed_spread`), the
     classifier on reconstructions (`recognition`) and the label-budget lines (`budget_lines`)."""
@@ -194,7 +249,8 @@ def answer(step: Step, metrics: dict, kernels: dict | None = None, representatio
     if step.key == "kernels":
         moved = relative_change(kernels["initial"], kernels["autoencoder"])
         return ("almost the same" if moved < 0.3 else "very different"), (
-            f"They moved {moved:.0%} of their size (‖after − before‖ / ‖before‖).")
+            f"They moved {moved:.0%} of their size (‖after − before‖ / ‖before‖)."
+        )
     if step.key == "finetune":
         return _finetune(metrics, seeds)
     if step.key == "classes":
@@ -214,11 +270,21 @@ def code_numbers(metrics: dict, sweep_rows: list[dict]) -> dict | None:
     the run's own curve when it recorded one, else from the shipped sweep's run with its settings."""
     rows, representation = metrics.get("autoencoder") or [], metrics.get("representation")
     if representation and rows and "knn_acc" in rows[-1]:
-        return {"knn": rows[-1]["knn_acc"], "pixels_knn": representation["pixels_knn"],
-                "test_size": representation["test_size"]}
+        return {
+            "knn": rows[-1]["knn_acc"],
+            "pixels_knn": representation["pixels_knn"],
+            "test_size": representation["test_size"],
+        }
     config = metrics.get("config") or {}
-    match = next((r for r in sweep_rows if (r["latent_dim"], r["leak"], r["seed"], r["ae_epochs"]) ==
-                  (config.get("latent_dim"), config.get("leak"), config.get("seed"), config.get("ae_epochs"))), None)
+    match = next(
+        (
+            r
+            for r in sweep_rows
+            if (r["latent_dim"], r["leak"], r["seed"], r["ae_epochs"])
+            == (config.get("latent_dim"), config.get("leak"), config.get("seed"), config.get("ae_epochs"))
+        ),
+        None,
+    )
     if match is None:
         return None
     return {"knn": match["knn_curve"][-1], "pixels_knn": match["pixels_knn"], "test_size": TEST_SUBSET}

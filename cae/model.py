@@ -24,10 +24,14 @@ def activation(leak: float) -> nn.Module:
 def conv_encoder(leak: float) -> nn.Sequential:
     """32x32 -> 16 -> 8 -> 4 with stride-2 convs, then one stride-1 conv: (B,3,32,32) -> (B,128,4,4)."""
     return nn.Sequential(
-        nn.Conv2d(3, 64, 3, stride=2, padding=1), activation(leak),
-        nn.Conv2d(64, 128, 3, stride=2, padding=1), activation(leak),
-        nn.Conv2d(128, 128, 3, stride=2, padding=1), activation(leak),
-        nn.Conv2d(128, 128, 3, stride=1, padding=1), activation(leak),
+        nn.Conv2d(3, 64, 3, stride=2, padding=1),
+        activation(leak),
+        nn.Conv2d(64, 128, 3, stride=2, padding=1),
+        activation(leak),
+        nn.Conv2d(128, 128, 3, stride=2, padding=1),
+        activation(leak),
+        nn.Conv2d(128, 128, 3, stride=1, padding=1),
+        activation(leak),
     )
 
 
@@ -36,23 +40,35 @@ def conv_decoder(leak: float, upsample: str) -> nn.Sequential:
     if upsample == "transpose":
         # the lecture's "deconvolution": each Upsample(x2) + Conv pair becomes one ConvTranspose2d
         return nn.Sequential(
-            nn.Conv2d(128, 128, 3, padding=1), activation(leak),
-            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), activation(leak),
-            nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1), activation(leak),
-            nn.ConvTranspose2d(64, 3, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(128, 128, 3, padding=1),
+            activation(leak),
+            nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1),
+            activation(leak),
+            nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),
+            activation(leak),
+            nn.ConvTranspose2d(64, 3, 4, stride=2, padding=1),
+            nn.ReLU(),
         )
     # align_corners=False is today's default; the lecture's PyTorch <= 0.3 behaved like True
     extra = {"align_corners": False} if upsample == "bilinear" else {}
     up = lambda: nn.Upsample(scale_factor=2, mode=upsample, **extra)  # noqa: E731
     return nn.Sequential(
-        nn.Conv2d(128, 128, 3, padding=1), activation(leak), up(),
-        nn.Conv2d(128, 64, 3, padding=1), activation(leak), up(),
-        nn.Conv2d(64, 64, 3, padding=1), activation(leak), up(),
-        nn.Conv2d(64, 3, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(128, 128, 3, padding=1),
+        activation(leak),
+        up(),
+        nn.Conv2d(128, 64, 3, padding=1),
+        activation(leak),
+        up(),
+        nn.Conv2d(64, 64, 3, padding=1),
+        activation(leak),
+        up(),
+        nn.Conv2d(64, 3, 3, padding=1),
+        nn.ReLU(),
     )
 
 
 # --- initialisation from an explicit generator ------------------------------------------------
+
 
 def seeded(seed: int) -> torch.Generator:
     """A CPU generator for one model's initial weights (never the process-wide one)."""
@@ -107,12 +123,12 @@ class ConvAutoencoder(nn.Module):
         return build(lambda: cls(cfg.latent_dim, cfg.leak, cfg.upsample), generator)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv_encoder(x)           # (B,3,32,32) -> (B,128,4,4)
+        h = self.conv_encoder(x)  # (B,3,32,32) -> (B,128,4,4)
         return self.fc_encoder(h.flatten(1))  # (B,2048) -> (B,latent)
 
     def decode(self, code: torch.Tensor) -> torch.Tensor:
         h = self.fc_decoder(code).view(-1, CODE_CHANNELS, CODE_SIDE, CODE_SIDE)  # -> (B,128,4,4)
-        return self.conv_decoder(h)        # -> (B,3,32,32)
+        return self.conv_decoder(h)  # -> (B,3,32,32)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(x))
@@ -129,13 +145,15 @@ class Classifier(nn.Module):
         self.head = nn.Linear(latent_dim, num_classes)
 
     @classmethod
-    def from_config(cls, cfg: Config, num_classes: int = NUM_CLASSES,
-                    generator: torch.Generator | None = None) -> "Classifier":
+    def from_config(
+        cls, cfg: Config, num_classes: int = NUM_CLASSES, generator: torch.Generator | None = None
+    ) -> "Classifier":
         return build(lambda: cls(cfg.latent_dim, cfg.leak, num_classes), generator)
 
     @classmethod
-    def from_autoencoder(cls, ae: ConvAutoencoder, num_classes: int = NUM_CLASSES,
-                         generator: torch.Generator | None = None) -> "Classifier":
+    def from_autoencoder(
+        cls, ae: ConvAutoencoder, num_classes: int = NUM_CLASSES, generator: torch.Generator | None = None
+    ) -> "Classifier":
         """Encoder weights copied (not shared) from a trained autoencoder; the head is new
         (initialised from `generator`, else from the process-wide one)."""
         with torch.device("meta"):
@@ -180,10 +198,18 @@ def layer_table(model: nn.Module) -> list[dict]:
     hooks = []
     for name, module in model.named_modules():
         if len(list(module.children())) == 0 and name:
+
             def hook(mod, _inp, out, name=name):
-                rows.append({"block": name.split(".")[0], "name": name,
-                             "layer": _short_repr(mod), "output": tuple(out.shape[1:]),
-                             "params": sum(p.numel() for p in mod.parameters())})
+                rows.append(
+                    {
+                        "block": name.split(".")[0],
+                        "name": name,
+                        "layer": _short_repr(mod),
+                        "output": tuple(out.shape[1:]),
+                        "params": sum(p.numel() for p in mod.parameters()),
+                    }
+                )
+
             hooks.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -202,12 +228,19 @@ def _with_reshapes(rows: list[dict]) -> list[dict]:
     out: list[dict] = []
     for row in rows:
         if out and out[-1]["block"] == "conv_encoder" and row["block"] == "fc_encoder":
-            out.append({"block": "(forward)", "name": "flatten", "layer": f"view(-1, {FLAT})",
-                        "output": (FLAT,), "params": 0})
+            out.append(
+                {"block": "(forward)", "name": "flatten", "layer": f"view(-1, {FLAT})", "output": (FLAT,), "params": 0}
+            )
         if out and out[-1]["block"] == "fc_decoder" and row["block"] == "conv_decoder":
-            out.append({"block": "(forward)", "name": "unflatten",
-                        "layer": f"view(-1, {CODE_CHANNELS}, {CODE_SIDE}, {CODE_SIDE})",
-                        "output": (CODE_CHANNELS, CODE_SIDE, CODE_SIDE), "params": 0})
+            out.append(
+                {
+                    "block": "(forward)",
+                    "name": "unflatten",
+                    "layer": f"view(-1, {CODE_CHANNELS}, {CODE_SIDE}, {CODE_SIDE})",
+                    "output": (CODE_CHANNELS, CODE_SIDE, CODE_SIDE),
+                    "params": 0,
+                }
+            )
         out.append(row)
     return out
 

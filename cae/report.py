@@ -20,8 +20,9 @@ def code_span(text: str) -> str:
     inline code span no link, emphasis, HTML or autolinked address forms (a backtick becomes ')."""
     return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
 
+
 def duration(seconds: float) -> str:
-    """"3m 56s"; "…" while not known (NaN)."""
+    """ "3m 56s"; "…" while not known (NaN)."""
     if seconds != seconds:
         return "…"
     return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
@@ -31,7 +32,7 @@ PHASE_NAMES = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scrat
 
 
 def epoch_sentence(phase: str, row: dict) -> str:
-    """"Autoencoder epoch 3: train MSE 0.0312, test MSE 0.0301 (5.2 s)" and the like."""
+    """ "Autoencoder epoch 3: train MSE 0.0312, test MSE 0.0301 (5.2 s)" and the like."""
     if "train_mse" in row:
         numbers = f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
         if "knn_acc" in row:
@@ -57,8 +58,9 @@ def test_images(metrics: dict) -> int | None:
 
 def _seed_values(seeds: list[dict], phase: str, epoch: int) -> list[float]:
     """Every seed's test accuracy at `epoch` of a phase ("classifier" or "scratch")."""
-    rows = [(s.get("scratch") or {}).get("classifier", []) if phase == "scratch" else s.get("classifier", [])
-            for s in seeds]
+    rows = [
+        (s.get("scratch") or {}).get("classifier", []) if phase == "scratch" else s.get("classifier", []) for s in seeds
+    ]
     return [a for r in rows if (a := _acc(r, epoch)) is not None]
 
 
@@ -76,8 +78,9 @@ def pretraining_comparison(metrics: dict, seeds: list[dict] | None = None) -> li
         a, b = _acc(pre, epoch), _acc(scratch, epoch)
         if a is None or b is None:  # a phase that did not record this epoch
             continue
-        ours, theirs = (_seed_values(seeds, "classifier", epoch), _seed_values(seeds, "scratch", epoch)) \
-            if seeds else ([], [])
+        ours, theirs = (
+            (_seed_values(seeds, "classifier", epoch), _seed_values(seeds, "scratch", epoch)) if seeds else ([], [])
+        )
         if min(len(ours), len(theirs)) > 1:
             verdict = compare_seeds(ours, theirs)
         else:
@@ -100,13 +103,19 @@ def _verdict_words(when: str, v: Verdict, a: float, b: float) -> str:
         return f"{when}, pretraining does not help: random init is ahead beyond the seeds' spread {ranges}"
     noise = v.noise.split(": ")[-1]
     if v.winner is None:
-        return (f"{when}, for this seed, the two starts are within noise ({a:.1f}% pretrained vs {b:.1f}% scratch; "
-                f"{noise_words(a, b, v.n)})")
+        return (
+            f"{when}, for this seed, the two starts are within noise ({a:.1f}% pretrained vs {b:.1f}% scratch; "
+            f"{noise_words(a, b, v.n)})"
+        )
     if v.winner == 0:
-        return (f"{when}, for this seed, the pretrained encoder leads by {v.gap:.1f} points ({a:.1f}% vs {b:.1f}%), "
-                f"more than the noise ({noise})")
-    return (f"{when}, for this seed, pretraining does not help: random init is ahead by {-v.gap:.1f} points "
-            f"({b:.1f}% vs {a:.1f}%, more than the noise of {noise})")
+        return (
+            f"{when}, for this seed, the pretrained encoder leads by {v.gap:.1f} points ({a:.1f}% vs {b:.1f}%), "
+            f"more than the noise ({noise})"
+        )
+    return (
+        f"{when}, for this seed, pretraining does not help: random init is ahead by {-v.gap:.1f} points "
+        f"({b:.1f}% vs {a:.1f}%, more than the noise of {noise})"
+    )
 
 
 def pretraining_verdict(metrics: dict, seeds: list[dict] | None = None) -> str:
@@ -116,8 +125,10 @@ def pretraining_verdict(metrics: dict, seeds: list[dict] | None = None) -> str:
         return "This run trained the autoencoder only; there is no classifier to compare."
     comparison = pretraining_comparison(metrics, seeds)
     if not comparison:
-        return (f"Fine-tuned from the autoencoder: {pre[-1]['test_acc']:.1f}% test accuracy after "
-                f"{pre[-1]['epoch']} epochs (no scratch baseline in this run).")
+        return (
+            f"Fine-tuned from the autoencoder: {pre[-1]['test_acc']:.1f}% test accuracy after "
+            f"{pre[-1]['epoch']} epochs (no scratch baseline in this run)."
+        )
     text = "; ".join(_verdict_words(*c) for c in comparison)
     text = text[0].upper() + text[1:] + "."
     when, verdict, a, b = comparison[-1]
@@ -136,11 +147,16 @@ def seeds_paragraph(seeds: list[dict]) -> str:
     for epoch, when in ((1, "after epoch 1"), (last, f"after epoch {last}")):
         ours, theirs = _seed_values(seeds, "classifier", epoch), _seed_values(seeds, "scratch", epoch)
         verdict = compare_seeds(ours, theirs)
-        said = {None: "within the seeds' spread", 0: "pretrained ahead beyond the seeds' spread",
-                1: "scratch ahead beyond the seeds' spread"}[verdict.winner]
-        parts.append(f"{when} pretrained {' / '.join(f'{a:.1f}' for a in ours)}% vs scratch "
-                     f"{' / '.join(f'{b:.1f}' for b in theirs)}% ({said})")
-    return (f"Over seeds {', '.join(str(s['seed']) for s in seeds)}: " + "; ".join(parts) + ".")
+        said = {
+            None: "within the seeds' spread",
+            0: "pretrained ahead beyond the seeds' spread",
+            1: "scratch ahead beyond the seeds' spread",
+        }[verdict.winner]
+        parts.append(
+            f"{when} pretrained {' / '.join(f'{a:.1f}' for a in ours)}% vs scratch "
+            f"{' / '.join(f'{b:.1f}' for b in theirs)}% ({said})"
+        )
+    return f"Over seeds {', '.join(str(s['seed']) for s in seeds)}: " + "; ".join(parts) + "."
 
 
 def verdict_rule(metrics: dict, seeds: list[dict] | None = None) -> str:
@@ -167,6 +183,7 @@ def saturation(rows: list[dict], within: float = 1.0) -> dict | None:
 
 # --- a run in words ---------------------------------------------------------------------------
 
+
 def _fmt(value: float) -> str:
     return f"{value:g}"
 
@@ -189,8 +206,12 @@ def run_differences(metrics: dict) -> list[str]:
     epochs = (cfg.get("ae_epochs", 5), cfg.get("clf_epochs", 5))
     if epochs != (d["ae_epochs"], d["clf_epochs"]):
         parts.append(f"{epochs[0]} + {epochs[1]} epochs")
-    for key, text in (("batch_size", "batch {}"), ("clf_batch_size", "classifier batch {}"), ("lr", "lr {}"),
-                      ("clf_lr", "fine-tuning lr {}")):
+    for key, text in (
+        ("batch_size", "batch {}"),
+        ("clf_batch_size", "classifier batch {}"),
+        ("lr", "lr {}"),
+        ("clf_lr", "fine-tuning lr {}"),
+    ):
         if cfg.get(key, d[key]) != d[key] and cfg.get(key) is not None:
             parts.append(text.format(_fmt(cfg[key])))
     if cfg.get("label_count"):
@@ -231,15 +252,21 @@ def live_run_sentence(metrics: dict) -> str:
     the fine-tuned classifier ended above chance beyond the noise."""
     rows, clf = metrics.get("autoencoder") or [], metrics.get("classifier") or []
     data = (metrics.get("dataset") or {}).get("name", "the data in use").split(" (")[0]
-    text = (f"Live run on {data}: the autoencoder's test MSE fell from {rows[0]['test_mse']:.4f} after epoch 1 to "
-            f"{rows[-1]['test_mse']:.4f} after epoch {rows[-1]['epoch']}." if rows else f"Live run on {data}.")
+    text = (
+        f"Live run on {data}: the autoencoder's test MSE fell from {rows[0]['test_mse']:.4f} after epoch 1 to "
+        f"{rows[-1]['test_mse']:.4f} after epoch {rows[-1]['epoch']}."
+        if rows
+        else f"Live run on {data}."
+    )
     classes = (metrics.get("dataset") or {}).get("classes") or []
     if clf and classes:
         accuracy, n, chance = clf[-1]["test_acc"], test_images(metrics) or 1, 100 / len(classes)
         verdict = compare_to_chance(accuracy, chance, n)
-        where = ("above chance beyond the noise" if verdict.winner == 0 else "not above chance beyond the noise")
-        text += (f" The fine-tuned classifier reached {accuracy:.1f}% on {n:,} test images: {where} "
-                 f"(guessing gives {chance:.0f}%; {verdict.noise}).")
+        where = "above chance beyond the noise" if verdict.winner == 0 else "not above chance beyond the noise"
+        text += (
+            f" The fine-tuned classifier reached {accuracy:.1f}% on {n:,} test images: {where} "
+            f"(guessing gives {chance:.0f}%; {verdict.noise})."
+        )
     return text
 
 
@@ -284,22 +311,30 @@ def class_extremes_sentence(metrics: dict) -> str | None:
         low, high = wilson(50.0, min(counts.values()))
         fewest, most = min(counts.values()), max(counts.values())
         how_many = f"{fewest}" if fewest == most else f"{fewest}–{most}"
-        few = (f" Each bar rests on only {how_many} test images: a bar near 50% "
-               f"could be anywhere from {low:.0f}% to {high:.0f}% (95% interval, drawn on the bars), so a class's "
-               "rank is mostly noise.")
+        few = (
+            f" Each bar rests on only {how_many} test images: a bar near 50% "
+            f"could be anywhere from {low:.0f}% to {high:.0f}% (95% interval, drawn on the bars), so a class's "
+            "rank is mostly noise."
+        )
     if compare_to_chance(accuracy, chance, n).winner != 0:
-        return (f"At chance level: {accuracy:.1f}% is what guessing among {len(per_class)} classes gives "
-                f"({chance:.0f}%), so no class is really best or worst." + few)
+        return (
+            f"At chance level: {accuracy:.1f}% is what guessing among {len(per_class)} classes gives "
+            f"({chance:.0f}%), so no class is really best or worst." + few
+        )
     (best_class, b), (worst, w) = best_and_worst(per_class)
-    lecture = (" The lecture found deer worst, cat next, frog best."
-               if list(metrics.get("dataset", {}).get("classes", [])) == CIFAR10_CLASSES else "")
+    lecture = (
+        " The lecture found deer worst, cat next, frog best."
+        if list(metrics.get("dataset", {}).get("classes", [])) == CIFAR10_CLASSES
+        else ""
+    )
     return f"Best class: {best_class} ({b:.1f}%); worst: {worst} ({w:.1f}%).{lecture}" + few
 
 
 # --- the Latent space page ------------------------------------------------------------------
 
+
 def _versus(a: float, b: float, n: int) -> str:
-    """"better than", "worse than" or "about as good as", by the two-accuracies rule."""
+    """ "better than", "worse than" or "about as good as", by the two-accuracies rule."""
     verdict = compare_accuracies(a, b, n)
     return {None: "about as good as", 0: "better than", 1: "worse than"}[verdict.winner]
 
@@ -309,18 +344,22 @@ def representation_sentence(scores: dict[str, dict], n_test: int, epochs: int | 
     against the raw pixels, against the encoder it started from, and against the fine-tuned one."""
     code, pixels, initial = scores["code"], scores["pixels"], scores["initial"]
     after = f"After {epochs} autoencoder epoch{'s' * (epochs != 1)}, t" if epochs else "T"
-    text = (f"{after}his run's code is {_versus(code['knn'], pixels['knn'], n_test)} the raw pixels as a "
-            f"neighbourhood ({code['knn']:.1f}% vs {pixels['knn']:.1f}% k-NN accuracy) and "
-            f"{_versus(code['knn'], initial['knn'], n_test)} the random encoder it started from "
-            f"({initial['knn']:.1f}%); a linear layer on it reaches {code['probe']:.1f}%.")
+    text = (
+        f"{after}his run's code is {_versus(code['knn'], pixels['knn'], n_test)} the raw pixels as a "
+        f"neighbourhood ({code['knn']:.1f}% vs {pixels['knn']:.1f}% k-NN accuracy) and "
+        f"{_versus(code['knn'], initial['knn'], n_test)} the random encoder it started from "
+        f"({initial['knn']:.1f}%); a linear layer on it reaches {code['probe']:.1f}%."
+    )
     if "finetuned" in scores:
         tuned = scores["finetuned"]
-        text += (f" The fine-tuned classifier's features reach {tuned['knn']:.1f}% and {tuned['probe']:.1f}%: "
-                 + ("the labels reshaped the code far more than reconstruction did."
-                    if compare_accuracies(tuned["knn"], code["knn"], n_test).winner == 0 else
-                    "the labels changed the neighbourhoods little."))
-    return text + (f" (For this seed; {noise_words(code['knn'], pixels['knn'], n_test)}: two standard errors of "
-                   "the difference.)")
+        text += f" The fine-tuned classifier's features reach {tuned['knn']:.1f}% and {tuned['probe']:.1f}%: " + (
+            "the labels reshaped the code far more than reconstruction did."
+            if compare_accuracies(tuned["knn"], code["knn"], n_test).winner == 0
+            else "the labels changed the neighbourhoods little."
+        )
+    return text + (
+        f" (For this seed; {noise_words(code['knn'], pixels['knn'], n_test)}: two standard errors of the difference.)"
+    )
 
 
 def _seed_ranges_apart(groups: dict, measure: str, a, b) -> bool | None:
@@ -349,8 +388,10 @@ def sweep_sentence(groups: dict, measure: str, setting: str, what: str) -> str:
     close = [x for x in means if x not in (top, worst) and _seed_ranges_apart(groups, measure, x, top) is False]
     if close and apart is not None:
         verdict += f"; {setting} {', '.join(f'{x:g}' for x in close)} is within the best one's seed range"
-    return (f"{what}: highest at {setting} {top:g} ({means[top]:.1f}%), lowest at {setting} {worst:g} "
-            f"({means[worst]:.1f}%); {verdict}.")
+    return (
+        f"{what}: highest at {setting} {top:g} ({means[top]:.1f}%), lowest at {setting} {worst:g} "
+        f"({means[worst]:.1f}%); {verdict}."
+    )
 
 
 def _best_clause(groups: dict, measure: str, highest: bool, label: str, fmt: str) -> tuple[str, str]:
@@ -370,8 +411,11 @@ def _best_clause(groups: dict, measure: str, highest: bool, label: str, fmt: str
         spread_width = max(r["high"] - r["low"] for r in seeded.values())
         within = [x for x in values if x != top and abs(values[x] - value) <= spread_width]
         width = f"{spread_width:{fmt}}" + (" points" if unit else "")
-    others = (f"{', '.join(f'{x:,}' for x in within)} within the seed noise of it" if within
-              else "beyond the seed noise of every other size")
+    others = (
+        f"{', '.join(f'{x:,}' for x in within)} within the seed noise of it"
+        if within
+        else "beyond the seed noise of every other size"
+    )
     return f"{label} at {top:,} ({value:{fmt}}{unit}; {others})", width
 
 
@@ -380,9 +424,11 @@ def latent_size_sentence(groups: dict) -> str:
     the highest fine-tuned accuracy, each with the sizes within the seed noise of it, and that noise."""
     if len(groups) < 2:
         return ""
-    clauses = [_best_clause(groups, "test_mse", False, "the lowest test MSE is", ".4f"),
-               _best_clause(groups, "knn", True, "the code's highest k-NN accuracy", ".1f"),
-               _best_clause(groups, "test_acc", True, "the highest fine-tuned accuracy", ".1f")]
+    clauses = [
+        _best_clause(groups, "test_mse", False, "the lowest test MSE is", ".4f"),
+        _best_clause(groups, "knn", True, "the code's highest k-NN accuracy", ".1f"),
+        _best_clause(groups, "test_acc", True, "the highest fine-tuned accuracy", ".1f"),
+    ]
     text = f"Over code sizes from {min(groups):,} to {max(groups):,}: " + "; ".join(c for c, _ in clauses) + "."
     seeded = [f"{x:,}" for x, g in groups.items() if g["test_acc"]["n"] > 1]
     if not seeded:
@@ -390,8 +436,10 @@ def latent_size_sentence(groups: dict) -> str:
     if len(seeded) == len(groups):
         return text + f" Seed noise: {RULES['seeds']}."
     widths = ", ".join(f"{name} {w}" for name, (_, w) in zip(("MSE", "k-NN", "fine-tuned"), clauses) if w)
-    return (text + f" Seed noise: the range of the seeds run at {', '.join(seeded)} ({widths}); the other sizes "
-            "ran one seed each.")
+    return (
+        text + f" Seed noise: the range of the seeds run at {', '.join(seeded)} ({widths}); the other sizes "
+        "ran one seed each."
+    )
 
 
 def dead_units_sentence(activity: dict[str, dict], layers: dict[str, str]) -> str:
@@ -400,8 +448,10 @@ def dead_units_sentence(activity: dict[str, dict], layers: dict[str, str]) -> st
     if not any(dead.values()):
         return "In this run no encoder unit is dead: every one fires on some test image."
     worst = max(dead, key=dead.get)
-    return (f"In this run the most dead units are in {worst}: {dead[worst]:.0%} never fire on these test images "
-            f"(the other layers: {', '.join(f'{k} {v:.0%}' for k, v in dead.items() if k != worst)}).")
+    return (
+        f"In this run the most dead units are in {worst}: {dead[worst]:.0%} never fire on these test images "
+        f"(the other layers: {', '.join(f'{k} {v:.0%}' for k, v in dead.items() if k != worst)})."
+    )
 
 
 def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
@@ -425,15 +475,19 @@ def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
     behind = [b for b in budgets if verdicts[b].winner == 1]
     listing = lambda bs: ", ".join(f"{b:,}" for b in bs)  # noqa: E731
     if ahead:
-        first = (f"Starting from the autoencoder beats starting from random weights beyond the seeds' spread at "
-                 f"{listing(ahead)} labelled images")
+        first = (
+            f"Starting from the autoencoder beats starting from random weights beyond the seeds' spread at "
+            f"{listing(ahead)} labelled images"
+        )
     else:
         first = "At no budget is the fine-tuned line above scratch beyond the seeds' spread"
     parts = [first]
     if behind:
         parts.append(f"scratch is ahead beyond it at {listing(behind)}")
-    parts.append(f"the widest gap is {gap[widest]:+.1f} points at {widest:,} labels "
-                 f"({fine[widest]['mean']:.1f}% vs {scratch[widest]['mean']:.1f}%)")
+    parts.append(
+        f"the widest gap is {gap[widest]:+.1f} points at {widest:,} labels "
+        f"({fine[widest]['mean']:.1f}% vs {scratch[widest]['mean']:.1f}%)"
+    )
     if not ahead and not behind:
         parts.append("every gap is within the seeds' spread")
     meet = next((b for i, b in enumerate(budgets) if all(verdicts[b2].winner is None for b2 in budgets[i:])), None)

@@ -117,8 +117,10 @@ def safe_run_path(parent: Path, name: str) -> Path:
 
 # --- saving ---------------------------------------------------------------------------------
 
-def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
-             half: bool = False, weights: bool = True) -> Path:
+
+def save_run(
+    result: ExperimentResult, directory: Path, name: str | None = None, half: bool = False, weights: bool = True
+) -> Path:
     """Write a finished experiment as a run folder; atomic: a temporary folder, then a rename.
     Without `weights` only its metrics and kernel snapshots are kept (a label-budget point: its
     autoencoder is its source run's, found again by `load_run`)."""
@@ -126,18 +128,21 @@ def save_run(result: ExperimentResult, directory: Path, name: str | None = None,
         raise RunError("A cancelled experiment is not saved as a run.")
     m = result.metrics
     key = run_key(result.config, m["precision"], m["dataset"]["fingerprint"])
-    m.update(run_key=key, name=name or run_name(result.config, key),
-             autoencoder_key=autoencoder_key(result.config, m["precision"], m["dataset"]["fingerprint"]),
-             created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    m.update(
+        run_key=key,
+        name=name or run_name(result.config, key),
+        autoencoder_key=autoencoder_key(result.config, m["precision"], m["dataset"]["fingerprint"]),
+        created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
     directory = absolute(directory)
     target = safe_run_path(directory, m["name"])
     try:
         write_atomically(target, lambda tmp: _write_files(tmp, result, half, weights))
     except WriteError as exc:
-        raise RunError(f"Cannot write the run to {directory} ({exc}); set CAE_RUNS or --runs to a "
-                       "writable folder with free space.") from None
+        raise RunError(
+            f"Cannot write the run to {directory} ({exc}); set CAE_RUNS or --runs to a writable folder with free space."
+        ) from None
     return target
-
 
 
 def _write_files(folder: Path, result: ExperimentResult, half: bool, with_weights: bool = True) -> None:
@@ -154,6 +159,7 @@ def _write_files(folder: Path, result: ExperimentResult, half: bool, with_weight
 
 
 # --- loading --------------------------------------------------------------------------------
+
 
 def read_metrics(path: Path) -> dict:
     file = Path(path) / METRICS
@@ -179,8 +185,9 @@ def read_tensors(file: Path) -> dict[str, torch.Tensor]:
     except FileNotFoundError:
         raise RunError(f"{file} is missing.") from None
     except Exception as exc:
-        raise RunError(f"{file} is damaged and cannot be read ({type(exc).__name__}); "
-                       "delete the run and train again.") from None
+        raise RunError(
+            f"{file} is damaged and cannot be read ({type(exc).__name__}); delete the run and train again."
+        ) from None
 
 
 def _load_weights(model: torch.nn.Module, file: Path) -> torch.nn.Module:
@@ -205,13 +212,18 @@ def autoencoder_file(path: Path, metrics: dict) -> Path:
     candidates = [p / source for p in places if p] + [f for p in places if p for f in run_folders(p)]
     for folder in candidates:
         try:
-            if folder != path and (folder / AUTOENCODER).exists() and \
-                    read_metrics(folder).get("autoencoder_key") == metrics["autoencoder_key"]:
+            if (
+                folder != path
+                and (folder / AUTOENCODER).exists()
+                and read_metrics(folder).get("autoencoder_key") == metrics["autoencoder_key"]
+            ):
                 return folder / AUTOENCODER
         except (RunError, OSError):
             continue
-    raise RunError(f"{own} is missing, and no run beside it holds its autoencoder "
-                   f"(the one trained by {metrics.get('autoencoder_source') or 'another run'}).")
+    raise RunError(
+        f"{own} is missing, and no run beside it holds its autoencoder "
+        f"(the one trained by {metrics.get('autoencoder_source') or 'another run'})."
+    )
 
 
 def load_run(path: str | os.PathLike) -> Run:
@@ -265,22 +277,26 @@ def is_sweep_folder(folder: Path) -> bool:
 def run_folders(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
-    return sorted((p for p in directory.iterdir()
-                   if p.is_dir() and not p.name.startswith(".") and not is_sweep_folder(p)),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
+    return sorted(
+        (p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_sweep_folder(p)),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
 
 
 def sweep_points(directory: Path) -> list[Path]:
     """The run folders of every sweep point in the runs folder, newest sweep first."""
     if not directory.is_dir():
         return []
-    sweeps = sorted((p for p in directory.iterdir() if p.is_dir() and is_sweep_folder(p)),
-                    key=lambda p: p.stat().st_mtime, reverse=True)
+    sweeps = sorted(
+        (p for p in directory.iterdir() if p.is_dir() and is_sweep_folder(p)),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
     return [point for sweep in sweeps for point in sorted(run_folders(sweep))]
 
 
-def list_runs(directory: str | os.PathLike | None = None,
-              pretrained: Path | str | None = AUTO) -> list[RunInfo]:
+def list_runs(directory: str | os.PathLike | None = None, pretrained: Path | str | None = AUTO) -> list[RunInfo]:
     """Pretrained runs first (in index order), then the runs folder's, newest first.
 
     A damaged run is listed with its `error` so the app can say which one is broken."""
@@ -291,15 +307,21 @@ def list_runs(directory: str | os.PathLike | None = None,
     order = list(index.get("runs", {}))
     shipped.sort(key=lambda p: order.index(p.name) if p.name in order else len(order))
     own = runs_dir(directory)
-    for folder, is_pretrained in [*((p, True) for p in shipped), *((p, False) for p in run_folders(own)),
-                                  *((p, False) for p in sweep_points(own))]:
+    for folder, is_pretrained in [
+        *((p, True) for p in shipped),
+        *((p, False) for p in run_folders(own)),
+        *((p, False) for p in sweep_points(own)),
+    ]:
         meta = index.get("runs", {}).get(folder.name, {}) if is_pretrained else {}
         try:
             metrics, error = read_metrics(folder), None
         except RunError as exc:
             metrics, error = None, str(exc)
-        infos.append(RunInfo(folder, meta.get("title") or folder.name, meta.get("description", ""),
-                             is_pretrained, metrics, error))
+        infos.append(
+            RunInfo(
+                folder, meta.get("title") or folder.name, meta.get("description", ""), is_pretrained, metrics, error
+            )
+        )
     return infos
 
 
@@ -309,20 +331,6 @@ def find_run(key: str, directory: Path | None = None, pretrained: Path | str | N
         if info.metrics and info.metrics.get("run_key") == key:
             return info.path
     return None
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 def delete_run(path: Path) -> None:
@@ -340,7 +348,3 @@ def zip_run(path: Path) -> bytes:
             if file.is_file():
                 archive.write(file, f"{Path(path).name}/{file.name}")
     return buffer.getvalue()
-
-
-
-

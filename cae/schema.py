@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-NUMBER = "number"     # int or float, never bool or text
+NUMBER = "number"  # int or float, never bool or text
 OPTIONAL = "optional"  # a marker: (OPTIONAL, spec) also accepts null
 
 
@@ -19,16 +19,40 @@ class Each:
 
 EPOCH_AE = {"epoch": int, "train_mse": NUMBER, "test_mse": NUMBER, "seconds": NUMBER, "knn_acc": (OPTIONAL, NUMBER)}
 EPOCH_CLF = {"epoch": int, "train_loss": NUMBER, "test_acc": NUMBER, "seconds": NUMBER}
-DATASET = {"name": str, "classes": [str], "fingerprint": str, "origin": (OPTIONAL, str), "train_size": int,
-           "test_size": int}
+DATASET = {
+    "name": str,
+    "classes": [str],
+    "fingerprint": str,
+    "origin": (OPTIONAL, str),
+    "train_size": int,
+    "test_size": int,
+}
 CLASSIFIER = {"classifier": [EPOCH_CLF], "confusion": [[int]], "per_class_acc": Each(NUMBER)}
 METRICS = {
-    "name": str, "created": str, "device": str, "precision": str, "torch": str, "run_key": str,
-    "autoencoder_key": str, "autoencoder_source": (OPTIONAL, str), "seconds_total": NUMBER,
-    "config": dict, "dataset": DATASET, "pretraining_dataset": DATASET,
-    "autoencoder": [EPOCH_AE], **CLASSIFIER, "scratch": CLASSIFIER,
-    "representation": {"k": int, "metric": str, "seed": int, "train_size": int, "test_size": int,
-                       "pixels_knn": NUMBER, "initial_knn": NUMBER},
+    "name": str,
+    "created": str,
+    "device": str,
+    "precision": str,
+    "torch": str,
+    "run_key": str,
+    "autoencoder_key": str,
+    "autoencoder_source": (OPTIONAL, str),
+    "seconds_total": NUMBER,
+    "config": dict,
+    "dataset": DATASET,
+    "pretraining_dataset": DATASET,
+    "autoencoder": [EPOCH_AE],
+    **CLASSIFIER,
+    "scratch": CLASSIFIER,
+    "representation": {
+        "k": int,
+        "metric": str,
+        "seed": int,
+        "train_size": int,
+        "test_size": int,
+        "pixels_knn": NUMBER,
+        "initial_knn": NUMBER,
+    },
 }
 REQUIRED = ("config", "autoencoder", "dataset", "precision")
 

@@ -14,8 +14,11 @@ from cae.runs import PRETRAINED_DIR, pretrained_dir
 
 SWEEPS_FILE = "sweeps.json"
 # What a run must share with the sweeps (besides latent size, leak and seed) to be drawn among them.
-SWEEP_RECIPE = {k: v for k, v in Config(scratch_baseline=False).to_dict().items()
-                if k not in ("latent_dim", "leak", "seed", "scratch_baseline", "device", "precision")}
+SWEEP_RECIPE = {
+    k: v
+    for k, v in Config(scratch_baseline=False).to_dict().items()
+    if k not in ("latent_dim", "leak", "seed", "scratch_baseline", "device", "precision")
+}
 
 
 def shipped_json(name: str) -> dict | None:
@@ -35,15 +38,24 @@ def load_sweeps() -> dict | None:
 
 def spread(values: list[float]) -> dict:
     """{"mean", "low", "high", "n", "values"} of a few seeds' values."""
-    return {"mean": statistics.fmean(values), "low": min(values), "high": max(values), "n": len(values),
-            "values": list(values)}
+    return {
+        "mean": statistics.fmean(values),
+        "low": min(values),
+        "high": max(values),
+        "n": len(values),
+        "values": list(values),
+    }
 
 
 def row_measures(row: dict) -> dict:
     """The numbers a sweep chart draws for one run: test MSE, the code's k-NN accuracy, its linear
     probe, the fine-tuned test accuracy, and the share of dead units per encoder layer."""
-    point = {"test_mse": row["test_mse"], "knn": row["knn_curve"][-1], "probe": row.get("probe"),
-             "test_acc": row["test_acc"]}
+    point = {
+        "test_mse": row["test_mse"],
+        "knn": row["knn_curve"][-1],
+        "probe": row.get("probe"),
+        "test_acc": row["test_acc"],
+    }
     point.update({f"dead {layer}": a["dead"] for layer, a in (row.get("activity") or {}).items()})
     return point
 
@@ -55,24 +67,38 @@ def grouped(rows: list[dict], by: str, where: dict | None = None) -> dict[float,
     for row in rows:
         if all(row.get(k) == v for k, v in (where or {}).items()):
             groups.setdefault(row[by], []).append(row_measures(row))
-    return {value: {measure: spread([p[measure] for p in points if p.get(measure) is not None])
-                    for measure in points[0] if any(p.get(measure) is not None for p in points)}
-            for value, points in sorted(groups.items())}
+    return {
+        value: {
+            measure: spread([p[measure] for p in points if p.get(measure) is not None])
+            for measure in points[0]
+            if any(p.get(measure) is not None for p in points)
+        }
+        for value, points in sorted(groups.items())
+    }
 
 
 def fits_sweep(metrics: dict, sweeps: dict) -> bool:
     """A run trained with the sweeps' recipe on the sweeps' data (any latent size, leak or seed)."""
     config = metrics.get("config") or {}
     same_data = (metrics.get("dataset") or {}).get("fingerprint") == sweeps["dataset"]["fingerprint"]
-    return (same_data and bool(metrics.get("autoencoder")) and bool(metrics.get("classifier"))
-            and all(config.get(k, v) == v for k, v in SWEEP_RECIPE.items()))
+    return (
+        same_data
+        and bool(metrics.get("autoencoder"))
+        and bool(metrics.get("classifier"))
+        and all(config.get(k, v) == v for k, v in SWEEP_RECIPE.items())
+    )
 
 
 def user_point(metrics: dict) -> dict:
     """A run's own numbers in the sweeps' terms (no k-NN when its history has none)."""
     ae = metrics["autoencoder"][-1]
-    return {"latent_dim": metrics["config"]["latent_dim"], "leak": metrics["config"]["leak"],
-            "test_mse": ae["test_mse"], "knn": ae.get("knn_acc"), "test_acc": metrics["classifier"][-1]["test_acc"]}
+    return {
+        "latent_dim": metrics["config"]["latent_dim"],
+        "leak": metrics["config"]["leak"],
+        "test_mse": ae["test_mse"],
+        "knn": ae.get("knn_acc"),
+        "test_acc": metrics["classifier"][-1]["test_acc"],
+    }
 
 
 def within_spread(groups: dict[float, dict[str, dict]], measure: str) -> bool:
@@ -92,8 +118,11 @@ def recipe_of(metrics: dict) -> dict:
     """A run's settings but its seed (defaults filled in), with the precision it resolved to and its data."""
     config = Config.from_dict(metrics.get("config") or {}).to_dict()
     recipe = {k: v for k, v in config.items() if k not in NOT_RECIPE}
-    return {**recipe, "precision": metrics.get("precision"),
-            "dataset": (metrics.get("dataset") or {}).get("fingerprint")}
+    return {
+        **recipe,
+        "precision": metrics.get("precision"),
+        "dataset": (metrics.get("dataset") or {}).get("fingerprint"),
+    }
 
 
 def seed_spread(metrics: dict) -> list[dict] | None:

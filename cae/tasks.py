@@ -35,8 +35,10 @@ def layer_times(payload: dict, _dataset_of: DatasetGetter) -> dict:
     from cae.train import resolve_device
 
     cfg, device = Config(**payload), resolve_device("auto")
-    return {mode: time_blocks(ConvAutoencoder.from_config(cfg.replace(upsample=mode), seeded(0)), device, 256)
-            for mode in UPSAMPLE_MODES}
+    return {
+        mode: time_blocks(ConvAutoencoder.from_config(cfg.replace(upsample=mode), seeded(0)), device, 256)
+        for mode in UPSAMPLE_MODES
+    }
 
 
 # --- the Latent space page: cached per run and dataset under $CAE_CACHE/latent ----------------
@@ -50,8 +52,17 @@ def cache_file(kind: str, run, fingerprint: str) -> Path:
     from cae.data import cache_dir
 
     metrics = (run.path / "metrics.json").read_bytes()
-    key = hashlib.sha256(b"|".join([kind.encode(), run.name.encode(), hashlib.sha256(metrics).digest(),
-                                    fingerprint.encode(), str(LATENT_CACHE_VERSION).encode()])).hexdigest()
+    key = hashlib.sha256(
+        b"|".join(
+            [
+                kind.encode(),
+                run.name.encode(),
+                hashlib.sha256(metrics).digest(),
+                fingerprint.encode(),
+                str(LATENT_CACHE_VERSION).encode(),
+            ]
+        )
+    ).hexdigest()
     return cache_dir() / "latent" / f"{kind}-{key[:24]}.pt"
 
 
@@ -115,5 +126,9 @@ def representation(payload: dict, dataset_of: DatasetGetter) -> dict:
 
 
 TASKS: dict[str, Callable[[dict, DatasetGetter], object]] = {
-    "evaluate": evaluate, "step_time": step_time, "layer_times": layer_times,
-    "latent_map": map_and_neighbours, "representation": representation}
+    "evaluate": evaluate,
+    "step_time": step_time,
+    "layer_times": layer_times,
+    "latent_map": map_and_neighbours,
+    "representation": representation,
+}

@@ -21,8 +21,9 @@ def layer_kind(name: str, module: nn.Module) -> str:
     return "encoder convs" if name.startswith("conv_encoder") else "decoder convs"
 
 
-def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 256,
-                precision: str = "fp32", repeats: int = 3) -> dict[str, float]:
+def time_blocks(
+    model: ConvAutoencoder, device: torch.device, batch_size: int = 256, precision: str = "fp32", repeats: int = 3
+) -> dict[str, float]:
     """Seconds of one forward + backward of a batch, split by kind of layer (median of repeats).
 
     Forward and backward hooks time each leaf module; activations count with their layer's group.
@@ -41,8 +42,11 @@ def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 
     for name, module in model.named_modules():
         if name and not list(module.children()):
             kind = layer_kind(name, module)
-            for pre, post in ((module.register_forward_pre_hook, module.register_forward_hook),
-                              (module.register_full_backward_pre_hook, module.register_full_backward_hook)):
+            for pre, post in (
+                (module.register_forward_pre_hook, module.register_forward_hook),
+                (module.register_full_backward_pre_hook, module.register_full_backward_hook),
+            ):
+
                 def begin(*_a, key=id(module)):
                     sync()
                     starts[key] = time.perf_counter()
@@ -50,6 +54,7 @@ def time_blocks(model: ConvAutoencoder, device: torch.device, batch_size: int = 
                 def end(*_a, key=id(module), kind=kind):
                     sync()
                     spent.setdefault(kind, []).append(time.perf_counter() - starts.pop(key, time.perf_counter()))
+
                 hooks += [pre(begin), post(end)]
     totals = []
     optimizer = torch.optim.Adam(model.parameters())
@@ -76,8 +81,11 @@ def upsampling_arithmetic(model: ConvAutoencoder) -> dict[str, float]:
     from torch.utils.flop_counter import FlopCounterMode
 
     sizes: list[int] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
-             for m in model.modules() if isinstance(m, nn.Upsample)]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: sizes.append(out.numel()))
+        for m in model.modules()
+        if isinstance(m, nn.Upsample)
+    ]
     counter = FlopCounterMode(display=False)
     try:
         with counter:
@@ -86,5 +94,8 @@ def upsampling_arithmetic(model: ConvAutoencoder) -> dict[str, float]:
         for h in hooks:
             h.remove()
     values = sum(sizes)
-    return {"values": values, "upsampling_mflop": values * FLOP_PER_INTERPOLATED_VALUE / 1e6,
-            "forward_mflop": counter.get_total_flops() / 1e6}
+    return {
+        "values": values,
+        "upsampling_mflop": values * FLOP_PER_INTERPOLATED_VALUE / 1e6,
+        "forward_mflop": counter.get_total_flops() / 1e6,
+    }

@@ -51,13 +51,13 @@ class Cancelled(Exception):
 class Progress:
     """What the progress callback receives after every batch."""
 
-    phase: str        # "autoencoder" | "classifier" | "scratch"
-    epoch: int        # 1-based
+    phase: str  # "autoencoder" | "classifier" | "scratch"
+    epoch: int  # 1-based
     epochs: int
-    batch: int        # 1-based, within the epoch
+    batch: int  # 1-based, within the epoch
     batches: int
-    loss: float       # running mean over the epoch so far (refreshed every few batches on a GPU)
-    elapsed: float    # seconds since the experiment started
+    loss: float  # running mean over the epoch so far (refreshed every few batches on a GPU)
+    elapsed: float  # seconds since the experiment started
     remaining: float  # estimated seconds left for the whole experiment
 
 
@@ -68,17 +68,20 @@ EpochFn = Callable[[str, dict, nn.Module], None]  # (phase, history row, model) 
 
 # --- device and precision -------------------------------------------------------------------
 
+
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; an explicit device must exist."""
-    available = {"cpu": True, "cuda": torch.cuda.is_available(),
-                 "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+    }
     if name == "auto":
         return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
     if name not in available:
         raise DeviceError(f"Unknown device {name!r}; use auto, cpu, cuda or mps.")
     if not available[name]:
-        raise DeviceError(f"Device {name!r} was asked for but is not available here; use "
-                          "--device auto (or cpu).")
+        raise DeviceError(f"Device {name!r} was asked for but is not available here; use --device auto (or cpu).")
     return torch.device(name)
 
 
@@ -118,8 +121,9 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if precision == "bf16" and not bf16_supported(device):
-        raise DeviceError(f"bf16 was asked for but {device.type} here has no bf16 support; "
-                          "use --precision fp32 or auto.")
+        raise DeviceError(
+            f"bf16 was asked for but {device.type} here has no bf16 support; use --precision fp32 or auto."
+        )
     return precision
 
 
@@ -141,6 +145,7 @@ def describe_device(device: torch.device) -> str:
 
 # --- one training step, and the epoch loop ------------------------------------------------------
 
+
 def reconstruction_loss(out: torch.Tensor, x: torch.Tensor, _y) -> torch.Tensor:
     return F.mse_loss(out, x)
 
@@ -149,8 +154,9 @@ def classification_loss(out: torch.Tensor, _x, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(out, y)
 
 
-def training_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor,
-                  y: torch.Tensor | None, precision: str) -> torch.Tensor:
+def training_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor | None, precision: str
+) -> torch.Tensor:
     """Forward (under autocast), the loss in fp32, backward, one optimiser step; the loss, detached.
     The trainer, the Overview's timing and the time estimate all run this."""
     with autocast(x.device, precision):
@@ -198,9 +204,21 @@ class Reporter:
             self.on_epoch(phase, row, model)
 
 
-def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, data: tuple[torch.Tensor, torch.Tensor],
-              batch_size: int, generator: torch.Generator, flip: bool, precision: str, phase: str,
-              epoch: int, epochs: int, reporter: Reporter, max_batches: int | None = None) -> float:
+def run_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn,
+    data: tuple[torch.Tensor, torch.Tensor],
+    batch_size: int,
+    generator: torch.Generator,
+    flip: bool,
+    precision: str,
+    phase: str,
+    epoch: int,
+    epochs: int,
+    reporter: Reporter,
+    max_batches: int | None = None,
+) -> float:
     """One pass over the images (or its first `max_batches` batches); returns the true mean loss
     over the images seen (per image)."""
     images, labels = data
@@ -224,13 +242,14 @@ def run_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, data:
 
 # --- evaluation -----------------------------------------------------------------------------
 
+
 @torch.no_grad()
 def evaluate_autoencoder(model: ConvAutoencoder, images: torch.Tensor, precision: str = "fp32") -> float:
     """Mean squared error per pixel over uint8 NHWC `images` (on the model's device)."""
     model.eval()
     total = torch.zeros((), device=images.device, dtype=torch.float64)
     for start in range(0, images.shape[0], EVAL_BATCH):
-        x = as_float(images[start:start + EVAL_BATCH])
+        x = as_float(images[start : start + EVAL_BATCH])
         with autocast(images.device, precision):
             out = model(x)
         total += F.mse_loss(out.float(), x, reduction="sum").double()
@@ -244,17 +263,22 @@ def predict(model: Classifier, images: torch.Tensor, precision: str = "fp32") ->
     preds = [torch.zeros(0, dtype=torch.int64, device=images.device)]
     for start in range(0, images.shape[0], EVAL_BATCH):
         with autocast(images.device, precision):
-            preds.append(model(as_float(images[start:start + EVAL_BATCH])).argmax(1))
+            preds.append(model(as_float(images[start : start + EVAL_BATCH])).argmax(1))
     return torch.cat(preds)
 
 
-def evaluate_classifier(model: Classifier, images: torch.Tensor, labels: torch.Tensor,
-                        precision: str = "fp32", num_classes: int | None = None) -> dict:
+def evaluate_classifier(
+    model: Classifier,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    precision: str = "fp32",
+    num_classes: int | None = None,
+) -> dict:
     """Test accuracy (percent), per-class accuracy (percent, by class index) and confusion matrix
     (rows: true class, columns: predicted), for as many classes as the model's head has."""
     num_classes = num_classes or model.head.out_features
     preds = predict(model, images, precision)
-    pairs = (labels.cpu() * num_classes + preds.cpu()).bincount(minlength=num_classes ** 2)
+    pairs = (labels.cpu() * num_classes + preds.cpu()).bincount(minlength=num_classes**2)
     confusion = pairs.view(num_classes, num_classes)
     per_class = 100.0 * confusion.diag().double() / confusion.sum(1).clamp(min=1).double()
     accuracy = 100.0 * confusion.diag().sum().item() / max(int(confusion.sum()), 1)
@@ -263,8 +287,16 @@ def evaluate_classifier(model: Classifier, images: torch.Tensor, labels: torch.T
 
 # --- the two training phases ----------------------------------------------------------------
 
-def train_autoencoder(model: ConvAutoencoder, train_images: torch.Tensor, test_images: torch.Tensor,
-                      cfg: Config, precision: str, reporter: Reporter, probe=None) -> list[dict]:
+
+def train_autoencoder(
+    model: ConvAutoencoder,
+    train_images: torch.Tensor,
+    test_images: torch.Tensor,
+    cfg: Config,
+    precision: str,
+    reporter: Reporter,
+    probe=None,
+) -> list[dict]:
     """`cfg.ae_epochs` epochs of MSE + Adam; history rows {epoch, train_mse, test_mse, seconds}, and
     `knn_acc` (the code's k-NN test accuracy, cae/latent.py) when a `probe` is given."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -273,8 +305,20 @@ def train_autoencoder(model: ConvAutoencoder, train_images: torch.Tensor, test_i
     history = []
     for epoch in range(1, cfg.ae_epochs + 1):
         t0 = time.perf_counter()
-        train_mse = run_epoch(model, optimizer, reconstruction_loss, (train_images, no_labels), cfg.batch_size,
-                              generator, cfg.flip, precision, "autoencoder", epoch, cfg.ae_epochs, reporter)
+        train_mse = run_epoch(
+            model,
+            optimizer,
+            reconstruction_loss,
+            (train_images, no_labels),
+            cfg.batch_size,
+            generator,
+            cfg.flip,
+            precision,
+            "autoencoder",
+            epoch,
+            cfg.ae_epochs,
+            reporter,
+        )
         seconds = time.perf_counter() - t0
         test_mse = evaluate_autoencoder(model, test_images, precision)
         reporter.done_work += test_images.shape[0] * MFLOP["eval_autoencoder"]
@@ -296,9 +340,16 @@ class ClassifierResult:
     kernels: torch.Tensor
 
 
-def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor, torch.Tensor],
-                     test: tuple[torch.Tensor, torch.Tensor], classes: list[str], cfg: Config,
-                     precision: str, reporter: Reporter) -> ClassifierResult:
+def train_classifier(
+    model: Classifier,
+    phase: str,
+    labelled: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    classes: list[str],
+    cfg: Config,
+    precision: str,
+    reporter: Reporter,
+) -> ClassifierResult:
     """`cfg.clf_epochs` epochs of cross-entropy + Adam (or exactly `cfg.clf_steps` optimiser steps,
     evaluated `STEPS_EVALUATIONS` times, the last after the last step); rows {epoch, train_loss,
     test_acc, seconds}. A frozen encoder
@@ -315,8 +366,21 @@ def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor
     steps_left = cfg.clf_steps
     history, scores, t0 = [], {}, time.perf_counter()
     for epoch in range(1, epochs + 1):
-        train_loss = run_epoch(model, optimizer, classification_loss, labelled, batch_size, generator,
-                               cfg.flip, precision, phase, epoch, epochs, reporter, steps_left)
+        train_loss = run_epoch(
+            model,
+            optimizer,
+            classification_loss,
+            labelled,
+            batch_size,
+            generator,
+            cfg.flip,
+            precision,
+            phase,
+            epoch,
+            epochs,
+            reporter,
+            steps_left,
+        )
         if steps_left is not None:
             steps_left -= optimiser_steps(labelled[0].shape[0], batch_size)
         if epoch not in evaluated:
@@ -324,15 +388,20 @@ def train_classifier(model: Classifier, phase: str, labelled: tuple[torch.Tensor
         seconds = time.perf_counter() - t0
         scores = evaluate_classifier(model, test[0], test[1], precision)
         reporter.done_work += test[0].shape[0] * MFLOP["eval_classifier"]
-        history.append({"epoch": epoch, "train_loss": train_loss, "test_acc": scores["test_acc"],
-                        "seconds": seconds})
+        history.append({"epoch": epoch, "train_loss": train_loss, "test_acc": scores["test_acc"], "seconds": seconds})
         reporter.epoch(phase, history[-1], model)
         t0 = time.perf_counter()
-    return ClassifierResult(model, history, dict(zip(classes, scores.get("per_class_acc", []))),
-                            scores.get("confusion", []), first_layer_kernels(model))
+    return ClassifierResult(
+        model,
+        history,
+        dict(zip(classes, scores.get("per_class_acc", []))),
+        scores.get("confusion", []),
+        first_layer_kernels(model),
+    )
 
 
 # --- a whole experiment ---------------------------------------------------------------------
+
 
 @dataclass
 class ReusedAutoencoder:
@@ -341,8 +410,8 @@ class ReusedAutoencoder:
     model: ConvAutoencoder
     history: list[dict]
     kernels: dict[str, torch.Tensor]  # "initial" and "autoencoder"
-    source: str                       # the run that trained it
-    dataset: dict                     # the data it was trained on (a run's `dataset` entry)
+    source: str  # the run that trained it
+    dataset: dict  # the data it was trained on (a run's `dataset` entry)
     representation: dict | None = None  # its metrics["representation"], when it has one
 
 
@@ -362,8 +431,9 @@ class ExperimentResult:
 def experiment_indices(cfg: Config, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     """The experiment's training and test images: indices into the dataset's splits (class-balanced,
     `limit` and `test_limit` of them, the same for every seed)."""
-    return balanced_subset(dataset.train.labels, cfg.limit, seed=0), balanced_subset(dataset.test.labels,
-                                                                                    cfg.test_limit, seed=0)
+    return balanced_subset(dataset.train.labels, cfg.limit, seed=0), balanced_subset(
+        dataset.test.labels, cfg.test_limit, seed=0
+    )
 
 
 STEPS_EVALUATIONS = 4  # test evaluations of a classifier trained for `clf_steps` (a sweep point's cost)
@@ -407,8 +477,13 @@ class Subsets:
         labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=cfg.clf_seed or 0)
         train = to_device(dataset.train, train_idx, device)
         labelled = labelled_idx.to(device)
-        return cls(train, (train[0][labelled], train[1][labelled]), to_device(dataset.test, test_idx, device),
-                   train_idx, test_idx)
+        return cls(
+            train,
+            (train[0][labelled], train[1][labelled]),
+            to_device(dataset.test, test_idx, device),
+            train_idx,
+            test_idx,
+        )
 
 
 def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> float:
@@ -423,15 +498,21 @@ def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> flo
     return ae + clf * (1 + int(cfg.scratch_baseline) if epochs else 0)
 
 
-def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None = None,
-                   should_stop: StopFn | None = None, on_epoch: EpochFn | None = None,
-                   reuse: ReusedAutoencoder | None = None) -> ExperimentResult:
+def run_experiment(
+    cfg: Config,
+    dataset: Dataset,
+    on_progress: ProgressFn | None = None,
+    should_stop: StopFn | None = None,
+    on_epoch: EpochFn | None = None,
+    reuse: ReusedAutoencoder | None = None,
+) -> ExperimentResult:
     """Autoencoder (or `reuse`), fine-tuning from its encoder, then the scratch baseline."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     data = Subsets.of(cfg, dataset, device)
-    work = planned_work(cfg if reuse is None else cfg.replace(ae_epochs=0), len(data.train[0]),
-                        len(data.labelled[0]), len(data.test[0]))
+    work = planned_work(
+        cfg if reuse is None else cfg.replace(ae_epochs=0), len(data.train[0]), len(data.labelled[0]), len(data.test[0])
+    )
     reporter = Reporter(work, on_progress, should_stop, on_epoch, refresh_every=1 if device.type == "cpu" else 10)
     metrics = experiment_metrics(cfg, dataset, device, precision, reuse)
     if reuse is not None:
@@ -446,24 +527,45 @@ def run_experiment(cfg: Config, dataset: Dataset, on_progress: ProgressFn | None
         if reuse is None:
             probe = RepresentationProbe.of(dataset, data.train_idx, data.test_idx)
             metrics["representation"] = probe.summary(autoencoder)
-            metrics["autoencoder"] = train_autoencoder(autoencoder, data.train[0], data.test[0], cfg, precision,
-                                                       reporter, probe)
+            metrics["autoencoder"] = train_autoencoder(
+                autoencoder, data.train[0], data.test[0], cfg, precision, reporter, probe
+            )
             kernels["autoencoder"] = first_layer_kernels(autoencoder)
         if not classifier_epochs(cfg, len(data.labelled[0])):
             return finish(result, reporter)
         pretrained = Classifier.from_autoencoder(autoencoder, len(classes), seeded(classifier_seed(cfg) + 1))
-        fine = train_classifier(pretrained.to(device, memory_format=torch.channels_last), "classifier",
-                                data.labelled, data.test, classes, cfg, precision, reporter)
+        fine = train_classifier(
+            pretrained.to(device, memory_format=torch.channels_last),
+            "classifier",
+            data.labelled,
+            data.test,
+            classes,
+            cfg,
+            precision,
+            reporter,
+        )
         metrics.update(classifier=fine.history, per_class_acc=fine.per_class_acc, confusion=fine.confusion)
         kernels["finetuned"], result.classifier = fine.kernels, fine.model
         if cfg.scratch_baseline:
             # the autoencoder's own initial encoder (or `scratch_seed`'s), and the same head as above
             scratch_model = Classifier.from_config(cfg, len(classes), seeded(scratch_init_seed(cfg))).new_head(
-                seeded(classifier_seed(cfg) + 1))
-            scratch = train_classifier(scratch_model.to(device, memory_format=torch.channels_last), "scratch",
-                                       data.labelled, data.test, classes, cfg, precision, reporter)
-            metrics["scratch"] = {"classifier": scratch.history, "per_class_acc": scratch.per_class_acc,
-                                  "confusion": scratch.confusion}
+                seeded(classifier_seed(cfg) + 1)
+            )
+            scratch = train_classifier(
+                scratch_model.to(device, memory_format=torch.channels_last),
+                "scratch",
+                data.labelled,
+                data.test,
+                classes,
+                cfg,
+                precision,
+                reporter,
+            )
+            metrics["scratch"] = {
+                "classifier": scratch.history,
+                "per_class_acc": scratch.per_class_acc,
+                "confusion": scratch.confusion,
+            }
             kernels["scratch"], result.scratch = scratch.kernels, scratch.model
     except Cancelled:
         result.cancelled = True
@@ -482,20 +584,29 @@ def finish(result: ExperimentResult, reporter: Reporter) -> ExperimentResult:
     return result
 
 
-def experiment_metrics(cfg: Config, dataset: Dataset, device: torch.device, precision: str,
-                       reuse: ReusedAutoencoder | None) -> dict:
+def experiment_metrics(
+    cfg: Config, dataset: Dataset, device: torch.device, precision: str, reuse: ReusedAutoencoder | None
+) -> dict:
     """The metrics.json dict before any training; histories are filled in as phases end."""
-    return {"config": cfg.to_dict(), "autoencoder": reuse.history if reuse else [], "classifier": [],
-            "per_class_acc": {}, "confusion": [],
-            "scratch": {"classifier": [], "per_class_acc": {}, "confusion": []},
-            "device": describe_device(device), "precision": precision,
-            "dataset": dataset.summary(), "torch": torch.__version__,
-            "autoencoder_source": reuse.source if reuse else None,
-            "pretraining_dataset": reuse.dataset if reuse else dataset.summary(),
-            **({"representation": reuse.representation} if reuse and reuse.representation else {})}
+    return {
+        "config": cfg.to_dict(),
+        "autoencoder": reuse.history if reuse else [],
+        "classifier": [],
+        "per_class_acc": {},
+        "confusion": [],
+        "scratch": {"classifier": [], "per_class_acc": {}, "confusion": []},
+        "device": describe_device(device),
+        "precision": precision,
+        "dataset": dataset.summary(),
+        "torch": torch.__version__,
+        "autoencoder_source": reuse.source if reuse else None,
+        "pretraining_dataset": reuse.dataset if reuse else dataset.summary(),
+        **({"representation": reuse.representation} if reuse and reuse.representation else {}),
+    }
 
 
 # --- time estimates -------------------------------------------------------------------------
+
 
 def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
     """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP."""

@@ -16,12 +16,17 @@ def lecture_autoencoder_rows(metrics: dict) -> list[dict]:
     rows = []
     for i, r in enumerate(metrics.get("autoencoder") or []):
         lecture = LECTURE_AE_PRINTED[i] if i < len(LECTURE_AE_PRINTED) else None
-        rows.append({"epoch": r["epoch"],
-                     "lecture printed loss": lecture,
-                     "lecture true MSE (x30/25)": None if lecture is None else lecture * PRINTED_TO_TRUE,
-                     "lecture s/epoch": LECTURE_AE_SECONDS[i] if i < 5 else None,
-                     "this run train MSE": r["train_mse"], "this run test MSE": r["test_mse"],
-                     "this run s/epoch": r["seconds"]})
+        rows.append(
+            {
+                "epoch": r["epoch"],
+                "lecture printed loss": lecture,
+                "lecture true MSE (x30/25)": None if lecture is None else lecture * PRINTED_TO_TRUE,
+                "lecture s/epoch": LECTURE_AE_SECONDS[i] if i < 5 else None,
+                "this run train MSE": r["train_mse"],
+                "this run test MSE": r["test_mse"],
+                "this run s/epoch": r["seconds"],
+            }
+        )
     return rows
 
 
@@ -31,10 +36,16 @@ def lecture_classifier_rows(metrics: dict) -> list[dict]:
     rows = []
     for i, r in enumerate(metrics.get("classifier") or []):
         s = scratch.get(r["epoch"], {})
-        rows.append({"epoch": r["epoch"],
-                     "lecture printed loss": LECTURE_CLF_PRINTED[i] if i < 5 else None,
-                     "lecture test acc %": LECTURE_CLF_ACC[i] if i < 5 else None,
-                     "pretrained train loss": r["train_loss"], "pretrained test acc %": r["test_acc"],
-                     "scratch train loss": s.get("train_loss"), "scratch test acc %": s.get("test_acc"),
-                     "s/epoch": r["seconds"]})
+        rows.append(
+            {
+                "epoch": r["epoch"],
+                "lecture printed loss": LECTURE_CLF_PRINTED[i] if i < 5 else None,
+                "lecture test acc %": LECTURE_CLF_ACC[i] if i < 5 else None,
+                "pretrained train loss": r["train_loss"],
+                "pretrained test acc %": r["test_acc"],
+                "scratch train loss": s.get("train_loss"),
+                "scratch test acc %": s.get("test_acc"),
+                "s/epoch": r["seconds"],
+            }
+        )
     return rows

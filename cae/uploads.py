@@ -17,13 +17,15 @@ import torch
 from cae.data import IMAGE_EXTENSIONS, IMAGE_KINDS, MAX_PIXELS, UPLOADS, DataError, cache_dir, image_pixels, open_image
 from cae.files import WriteError, write_atomically
 
-MAX_UPLOAD_MB = 200               # per uploaded file (the zip), set on the uploader widget
-MAX_FILES = 20_000                # pictures in one upload
+MAX_UPLOAD_MB = 200  # per uploaded file (the zip), set on the uploader widget
+MAX_FILES = 20_000  # pictures in one upload
 MAX_UNPACKED_BYTES = 1_000_000_000  # all pictures together, as unpacked
 MAX_TOTAL_PIXELS = 2_000_000_000  # all pictures together, as decoded: a bound on the CPU one upload costs
-LIMITS = (f"at most {MAX_UPLOAD_MB} MB per uploaded file, {MAX_FILES:,} pictures, "
-          f"{MAX_UNPACKED_BYTES // 1_000_000:,} MB unpacked and {MAX_TOTAL_PIXELS // 1_000_000:,} megapixels "
-          f"in all, {MAX_PIXELS // 1_000_000} megapixels per picture ({IMAGE_KINDS}; other files are left out)")
+LIMITS = (
+    f"at most {MAX_UPLOAD_MB} MB per uploaded file, {MAX_FILES:,} pictures, "
+    f"{MAX_UNPACKED_BYTES // 1_000_000:,} MB unpacked and {MAX_TOTAL_PIXELS // 1_000_000:,} megapixels "
+    f"in all, {MAX_PIXELS // 1_000_000} megapixels per picture ({IMAGE_KINDS}; other files are left out)"
+)
 
 
 class UploadError(DataError):
@@ -49,8 +51,9 @@ def unpack_upload(files: list[tuple[str, bytes]], budget: Budget = Budget()) -> 
     else:
         pictures = _pictures([(name, lambda data=data: data, len(data)) for name, data in files], budget)
     if not pictures:
-        raise UploadError(f"The upload holds no pictures ({IMAGE_KINDS}); upload a folder with one "
-                          "subfolder of pictures per class.")
+        raise UploadError(
+            f"The upload holds no pictures ({IMAGE_KINDS}); upload a folder with one subfolder of pictures per class."
+        )
     pictures = _strip_common_folder(pictures)
     digest = hashlib.sha256()
     for name, data in sorted(pictures.items()):
@@ -61,8 +64,10 @@ def unpack_upload(files: list[tuple[str, bytes]], budget: Budget = Budget()) -> 
         try:
             write_atomically(target, lambda tmp: _write(tmp, pictures))
         except WriteError as exc:
-            raise UploadError(f"Cannot unpack the upload into {target.parent} ({exc}); set CAE_CACHE "
-                              "to a writable folder with free space.") from None
+            raise UploadError(
+                f"Cannot unpack the upload into {target.parent} ({exc}); set CAE_CACHE "
+                "to a writable folder with free space."
+            ) from None
     return target
 
 
@@ -77,11 +82,9 @@ def _from_zip(blob: bytes, budget: Budget) -> dict[PurePosixPath, bytes]:
         if sum(m.file_size for m in pictures) > budget.bytes:
             raise UploadError(_too_big("The zip's pictures would unpack to", budget))
         try:
-            return _pictures([(m.filename, lambda m=m: _read_capped(archive, m), m.file_size) for m in members],
-                             budget)
+            return _pictures([(m.filename, lambda m=m: _read_capped(archive, m), m.file_size) for m in members], budget)
         except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, RuntimeError) as exc:
-            raise UploadError(f"The zip is damaged ({type(exc).__name__}: {str(exc)[:120]}); pack it "
-                              "again.") from None
+            raise UploadError(f"The zip is damaged ({type(exc).__name__}: {str(exc)[:120]}); pack it again.") from None
 
 
 def _read_capped(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
@@ -89,8 +92,9 @@ def _read_capped(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
     with archive.open(member) as f:
         data = f.read(member.file_size + 1)
     if len(data) > member.file_size:
-        raise UploadError(f"{member.filename!r} unpacks to more than the zip declares (a zip bomb); "
-                          "the upload is refused.")
+        raise UploadError(
+            f"{member.filename!r} unpacks to more than the zip declares (a zip bomb); the upload is refused."
+        )
     return data
 
 
@@ -105,8 +109,7 @@ def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
         if path is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue  # folders' own files (.DS_Store, __MACOSX/…, notes) are left out
         if len(pictures) >= MAX_FILES:
-            raise UploadError(f"The upload holds more than {MAX_FILES:,} pictures; upload fewer "
-                              f"({LIMITS}).")
+            raise UploadError(f"The upload holds more than {MAX_FILES:,} pictures; upload fewer ({LIMITS}).")
         data = read()
         total += len(data)
         if total > budget.bytes:
@@ -116,8 +119,10 @@ def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
             continue
         pixels += count
         if pixels > budget.pixels:
-            raise UploadError(f"The pictures add up to more than {budget.pixels // 1_000_000:,} megapixels, "
-                              "more than this app decodes for one upload; upload fewer or smaller pictures.")
+            raise UploadError(
+                f"The pictures add up to more than {budget.pixels // 1_000_000:,} megapixels, "
+                "more than this app decodes for one upload; upload fewer or smaller pictures."
+            )
         pictures[path] = data
     return pictures
 
@@ -125,12 +130,15 @@ def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
 def _safe_path(name: str) -> PurePosixPath | None:
     """The relative path a name stands for; an error if it would leave its folder; None for hidden files."""
     if any(ord(c) < 32 for c in name):
-        raise UploadError(f"A file name in the upload holds a control character ({name[:60]!r}); rename it "
-                          "and upload again.")
+        raise UploadError(
+            f"A file name in the upload holds a control character ({name[:60]!r}); rename it and upload again."
+        )
     path = PurePosixPath(name.replace("\\", "/"))
     if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise UploadError(f"The path {name!r} inside the upload leaves its folder; such an archive is "
-                          "refused. Pack the pictures with paths relative to one folder.")
+        raise UploadError(
+            f"The path {name!r} inside the upload leaves its folder; such an archive is "
+            "refused. Pack the pictures with paths relative to one folder."
+        )
     if any(part.startswith(".") or part == "__MACOSX" for part in path.parts):
         return None
     return path
@@ -154,10 +162,13 @@ def _write(folder: Path, pictures: dict[PurePosixPath, bytes]) -> None:
 
 
 def _too_big(start: str, budget: Budget) -> str:
-    allowed = ("what this seat may still upload" if budget.bytes < MAX_UNPACKED_BYTES
-               else "this app's limit for one upload")
-    return (f"{start} more than {budget.bytes / 1_000_000:,.1f} MB, {allowed} (a zip bomb, or simply too "
-            f"many pictures); nothing was written.")
+    allowed = (
+        "what this seat may still upload" if budget.bytes < MAX_UNPACKED_BYTES else "this app's limit for one upload"
+    )
+    return (
+        f"{start} more than {budget.bytes / 1_000_000:,.1f} MB, {allowed} (a zip bomb, or simply too "
+        f"many pictures); nothing was written."
+    )
 
 
 MAX_UPLOAD_PIXELS = 40_000_000  # refuse decompression bombs long before memory runs out
@@ -177,8 +188,10 @@ def image_from_bytes(data: bytes) -> tuple[torch.Tensor, list[str]]:
     try:
         with open_image(io.BytesIO(data)) as img:  # the header only, so far
             if img.width * img.height > MAX_UPLOAD_PIXELS:
-                raise ImageInputError(f"This picture has {img.width * img.height / 1e6:.0f} megapixels; upload one "
-                                      f"under {MAX_UPLOAD_PIXELS // 1_000_000}.")
+                raise ImageInputError(
+                    f"This picture has {img.width * img.height / 1e6:.0f} megapixels; upload one "
+                    f"under {MAX_UPLOAD_PIXELS // 1_000_000}."
+                )
             if img.mode != "RGB":
                 notes.append(f"converted from {img.mode} to RGB")
             rgb = img.convert("RGB")
@@ -189,6 +202,7 @@ def image_from_bytes(data: bytes) -> tuple[torch.Tensor, list[str]]:
     except (UnidentifiedImageError, OSError, SyntaxError):
         raise ImageInputError("This file is not a picture this app can read; upload a PNG or JPEG.") from None
     except Image.DecompressionBombError:
-        raise ImageInputError(f"This picture is far too large; upload one under "
-                              f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels.") from None
+        raise ImageInputError(
+            f"This picture is far too large; upload one under {MAX_UPLOAD_PIXELS // 1_000_000} megapixels."
+        ) from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1), notes

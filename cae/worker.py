@@ -25,6 +25,8 @@ from cae import protocol
 
 HOLD_ENV = "CAE_WORKER_HOLD"  # tests: while the file it names exists, training holds before each batch
 NICENESS = 10
+
+
 class TurnLock:
     """A re-entrant lock handed over in arrival order, with `yield_turn` for a long holder: a thread
     that yields queues behind the threads already waiting (a plain Lock lets a training loop take
@@ -89,6 +91,7 @@ class TurnLock:
 
 
 # --- the process ----------------------------------------------------------------------------
+
 
 def die_with_parent(parent_pid: int) -> None:
     """Exit when the web server goes, however it goes: the kernel's parent-death signal (Linux),
@@ -240,16 +243,27 @@ class Worker:
                 for size in payload["budgets"]:
                     if size > len(dataset.train):
                         continue
-                    point = budget.run_point(source, dataset, size, seed, payload.get("steps", budget.STEPS),
-                                             lambda p: self.send(protocol.Progress(job_id, p)), should_stop, folder)
+                    point = budget.run_point(
+                        source,
+                        dataset,
+                        size,
+                        seed,
+                        payload.get("steps", budget.STEPS),
+                        lambda p: self.send(protocol.Progress(job_id, p)),
+                        should_stop,
+                        folder,
+                    )
                     if point is None:
                         self.send(protocol.Cancelled(job_id))
                         return
                     points.append(point)
                     self.send(protocol.Point(job_id, point))
         text = json.dumps({"source": source.name, "dataset": dataset.summary(), "points": points}, indent=1)
-        write_atomically(budget.results_file(self.runs_dir, source.name, dataset.fingerprint),
-                         lambda tmp: tmp.write_text(text), folder=False)
+        write_atomically(
+            budget.results_file(self.runs_dir, source.name, dataset.fingerprint),
+            lambda tmp: tmp.write_text(text),
+            folder=False,
+        )
         self.send(protocol.Result(job_id, points))
 
     def hold(self, job_id: int) -> None:
@@ -270,8 +284,9 @@ class Worker:
             self.datasets.clear()  # one dataset at a time: the last one's tensors are released
             dataset = self.datasets[origin] = load_dataset(origin, download=False)
         if dataset.fingerprint != fingerprint:
-            raise DataError(f"The images at {origin} changed after the page loaded them; open the Data "
-                            "page again and retry.")
+            raise DataError(
+                f"The images at {origin} changed after the page loaded them; open the Data page again and retry."
+            )
         return dataset
 
     # --- tasks: the pages' longer computations --------------------------------------------------
@@ -291,6 +306,7 @@ def failure_sentence(exc: BaseException) -> str:
     """One sentence for an unexpected error, out-of-memory said plainly."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if isinstance(exc, MemoryError) or any(m in text.lower() for m in OUT_OF_MEMORY):
-        return ("The device ran out of memory; use a smaller batch size or fewer images, and train again. "
-                f"({text[:200]})")
+        return (
+            f"The device ran out of memory; use a smaller batch size or fewer images, and train again. ({text[:200]})"
+        )
     return f"{type(exc).__name__}: {text[:300]}"

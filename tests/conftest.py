@@ -39,8 +39,7 @@ def synthetic_image(label: int, index: int, rng: np.random.Generator) -> Image.I
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
 
 
-def make_image_folder(root: Path, train_per_class: int, test_per_class: int,
-                      classes=CLASSES, seed: int = 0) -> Path:
+def make_image_folder(root: Path, train_per_class: int, test_per_class: int, classes=CLASSES, seed: int = 0) -> Path:
     """ROOT/train/<class>/*.png and ROOT/test/<class>/*.png: a slice of the shared CIFAR-10 copy
     when there is one, else synthetic images."""
     source = shared_cifar()
@@ -69,6 +68,7 @@ def isolated_folders(tmp_path_factory, monkeypatch):
     threads = torch.get_num_threads()
     yield
     from cae.jobs import shutdown_all
+
     shutdown_all()
     torch.set_num_threads(threads)  # the app's router sets one thread for the web process
 
@@ -99,6 +99,7 @@ def hold(tmp_path, monkeypatch) -> Hold:
 
 def wait_until(condition, timeout: float = 120.0, what: str = "condition") -> None:
     import time
+
     deadline = time.time() + timeout
     while not condition():
         if time.time() > deadline:
@@ -109,8 +110,13 @@ def wait_until(condition, timeout: float = 120.0, what: str = "condition") -> No
 def copy_of_repository(target: Path) -> Path:
     """The repository as a fresh clone holds it (tracked and not-ignored files, no runs, no caches,
     no virtualenv): copied from this working tree, so uncommitted work is tested too."""
-    listing = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO,
-                             capture_output=True, check=True).stdout.decode().split("\0")
+    listing = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listing):
         source = REPO / name
         if source.is_file():
@@ -143,6 +149,7 @@ def small_folder(tmp_path_factory) -> Path:
 def small_dataset(small_folder, tmp_path_factory):
     os.environ.setdefault("CAE_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     from cae.data import load_dataset
+
     return load_dataset(small_folder)
 
 
@@ -150,6 +157,7 @@ def zip_of(entries: dict[str, bytes]) -> bytes:
     """A zip archive (deflated) of {name inside it: bytes}, in memory."""
     import io
     import zipfile
+
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():

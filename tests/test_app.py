@@ -17,8 +17,14 @@ from cae.runs import load_run, runs_dir
 from tests.conftest import wait_until
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
-PAGES = ["app_pages/overview.py", "app_pages/data.py", "app_pages/train.py", "app_pages/kernels.py",
-         "app_pages/classifier.py", "app_pages/try_image.py"]
+PAGES = [
+    "app_pages/overview.py",
+    "app_pages/data.py",
+    "app_pages/train.py",
+    "app_pages/kernels.py",
+    "app_pages/classifier.py",
+    "app_pages/try_image.py",
+]
 TITLES = ["Overview", "Data", "Train", "First-layer kernels", "Classifier", "Try an image"]
 
 
@@ -30,6 +36,7 @@ def app() -> AppTest:
 
 def manager():
     from app_pages.caches import jobs
+
     return jobs()
 
 
@@ -93,21 +100,56 @@ def set_train_controls(at: AppTest, **values) -> AppTest:
     return at.run()
 
 
-TINY_CONTROLS = dict(latent_dim=16, ae_epochs=1, clf_epochs=1, batch_size=128, subset="Custom size",
-                     limit_custom=256, test_limit=256, precision="fp32")
+TINY_CONTROLS = dict(
+    latent_dim=16,
+    ae_epochs=1,
+    clf_epochs=1,
+    batch_size=128,
+    subset="Custom size",
+    limit_custom=256,
+    test_limit=256,
+    precision="fp32",
+)
 
 
 def test_every_train_control_reaches_the_config_of_the_job_it_starts(hold):
-    at = set_train_controls(app(), latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2,
-                            batch_size=500, lr=5e-4, clf_lr=2e-3, subset="Quick: 10,000 images", test_limit=300,
-                            precision="fp32", seed=7, scratch_baseline=False, flip=True)
+    at = set_train_controls(
+        app(),
+        latent_dim=64,
+        leak=0.25,
+        upsample="transpose",
+        ae_epochs=3,
+        clf_epochs=2,
+        batch_size=500,
+        lr=5e-4,
+        clf_lr=2e-3,
+        subset="Quick: 10,000 images",
+        test_limit=300,
+        precision="fp32",
+        seed=7,
+        scratch_baseline=False,
+        flip=True,
+    )
     assert not at.exception
     at.button(key="train_button").click().run()
     job = manager().get(at.session_state["job_id"])
     manager().cancel(job.id)
     assert job.config == Config(
-        latent_dim=64, leak=0.25, upsample="transpose", ae_epochs=3, clf_epochs=2, batch_size=500, lr=5e-4,
-        clf_lr=2e-3, limit=10_000, test_limit=300, precision="fp32", seed=7, scratch_baseline=False, flip=True)
+        latent_dim=64,
+        leak=0.25,
+        upsample="transpose",
+        ae_epochs=3,
+        clf_epochs=2,
+        batch_size=500,
+        lr=5e-4,
+        clf_lr=2e-3,
+        limit=10_000,
+        test_limit=300,
+        precision="fp32",
+        seed=7,
+        scratch_baseline=False,
+        flip=True,
+    )
 
 
 def wait_for_job(at: AppTest, timeout: float = 300) -> None:
@@ -202,6 +244,7 @@ def test_stop_asks_first_when_other_sessions_watch_and_a_session_can_detach(hold
 
 def test_clear_cache_never_starts_a_second_manager_or_loses_a_running_job(hold):
     import streamlit as st
+
     at = set_train_controls(app(), **TINY_CONTROLS, seed=9)
     at.button(key="train_button").click().run()
     before, job_id = manager(), at.session_state["job_id"]
@@ -216,6 +259,7 @@ def test_clear_cache_never_starts_a_second_manager_or_loses_a_running_job(hold):
 
 def test_the_zip_is_built_when_download_is_pressed_not_on_every_rerun(monkeypatch):
     import cae.runs
+
     at = set_train_controls(app(), **TINY_CONTROLS, seed=10)
     at.button(key="train_button").click().run()
     wait_for_job(at)
@@ -228,6 +272,7 @@ def test_the_zip_is_built_when_download_is_pressed_not_on_every_rerun(monkeypatc
 
 def test_the_run_list_is_read_again_only_when_the_runs_folder_changes(monkeypatch):
     import app_pages.caches as shared
+
     at = app()
     calls = []
     original = shared.list_runs
@@ -254,8 +299,10 @@ def test_a_label_fraction_variant_reuses_the_autoencoder():
     assert variant.config.label_fraction == 0.1
     assert variant.metrics["autoencoder_source"] == base.name
     assert variant.metrics["autoencoder"] == base.metrics["autoencoder"]  # not trained again: the same rows
-    assert all(torch.equal(a, b) for a, b in zip(variant.autoencoder.state_dict().values(),
-                                                 base.autoencoder.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(variant.autoencoder.state_dict().values(), base.autoencoder.state_dict().values())
+    )
 
 
 def test_overview_measures_where_the_time_goes_and_checks_the_calculator():
@@ -270,6 +317,7 @@ def test_overview_measures_where_the_time_goes_and_checks_the_calculator():
 
 def test_try_an_image_rejects_a_non_image_upload():
     from cae.uploads import ImageInputError, image_from_bytes
+
     with pytest.raises(ImageInputError, match="not a picture"):
         image_from_bytes(b"hello, not an image")
 
@@ -294,6 +342,7 @@ def test_a_new_user_trains_with_the_defaults_and_every_page_shows_the_new_run(as
 
 def test_a_link_opens_its_run_and_an_unknown_name_falls_back_with_a_sentence():
     from cae.runs import list_runs
+
     shipped = [i for i in list_runs() if i.pretrained]
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["run"] = shipped[-1].name
@@ -310,6 +359,7 @@ def test_the_address_names_the_run_and_data_only_when_they_are_not_the_defaults(
     """Streamlit pushes a browser-history entry per address change: the default view writes none,
     so the browser's Back is never spent on the same page."""
     from cae.runs import list_runs, pretrained_index
+
     monkeypatch.delenv("CAE_DATA", raising=False)
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()

@@ -42,8 +42,13 @@ def rows(accuracies):
 
 def test_an_18_image_upload_that_jumps_between_epochs_names_no_winner():
     """The issue's case: 72.2 vs 50.0% on 18 images was "leads by 22.2 points"."""
-    text = pretraining_verdict({"classifier": rows([55.6, 66.7, 44.4, 61.1, 72.2]),
-                                "scratch": {"classifier": rows([50.0] * 5)}, "dataset": {"test_size": 18}})
+    text = pretraining_verdict(
+        {
+            "classifier": rows([55.6, 66.7, 44.4, 61.1, 72.2]),
+            "scratch": {"classifier": rows([50.0] * 5)},
+            "dataset": {"test_size": 18},
+        }
+    )
     margin = 200 * math.sqrt(0.722 * 0.278 / 18 + 0.5 * 0.5 / 18)
     assert 22.2 < margin
     assert "after the last epoch (5), for this seed, the two starts are within noise" in text
@@ -74,9 +79,13 @@ def test_a_run_with_another_recipe_has_no_seeds_and_says_for_this_seed():
 def test_per_class_bars_on_few_images_carry_their_interval_and_say_so():
     m = shipped_metrics()
     classes = m["dataset"]["classes"]
-    few = {**m, "confusion": [[20 if i == j else 0 for j in range(10)] for i in range(10)],
-           "per_class_acc": {c: (0.0 if c == "cat" else 45.0) for c in classes},
-           "classifier": [{"epoch": 1, "test_acc": 40.5}], "dataset": {**m["dataset"], "test_size": 200}}
+    few = {
+        **m,
+        "confusion": [[20 if i == j else 0 for j in range(10)] for i in range(10)],
+        "per_class_acc": {c: (0.0 if c == "cat" else 45.0) for c in classes},
+        "classifier": [{"epoch": 1, "test_acc": 40.5}],
+        "dataset": {**m["dataset"], "test_size": 200},
+    }
     counts = per_class_counts(few)
     assert set(counts.values()) == {20}
     fig = per_class_bars(classes, few["per_class_acc"], None, counts)
@@ -100,8 +109,11 @@ def test_the_latent_size_sentence_names_the_sweeps_best_points():
 
 def test_a_title_never_counts_more_training_images_than_the_data_holds():
     m = shipped_metrics()
-    sample = {**m, "config": {**m["config"], "limit": 5000},
-              "dataset": {**m["dataset"], "name": "bundled sample (CIFAR-10, 1,000 + 200 images)", "train_size": 1000}}
+    sample = {
+        **m,
+        "config": {**m["config"], "limit": 5000},
+        "dataset": {**m["dataset"], "name": "bundled sample (CIFAR-10, 1,000 + 200 images)", "train_size": 1000},
+    }
     assert "5,000" not in run_title(sample)
     cut = {**sample, "config": {**sample["config"], "limit": 500}}
     assert run_title(cut).startswith("500 training images")
@@ -155,6 +167,7 @@ def test_the_shipped_label_budget_rests_on_five_seeds_in_both_precisions():
 
 def test_new_settings_keep_every_existing_key():
     from cae.config import autoencoder_key, run_key
+
     cfg = preset_config(SMALL_DATA)
     assert run_key(cfg, "bf16", "f") == run_key(cfg.replace(scratch_seed=None), "bf16", "f")
     assert run_key(cfg.replace(scratch_seed=1), "bf16", "f") != run_key(cfg, "bf16", "f")

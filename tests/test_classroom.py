@@ -17,16 +17,30 @@ from cae.runs import runs_dir
 from tests.conftest import REPO, wait_until
 
 APP = str(REPO / "streamlit_app.py")
-TINY = dict(latent_dim=16, ae_epochs=1, clf_epochs=1, batch_size=128, subset="Custom size", limit_custom=256,
-            test_limit=256, precision="fp32")
+TINY = dict(
+    latent_dim=16,
+    ae_epochs=1,
+    clf_epochs=1,
+    batch_size=128,
+    subset="Custom size",
+    limit_custom=256,
+    test_limit=256,
+    precision="fp32",
+)
 PASSWORD = "lecture-hall-7"
 
 
 @pytest.fixture
 def hall(monkeypatch):
     """Classroom mode with small caps and a lecturer's password."""
-    for name, value in {"CAE_CLASSROOM": "1", "CAE_ADMIN_PASSWORD": PASSWORD, "CAE_MAX_EPOCHS": "3",
-                        "CAE_MAX_QUEUED": "2", "CAE_MAX_BATCH": "500", "CAE_MAX_IMAGES": "600"}.items():
+    for name, value in {
+        "CAE_CLASSROOM": "1",
+        "CAE_ADMIN_PASSWORD": PASSWORD,
+        "CAE_MAX_EPOCHS": "3",
+        "CAE_MAX_QUEUED": "2",
+        "CAE_MAX_BATCH": "500",
+        "CAE_MAX_IMAGES": "600",
+    }.items():
         monkeypatch.setenv(name, value)
 
 
@@ -57,6 +71,7 @@ def errors(at: AppTest) -> list[str]:
 
 # --- the rules, as a library -----------------------------------------------------------------
 
+
 def test_the_caps_come_from_the_environment_and_bad_values_are_named(monkeypatch):
     assert Caps.from_env({}) == Caps(30, 50_000, 2_000, 2, 100, 20, 2_000, 300)
     assert Caps.from_env({"CAE_MAX_EPOCHS": "4", "CAE_MAX_QUEUED": "1"}).epochs == 4
@@ -74,7 +89,7 @@ def test_each_cap_refuses_with_a_sentence():
     assert "At most 3 epochs" in refusal(fine.replace(clf_epochs=4), 1000, caps, 0)
     assert "largest batch size in this class is 500" in refusal(fine.replace(clf_batch_size=501), 1000, caps, 0)
     assert "asks for 1,000" in refusal(fine.replace(limit=None), 1000, caps, 0)  # all of 1,000 images
-    assert refusal(fine.replace(limit=None), 500, caps, 0) is None              # all of 500 fit
+    assert refusal(fine.replace(limit=None), 500, caps, 0) is None  # all of 500 fit
     roomy = Caps(epochs=10, images=600, batch=500, queued=2, upload_mb=1)  # 3 x 10 x 600 = 18,000 images of work
     assert sweep_refusal((100,), 1, roomy, queued=1) is None  # one job; 3 lines x 300 steps x 10 images = 9,000
     assert "each seat may have 2" in sweep_refusal((100,), 1, caps, queued=2)
@@ -123,6 +138,7 @@ def test_uploads_count_against_their_seat_only(tmp_path):
 
 
 # --- the app, as students and the lecturer use it ----------------------------------------------
+
 
 def test_without_classroom_mode_there_are_no_seats_and_no_lecturer_page():
     at = browser()
@@ -224,8 +240,11 @@ def test_the_lecturer_sees_every_seats_jobs_and_can_cancel_and_delete_them(hall,
     lecturer.button(key=f"admin_cancel_{job.id}").click().run()
     hold.release()
     assert manager_for(runs_dir()).wait(job.id, 300).state == CANCELLED
-    path = train_or_load(Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=0, precision="fp32",
-                                test_limit=50), small_dataset, runs_dir()).path
+    path = train_or_load(
+        Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=0, precision="fp32", test_limit=50),
+        small_dataset,
+        runs_dir(),
+    ).path
     Ledger(runs_dir()).claim_run(path.name, student.session_state["seat"])
     lecturer.run()
     lecturer.button(key=f"admin_delete_{path.name}").click().run()

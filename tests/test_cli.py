@@ -13,14 +13,32 @@ REPO = Path(__file__).resolve().parent.parent
 
 def cae(*args: str, env_extra: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "cae", *args], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "cae", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
+    )
 
 
 def test_train_then_evaluate(small_folder, tmp_path):
     runs = tmp_path / "runs"
-    args = ["train", "--data", str(small_folder), "--limit", "200", "--test-limit", "50", "--ae-epochs", "2",
-            "--clf-epochs", "1", "--batch-size", "100", "--latent-dim", "64", "--runs", str(runs)]
+    args = [
+        "train",
+        "--data",
+        str(small_folder),
+        "--limit",
+        "200",
+        "--test-limit",
+        "50",
+        "--ae-epochs",
+        "2",
+        "--clf-epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--latent-dim",
+        "64",
+        "--runs",
+        str(runs),
+    ]
     done = cae(*args)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
@@ -43,24 +61,42 @@ def test_train_then_evaluate(small_folder, tmp_path):
 
 
 def test_autoencoder_only_and_evaluate_reports_null_accuracy(tmp_path):
-    done = cae("train", "--data", "sample", "--limit", "100", "--ae-epochs", "1", "--clf-epochs", "0",
-               "--latent-dim", "16", "--batch-size", "50", "--runs", str(tmp_path))
+    done = cae(
+        "train",
+        "--data",
+        "sample",
+        "--limit",
+        "100",
+        "--ae-epochs",
+        "1",
+        "--clf-epochs",
+        "0",
+        "--latent-dim",
+        "16",
+        "--batch-size",
+        "50",
+        "--runs",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     scores = json.loads(cae("evaluate", done.stdout.strip().splitlines()[-1], "--data", "sample").stdout)
     assert scores["test_acc"] is None and scores["per_class_acc"] is None and scores["test_mse"] > 0
 
 
-@pytest.mark.parametrize("args, reason", [
-    (["--latent-dim", "0"], "latent_dim"),
-    (["--leak", "-0.1"], "leak"),
-    (["--upsample", "cubic"], "invalid choice"),
-    (["--label-fraction", "0"], "label_fraction"),
-    (["--label-fraction", "1.5"], "label_fraction"),
-    (["--data", "/no/such/folder"], "does not exist"),
-    (["--batch-size", "0"], "batch_size"),
-    (["--ae-epochs", "-1"], "ae_epochs"),
-    (["--lr", "abc"], "invalid float"),
-])
+@pytest.mark.parametrize(
+    "args, reason",
+    [
+        (["--latent-dim", "0"], "latent_dim"),
+        (["--leak", "-0.1"], "leak"),
+        (["--upsample", "cubic"], "invalid choice"),
+        (["--label-fraction", "0"], "label_fraction"),
+        (["--label-fraction", "1.5"], "label_fraction"),
+        (["--data", "/no/such/folder"], "does not exist"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--ae-epochs", "-1"], "ae_epochs"),
+        (["--lr", "abc"], "invalid float"),
+    ],
+)
 def test_bad_arguments_exit_2_with_one_line(args, reason, tmp_path):
     done = cae("train", "--runs", str(tmp_path), *args)
     assert done.returncode == 2
@@ -79,6 +115,7 @@ def test_a_cifar_batch_of_another_shape_is_one_sentence(tmp_path):
     import pickle
 
     import numpy as np
+
     folder = tmp_path / "data" / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"a", b"b"]}, protocol=2))

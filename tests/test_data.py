@@ -68,6 +68,7 @@ def test_other_sizes_are_resized_and_noted(tmp_path):
 
 # --- one clear message per bad folder ---------------------------------------------------------
 
+
 def test_missing_train_or_test_folder(tmp_path):
     (tmp_path / "train" / "a").mkdir(parents=True)
     Image.new("RGB", (32, 32)).save(tmp_path / "train" / "a" / "x.png")
@@ -120,6 +121,7 @@ def test_path_that_is_a_file(tmp_path):
 
 # --- subsets and batches ----------------------------------------------------------------------
 
+
 def test_limit_is_a_fixed_class_balanced_subset(small_dataset):
     labels = small_dataset.train.labels
     a, b = balanced_subset(labels, 100, seed=0), balanced_subset(labels, 100, seed=0)
@@ -141,8 +143,8 @@ def test_batches_are_float_in_unit_range_and_cover_the_split(small_dataset):
 
 def test_flip_mirrors_some_images(small_dataset):
     images, labels = to_device(small_dataset.train, torch.arange(64), torch.device("cpu"))
-    (plain, _), = batches(images, labels, 64, torch.Generator().manual_seed(1))
-    (flipped, _), = batches(images, labels, 64, torch.Generator().manual_seed(1), flip=True)
+    ((plain, _),) = batches(images, labels, 64, torch.Generator().manual_seed(1))
+    ((flipped, _),) = batches(images, labels, 64, torch.Generator().manual_seed(1), flip=True)
     assert not torch.equal(plain, flipped)
     same = [torch.equal(plain[i], flipped[i]) or torch.equal(plain[i].flip(2), flipped[i]) for i in range(64)]
     assert all(same)

@@ -53,8 +53,9 @@ def rows(accuracies):
 def test_the_classifier_verdict_switches_its_words_at_the_threshold(b, n):
     g = threshold_gap(b, n)
     for gap, words in ((g - 1e-4, "the two starts are within noise"), (g + 1e-4, "the pretrained encoder leads by")):
-        text = pretraining_verdict({"classifier": rows([b, b + gap]), "scratch": {"classifier": rows([b, b])},
-                                    "dataset": {"test_size": n}})
+        text = pretraining_verdict(
+            {"classifier": rows([b, b + gap]), "scratch": {"classifier": rows([b, b])}, "dataset": {"test_size": n}}
+        )
         assert f"after the last epoch (2), for this seed, {words}" in text, text
 
 
@@ -66,8 +67,9 @@ def test_the_issue_cases_are_within_noise():
 
 
 def test_small_test_sets_get_their_noise_in_words():
-    assert noise_words(72.2, 50.0, 18) == (f"on 18 test images a gap under {margin_of_difference(72.2, 50.0, 18):.1f} "
-                                           "points is noise")
+    assert noise_words(72.2, 50.0, 18) == (
+        f"on 18 test images a gap under {margin_of_difference(72.2, 50.0, 18):.1f} points is noise"
+    )
     assert noise_words(72.2, 50.0, 18) == "on 18 test images a gap under 31.6 points is noise"
 
 
@@ -77,8 +79,10 @@ def test_an_accuracy_is_above_chance_only_beyond_two_standard_errors_of_guessing
     assert compare_to_chance(10 + margin + EPS, 10, 200).winner == 0
 
 
-@pytest.mark.parametrize("only_first, only_second, p", [(15, 5, 0.041389), (14, 6, 0.115318), (9, 1, 0.021484),
-                                                         (8, 2, 0.109375), (0, 0, 1.0)])
+@pytest.mark.parametrize(
+    "only_first, only_second, p",
+    [(15, 5, 0.041389), (14, 6, 0.115318), (9, 1, 0.021484), (8, 2, 0.109375), (0, 0, 1.0)],
+)
 def test_mcnemars_exact_p_matches_the_binomial_tables(only_first, only_second, p):
     assert mcnemar_p(only_first, only_second) == pytest.approx(p, abs=1e-6)
 

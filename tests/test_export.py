@@ -27,13 +27,29 @@ FIRST_EPOCH_TOLERANCE = 1e-3  # relative
 
 def cae(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "cae", *args], capture_output=True, text=True, env=env, cwd=REPO,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "cae", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=600
+    )
 
 
 def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_path):
-    made = cae("train", "--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "4", "--clf-epochs", "1",
-               "--precision", "fp32", "--data", str(small_folder), "--runs", str(tmp_path / "runs"))
+    made = cae(
+        "train",
+        "--latent-dim",
+        "16",
+        "--batch-size",
+        "50",
+        "--ae-epochs",
+        "4",
+        "--clf-epochs",
+        "1",
+        "--precision",
+        "fp32",
+        "--data",
+        str(small_folder),
+        "--runs",
+        str(tmp_path / "runs"),
+    )
     assert made.returncode == 0, made.stderr
     run = load_run(made.stdout.strip().splitlines()[-1])
     script = standalone_script(run, "A tiny run")
@@ -42,8 +58,14 @@ def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_p
     file = tmp_path / "home" / f"{run.name}.py"
     file.write_text(script)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no cae on the path
-    out = subprocess.run([sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
-                         capture_output=True, text=True, cwd=file.parent, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
+        capture_output=True,
+        text=True,
+        cwd=file.parent,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     losses = [float(x) for x in re.findall(r"Autoencoder epoch \d: train MSE ([0-9.]+)", out.stdout)]
     assert len(losses) == 4 and losses[-1] < losses[0] / 2  # it trains
@@ -87,8 +109,14 @@ def test_a_label_budget_point_exports_its_labels_steps_and_seed(small_folder, tm
     file = tmp_path / "point.py"
     file.write_text(standalone_script(run, "A label-budget point"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
-                         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stderr
     assert "60 labelled images for the classifiers" in out.stdout
     for name, rows in (("Fine-tuning", run.metrics["classifier"]), ("Scratch", run.metrics["scratch"]["classifier"])):
@@ -97,13 +125,23 @@ def test_a_label_budget_point_exports_its_labels_steps_and_seed(small_folder, tm
         # the same labelled draw, head and order: the first loss agrees to its printed digits; later ones
         # drift by float rounding (the app trains channels_last), within 2% on synthetic images
         assert abs(float(printed[0][1]) - rows[0]["train_loss"]) < 2e-3, (printed, rows)
-        assert all(abs(float(loss) - row["train_loss"]) < 0.02 * row["train_loss"]
-                   for (_, loss), row in zip(printed, rows)), (printed, rows)
+        assert all(
+            abs(float(loss) - row["train_loss"]) < 0.02 * row["train_loss"] for (_, loss), row in zip(printed, rows)
+        ), (printed, rows)
 
 
 def test_the_command_asks_for_exactly_this_run(small_folder, small_dataset, tmp_path):
-    cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, precision="fp32", flip=True,
-                 scratch_baseline=False, test_limit=50, label_fraction=0.5)
+    cfg = Config(
+        latent_dim=16,
+        batch_size=100,
+        ae_epochs=1,
+        clf_epochs=1,
+        precision="fp32",
+        flip=True,
+        scratch_baseline=False,
+        test_limit=50,
+        label_fraction=0.5,
+    )
     run = load_run(train_or_load(cfg, small_dataset, runs_dir()).path)
     command = reproduce_command(run)
     assert "--flip" in command and "--no-scratch" in command and "--label-fraction 0.5" in command

@@ -41,7 +41,7 @@ def test_per_kernel_normalisation_stretches_every_kernel():
     grid = kernel_grid_image(kernels(), per_kernel=True)
     for r in range(8):
         for c in range(8):
-            cell = grid[1 + 4 * r:4 + 4 * r, 1 + 4 * c:4 + 4 * c]
+            cell = grid[1 + 4 * r : 4 + 4 * r, 1 + 4 * c : 4 + 4 * c]
             assert cell.min() == 0 and cell.max() == 255
 
 
@@ -65,7 +65,7 @@ def test_the_ranking_is_largest_update_first_with_values_on_hover():
     diff[2] = 1.0
     bar = kernel_update_ranking(diff, "x").data[0]
     assert list(bar.x[:2]) == ["#7", "#2"]
-    assert bar.y[0] == update_norms(diff)[7].item() == pytest.approx(3 * 27 ** 0.5)  # sqrt(27 * 3**2)
+    assert bar.y[0] == update_norms(diff)[7].item() == pytest.approx(3 * 27**0.5)  # sqrt(27 * 3**2)
     assert "%{y" in bar.hovertemplate
 
 
@@ -79,22 +79,38 @@ def snapshots(ae_epochs: int = 3, clf_epochs: int = 2) -> dict[str, torch.Tensor
     ae = torch.stack([start + 0.1 * (e + 1) for e in range(ae_epochs)])
     fine = torch.stack([ae[-1] + 0.05 * (e + 1) for e in range(clf_epochs)])
     scratch = torch.stack([start - 0.2 * (e + 1) for e in range(clf_epochs)])
-    return {"initial": start, "autoencoder": ae[-1], "finetuned": fine[-1], "scratch": scratch[-1],
-            "autoencoder_epochs": ae, "finetuned_epochs": fine, "scratch_epochs": scratch}
+    return {
+        "initial": start,
+        "autoencoder": ae[-1],
+        "finetuned": fine[-1],
+        "scratch": scratch[-1],
+        "autoencoder_epochs": ae,
+        "finetuned_epochs": fine,
+        "scratch_epochs": scratch,
+    }
 
 
 def test_the_timeline_runs_from_the_random_start_through_every_epoch():
     steps = kernel_timeline(snapshots())
-    assert [name for name, _ in steps] == ["initial (random)", "autoencoder epoch 1", "autoencoder epoch 2",
-                                           "autoencoder epoch 3", "fine-tuning epoch 1", "fine-tuning epoch 2"]
+    assert [name for name, _ in steps] == [
+        "initial (random)",
+        "autoencoder epoch 1",
+        "autoencoder epoch 2",
+        "autoencoder epoch 3",
+        "fine-tuning epoch 1",
+        "fine-tuning epoch 2",
+    ]
     old = {k: v for k, v in snapshots().items() if not k.endswith("_epochs")}  # a run saved before per-epoch kernels
-    assert [name for name, _ in kernel_timeline(old)] == ["initial (random)", "after the autoencoder",
-                                                         "after fine-tuning"]
+    assert [name for name, _ in kernel_timeline(old)] == [
+        "initial (random)",
+        "after the autoencoder",
+        "after fine-tuning",
+    ]
 
 
 def test_distances_from_the_random_start_per_phase():
     lines = distance_from_start(snapshots())
-    per_weight = 27 ** 0.5  # a shift of d on all 27 weights of a kernel is d * sqrt(27) away
+    per_weight = 27**0.5  # a shift of d on all 27 weights of a kernel is d * sqrt(27) away
     assert [round(d / per_weight, 4) for _, d in lines["autoencoder"]] == [0.0, 0.1, 0.2, 0.3]
     assert [round(d / per_weight, 4) for _, d in lines["fine-tuned classifier"]] == [
         0.3,

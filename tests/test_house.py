@@ -13,8 +13,13 @@ APP_FILES = [REPO / "streamlit_app.py", *sorted((REPO / "app_pages").glob("*.py"
 
 def test_session_state_and_the_address_are_touched_only_by_the_state_module():
     pattern = re.compile(r"st\.session_state|st\.query_params")
-    offenders = [f"{path.relative_to(REPO)}:{number}" for path in APP_FILES if path.name != "state.py"
-                 for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    offenders = [
+        f"{path.relative_to(REPO)}:{number}"
+        for path in APP_FILES
+        if path.name != "state.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert offenders == [], "use app_pages/state.py's accessors instead"
 
 
@@ -40,10 +45,16 @@ def imports_of(path: Path, package_roots: tuple[str, ...]) -> set[str]:
 
 
 def module_graph() -> dict[str, set[str]]:
-    modules = {f"{folder}.{p.stem}": p for folder in ("cae", "app_pages")
-               for p in (REPO / folder).glob("*.py") if p.stem != "__init__"}
-    return {name: {m for m in imports_of(path, ("cae", "app_pages")) if m in modules} - {name}
-            for name, path in modules.items()}
+    modules = {
+        f"{folder}.{p.stem}": p
+        for folder in ("cae", "app_pages")
+        for p in (REPO / folder).glob("*.py")
+        if p.stem != "__init__"
+    }
+    return {
+        name: {m for m in imports_of(path, ("cae", "app_pages")) if m in modules} - {name}
+        for name, path in modules.items()
+    }
 
 
 def test_no_module_imports_itself_back_through_others():
@@ -52,7 +63,7 @@ def test_no_module_imports_itself_back_through_others():
 
     def visit(node: str, trail: list[str]) -> None:
         if node in visiting:
-            cycles.append(trail[trail.index(node):] + [node])
+            cycles.append(trail[trail.index(node) :] + [node])
             return
         if node in done:
             return
@@ -77,13 +88,16 @@ def test_the_state_module_is_the_bottom_of_the_app_layer():
     graph = module_graph()
     assert graph["app_pages.state"] == set()
     assert {m for m in graph["app_pages.caches"] if m.startswith("app_pages")} <= {"app_pages.state"}
-    assert {m for m in graph["app_pages.rights"] if m.startswith("app_pages")} <= {"app_pages.state",
-                                                                                   "app_pages.caches"}
+    assert {m for m in graph["app_pages.rights"] if m.startswith("app_pages")} <= {
+        "app_pages.state",
+        "app_pages.caches",
+    }
 
 
 def test_the_lecture_and_report_modules_do_arithmetic_without_the_plotting_library():
     import subprocess
     import sys
+
     code = "import sys, cae.lecture, cae.report, cae.kernels, cae.evidence; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

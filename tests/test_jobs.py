@@ -21,8 +21,9 @@ from cae.jobs import CANCELLED, DONE, FAILED, RUNNING, JobManager, manager_for
 from cae.runs import list_runs, load_run, runs_dir
 from tests.conftest import REPO, wait_until
 
-TINY = dict(latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50,
-            scratch_baseline=False)
+TINY = dict(
+    latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50, scratch_baseline=False
+)
 
 
 @pytest.fixture
@@ -114,8 +115,10 @@ def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_t
     first_worker = manager.worker_pid
     os.kill(first_worker, signal.SIGKILL)
     assert manager.wait(doomed.id, 60).state == FAILED
-    assert doomed.error == ("The training process stopped unexpectedly (killed by SIGKILL, often the system "
-                            "running out of memory); nothing was saved. Start the job again.")
+    assert doomed.error == (
+        "The training process stopped unexpectedly (killed by SIGKILL, often the system "
+        "running out of memory); nothing was saved. Start the job again."
+    )
     hold.release()
     assert manager.wait(after.id, 300).state == DONE
     assert manager.worker_pid not in (None, first_worker)
@@ -123,7 +126,8 @@ def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_t
 
 
 def test_a_worker_that_cannot_start_fails_the_waiting_job_with_a_sentence_and_the_queue_comes_back(
-        tmp_path, small_dataset, monkeypatch):
+    tmp_path, small_dataset, monkeypatch
+):
     """The interpreter the server runs from disappears (a real failed start: Popen finds no file);
     the queued job fails with a sentence, the monitor lives on, and once the interpreter is back
     the next job runs."""
@@ -144,8 +148,14 @@ def test_out_of_memory_in_the_worker_fails_the_job_with_a_sentence_and_the_next_
     warm = manager.submit(Config(**{**TINY, "seed": 5}), small_dataset)  # every module a job needs is loaded
     assert manager.wait(warm.id, 300).state == DONE
     pid = manager.worker_pid
-    size = int(next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                    if line.startswith("VmSize")).split()[1]) * 1024
+    size = (
+        int(
+            next(
+                line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmSize")
+            ).split()[1]
+        )
+        * 1024
+    )
     original = resource.prlimit(pid, resource.RLIMIT_AS)
     resource.prlimit(pid, resource.RLIMIT_AS, (size + 50_000_000, original[1]))  # 50 MB more, no further
     big = manager.submit(Config(**{**TINY, "batch_size": 300, "latent_dim": 1024}), small_dataset)
@@ -161,8 +171,10 @@ def test_a_full_disk_in_the_worker_fails_the_job_with_one_sentence_and_leaves_no
     resource.prlimit(manager.worker_pid, resource.RLIMIT_FSIZE, (100_000, 100_000))
     job = manager.submit(Config(**TINY), small_dataset)
     assert manager.wait(job.id, 300).state == FAILED
-    assert job.error == (f"Cannot write the run to {manager.runs_dir} (File too large); set CAE_RUNS or --runs "
-                         "to a writable folder with free space.")
+    assert job.error == (
+        f"Cannot write the run to {manager.runs_dir} (File too large); set CAE_RUNS or --runs "
+        "to a writable folder with free space."
+    )
     assert not manager.runs_dir.exists() or list(manager.runs_dir.iterdir()) == []
 
 
@@ -181,8 +193,13 @@ time.sleep(600)
 
 
 def test_the_worker_exits_when_the_web_server_is_killed(tmp_path):
-    server = subprocess.Popen([sys.executable, "-c", ORPHAN, str(tmp_path / "runs")], cwd=REPO, text=True,
-                              stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)})
+    server = subprocess.Popen(
+        [sys.executable, "-c", ORPHAN, str(tmp_path / "runs")],
+        cwd=REPO,
+        text=True,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     worker = int(server.stdout.readline())
     assert alive(worker)
     server.kill()
@@ -206,8 +223,9 @@ def test_finished_jobs_are_bounded_and_queued_ones_never_dropped(manager, small_
     running = manager.submit(Config(**TINY), small_dataset)
     queued = [manager.submit(Config(**{**TINY, "seed": s}), small_dataset) for s in range(10, 15)]
     for latent in (8, 16, 32, 64):  # short tasks finish beside the held training
-        manager.wait(manager.compute("step_time", {"latent_dim": latent, "upsample": "nearest",
-                                                   "precision": "fp32"}).id, 120)
+        manager.wait(
+            manager.compute("step_time", {"latent_dim": latent, "upsample": "nearest", "precision": "fp32"}).id, 120
+        )
     kept = manager.jobs()
     assert running in kept and all(q in kept for q in queued)
     assert len([j for j in kept if not j.active]) == 2
@@ -229,6 +247,7 @@ def test_a_task_runs_beside_a_training_between_its_batches(manager, small_datase
 def test_a_label_budget_sweep_is_one_queue_entry_whose_points_arrive_in_turn(manager, small_dataset):
     from cae import budget
     from cae.experiment import train_or_load
+
     source = train_or_load(Config(**TINY), small_dataset, manager.runs_dir).path
     sweep = manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12)
     assert manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12).id == sweep.id  # attached
@@ -249,13 +268,15 @@ def test_a_label_budget_sweep_is_one_queue_entry_whose_points_arrive_in_turn(man
     stamps = {i.path: i.path.stat().st_mtime_ns for i in points}
     again = manager.submit_sweep(source, small_dataset, (20, 50), seeds=1, steps=12)
     assert again.id != sweep.id and manager.wait(again.id, 300).state == DONE, again.error
-    assert [{k: p[k] for k in budget.LINES} for p in again.result] == [{k: p[k] for k in budget.LINES}
-                                                                       for p in sweep.result]
+    assert [{k: p[k] for k in budget.LINES} for p in again.result] == [
+        {k: p[k] for k in budget.LINES} for p in sweep.result
+    ]
     assert {path: path.stat().st_mtime_ns for path in stamps} == stamps  # found again, not trained again
 
 
 def test_a_sweep_is_cancelled_between_batches(manager, small_dataset, hold):
     from cae.experiment import train_or_load
+
     source = train_or_load(Config(**TINY), small_dataset, manager.runs_dir).path
     sweep = manager.submit_sweep(source, small_dataset, (20,), seeds=1, steps=12)
     wait_until(lambda: held(sweep), what="sweep held")

@@ -36,11 +36,11 @@ from tests.conftest import make_image_folder, shared_cifar, zip_of
 from tests.test_cli import cae
 
 SHIPPED = sorted(p for p in PRETRAINED_DIR.iterdir() if p.is_dir())
-TINY_ARGS = ["--latent-dim", "16", "--batch-size", "50", "--precision", "fp32", "--ae-epochs", "1",
-             "--clf-epochs", "1"]
+TINY_ARGS = ["--latent-dim", "16", "--batch-size", "50", "--precision", "fp32", "--ae-epochs", "1", "--clf-epochs", "1"]
 
 
 # --- keys: later config fields never move an existing run ------------------------------------
+
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_run_keeps_its_keys(path):
@@ -68,6 +68,7 @@ def test_the_lecture_preset_request_on_the_jpeg_copy_finds_the_shipped_run():
 
 # --- presets that fit the data ----------------------------------------------------------------
 
+
 def test_small_data_is_the_preset_for_the_sample_and_the_lecture_for_cifar10():
     assert preset_for(1_000) == SMALL_DATA
     assert preset_for(50_000) == LECTURE
@@ -78,19 +79,32 @@ def test_an_epoch_of_fewer_than_five_steps_is_warned_about_with_its_count():
     warning = few_steps_warning(Config(), 1_000)
     assert "only 1 optimiser step" in warning and "1,000 images" in warning
     assert few_steps_warning(preset_config(SMALL_DATA), 1_000) is None
-    assert "classifier epoch on 100 images" in few_steps_warning(
-        preset_config(SMALL_DATA, label_fraction=0.1), 1_000)
+    assert "classifier epoch on 100 images" in few_steps_warning(preset_config(SMALL_DATA, label_fraction=0.1), 1_000)
 
 
 def test_the_cli_keeps_the_lectures_defaults_and_prints_the_same_warning(tmp_path):
-    done = cae("train", "--data", "sample", "--limit", "100", "--ae-epochs", "1", "--clf-epochs", "0",
-               "--latent-dim", "16", "--runs", str(tmp_path))
+    done = cae(
+        "train",
+        "--data",
+        "sample",
+        "--limit",
+        "100",
+        "--ae-epochs",
+        "1",
+        "--clf-epochs",
+        "0",
+        "--latent-dim",
+        "16",
+        "--runs",
+        str(tmp_path),
+    )
     assert done.returncode == 0, done.stderr
     assert "Warning: An autoencoder epoch on 100 images at batch size 2,000 is only 1 optimiser step" in done.stderr
     assert json.loads((Path(done.stdout.splitlines()[-1]) / "metrics.json").read_text())["config"]["batch_size"] == 2000
 
 
 # --- own photos ---------------------------------------------------------------------------------
+
 
 def photo_folder(root: Path, classes: int, per_class: int = 6) -> Path:
     """Class folders of mixed sizes and modes, as phone and web pictures come."""
@@ -119,10 +133,10 @@ def test_own_photos_with_any_number_of_classes_train_end_to_end(tmp_path, classe
 
 def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
     pixels = np.zeros((32, 64, 3), np.uint8)
-    pixels[:16] = (255, 0, 0)   # top half red
-    pixels[16:] = (0, 0, 255)   # bottom half blue
+    pixels[:16] = (255, 0, 0)  # top half red
+    pixels[16:] = (0, 0, 255)  # bottom half blue
     exif = Image.Exif()
-    exif[0x0112] = 6            # "rotate 90° clockwise to display"
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
     Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif, quality=95)
     decoded, resized = decode_image(tmp_path / "phone.jpg")
     assert resized
@@ -165,14 +179,28 @@ def test_a_class_folder_with_one_image_cannot_be_split(tmp_path):
 
 # --- transfer: a shipped (or any) autoencoder fine-tuned on other data ---------------------------
 
+
 def test_an_encoder_from_another_run_is_fine_tuned_on_other_data_with_its_own_head(small_folder, tmp_path):
     runs = tmp_path / "runs"
     source = cae("train", "--data", str(small_folder), *TINY_ARGS, "--clf-epochs", "0", "--runs", str(runs))
     assert source.returncode == 0, source.stderr
     source_dir = Path(source.stdout.splitlines()[-1])
     photos = photo_folder(tmp_path / "photos", 3)
-    done = cae("train", "--encoder-from", str(source_dir), "--data", str(photos), "--clf-epochs", "2",
-               "--clf-batch-size", "6", "--precision", "fp32", "--runs", str(runs))
+    done = cae(
+        "train",
+        "--encoder-from",
+        str(source_dir),
+        "--data",
+        str(photos),
+        "--clf-epochs",
+        "2",
+        "--clf-batch-size",
+        "6",
+        "--precision",
+        "fp32",
+        "--runs",
+        str(runs),
+    )
     assert done.returncode == 0, done.stderr
     assert "Autoencoder Iteration" not in done.stdout and "Fine-tuning Iteration: 2/2" in done.stdout
     run = load_run(done.stdout.splitlines()[-1])
@@ -186,15 +214,29 @@ def test_an_encoder_from_another_run_is_fine_tuned_on_other_data_with_its_own_he
     assert torch.equal(run.kernels["autoencoder"], load_run(source_dir).kernels["autoencoder"])
     assert m["run_key"] != source_metrics["run_key"] and run.config.latent_dim == 16
 
-    again = cae("train", "--encoder-from", str(source_dir), "--data", str(photos), "--clf-epochs", "2",
-                "--clf-batch-size", "6", "--precision", "fp32", "--runs", str(runs))
+    again = cae(
+        "train",
+        "--encoder-from",
+        str(source_dir),
+        "--data",
+        str(photos),
+        "--clf-epochs",
+        "2",
+        "--clf-batch-size",
+        "6",
+        "--precision",
+        "fp32",
+        "--runs",
+        str(runs),
+    )
     assert "reusing it" in again.stdout  # the request's key names the source by key, not by path
 
 
 def test_a_model_option_that_conflicts_with_the_source_exits_2(tmp_path):
     shipped = PRETRAINED_DIR / json.loads((PRETRAINED_DIR / "index.json").read_text())["default"]
-    done = cae("train", "--encoder-from", str(shipped), "--data", "sample", "--latent-dim", "64",
-               "--runs", str(tmp_path))
+    done = cae(
+        "train", "--encoder-from", str(shipped), "--data", "sample", "--latent-dim", "64", "--runs", str(tmp_path)
+    )
     assert done.returncode == 2 and "--latent-dim 64 conflicts" in done.stderr
 
 
@@ -210,14 +252,17 @@ def test_evaluate_test_limit_zero_is_the_whole_split_and_negative_exits_2():
 
 # --- CIFAR-10 from a server (a local one, in CIFAR-10's own format) ---------------------------------
 
+
 def cifar_tarball(path: Path, per_batch: int = 20) -> str:
     """A tiny archive laid out like cifar-10-python.tar.gz; returns its MD5."""
     rng = np.random.default_rng(0)
     names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
     files = {"batches.meta": {b"label_names": names}}
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        files[name] = {b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                       b"labels": [i % 10 for i in range(per_batch)]}
+        files[name] = {
+            b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+            b"labels": [i % 10 for i in range(per_batch)],
+        }
     with tarfile.open(path, "w:gz") as tar:
         for name, content in files.items():
             blob = pickle.dumps(content, protocol=2)
@@ -285,9 +330,11 @@ def test_a_planted_cifar_batch_is_never_run_as_code(tmp_path):
 
 # --- one spelling of every path ----------------------------------------------------------------
 
+
 def test_the_default_runs_folder_is_absolute_and_listed_as_it_is_saved(tmp_path, monkeypatch, small_dataset):
     from cae.experiment import train_or_load
     from cae.runs import runs_dir
+
     monkeypatch.delenv("CAE_RUNS")
     monkeypatch.chdir(tmp_path)
     assert runs_dir() == tmp_path.resolve() / "runs"
@@ -298,6 +345,7 @@ def test_the_default_runs_folder_is_absolute_and_listed_as_it_is_saved(tmp_path,
 
 # --- uploads: a folder or a zip of the user's photos ---------------------------------------------
 
+
 def png_bytes(colour) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (48, 48), colour).save(buffer, "PNG")
@@ -307,8 +355,10 @@ def png_bytes(colour) -> bytes:
 def test_a_zip_of_class_folders_becomes_a_split_image_folder_in_the_cache():
     from cae.data import cache_dir
     from cae.uploads import unpack_upload
-    entries = {f"holiday/{c}/{i}.png": png_bytes((i * 40, c == "sea" and 200, 0))
-               for c in ("beach", "sea") for i in range(5)}
+
+    entries = {
+        f"holiday/{c}/{i}.png": png_bytes((i * 40, c == "sea" and 200, 0)) for c in ("beach", "sea") for i in range(5)
+    }
     entries["holiday/notes.txt"] = b"not a picture"
     entries["__MACOSX/holiday/._beach"] = b"junk"
     root = unpack_upload([("photos.zip", zip_of(entries))])
@@ -320,26 +370,36 @@ def test_a_zip_of_class_folders_becomes_a_split_image_folder_in_the_cache():
 
 def test_an_uploaded_folder_with_train_and_test_keeps_its_split():
     from cae.uploads import unpack_upload
-    files = [(f"mine/{split}/{c}/{i}.png", png_bytes((i * 30, 0, 0) if c == "a" else (0, 0, i * 30)))
-             for split, n in (("train", 4), ("test", 2)) for c in ("a", "b", "c") for i in range(n)]
+
+    files = [
+        (f"mine/{split}/{c}/{i}.png", png_bytes((i * 30, 0, 0) if c == "a" else (0, 0, i * 30)))
+        for split, n in (("train", 4), ("test", 2))
+        for c in ("a", "b", "c")
+        for i in range(n)
+    ]
     d = load_dataset(unpack_upload(files))
     assert (len(d.train), len(d.test), len(d.classes)) == (12, 6, 3)
     assert not any("split" in note for note in d.notes) and d.name.startswith("uploaded photos")
 
 
-@pytest.mark.parametrize("entries, message", [
-    ({"../../evil/a.png": b"x"}, "leaves its folder"),
-    ({"/etc/cron.d/a.png": b"x"}, "leaves its folder"),
-    ({"readme.txt": b"hello", "data.csv": b"1,2"}, "holds no pictures"),
-])
+@pytest.mark.parametrize(
+    "entries, message",
+    [
+        ({"../../evil/a.png": b"x"}, "leaves its folder"),
+        ({"/etc/cron.d/a.png": b"x"}, "leaves its folder"),
+        ({"readme.txt": b"hello", "data.csv": b"1,2"}, "holds no pictures"),
+    ],
+)
 def test_a_bad_zip_gets_one_sentence(entries, message):
     from cae.uploads import UploadError, unpack_upload
+
     with pytest.raises(UploadError, match=message):
         unpack_upload([("x.zip", zip_of(entries))])
 
 
 def test_a_zip_bomb_is_refused_before_it_is_unpacked():
     from cae import uploads
+
     bomb = zip_of({f"c{i}/x.png": bytes(600_000) for i in range(2)})
     assert len(bomb) < 10_000
     with pytest.raises(uploads.UploadError, match="zip bomb"):
@@ -348,6 +408,7 @@ def test_a_zip_bomb_is_refused_before_it_is_unpacked():
 
 def test_a_file_that_is_not_a_zip_is_explained():
     from cae.uploads import UploadError, unpack_upload
+
     with pytest.raises(UploadError, match="not a readable zip"):
         unpack_upload([("photos.zip", b"PK not really")])
 
@@ -355,6 +416,7 @@ def test_a_file_that_is_not_a_zip_is_explained():
 def press_download_on_the_data_page(folder: Path):
     """The Data page: CIFAR-10 as the source, a folder typed, Download pressed."""
     from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=120)
     at.run()
     at.switch_page("app_pages/data.py").run()

@@ -109,6 +109,7 @@ def test_the_representation_subsets_are_fixed_and_balanced(sample):
 
 # --- what the Latent space page draws ---------------------------------------------------------
 
+
 def test_the_map_holds_class_balanced_test_images_and_their_true_neighbours(shipped, sample):
     probe = tasks.representation_probe(shipped, sample)  # other data than the run's: the whole splits
     assert len(probe.train_index) == 1000 and len(probe.test_index) == 200
@@ -133,8 +134,10 @@ def test_the_map_holds_class_balanced_test_images_and_their_true_neighbours(ship
 def test_the_page_measures_the_same_code_accuracy_the_training_curve_recorded(small_dataset):
     cfg = Config(latent_dim=16, batch_size=100, ae_epochs=2, clf_epochs=1, precision="fp32", scratch_baseline=False)
     run = load_run(train_or_load(cfg, small_dataset, runs_dir()).path)
-    scores = tasks.representation({"run": str(run.path), "origin": small_dataset.origin,
-                                   "fingerprint": small_dataset.fingerprint}, lambda *_: small_dataset)["scores"]
+    scores = tasks.representation(
+        {"run": str(run.path), "origin": small_dataset.origin, "fingerprint": small_dataset.fingerprint},
+        lambda *_: small_dataset,
+    )["scores"]
     recorded = run.metrics["representation"]
     assert scores["pixels"]["knn"] == recorded["pixels_knn"] and scores["initial"]["knn"] == recorded["initial_knn"]
     assert scores["code"]["knn"] == run.metrics["autoencoder"][-1]["knn_acc"]
@@ -152,6 +155,7 @@ def test_page_results_are_cached_under_the_cache_folder_never_in_the_run(shipped
 
     def not_again(*_):
         raise AssertionError("computed twice")
+
     monkeypatch.setattr(latent, "explore", not_again)
     again = tasks.map_and_neighbours(payload, lambda *_: sample)
     assert torch.equal(again["xy"], first["xy"]) and torch.equal(again["code_neighbours"], first["code_neighbours"])
@@ -161,25 +165,50 @@ def test_a_result_that_cannot_be_stored_is_still_returned(shipped, sample, tmp_p
     blocked = tmp_path / "read-only-cache"
     blocked.write_text("a file where the cache folder should be")  # mkdir under it fails for real
     monkeypatch.setenv("CAE_CACHE", str(blocked))
-    result = tasks.representation({"run": str(shipped.path), "origin": "sample", "fingerprint": sample.fingerprint},
-                                  lambda *_: sample)
+    result = tasks.representation(
+        {"run": str(shipped.path), "origin": "sample", "fingerprint": sample.fingerprint}, lambda *_: sample
+    )
     assert set(result["scores"]) == {"pixels", "initial", "code", "finetuned"}
 
 
 # --- the shipped sweeps -----------------------------------------------------------------------
 
+
 def sweep_row(latent_dim: int, leak: float, seed: int, acc: float, dead: float = 0.0) -> dict:
-    return {"latent_dim": latent_dim, "leak": leak, "seed": seed, "test_mse": 0.03, "knn_curve": [20.0, acc / 2],
-            "probe": 30.0, "test_acc": acc, "activity": {"conv_encoder.1": {"dead": dead, "counts": []}}}
+    return {
+        "latent_dim": latent_dim,
+        "leak": leak,
+        "seed": seed,
+        "test_mse": 0.03,
+        "knn_curve": [20.0, acc / 2],
+        "probe": 30.0,
+        "test_acc": acc,
+        "activity": {"conv_encoder.1": {"dead": dead, "counts": []}},
+    }
 
 
 def test_sweep_groups_summarise_seeds_and_say_when_differences_are_noise():
     rows = [sweep_row(1024, 0.0, s, a, dead=d) for s, a, d in ((0, 47, 0.1), (1, 48, 0.2), (2, 50, 0.3))]
-    rows += [sweep_row(1024, 0.1, s, a) for s, a in ((0, 49, ), (1, 51), (2, 53))]
+    rows += [
+        sweep_row(1024, 0.1, s, a)
+        for s, a in (
+            (
+                0,
+                49,
+            ),
+            (1, 51),
+            (2, 53),
+        )
+    ]
     groups = sweeps.grouped(rows, "leak")
     assert list(groups) == [0.0, 0.1]
-    assert groups[0.0]["test_acc"] == {"mean": pytest.approx(145 / 3), "low": 47, "high": 50, "n": 3,
-                                       "values": [47, 48, 50]}
+    assert groups[0.0]["test_acc"] == {
+        "mean": pytest.approx(145 / 3),
+        "low": 47,
+        "high": 50,
+        "n": 3,
+        "values": [47, 48, 50],
+    }
     assert groups[0.0]["dead conv_encoder.1"]["high"] == 0.3
     assert sweeps.within_spread(groups, "test_acc")  # 47-50 and 49-53 overlap
     rows[-3:] = [sweep_row(1024, 0.1, s, a) for s, a in ((0, 52), (1, 53), (2, 54))]
@@ -229,4 +258,5 @@ def test_dead_units_are_named_by_layer():
     assert "no encoder unit is dead" in report.dead_units_sentence(quiet, latent.ENCODER_LAYERS)
     some = {**quiet, "fc_encoder.1": {"dead": 0.25}}
     assert report.dead_units_sentence(some, latent.ENCODER_LAYERS).startswith(
-        "In this run the most dead units are in code (linear units): 25% never fire")
+        "In this run the most dead units are in code (linear units): 25% never fire"
+    )

@@ -53,8 +53,12 @@ def test_a_shipped_run_on_the_sample_shows_its_map_neighbours_and_measurements()
     neighbours = [m.value for m in at.markdown if "nearest" in m.value]
     assert len(neighbours) == 2 and all(" of the 8 share its class" in n for n in neighbours)
     table = at.dataframe[0].value
-    assert list(table["features"]) == ["raw pixels", "the initial (random) encoder's code", "this run's code",
-                                       "the fine-tuned classifier's features"]
+    assert list(table["features"]) == [
+        "raw pixels",
+        "the initial (random) encoder's code",
+        "this run's code",
+        "the fine-tuned classifier's features",
+    ]
     assert any("neighbourhood" in m.value and "k-NN accuracy" in m.value for m in at.markdown)
     titles = [f["layout"]["title"]["text"] for f in figures(at)]
     assert any(t.startswith("Latent size") for t in titles) and any(t.startswith("Leak") for t in titles)

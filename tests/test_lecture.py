@@ -25,8 +25,16 @@ def step(key: str) -> lecture.Step:
 
 
 def test_the_steps_follow_the_lecture_and_every_answer_is_one_of_its_choices():
-    assert [s.key for s in lecture.STEPS] == ["why", "architecture", "autoencoder", "kernels", "finetune", "classes",
-                                              "code", "budget"]
+    assert [s.key for s in lecture.STEPS] == [
+        "why",
+        "architecture",
+        "autoencoder",
+        "kernels",
+        "finetune",
+        "classes",
+        "code",
+        "budget",
+    ]
     run = preset()
     code = lecture.code_numbers(run.metrics, load_sweeps()["runs"])
     sample = load_sample()
@@ -34,8 +42,9 @@ def test_the_steps_follow_the_lecture_and_every_answer_is_one_of_its_choices():
     budget = budget_lines(shipped_points(run), load_label_budget().get("precision"))
     for s in lecture.STEPS:
         if s.question:
-            choice, why = lecture.answer(s, run.metrics, run.kernels, code, seeds=seed_spread(run.metrics), seen=seen,
-                                         budget=budget)
+            choice, why = lecture.answer(
+                s, run.metrics, run.kernels, code, seeds=seed_spread(run.metrics), seen=seen, budget=budget
+            )
             assert why and choice in (s.choices or run.classes), s.key
 
 
@@ -52,8 +61,10 @@ def test_answers_come_from_the_numbers():
     assert lecture.answer(step("finetune"), tied)[0] == "too close to call"
     behind = {**m, "scratch": {**m["scratch"], "classifier": [{**m["classifier"][-1], "test_acc": 60.0}]}}
     assert lecture.answer(step("finetune"), behind)[0] == "random weights"
-    assert lecture.answer(step("code"), m, representation={"knn": 40.0, "pixels_knn": 27.5, "test_size": 1000})[0] \
+    assert (
+        lecture.answer(step("code"), m, representation={"knn": 40.0, "pixels_knn": 27.5, "test_size": 1000})[0]
         == "better than pixels"
+    )
 
 
 def test_step_5_on_the_shipped_preset_is_decided_by_its_seeds():
@@ -65,8 +76,11 @@ def test_step_5_on_the_shipped_preset_is_decided_by_its_seeds():
     ours = [s["classifier"][-1]["test_acc"] for s in seeds]
     theirs = [s["scratch"]["classifier"][-1]["test_acc"] for s in seeds]
     overlapping = min(ours) <= max(theirs) and min(theirs) <= max(ours)
-    expected = "too close to call" if overlapping else ("the autoencoder's encoder" if min(ours) > max(theirs)
-                                                        else "random weights")
+    expected = (
+        "too close to call"
+        if overlapping
+        else ("the autoencoder's encoder" if min(ours) > max(theirs) else "random weights")
+    )
     choice, why = lecture.answer(step("finetune"), run.metrics, seeds=seeds)
     assert choice == expected == "too close to call"
     assert all(f"{a:.1f}" in why for a in ours + theirs), why
@@ -131,6 +145,8 @@ def test_the_finetune_step_reveals_the_seeds_not_one_run():
     at.radio(key="guess_finetune").set_value("the autoencoder's encoder").run()
     at.button(key="reveal_finetune").click().run()
     assert not at.exception
-    assert any(m.value.startswith("✗ Not quite. **too close to call**") and "the ranges overlap" in m.value
-               for m in at.markdown)
+    assert any(
+        m.value.startswith("✗ Not quite. **too close to call**") and "the ranges overlap" in m.value
+        for m in at.markdown
+    )
     assert any("the seeds' spread is the noise" in c.value for c in at.caption)

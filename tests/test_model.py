@@ -8,14 +8,20 @@ from cae.model import Classifier, ConvAutoencoder, count_parameters, first_layer
 
 # (layer name, output shape, parameters) from ../shared/lecture/SPEC.md, latent 1024
 SPEC_AUTOENCODER = [
-    ("conv_encoder.0", (64, 16, 16), 1792), ("conv_encoder.2", (128, 8, 8), 73856),
-    ("conv_encoder.4", (128, 4, 4), 147584), ("conv_encoder.6", (128, 4, 4), 147584),
+    ("conv_encoder.0", (64, 16, 16), 1792),
+    ("conv_encoder.2", (128, 8, 8), 73856),
+    ("conv_encoder.4", (128, 4, 4), 147584),
+    ("conv_encoder.6", (128, 4, 4), 147584),
     ("flatten", (2048,), 0),
-    ("fc_encoder.0", (1024,), 2098176), ("fc_decoder.0", (2048,), 2099200),
+    ("fc_encoder.0", (1024,), 2098176),
+    ("fc_decoder.0", (2048,), 2099200),
     ("unflatten", (128, 4, 4), 0),
-    ("conv_decoder.0", (128, 4, 4), 147584), ("conv_decoder.2", (128, 8, 8), 0),
-    ("conv_decoder.3", (64, 8, 8), 73792), ("conv_decoder.5", (64, 16, 16), 0),
-    ("conv_decoder.6", (64, 16, 16), 36928), ("conv_decoder.8", (64, 32, 32), 0),
+    ("conv_decoder.0", (128, 4, 4), 147584),
+    ("conv_decoder.2", (128, 8, 8), 0),
+    ("conv_decoder.3", (64, 8, 8), 73792),
+    ("conv_decoder.5", (64, 16, 16), 0),
+    ("conv_decoder.6", (64, 16, 16), 36928),
+    ("conv_decoder.8", (64, 32, 32), 0),
     ("conv_decoder.9", (3, 32, 32), 1731),
 ]
 
@@ -54,11 +60,22 @@ def test_shapes_for_every_latent_size_and_upsampling(latent, upsample):
 def test_transpose_decoder_is_the_lecture_deconvolution():
     decoder = ConvAutoencoder(upsample="transpose").conv_decoder
     kinds = [type(m).__name__ for m in decoder]
-    assert kinds == ["Conv2d", "LeakyReLU", "ConvTranspose2d", "LeakyReLU", "ConvTranspose2d",
-                     "LeakyReLU", "ConvTranspose2d", "ReLU"]
+    assert kinds == [
+        "Conv2d",
+        "LeakyReLU",
+        "ConvTranspose2d",
+        "LeakyReLU",
+        "ConvTranspose2d",
+        "LeakyReLU",
+        "ConvTranspose2d",
+        "ReLU",
+    ]
     convt = [m for m in decoder if type(m).__name__ == "ConvTranspose2d"]
     assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding) for m in convt] == [
-        (128, 64, (4, 4), (2, 2), (1, 1)), (64, 64, (4, 4), (2, 2), (1, 1)), (64, 3, (4, 4), (2, 2), (1, 1))]
+        (128, 64, (4, 4), (2, 2), (1, 1)),
+        (64, 64, (4, 4), (2, 2), (1, 1)),
+        (64, 3, (4, 4), (2, 2), (1, 1)),
+    ]
 
 
 def test_bilinear_upsampling_uses_todays_align_corners_false():
@@ -107,6 +124,7 @@ def test_bilinear_upsampling_is_about_one_percent_of_the_forward_pass_by_arithme
     'costly' upsampling); the counted forward pass is the figure the time estimates use."""
     from cae.timing import upsampling_arithmetic
     from cae.train import MFLOP
+
     cost = upsampling_arithmetic(ConvAutoencoder.from_config(Config(), seeded(0)))
     assert cost["values"] == 128 * 8 * 8 + 64 * 16 * 16 + 64 * 32 * 32
     assert cost["forward_mflop"] == pytest.approx(MFLOP["eval_autoencoder"], abs=0.05)

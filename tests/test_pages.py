@@ -28,16 +28,22 @@ def test_a_run_title_says_what_differs_from_the_lecture():
     assert run_title(m) == "Lecture's settings"
     variant = {**m, "config": {**m["config"], "label_fraction": 0.01, "freeze_encoder": True, "seed": 2}}
     assert run_title(variant) == "1% labels, frozen encoder (linear probe), seed 2"
-    small = {**m, "config": {**m["config"], "batch_size": 100, "ae_epochs": 20, "clf_epochs": 10},
-             "dataset": {**m["dataset"], "name": "bundled sample (CIFAR-10, 1,000 + 200 images)", "test_size": 200}}
+    small = {
+        **m,
+        "config": {**m["config"], "batch_size": 100, "ae_epochs": 20, "clf_epochs": 10},
+        "dataset": {**m["dataset"], "name": "bundled sample (CIFAR-10, 1,000 + 200 images)", "test_size": 200},
+    }
     assert run_title(small) == "20 + 10 epochs, batch 100, on bundled sample"
     assert "200 test images" in run_summary(small)
 
 
 def test_a_run_at_chance_level_names_no_best_class():
     m = shipped_metrics()
-    chance = {**m, "classifier": [{"epoch": 1, "test_acc": 10.0}],
-              "per_class_acc": {c: (100.0 if c == "cat" else 0.0) for c in m["dataset"]["classes"]}}
+    chance = {
+        **m,
+        "classifier": [{"epoch": 1, "test_acc": 10.0}],
+        "per_class_acc": {c: (100.0 if c == "cat" else 0.0) for c in m["dataset"]["classes"]},
+    }
     assert class_extremes_sentence(chance).startswith("At chance level: 10.0%")
     assert class_extremes_sentence(m).startswith("Best class: automobile (67.2%)")
 
@@ -49,8 +55,7 @@ def test_accuracy_charts_draw_the_chance_line():
 
 
 def test_the_live_loss_has_two_panels_and_whole_epochs():
-    points = [("autoencoder", 0.5, 0.2), ("autoencoder", 1.0, 0.1), ("classifier", 0.5, 2.0),
-              ("scratch", 0.5, 2.1)]
+    points = [("autoencoder", 0.5, 0.2), ("autoencoder", 1.0, 0.1), ("classifier", 0.5, 2.0), ("scratch", 0.5, 2.1)]
     fig = live_loss(points)
     assert [t.xaxis for t in fig.data] == ["x", "x2", "x2"]
     assert fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.type != "log"
@@ -60,14 +65,16 @@ def test_the_live_loss_has_two_panels_and_whole_epochs():
 def test_difference_maps_share_one_scale_and_timing_charts_one_axis():
     small, big = torch.full((64, 3, 3, 3), 0.01), torch.full((64, 3, 3, 3), 0.1)
     assert kernel_difference(small, "a", 0.1).data[0].zmax == kernel_difference(big, "b", 0.1).data[0].zmax == 0.1
-    transpose = timing_bars({"encoder convs": 0.01, "fc layers": 0.002, "decoder convs": 0.02, "upsampling": 0.0},
-                            "transpose", top_ms=30)
+    transpose = timing_bars(
+        {"encoder convs": 0.01, "fc layers": 0.002, "decoder convs": 0.02, "upsampling": 0.0}, "transpose", top_ms=30
+    )
     assert "upsampling" not in list(transpose.data[0].x) and list(transpose.layout.yaxis.range) == [0, 30]
 
 
 def test_a_variant_with_few_labels_says_so_on_every_page(small_dataset):
-    cfg = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, label_fraction=0.1, precision="fp32",
-                 test_limit=50)
+    cfg = Config(
+        latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=1, label_fraction=0.1, precision="fp32", test_limit=50
+    )
     path = train_or_load(cfg, small_dataset, runs_dir()).path
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params["run"] = path.name
@@ -103,6 +110,7 @@ def test_the_kernels_page_steps_through_every_epoch_of_a_new_run(small_dataset, 
 
 def test_the_kernels_page_of_a_run_saved_before_per_epoch_snapshots_says_so():
     import shutil
+
     old_style = runs_dir() / "saved-before-per-epoch-kernels"
     shutil.copytree(SHIPPED, old_style)
     kernels = torch.load(old_style / "kernels.pt", weights_only=True)
@@ -120,8 +128,11 @@ def test_the_kernels_page_of_a_run_saved_before_per_epoch_snapshots_says_so():
 
 def budget_points(gaps: dict[int, tuple[float, float]], seeds: int = 3) -> list[dict]:
     """Points whose fine-tuned and scratch accuracy at each budget are the given means, +-0.5 over seeds."""
-    return [{"budget": b, "seed": s, "finetuned": f + (s - 1) * 0.5, "scratch": sc + (s - 1) * 0.5, "frozen": 20.0}
-            for b, (f, sc) in gaps.items() for s in range(seeds)]
+    return [
+        {"budget": b, "seed": s, "finetuned": f + (s - 1) * 0.5, "scratch": sc + (s - 1) * 0.5, "frozen": 20.0}
+        for b, (f, sc) in gaps.items()
+        for s in range(seeds)
+    ]
 
 
 def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_lines_meet():
@@ -132,8 +143,10 @@ def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_li
         budget_points({100: (25.0, 20.0), 1000: (40.0, 37.0), 10000: (51.0, 50.8), 50000: (55.0, 55.2)})
     )
     sentence = label_budget_sentence(lines)
-    assert sentence.startswith("Starting from the autoencoder beats starting from random weights beyond the seeds' "
-                               "spread at 100, 1,000 labelled images")
+    assert sentence.startswith(
+        "Starting from the autoencoder beats starting from random weights beyond the seeds' "
+        "spread at 100, 1,000 labelled images"
+    )
     assert "widest gap is +5.0 points at 100 labels" in sentence and "from 10,000 labels on" in sentence
     one_seed = label_budget_sentence(budget_lines(budget_points({100: (25.0, 20.0)}, seeds=1)))
     assert "one seed per point, so the noise is not measured" in one_seed
@@ -144,21 +157,29 @@ def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_li
 
 def test_the_classifier_page_draws_the_shipped_label_budget_lines():
     from cae.sweeps import load_label_budget
+
     sweep = load_label_budget()
     assert sweep is not None and sweep["steps"] == 300
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("app_pages/classifier.py").run()
     assert not at.exception
-    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart")
-                 if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Test accuracy against labels"))
-    assert [t["name"] for t in chart["data"]] == ["fine-tuned from the autoencoder", "frozen encoder + linear head",
-                                                  "from scratch (random init)"]
+    chart = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if json.loads(c.proto.spec)["layout"]["title"]["text"].startswith("Test accuracy against labels")
+    )
+    assert [t["name"] for t in chart["data"]] == [
+        "fine-tuned from the autoencoder",
+        "frozen encoder + linear head",
+        "from scratch (random init)",
+    ]
     assert chart["data"][0]["x"] == sorted({p["budget"] for p in next(iter(sweep["sources"].values()))["points"]})
 
 
 def test_run_this_sweep_is_one_job_and_its_chart_fills_in_and_each_point_opens_on_every_page():
     from cae.jobs import DONE, manager_for
+
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page("app_pages/classifier.py").run()
@@ -180,10 +201,18 @@ def test_run_this_sweep_is_one_job_and_its_chart_fills_in_and_each_point_opens_o
     assert not (point.path / "autoencoder.pt").exists()
     source = load_run(PRETRAINED_DIR / pretrained_index()["default"])
     assert point.metrics["autoencoder_source"] == source.name
-    assert all(torch.equal(a, b) for a, b in zip(point.autoencoder.state_dict().values(),
-                                                 source.autoencoder.state_dict().values()))
-    for page in ("app_pages/overview.py", "app_pages/train.py", "app_pages/kernels.py", "app_pages/latent.py",
-                 "app_pages/classifier.py", "app_pages/try_image.py"):
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(point.autoencoder.state_dict().values(), source.autoencoder.state_dict().values())
+    )
+    for page in (
+        "app_pages/overview.py",
+        "app_pages/train.py",
+        "app_pages/kernels.py",
+        "app_pages/latent.py",
+        "app_pages/classifier.py",
+        "app_pages/try_image.py",
+    ):
         at.switch_page(page).run()
         assert not at.exception, page
         assert any("1,000 labels" in m.value for m in at.markdown), page

@@ -30,8 +30,11 @@ def test_every_shipped_run_loads_through_the_public_api(path):
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
 def test_every_shipped_run_carries_the_kernels_of_every_epoch_and_the_codes_knn_curve(path):
     run = load_run(path)
-    for phase, rows in [("autoencoder", run.metrics["autoencoder"]), ("finetuned", run.metrics["classifier"]),
-                        ("scratch", run.metrics["scratch"]["classifier"])]:
+    for phase, rows in [
+        ("autoencoder", run.metrics["autoencoder"]),
+        ("finetuned", run.metrics["classifier"]),
+        ("scratch", run.metrics["scratch"]["classifier"]),
+    ]:
         if rows:
             assert tuple(run.kernels[f"{phase}_epochs"].shape) == (len(rows), 64, 3, 3, 3)
     if run.metrics["autoencoder"]:  # a run that trained its own autoencoder (not one that reuses another's)
@@ -56,8 +59,10 @@ def test_the_sample_records_which_images_it_holds():
     assert sum(f.startswith("train/") for f in files) == 1000
 
 
-@pytest.mark.skipif(shared_cifar() is None, reason="the full CIFAR-10 copy (../shared/datasets/cifar10-jpeg "
-                                                   "or $CAE_TEST_DATA) is not on this machine")
+@pytest.mark.skipif(
+    shared_cifar() is None,
+    reason="the full CIFAR-10 copy (../shared/datasets/cifar10-jpeg or $CAE_TEST_DATA) is not on this machine",
+)
 def test_the_default_run_reproduces_its_test_accuracy_on_the_full_test_split():
     run = load_run(PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"])
     dataset = load_dataset(shared_cifar())

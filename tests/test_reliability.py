@@ -27,25 +27,61 @@ from cae.uploads import ImageInputError, image_from_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = dict(latent_dim=16, batch_size=100, precision="fp32", ae_epochs=1, clf_epochs=1, test_limit=50)
-TINY_ARGS = ["--latent-dim", "16", "--batch-size", "100", "--precision", "fp32", "--ae-epochs", "1",
-             "--clf-epochs", "1", "--test-limit", "50"]
+TINY_ARGS = [
+    "--latent-dim",
+    "16",
+    "--batch-size",
+    "100",
+    "--precision",
+    "fp32",
+    "--ae-epochs",
+    "1",
+    "--clf-epochs",
+    "1",
+    "--test-limit",
+    "50",
+]
 
 
 def cli(*args: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "cae", *args], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "cae", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 # --- faults ---------------------------------------------------------------------------------
+
 
 def test_a_killed_training_leaves_no_partial_run_and_the_same_config_trains_again(
     small_folder, tmp_path, small_dataset
 ):
     runs = tmp_path / "runs"
     old = train_or_load(Config(**TINY), small_dataset, runs).path
-    args = ["train", "--data", str(small_folder), "--runs", str(runs), "--latent-dim", "16", "--batch-size", "50",
-            "--ae-epochs", "200", "--clf-epochs", "1", "--precision", "fp32", "--test-limit", "50"]
+    args = [
+        "train",
+        "--data",
+        str(small_folder),
+        "--runs",
+        str(runs),
+        "--latent-dim",
+        "16",
+        "--batch-size",
+        "50",
+        "--ae-epochs",
+        "200",
+        "--clf-epochs",
+        "1",
+        "--precision",
+        "fp32",
+        "--test-limit",
+        "50",
+    ]
     proc = cli(*args)
     line = proc.stdout.readline()  # the dataset line, then training is under way
     assert line.startswith("Dataset:")
@@ -63,8 +99,23 @@ def test_a_killed_training_leaves_no_partial_run_and_the_same_config_trains_agai
 def test_an_unwritable_runs_folder_is_one_clear_line_from_the_cli(small_folder, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    proc = cli("train", "--data", str(small_folder), "--runs", str(blocker / "runs"), "--latent-dim", "16",
-               "--ae-epochs", "1", "--clf-epochs", "0", "--batch-size", "100", "--test-limit", "50")
+    proc = cli(
+        "train",
+        "--data",
+        str(small_folder),
+        "--runs",
+        str(blocker / "runs"),
+        "--latent-dim",
+        "16",
+        "--ae-epochs",
+        "1",
+        "--clf-epochs",
+        "0",
+        "--batch-size",
+        "100",
+        "--test-limit",
+        "50",
+    )
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
     assert "Cannot write the run" in err and "Traceback" not in err
@@ -80,9 +131,14 @@ resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit}))
 
 
 def limited_python(code: str, *args: str, limit: int = 100_000) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT.format(limit=limit) + code, *args],
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, text=True,
-                          capture_output=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMIT.format(limit=limit) + code, *args],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def no_leftovers(runs: Path) -> bool:
@@ -92,12 +148,21 @@ def no_leftovers(runs: Path) -> bool:
 def test_a_full_disk_in_the_cli_is_one_line_and_leaves_nothing(small_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("CAE_CACHE", str(tmp_path / "cache"))  # a cold cache: its write fails too
     runs = tmp_path / "runs"
-    proc = limited_python("from cae.__main__ import main; sys.exit(main(sys.argv[1:]))", "train",
-                          "--data", str(small_folder), "--runs", str(runs), *TINY_ARGS)
+    proc = limited_python(
+        "from cae.__main__ import main; sys.exit(main(sys.argv[1:]))",
+        "train",
+        "--data",
+        str(small_folder),
+        "--runs",
+        str(runs),
+        *TINY_ARGS,
+    )
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("cae: error")]
-    assert errors == [f"cae: error: Cannot write the run to {runs} (File too large); set CAE_RUNS or "
-                      "--runs to a writable folder with free space."]
+    assert errors == [
+        f"cae: error: Cannot write the run to {runs} (File too large); set CAE_RUNS or "
+        "--runs to a writable folder with free space."
+    ]
     assert "Traceback" not in proc.stderr
     assert "Could not write the dataset cache" in proc.stderr  # best effort: training went on
     assert "Autoencoder Iteration: 1/1" in proc.stdout
@@ -125,6 +190,7 @@ except RunError as exc:
 
 def app_test():
     from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(REPO / "streamlit_app.py"), default_timeout=120)
     at.run()
     return at
@@ -136,12 +202,21 @@ def test_an_unwritable_runs_folder_fails_the_job_with_its_message_and_the_app_ke
     monkeypatch.setenv("CAE_RUNS", str(blocker / "runs"))
     at = app_test()
     at.switch_page("app_pages/train.py").run()
-    for key, value in dict(latent_dim=16, ae_epochs=1, clf_epochs=0, batch_size=128, subset="Custom size",
-                           limit_custom=128, test_limit=100, precision="fp32").items():
+    for key, value in dict(
+        latent_dim=16,
+        ae_epochs=1,
+        clf_epochs=0,
+        batch_size=128,
+        subset="Custom size",
+        limit_custom=128,
+        test_limit=100,
+        precision="fp32",
+    ).items():
         at.session_state[key] = value
     at.run()
     at.button(key="train_button").click().run()
     from app_pages.caches import jobs
+
     job = jobs().wait(at.session_state["job_id"], 120)
     assert job.state == "failed" and "Cannot write the run" in job.error
     at.run()
@@ -172,28 +247,35 @@ def test_damaged_pretrained_files_are_named_and_the_other_runs_work(tmp_path, mo
 
 # --- bad input ------------------------------------------------------------------------------
 
+
 def png(mode: str, size: tuple[int, int]) -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, size).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "empty"),
-    (b"%PDF-1.4 definitely not a picture", "not a picture"),
-    (b"\x89PNG\r\n\x1a\n broken", "not a picture"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "empty"),
+        (b"%PDF-1.4 definitely not a picture", "not a picture"),
+        (b"\x89PNG\r\n\x1a\n broken", "not a picture"),
+    ],
+)
 def test_unusable_uploads_get_a_sentence(data, message):
     with pytest.raises(ImageInputError, match=message):
         image_from_bytes(data)
 
 
-@pytest.mark.parametrize("mode, size, note", [
-    ("L", (32, 32), "converted from L to RGB"),
-    ("RGBA", (32, 32), "converted from RGBA to RGB"),
-    ("RGB", (1, 1), "resized from 1x1 to 32x32"),
-    ("RGB", (640, 480), "resized from 640x480 to 32x32"),
-])
+@pytest.mark.parametrize(
+    "mode, size, note",
+    [
+        ("L", (32, 32), "converted from L to RGB"),
+        ("RGBA", (32, 32), "converted from RGBA to RGB"),
+        ("RGB", (1, 1), "resized from 1x1 to 32x32"),
+        ("RGB", (640, 480), "resized from 640x480 to 32x32"),
+    ],
+)
 def test_odd_images_are_converted_with_a_note(mode, size, note):
     image, notes = image_from_bytes(png(mode, size))
     assert image.shape == (3, 32, 32) and image.dtype == torch.uint8
@@ -207,6 +289,7 @@ def test_a_decompression_bomb_is_refused():
 
 def test_uploads_are_capped_in_the_server_config():
     import tomllib
+
     config = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == 10
 
@@ -217,11 +300,14 @@ def with_file(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: p / "missing", "does not exist"),
-    (lambda p: with_file(p / "f.txt"), "is a file"),
-    (lambda p: with_file(p / "d" / "notes.txt").parent, "no train/ or test/"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "missing", "does not exist"),
+        (lambda p: with_file(p / "f.txt"), "is a file"),
+        (lambda p: with_file(p / "d" / "notes.txt").parent, "no train/ or test/"),
+    ],
+)
 def test_bad_data_paths_in_the_app_get_a_sentence(tmp_path, monkeypatch, make, message):
     monkeypatch.setenv("CAE_DATA", str(make(tmp_path)))
     at = app_test()
@@ -234,6 +320,7 @@ def test_bad_data_paths_in_the_app_get_a_sentence(tmp_path, monkeypatch, make, m
 
 
 # --- security -------------------------------------------------------------------------------
+
 
 class Exploit:
     def __reduce__(self):
@@ -250,6 +337,7 @@ def test_weights_are_never_unpickled_as_code(small_dataset, tmp_path):
 
 def test_the_dataset_cache_is_read_without_unpickling_code(small_folder):
     from cae import data
+
     load_dataset(small_folder)
     for cached in data.cache_dir().glob("folder-*.pt"):
         cached.write_bytes(b"")
@@ -260,8 +348,14 @@ def test_the_dataset_cache_is_read_without_unpickling_code(small_folder):
 
 # --- properties -----------------------------------------------------------------------------
 
-values = st.one_of(st.integers(-10, 10_000), st.floats(-2, 5), st.just(float("nan")), st.none(), st.booleans(),
-                   st.sampled_from(["bilinear", "nearest", "transpose", "auto", "fp32", "bf16", "cpu", "x", ""]))
+values = st.one_of(
+    st.integers(-10, 10_000),
+    st.floats(-2, 5),
+    st.just(float("nan")),
+    st.none(),
+    st.booleans(),
+    st.sampled_from(["bilinear", "nearest", "transpose", "auto", "fp32", "bf16", "cpu", "x", ""]),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -276,9 +370,18 @@ def test_config_validation_accepts_or_explains(changes):
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(files=st.lists(st.tuples(st.sampled_from(["train", "test"]), st.sampled_from(["a", "b"]),
-                                st.sampled_from([".png", ".jpg", ".txt", ".bmp", ""]), st.binary(max_size=40),
-                                st.booleans()), max_size=8))
+@given(
+    files=st.lists(
+        st.tuples(
+            st.sampled_from(["train", "test"]),
+            st.sampled_from(["a", "b"]),
+            st.sampled_from([".png", ".jpg", ".txt", ".bmp", ""]),
+            st.binary(max_size=40),
+            st.booleans(),
+        ),
+        max_size=8,
+    )
+)
 def test_the_folder_loader_loads_or_explains(tmp_path_factory, files):
     root = tmp_path_factory.mktemp("prop")
     for i, (split, cls, ext, payload, real) in enumerate(files):
@@ -300,13 +403,16 @@ def test_the_folder_loader_loads_or_explains(tmp_path_factory, files):
 
 def test_a_typed_data_path_shows_thumbnails_never_file_contents(tmp_path, monkeypatch):
     from tests.conftest import make_image_folder
+
     root = make_image_folder(tmp_path / "d", 2, 1, classes=("a", "b"))
     (root / "train" / "a" / "secret.txt").write_text("TOP-SECRET-PASSWORD")
     monkeypatch.setenv("CAE_DATA", str(root))
     at = app_test()
     at.switch_page("app_pages/data.py").run()
     assert not at.exception
-    shown = " ".join(str(getattr(e, "value", "")) for e in [*at.markdown, *at.caption, *at.error, *at.warning,
-                                                            *at.info, *at.text, *at.code])
+    shown = " ".join(
+        str(getattr(e, "value", ""))
+        for e in [*at.markdown, *at.caption, *at.error, *at.warning, *at.info, *at.text, *at.code]
+    )
     assert "TOP-SECRET" not in shown
     assert any("skipped 1 file" in c.value for c in at.caption)  # it is counted, not shown

@@ -32,8 +32,15 @@ def test_round_trip(saved):
         assert torch.equal(run.autoencoder.state_dict()[k], v.cpu())
     for k, v in result.classifier.state_dict().items():
         assert torch.equal(run.classifier.state_dict()[k], v.cpu())
-    assert set(run.kernels) == {"initial", "autoencoder", "finetuned", "scratch",
-                                "autoencoder_epochs", "finetuned_epochs", "scratch_epochs"}
+    assert set(run.kernels) == {
+        "initial",
+        "autoencoder",
+        "finetuned",
+        "scratch",
+        "autoencoder_epochs",
+        "finetuned_epochs",
+        "scratch_epochs",
+    }
     assert not run.autoencoder.training and not run.classifier.training
 
 
@@ -52,8 +59,17 @@ def test_the_first_layer_kernels_are_kept_after_every_epoch_of_every_phase(small
 
 def test_metrics_json_has_the_contract_keys(saved):
     m = json.loads((saved.path / "metrics.json").read_text())
-    for key in ("config", "autoencoder", "classifier", "per_class_acc", "confusion", "scratch", "device",
-                "precision", "dataset"):
+    for key in (
+        "config",
+        "autoencoder",
+        "classifier",
+        "per_class_acc",
+        "confusion",
+        "scratch",
+        "device",
+        "precision",
+        "dataset",
+    ):
         assert key in m
     assert set(m["config"]) == set(Config().to_dict())
     assert set(m["dataset"]) >= {"name", "fingerprint", "train_size", "test_size", "classes"}
@@ -142,6 +158,7 @@ def test_run_names_cannot_escape_the_runs_folder(tmp_path, name):
 def test_zip_and_delete(saved):
     import io
     import zipfile
+
     names = zipfile.ZipFile(io.BytesIO(zip_run(saved.path))).namelist()
     assert f"{saved.path.name}/metrics.json" in names
     delete_run(saved.path)
@@ -167,6 +184,7 @@ def test_runs_that_share_an_autoencoder_store_it_once_when_shipped(small_dataset
     second = train_or_load(Config(**{**TINY, "clf_lr": 2e-3}), small_dataset, tmp_path / "runs").path
     shipped = tmp_path / "pretrained"
     from bench.shipping import export_run
+
     a, b = export_run(first, shipped), export_run(second, shipped)
     assert (a / "autoencoder.pt").exists() and not (b / "autoencoder.pt").exists()
     again = load_run(b)
@@ -187,9 +205,15 @@ def test_temporaries_of_dead_processes_are_removed_at_start_and_live_ones_kept(t
     import time
 
     from cae.files import HOST, STALE_AFTER, remove_temporaries
+
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    names = {"dead": f".tmp-run-{HOST}-{int(dead.stdout)}-1", "live": f".tmp-run-{HOST}-{os.getpid()}-2",
-             "elsewhere": ".tmp-run-otherhost-123-3", "old": ".tmp-run-123-456", "done": "z16-finished-run"}
+    names = {
+        "dead": f".tmp-run-{HOST}-{int(dead.stdout)}-1",
+        "live": f".tmp-run-{HOST}-{os.getpid()}-2",
+        "elsewhere": ".tmp-run-otherhost-123-3",
+        "old": ".tmp-run-123-456",
+        "done": "z16-finished-run",
+    }
     for name in names.values():
         (tmp_path / name).mkdir()
     old = time.time() - STALE_AFTER - 60

@@ -66,8 +66,15 @@ def test_a_different_seed_gives_a_different_run(small_dataset):
 def test_kernel_snapshots_at_every_stage(small_dataset):
     result = run_experiment(Config(ae_epochs=1, clf_epochs=1, **TINY), small_dataset)
     k = result.kernels
-    assert set(k) == {"initial", "autoencoder", "finetuned", "scratch",
-                      "autoencoder_epochs", "finetuned_epochs", "scratch_epochs"}  # and after every epoch
+    assert set(k) == {
+        "initial",
+        "autoencoder",
+        "finetuned",
+        "scratch",
+        "autoencoder_epochs",
+        "finetuned_epochs",
+        "scratch_epochs",
+    }  # and after every epoch
     assert all(v.shape == ((1, 64, 3, 3, 3) if name.endswith("_epochs") else (64, 3, 3, 3)) for name, v in k.items())
     assert not torch.equal(k["initial"], k["autoencoder"])
     assert not torch.equal(k["autoencoder"], k["finetuned"])
@@ -75,26 +82,36 @@ def test_kernel_snapshots_at_every_stage(small_dataset):
 
 def test_scratch_baseline_starts_from_the_autoencoders_initial_encoder(small_dataset, monkeypatch):
     import cae.train as train
+
     starts = []
     original = train.train_classifier
-    monkeypatch.setattr(train, "train_classifier",
-                        lambda model, *a, **kw: (starts.append(model.conv_encoder[0].weight.detach().clone()),
-                                                 original(model, *a, **kw))[1])
+    monkeypatch.setattr(
+        train,
+        "train_classifier",
+        lambda model, *a, **kw: (
+            starts.append(model.conv_encoder[0].weight.detach().clone()),
+            original(model, *a, **kw),
+        )[1],
+    )
     result = run_experiment(Config(ae_epochs=1, clf_epochs=1, **TINY), small_dataset)
     assert torch.equal(starts[0], result.kernels["autoencoder"])  # fine-tuning starts from the AE
-    assert torch.equal(starts[1], result.kernels["initial"])      # scratch from the same random init
+    assert torch.equal(starts[1], result.kernels["initial"])  # scratch from the same random init
 
 
 def test_frozen_encoder_is_a_linear_probe(small_dataset):
-    result = run_experiment(Config(ae_epochs=1, clf_epochs=2, freeze_encoder=True, scratch_baseline=False, **TINY),
-                            small_dataset)
+    result = run_experiment(
+        Config(ae_epochs=1, clf_epochs=2, freeze_encoder=True, scratch_baseline=False, **TINY), small_dataset
+    )
     assert torch.equal(result.kernels["autoencoder"], result.kernels["finetuned"])
 
 
 def test_label_fraction_limits_the_labels_the_classifier_sees(small_dataset):
     seen = []
-    result = run_experiment(Config(ae_epochs=0, clf_epochs=1, label_fraction=0.1, scratch_baseline=False, **TINY),
-                            small_dataset, on_progress=lambda p: seen.append(p))
+    result = run_experiment(
+        Config(ae_epochs=0, clf_epochs=1, label_fraction=0.1, scratch_baseline=False, **TINY),
+        small_dataset,
+        on_progress=lambda p: seen.append(p),
+    )
     clf = [p for p in seen if p.phase == "classifier"]
     assert clf[-1].batches == 1  # 30 labelled images of 300, one batch of 50
     assert result.metrics["classifier"]
@@ -111,8 +128,9 @@ def test_progress_reports_every_batch(small_dataset):
 def test_cancel_stops_within_one_batch(small_dataset):
     seen = []
     stop = lambda: len(seen) >= 3  # noqa: E731
-    result = run_experiment(Config(ae_epochs=5, clf_epochs=5, **TINY), small_dataset,
-                            on_progress=seen.append, should_stop=stop)
+    result = run_experiment(
+        Config(ae_epochs=5, clf_epochs=5, **TINY), small_dataset, on_progress=seen.append, should_stop=stop
+    )
     assert result.cancelled and len(seen) == 3
     assert result.metrics["autoencoder"] == [] and result.metrics["classifier"] == []
 
@@ -134,6 +152,7 @@ def test_bf16_and_fp32_agree_on_a_tiny_batch():
         pytest.skip("this CPU has no bf16 support")
     from cae.model import ConvAutoencoder
     from cae.train import autocast
+
     torch.manual_seed(0)
     model, x = ConvAutoencoder(latent_dim=64), torch.rand(8, 3, 32, 32)
     full = model(x)
@@ -141,11 +160,13 @@ def test_bf16_and_fp32_agree_on_a_tiny_batch():
         half = model(x).float()
     assert (full - half).abs().max() < 0.05
     assert torch.nn.functional.mse_loss(half, x).item() == pytest.approx(
-        torch.nn.functional.mse_loss(full, x).item(), rel=0.02)
+        torch.nn.functional.mse_loss(full, x).item(), rel=0.02
+    )
 
 
 def test_auto_precision_resolves_to_a_concrete_value():
     from cae.train import native_bf16
+
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
     assert resolve_precision("fp32", cpu) == "fp32"
@@ -164,8 +185,9 @@ def test_accuracy_and_confusion_against_a_hand_count():
         def forward(self, x):  # predicts class 0 for the first half, class 1 for the rest
             out = torch.zeros(len(x), 10)
             out[: len(x) // 2, 0] = 1
-            out[len(x) // 2:, 1] = 1
+            out[len(x) // 2 :, 1] = 1
             return out
+
     images = torch.zeros(4, 32, 32, 3, dtype=torch.uint8)
     labels = torch.tensor([0, 1, 1, 1])
     scores = evaluate_classifier(Fixed(), images, labels, num_classes=10)
@@ -180,6 +202,7 @@ def test_the_workers_turn_lock_hands_over_in_arrival_order():
     import time as clock
 
     from cae.worker import TurnLock
+
     lock, order = TurnLock(), []
     lock.acquire()
     waiter = threading.Thread(target=lambda: (lock.acquire(), order.append("task"), lock.release()))
@@ -195,12 +218,15 @@ def test_the_workers_turn_lock_hands_over_in_arrival_order():
 
 # --- randomness without global state ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("seed", [0, 1, 7])
-@pytest.mark.parametrize("changes", [{}, {"latent_dim": 16, "upsample": "transpose", "leak": 0.0},
-                                     {"upsample": "nearest"}])
+@pytest.mark.parametrize(
+    "changes", [{}, {"latent_dim": 16, "upsample": "transpose", "leak": 0.0}, {"upsample": "nearest"}]
+)
 def test_a_seeded_generator_gives_the_weights_the_global_seed_gave(seed, changes):
     """The same init functions in the same order: today's runs (and the shipped ones) reproduce."""
     from cae.model import Classifier, ConvAutoencoder, seeded
+
     cfg = Config(**changes)
     torch.manual_seed(seed)
     before = ConvAutoencoder.from_config(cfg)  # the way round 1 initialised: the process-wide generator
@@ -220,6 +246,7 @@ def test_the_shipped_runs_initial_kernels_come_from_their_seed():
 
     from cae.model import ConvAutoencoder, first_layer_kernels, seeded
     from cae.runs import PRETRAINED_DIR, pretrained_index
+
     folder = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]
     cfg = Config.from_dict(json.loads((folder / "metrics.json").read_text())["config"])
     shipped = torch.load(folder / "kernels.pt", weights_only=True)["initial"]
@@ -230,6 +257,7 @@ def test_a_cpu_run_repeats_bit_for_bit_while_another_thread_draws_random_numbers
     import threading
 
     from cae.model import ConvAutoencoder
+
     cfg = Config(ae_epochs=2, clf_epochs=1, **TINY)
     quiet = run_experiment(cfg, small_dataset)
     stop = threading.Event()
@@ -253,6 +281,7 @@ def test_a_cpu_run_repeats_bit_for_bit_while_another_thread_draws_random_numbers
 
 def test_auto_picks_bf16_only_where_the_hardware_does_it(monkeypatch):
     import cae.train as train
+
     cpu = torch.device("cpu")
     monkeypatch.setattr(train, "cpu_flags", lambda: {"avx512f", "avx512bw"})  # bf16 only emulated
     assert resolve_precision("auto", cpu) == "fp32"
@@ -262,6 +291,7 @@ def test_auto_picks_bf16_only_where_the_hardware_does_it(monkeypatch):
 
 def test_saturation_finds_the_best_epoch_and_where_it_levels_off():
     from cae.report import saturation
+
     rows = [{"epoch": e, "test_acc": a} for e, a in enumerate([30, 45, 52, 55.5, 56, 55.8], start=1)]
     assert saturation(rows) == {"best_acc": 56, "best_epoch": 5, "within_epoch": 4}
     assert saturation([]) is None
@@ -269,40 +299,50 @@ def test_saturation_finds_the_best_epoch_and_where_it_levels_off():
 
 def test_the_verdict_says_plainly_when_pretraining_does_not_help():
     from cae.report import pretraining_verdict
-    rows = lambda accs: [{"epoch": e, "test_acc": a, "train_loss": 1.0, "seconds": 1.0}  # noqa: E731
-                         for e, a in enumerate(accs, start=1)]
+
+    def rows(accs):
+        return [{"epoch": e, "test_acc": a, "train_loss": 1.0, "seconds": 1.0} for e, a in enumerate(accs, start=1)]
+
     full = {"dataset": {"test_size": 10_000}}
-    text = pretraining_verdict({"classifier": rows([30.4, 52.5]), "scratch": {"classifier": rows([32.1, 51.3])},
-                                **full})
+    text = pretraining_verdict(
+        {"classifier": rows([30.4, 52.5]), "scratch": {"classifier": rows([32.1, 51.3])}, **full}
+    )
     # 1.7 points on 10,000 images is beyond two standard errors of the difference (1.3); 1.2 is not (1.4)
-    assert text.startswith("After epoch 1, for this seed, pretraining does not help: random init is ahead by 1.7 "
-                           "points")
+    assert text.startswith(
+        "After epoch 1, for this seed, pretraining does not help: random init is ahead by 1.7 points"
+    )
     assert "after the last epoch (2), for this seed, the two starts are within noise (52.5% pretrained vs 51.3%" in text
     assert text.endswith("Measured on 10,000 test images.")
 
 
 def test_a_gap_smaller_than_the_noise_of_200_test_images_is_called_within_noise():
     from cae.report import pretraining_verdict
+
     rows = lambda accs: [{"epoch": e, "test_acc": a} for e, a in enumerate(accs, start=1)]  # noqa: E731
-    text = pretraining_verdict({"classifier": rows([30.0, 40.5]), "scratch": {"classifier": rows([36.0, 36.5])},
-                                "dataset": {"test_size": 200}})
+    text = pretraining_verdict(
+        {"classifier": rows([30.0, 40.5]), "scratch": {"classifier": rows([36.0, 36.5])}, "dataset": {"test_size": 200}}
+    )
     assert text.startswith("After epoch 1, for this seed, the two starts are within noise")
-    assert ("after the last epoch (2), for this seed, the two starts are within noise (40.5% pretrained vs 36.5% "
-            "scratch; on 200 test images a gap under 9.7 points is noise)") in text
+    assert (
+        "after the last epoch (2), for this seed, the two starts are within noise (40.5% pretrained vs 36.5% "
+        "scratch; on 200 test images a gap under 9.7 points is noise)"
+    ) in text
 
 
 def test_a_label_budget_run_takes_exactly_its_steps_and_its_labelled_count(small_dataset):
     batches = []
-    cfg = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 1}).replace(label_count=50, clf_steps=7, clf_batch_size=20,
-                                                                     scratch_baseline=False)
+    cfg = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 1}).replace(
+        label_count=50, clf_steps=7, clf_batch_size=20, scratch_baseline=False
+    )
     result = run_experiment(cfg, small_dataset, on_progress=lambda p: batches.append(p.phase))
     assert batches.count("classifier") == 7  # 50 images at batch 20: 3 steps per epoch, the third epoch cut to 1
     assert [row["epoch"] for row in result.metrics["classifier"]] == [1, 2, 3]
 
 
 def test_the_classifier_seed_changes_the_labels_and_head_but_reuses_the_autoencoder(small_dataset, tmp_path):
-    base = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 2}).replace(label_count=30, clf_batch_size=10,
-                                                                       scratch_baseline=False)
+    base = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 2}).replace(
+        label_count=30, clf_batch_size=10, scratch_baseline=False
+    )
     first = train_or_load(base.replace(clf_seed=1), small_dataset, tmp_path)
     second = train_or_load(base.replace(clf_seed=2), small_dataset, tmp_path)
     again = run_experiment(base.replace(clf_seed=1), small_dataset)

@@ -46,7 +46,7 @@ def test_a_damaged_zip_is_one_sentence():
     good = zip_of({f"c{c}/{i}.png": picture((40, 40), colour=(i * 50, c * 90, 0)) for c in range(2) for i in range(3)})
     first = zipfile.ZipFile(io.BytesIO(good)).infolist()[0]
     start = first.header_offset + 30 + len(first.filename) + 4  # inside the first member's compressed data
-    damaged = good[:start] + bytes(b ^ 0xFF for b in good[start:start + 40]) + good[start + 40:]
+    damaged = good[:start] + bytes(b ^ 0xFF for b in good[start : start + 40]) + good[start + 40 :]
     with pytest.raises(UploadError, match="zip is damaged|not a readable zip"):
         unpack_upload([("damaged.zip", damaged)])
     assert leftovers() == []
@@ -71,6 +71,7 @@ def test_a_tiff_named_jpg_is_left_out_the_loader_decodes_only_what_it_advertises
 
 def test_the_try_page_refuses_a_picture_over_its_stated_limit_without_a_process_wide_setting():
     from PIL import Image as PILImage
+
     before = PILImage.MAX_IMAGE_PIXELS
     with pytest.raises(ImageInputError, match="45 megapixels; upload one under 40"):
         image_from_bytes(picture((7500, 6000)))  # 45 MP: under PIL's own 2x bomb limit, over ours

@@ -8,6 +8,7 @@ only torch and torchvision (for CIFAR-10). Usage:
     python SCRIPT --data cifar10          # torchvision's CIFAR-10, downloaded into ./data
     python SCRIPT --data path/to/images   # train/<class>/* and test/<class>/* image files
 """
+
 import argparse
 import copy
 import time
@@ -29,27 +30,45 @@ class ConvAutoencoder(nn.Module):
 
     def __init__(self, latent_dim, leak, upsample):
         super().__init__()
-        self.conv_encoder = nn.Sequential(                             # 3x32x32
-            nn.Conv2d(3, 64, 3, stride=2, padding=1), act(leak),       # 64x16x16
-            nn.Conv2d(64, 128, 3, stride=2, padding=1), act(leak),     # 128x8x8
-            nn.Conv2d(128, 128, 3, stride=2, padding=1), act(leak),    # 128x4x4
-            nn.Conv2d(128, 128, 3, stride=1, padding=1), act(leak))    # 128x4x4
+        self.conv_encoder = nn.Sequential(  # 3x32x32
+            nn.Conv2d(3, 64, 3, stride=2, padding=1),
+            act(leak),  # 64x16x16
+            nn.Conv2d(64, 128, 3, stride=2, padding=1),
+            act(leak),  # 128x8x8
+            nn.Conv2d(128, 128, 3, stride=2, padding=1),
+            act(leak),  # 128x4x4
+            nn.Conv2d(128, 128, 3, stride=1, padding=1),
+            act(leak),
+        )  # 128x4x4
         self.fc_encoder = nn.Sequential(nn.Linear(2048, latent_dim), act(leak))
         self.fc_decoder = nn.Sequential(nn.Linear(latent_dim, 2048), act(leak))
         if upsample == "transpose":  # the lecture's "deconvolution"
             self.conv_decoder = nn.Sequential(
-                nn.Conv2d(128, 128, 3, padding=1), act(leak),
-                nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1), act(leak),
-                nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1), act(leak),
-                nn.ConvTranspose2d(64, 3, 4, stride=2, padding=1), nn.ReLU())
+                nn.Conv2d(128, 128, 3, padding=1),
+                act(leak),
+                nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1),
+                act(leak),
+                nn.ConvTranspose2d(64, 64, 4, stride=2, padding=1),
+                act(leak),
+                nn.ConvTranspose2d(64, 3, 4, stride=2, padding=1),
+                nn.ReLU(),
+            )
         else:
             extra = {"align_corners": False} if upsample == "bilinear" else {}
             up = lambda: nn.Upsample(scale_factor=2, mode=upsample, **extra)  # noqa: E731
             self.conv_decoder = nn.Sequential(
-                nn.Conv2d(128, 128, 3, padding=1), act(leak), up(),      # 128x8x8
-                nn.Conv2d(128, 64, 3, padding=1), act(leak), up(),       # 64x16x16
-                nn.Conv2d(64, 64, 3, padding=1), act(leak), up(),        # 64x32x32
-                nn.Conv2d(64, 3, 3, padding=1), nn.ReLU())               # 3x32x32
+                nn.Conv2d(128, 128, 3, padding=1),
+                act(leak),
+                up(),  # 128x8x8
+                nn.Conv2d(128, 64, 3, padding=1),
+                act(leak),
+                up(),  # 64x16x16
+                nn.Conv2d(64, 64, 3, padding=1),
+                act(leak),
+                up(),  # 64x32x32
+                nn.Conv2d(64, 3, 3, padding=1),
+                nn.ReLU(),
+            )  # 3x32x32
 
     def encode(self, x):
         return self.fc_encoder(self.conv_encoder(x).flatten(1))
@@ -76,12 +95,17 @@ def load(source):
     """(train images, train labels, test images, test labels, class names); images uint8 (N,3,32,32)."""
     if source == "cifar10":
         import torchvision
+
         sets = [torchvision.datasets.CIFAR10("data", train=split, download=True) for split in (True, False)]
-        tensors = [t for s in sets for t in (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(),
-                                             torch.tensor(s.targets))]
+        tensors = [
+            t
+            for s in sets
+            for t in (torch.from_numpy(s.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(s.targets))
+        ]
         return (*tensors, sets[0].classes)
     import numpy as np
     from PIL import Image, ImageOps
+
     classes = sorted(d.name for d in (Path(source) / "train").iterdir() if d.is_dir())
     out = []
     for split in ("train", "test"):
@@ -126,7 +150,7 @@ def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip
     model.train()
     total, seen, order = 0.0, 0, torch.randperm(len(images), generator=generator)
     for start in list(range(0, len(images), batch_size))[:max_steps]:
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         x = images[idx.to(images.device)].float() / 255
         if flip:
             mask = torch.rand(len(idx), generator=generator) < 0.5
@@ -146,7 +170,7 @@ def evaluate(model, images, labels, precision, autoencoder):
     """Test MSE per pixel (autoencoder) or test accuracy in percent and per class (classifier)."""
     model.eval()
     with torch.autocast(images.device.type, torch.bfloat16, enabled=precision == "bf16"):
-        outs = torch.cat([model(images[i:i + 1000].float() / 255).float() for i in range(0, len(images), 1000)])
+        outs = torch.cat([model(images[i : i + 1000].float() / 255).float() for i in range(0, len(images), 1000)])
     if autoencoder:
         return F.mse_loss(outs, images.float() / 255).item()
     right = outs.argmax(1) == labels
@@ -222,11 +246,25 @@ def main():
     train = (x_train[labelled], y_train[labelled])
     print(f"{n_labelled:,} labelled images for the classifiers")
     if c["clf_epochs"] or c["clf_steps"]:
-        fine_tune("Fine-tuning", Classifier(autoencoder, len(classes), clf_seed(c) + 1).to(device), c, train,
-                  (x_test, y_test), classes, args.precision)
+        fine_tune(
+            "Fine-tuning",
+            Classifier(autoencoder, len(classes), clf_seed(c) + 1).to(device),
+            c,
+            train,
+            (x_test, y_test),
+            classes,
+            args.precision,
+        )
     if (c["clf_epochs"] or c["clf_steps"]) and c["scratch_baseline"]:
-        fine_tune("Scratch", Classifier(initial, len(classes), clf_seed(c) + 1).to(device), c, train,
-                  (x_test, y_test), classes, args.precision)
+        fine_tune(
+            "Scratch",
+            Classifier(initial, len(classes), clf_seed(c) + 1).to(device),
+            c,
+            train,
+            (x_test, y_test),
+            classes,
+            args.precision,
+        )
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ def new_user_server(tmp_path_factory):
 def browser():
     require_browser()
     from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

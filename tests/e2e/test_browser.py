@@ -5,8 +5,15 @@ from pathlib import Path
 
 import pytest
 
-PAGES = [("", "Overview"), ("data", "Data"), ("train", "Train"), ("kernels", "First-layer kernels"),
-         ("latent", "Latent space"), ("classifier", "Classifier"), ("try_image", "Try an image")]
+PAGES = [
+    ("", "Overview"),
+    ("data", "Data"),
+    ("train", "Train"),
+    ("kernels", "First-layer kernels"),
+    ("latent", "Latent space"),
+    ("classifier", "Classifier"),
+    ("try_image", "Try an image"),
+]
 
 
 def open_page(page, server, path: str, title: str, timeout: float = 60_000) -> None:
@@ -34,9 +41,11 @@ def test_every_page_loads_without_an_exception(page, server, screenshots, path, 
 def accessible(page) -> None:
     """axe-core finds no serious or critical violation, and every chart carries a text equivalent."""
     from axe_playwright_python.sync_playwright import Axe
+
     # a rerun greys its elements for a moment (Streamlit's "stale" look): measure the page at rest
-    page.wait_for_function("() => !document.querySelector('[data-stale=\"true\"], [data-testid=\"stStatusWidget\"]')",
-                           timeout=60_000)
+    page.wait_for_function(
+        '() => !document.querySelector(\'[data-stale="true"], [data-testid="stStatusWidget"]\')', timeout=60_000
+    )
     found = [v for v in Axe().run(page).response["violations"] if v["impact"] in ("serious", "critical")]
     assert not found, [(v["id"], [n["target"] for n in v["nodes"]][:3]) for v in found]
     labels = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
@@ -67,13 +76,15 @@ def wait_for_training(page, server, pattern: str = "Training finished in", timeo
     """Wait for a training job's end sentence. A real training on a shared 2-core machine: the bound
     is generous, and a timeout says what the page and the server showed instead of only "timeout"."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
         page.get_by_text(re.compile(pattern)).first.wait_for(timeout=timeout)
     except PlaywrightTimeout:
-        shown = page.locator("section.stMain, [data-testid=\"stMain\"]").first.inner_text()[-1500:]
+        shown = page.locator('section.stMain, [data-testid="stMain"]').first.inner_text()[-1500:]
         log = Path(server.log.name).read_text(errors="replace")[-2000:]
-        raise AssertionError(f"no {pattern!r} after {timeout / 1000:.0f} s.\nThe page shows:\n{shown}\n"
-                             f"The server's log ends:\n{log}") from None
+        raise AssertionError(
+            f"no {pattern!r} after {timeout / 1000:.0f} s.\nThe page shows:\n{shown}\nThe server's log ends:\n{log}"
+        ) from None
 
 
 def test_a_tiny_training_job_from_the_train_page(page, server, screenshots):
@@ -92,6 +103,7 @@ def test_a_tiny_training_job_from_the_train_page(page, server, screenshots):
 
 
 # --- the README's commands, run the way a new user runs them ------------------------------------
+
 
 def test_a_new_user_trains_with_the_defaults_and_keeps_seeing_the_new_run(browser, new_user_server, screenshots):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
@@ -124,6 +136,7 @@ def test_own_photos_uploaded_as_a_zip_become_the_data_in_use(page, server, tmp_p
     import zipfile
 
     from PIL import Image
+
     archive = tmp_path / "my-photos.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for c, name in enumerate(("cups", "keys", "plants")):
@@ -157,9 +170,11 @@ def test_own_photos_uploaded_as_a_zip_become_the_data_in_use(page, server, tmp_p
 
 # --- the worker process, seen from the browser ---------------------------------------------------
 
+
 def children_named(parent: int, name: str) -> list[int]:
     """Processes whose parent is `parent` and whose name is `name` (from /proc)."""
     from pathlib import Path
+
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -181,6 +196,7 @@ def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is
     from PIL import Image
 
     from bench.appserver import AppServer
+
     buffer = io.BytesIO()
     Image.new("RGB", (600, 600)).save(buffer, "BMP")
     bomb = tmp_path / "holiday.zip"
@@ -189,8 +205,13 @@ def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is
             for i in range(4):
                 z.writestr(f"holiday/{c}/{i}.bmp", buffer.getvalue())
     assert bomb.stat().st_size < 100_000
-    env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
-           "CAE_CLASSROOM": "1", "CAE_UPLOAD_MB": "2"}
+    env = {
+        "CAE_RUNS": str(tmp_path / "runs"),
+        "CAE_CACHE": str(tmp_path / "cache"),
+        "CAE_DATA": "sample",
+        "CAE_CLASSROOM": "1",
+        "CAE_UPLOAD_MB": "2",
+    }
     server = AppServer(env, tmp_path / "server.log")
     page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
     page.set_default_timeout(60_000)
@@ -211,17 +232,23 @@ def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is
 
 
 def test_a_killed_worker_shows_as_a_failed_job_the_next_job_runs_and_stopping_leaves_no_process(
-        browser, tmp_path, screenshots):
+    browser, tmp_path, screenshots
+):
     import os
     import signal
     import time
 
     from bench.appserver import AppServer
     from tests.conftest import wait_until
+
     hold = tmp_path / "hold"
     hold.touch()
-    env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
-           "CAE_WORKER_HOLD": str(hold)}
+    env = {
+        "CAE_RUNS": str(tmp_path / "runs"),
+        "CAE_CACHE": str(tmp_path / "cache"),
+        "CAE_DATA": "sample",
+        "CAE_WORKER_HOLD": str(hold),
+    }
     server = AppServer(env, tmp_path / "server.log")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(60_000)
@@ -247,8 +274,11 @@ def test_a_killed_worker_shows_as_a_failed_job_the_next_job_runs_and_stopping_le
     finally:
         page.close()
         server.stop()
-    wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in survivor), timeout=15,
-               what="no worker left after the server stopped")
+    wait_until(
+        lambda: not any(os.path.exists(f"/proc/{pid}") for pid in survivor),
+        timeout=15,
+        what="no worker left after the server stopped",
+    )
 
 
 def test_train_settings_survive_leaving_the_page_while_a_job_runs(page, server):
@@ -264,6 +294,7 @@ def test_train_settings_survive_leaving_the_page_while_a_job_runs(page, server):
     page.get_by_role("link", name="Train").click()
     page.get_by_role("heading", name="Train").first.wait_for()
     from playwright.sync_api import expect  # retries while the page is still drawing, fails if the value is lost
+
     expect(page.get_by_label("Batch size", exact=True)).to_have_value("300", timeout=20_000)
     expect(page.get_by_label("Autoencoder epochs")).to_have_value("40", timeout=20_000)
     expect(page.get_by_label("Classifier epochs (0 = autoencoder only)")).to_have_value("0", timeout=20_000)
@@ -320,12 +351,17 @@ def test_clicking_a_point_on_the_latent_map_shows_that_image_and_its_neighbours(
 
     def room(p):  # distance to the nearest other point: click one that no other point overlaps
         return min((p[1] - q[1]) ** 2 + (p[2] - q[2]) ** 2 for q in points if q is not p)
+
     box = chart.bounding_box()
-    inside = [p for p in points[1:] if box["x"] + 30 < p[1] < box["x"] + box["width"] - 30
-              and box["y"] + 80 < p[2] < box["y"] + box["height"] - 30]  # clear of the toolbar and the edges
+    inside = [
+        p
+        for p in points[1:]
+        if box["x"] + 30 < p[1] < box["x"] + box["width"] - 30 and box["y"] + 80 < p[2] < box["y"] + box["height"] - 30
+    ]  # clear of the toolbar and the edges
     number, x, y = max(inside, key=room)
     click_point(page, chart, number, x, y)
     from playwright.sync_api import expect
+
     expect(page.get_by_label(re.compile("Test image number"))).to_have_value(str(number), timeout=60_000)
     page.get_by_text(re.compile(f"^test image {number}: ")).wait_for(timeout=60_000)
     assert page.get_by_text(re.compile("8 nearest training images by code")).count() == 1
@@ -360,6 +396,7 @@ def settled_points(page, chart, count: int) -> list:
     page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=60_000)
     previous = None
     from playwright.sync_api import Error
+
     for _ in range(100):
         try:
             chart.scroll_into_view_if_needed()  # a no-op once in view; read after it: the points are where it left them
@@ -386,6 +423,7 @@ def click_point(page, chart, number: int, x: float, y: float) -> None:
 def click_kernel(page, number: int) -> None:
     """Click kernel `number` on the kernel sheet once, after it has settled; the number input must show it."""
     from playwright.sync_api import expect
+
     sheet = chart_named(page, "The 64 first-layer kernels at snapshot")
     _, x, y = next(p for p in settled_points(page, sheet, 64) if p[0] == number)  # one invisible square a kernel
     click_point(page, sheet, number, x, y)
@@ -395,6 +433,7 @@ def click_kernel(page, number: int) -> None:
 def test_the_kernel_timeline_moves_and_a_clicked_kernel_is_chosen(page, server, screenshots):
     open_page(page, server, "kernels", "First-layer kernels")
     from playwright.sync_api import expect
+
     slider = page.get_by_role("slider", name="Snapshot")
     slider.wait_for()
     page.wait_for_function(IDLE_JS, timeout=60_000)  # a rerun redraws the slider and would drop its focus
@@ -592,9 +631,11 @@ def test_the_live_lecture_step_learns_on_the_sample(page, server, screenshots):
 def test_the_classifier_page_draws_the_label_budget_lines(page, server):
     open_page(page, server, "classifier", "Classifier")
     page.get_by_text("How many labels does pretraining save?").scroll_into_view_if_needed()
-    page.wait_for_function("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('.js-plotly-plot')).some(
         el => el.layout && el.layout.title && String(el.layout.title.text).includes('Test accuracy against labels'))""",
-                           timeout=60_000)
+        timeout=60_000,
+    )
     names = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot')).find(
         el => String(el.layout.title.text).includes('Test accuracy against labels')).data.map(t => t.name)""")
     assert names == ["fine-tuned from the autoencoder", "frozen encoder + linear head", "from scratch (random init)"]
@@ -612,16 +653,23 @@ def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser,
     job trains, the second seat's waits, and each sidebar says whose is where. A third browser
     opened on the first one's address gets a seat of its own."""
     from bench.appserver import AppServer
+
     hold = tmp_path / "hold"
     hold.touch()  # the first job holds before its first batch: the queue stays as it is while we look
-    env = {"CAE_RUNS": str(tmp_path / "runs"), "CAE_CACHE": str(tmp_path / "cache"), "CAE_DATA": "sample",
-           "CAE_WORKER_HOLD": str(hold), "CAE_CLASSROOM": "1"}
+    env = {
+        "CAE_RUNS": str(tmp_path / "runs"),
+        "CAE_CACHE": str(tmp_path / "cache"),
+        "CAE_DATA": "sample",
+        "CAE_WORKER_HOLD": str(hold),
+        "CAE_CLASSROOM": "1",
+    }
     server = AppServer(env, tmp_path / "server.log")
     seats = [browser.new_context(viewport={"width": 1280, "height": 720}).new_page() for _ in range(3)]
 
     def seat_code(page) -> str:
         page.get_by_text(re.compile(r"Your seat: ")).first.wait_for()
         return re.search(r"Your seat: (\S+)", page.locator('[data-testid="stSidebar"]').inner_text()).group(1)
+
     try:
         codes = []
         for seed, page in enumerate(seats[:2]):
