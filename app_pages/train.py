@@ -56,6 +56,9 @@ def apply_preset(name: str) -> None:
             seed=cfg.seed,
             scratch_baseline=cfg.scratch_baseline,
             flip=cfg.flip,
+            noise=cfg.noise,
+            mask=cfg.mask,
+            augment=cfg.augment,
         )
     )
 
@@ -270,6 +273,40 @@ with c3:
     scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline", persist_state=KEEP)
     flip = st.checkbox("Random horizontal flips (augmentation)", key="flip", persist_state=KEEP)
 
+with st.expander("What the autoencoder rebuilds (denoising, masking, crops)"):
+    st.caption(
+        "The lecture's autoencoder rebuilds its own input, which can be done by copying pixels. These options give "
+        "it a corrupted input and the clean image as the target, so the code must keep what the picture shows. "
+        "Compare runs on the Latent space page (the k-NN accuracy of the code, epoch by epoch) and with the "
+        "label-budget sweep on the Classifier page."
+    )
+    o1, o2, o3 = st.columns(3)
+    noise = o1.slider(
+        "Denoising: noise added to the input (std)",
+        0.0,
+        0.5,
+        step=0.05,
+        key="noise",
+        persist_state=KEEP,
+        help="Gaussian noise of this standard deviation (pixels from 0 to 1) on the input; the target is the clean "
+        "image. 0 = the lecture's recipe.",
+    )
+    mask = o2.select_slider(
+        "Masking: share of 4×4 patches hidden",
+        (0.0, 0.25, 0.5, 0.75),
+        format_func=lambda v: f"{v:.0%}",
+        key="mask",
+        persist_state=KEEP,
+        help="This share of the 64 patches of 4×4 pixels is set to black in the input; the loss covers the whole "
+        "clean image. 0% = the lecture's recipe.",
+    )
+    augment = o3.checkbox(
+        "Random crops (4-pixel padding)",
+        key="augment",
+        persist_state=KEEP,
+        help="Each batch is shifted by up to 4 pixels (input and target alike), like the flips above.",
+    )
+
 try:
     cfg = Config(
         latent_dim=latent,
@@ -287,6 +324,9 @@ try:
         seed=int(seed),
         scratch_baseline=scratch,
         flip=flip,
+        noise=float(noise),
+        mask=float(mask),
+        augment=augment,
     )
     key, _ = request_keys(cfg, dataset)
 except (ConfigError, DeviceError) as exc:

@@ -76,6 +76,27 @@ def build_parser() -> Parser:
     t.add_argument("--freeze-encoder", action="store_true")
     t.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
     t.add_argument("--flip", action="store_true", help="random horizontal flips while training")
+    t.add_argument(
+        "--noise",
+        type=float,
+        default=None,
+        help="denoising: the autoencoder rebuilds the clean image from one with Gaussian noise of this "
+        "standard deviation (pixels in 0-1; default 0, the lecture's plain recipe)",
+    )
+    t.add_argument(
+        "--mask",
+        type=float,
+        default=None,
+        help="masking: the autoencoder rebuilds the clean image from one with this share of its 4x4 "
+        "patches set to black (0-0.9; default 0)",
+    )
+    t.add_argument(
+        "--augment",
+        action="store_const",
+        const=True,
+        default=None,
+        help="random crops with 4-pixel padding of the autoencoder's input and target",
+    )
     t.add_argument("--limit", type=int, default=None, help="class-balanced training subset size")
     t.add_argument("--test-limit", type=int, default=None)
     t.add_argument("--precision", choices=PRECISIONS, default=d.precision)
@@ -103,6 +124,9 @@ AUTOENCODER_OPTIONS = {
     "ae_epochs": "--ae-epochs",
     "batch_size": "--batch-size",
     "lr": "--lr",
+    "noise": "--noise",
+    "mask": "--mask",
+    "augment": "--augment",
 }
 
 

@@ -26,6 +26,9 @@ AUTOENCODER_FIELDS = (
     "seed",
     "flip",
 )
+# Autoencoder options added after runs were shipped (cae/objectives.py): in `autoencoder_key` and
+# `run_key` only when they differ from their default, so every existing key stays as it is.
+LATER_AUTOENCODER_FIELDS = {"noise": 0.0, "mask": 0.0, "augment": False}
 # Fields that never change a result.
 COSMETIC_FIELDS = ("device",)
 # Fields added after runs were shipped: they enter a key only when they differ from their default,
@@ -37,6 +40,7 @@ LATER_FIELDS = {
     "clf_steps": None,
     "clf_seed": None,
     "scratch_seed": None,
+    **LATER_AUTOENCODER_FIELDS,
 }
 
 # Choice lists shared by the command line and the pages.
@@ -82,6 +86,11 @@ class Config:
     limit: int | None = None  # class-balanced training subset
     test_limit: int | None = None  # class-balanced test subset
     flip: bool = False  # random horizontal flips, done on the device
+    # what the autoencoder rebuilds (cae/objectives.py): the clean image from an input with noise of
+    # this std, or with this fraction of 4x4 patches hidden; `augment`: random 4-pixel-padded crops
+    noise: float = 0.0
+    mask: float = 0.0
+    augment: bool = False
     # execution
     precision: str = "auto"  # auto | fp32 | bf16
     seed: int = 0
@@ -179,7 +188,15 @@ def validate(cfg: Config) -> None:
         f"seed must be a whole number from 0 to 2147483647, got {cfg.seed!r}.",
     )
     _check(cfg.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}.")
-    for name in ("freeze_encoder", "scratch_baseline", "flip"):
+    _check(
+        isinstance(cfg.noise, (int, float)) and not isinstance(cfg.noise, bool) and 0 <= cfg.noise <= 1,
+        f"noise (the input noise's standard deviation, pixels in 0-1) must be from 0 to 1, got {cfg.noise!r}.",
+    )
+    _check(
+        isinstance(cfg.mask, (int, float)) and not isinstance(cfg.mask, bool) and 0 <= cfg.mask <= 0.9,
+        f"mask (the share of 4x4 patches hidden) must be from 0 to 0.9, got {cfg.mask!r}.",
+    )
+    for name in ("freeze_encoder", "scratch_baseline", "flip", "augment"):
         _check(isinstance(getattr(cfg, name), bool), f"{name} must be true or false.")
 
 
@@ -194,6 +211,7 @@ def autoencoder_key(cfg: Config, precision: str, fingerprint: str) -> str:
     if cfg.encoder_from:
         return cfg.encoder_from
     values = {name: getattr(cfg, name) for name in AUTOENCODER_FIELDS}
+    values.update({k: getattr(cfg, k) for k, default in LATER_AUTOENCODER_FIELDS.items() if getattr(cfg, k) != default})
     values.update(precision=precision, dataset=fingerprint)
     return _digest(values)
 

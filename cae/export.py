@@ -33,6 +33,9 @@ SCRIPT_FIELDS = (
     "limit",
     "test_limit",
     "flip",
+    "noise",
+    "mask",
+    "augment",
     "seed",
 )
 # Config field -> CLI flag, for the fields that take a value.
@@ -55,6 +58,8 @@ FLAGS = {
     "clf_steps": "--clf-steps",
     "clf_seed": "--clf-seed",
     "scratch_seed": "--scratch-seed",
+    "noise": "--noise",
+    "mask": "--mask",
 }
 
 
@@ -75,7 +80,9 @@ def reproduce_command(run: Run, source_dir: Path | None = None) -> str:
         if value != getattr(default, field) and value is not None:
             parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     parts += [
-        flag for field, flag in (("freeze_encoder", "--freeze-encoder"), ("flip", "--flip")) if getattr(cfg, field)
+        flag
+        for field, flag in (("freeze_encoder", "--freeze-encoder"), ("flip", "--flip"), ("augment", "--augment"))
+        if getattr(cfg, field)
     ]
     if not cfg.scratch_baseline:
         parts.append("--no-scratch")

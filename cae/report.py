@@ -232,6 +232,12 @@ def run_differences(metrics: dict) -> list[str]:
             parts.append(f"{limit:,} training images")
     if cfg.get("flip"):
         parts.append("flips")
+    if cfg.get("noise"):
+        parts.append(f"denoising (noise {_fmt(cfg['noise'])})")
+    if cfg.get("mask"):
+        parts.append(f"masking {cfg['mask']:.0%} of patches")
+    if cfg.get("augment"):
+        parts.append("crops")
     if cfg.get("seed", 0) != 0:
         parts.append(f"seed {cfg['seed']}")
     return parts

@@ -24,6 +24,7 @@ from cae.config import Config, ceil_div, labelled_count, optimiser_steps
 from cae.data import Dataset, as_float, balanced_subset, batches, to_device
 from cae.latent import RepresentationProbe
 from cae.model import Classifier, ConvAutoencoder, first_layer_kernels, seeded
+from cae.objectives import Pretext, pretext_for
 
 THREADS_ENV = "CAE_WORKER_THREADS"  # torch threads of the training worker; default: all cores but one
 
@@ -155,12 +156,19 @@ def classification_loss(out: torch.Tensor, _x, y: torch.Tensor) -> torch.Tensor:
 
 
 def training_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, x: torch.Tensor, y: torch.Tensor | None, precision: str
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    precision: str,
+    inputs: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Forward (under autocast), the loss in fp32, backward, one optimiser step; the loss, detached.
-    The trainer, the Overview's timing and the time estimate all run this."""
+    The model sees `inputs` when given (a corrupted batch, cae/objectives.py), else `x`; the loss
+    compares its output with `x`. The trainer, the Overview's timing and the time estimate all run this."""
     with autocast(x.device, precision):
-        out = model(x)
+        out = model(x if inputs is None else inputs)
     loss = loss_fn(out.float(), x, y)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -218,9 +226,10 @@ def run_epoch(
     epochs: int,
     reporter: Reporter,
     max_batches: int | None = None,
+    pretext: Pretext | None = None,
 ) -> float:
     """One pass over the images (or its first `max_batches` batches); returns the true mean loss
-    over the images seen (per image)."""
+    over the images seen (per image). `pretext` turns each batch into (input, target)."""
     images, labels = data
     model.train()
     n_batches = min(optimiser_steps(images.shape[0], batch_size), max_batches or 2**62)
@@ -231,7 +240,10 @@ def run_epoch(
         if b > n_batches:
             break
         reporter.check()
-        total += training_step(model, optimizer, loss_fn, x, y, precision) * len(y)
+        inputs = None
+        if pretext is not None:
+            inputs, x = pretext(x)
+        total += training_step(model, optimizer, loss_fn, x, y, precision, inputs) * len(y)
         seen += len(y)
         reporter.done_work += len(y) * work
         if reporter.on_progress and (b % reporter.refresh_every == 0 or b == n_batches):
@@ -301,6 +313,7 @@ def train_autoencoder(
     `knn_acc` (the code's k-NN test accuracy, cae/latent.py) when a `probe` is given."""
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
+    pretext = pretext_for(cfg.noise, cfg.mask, cfg.augment, cfg.seed)
     no_labels = torch.zeros(train_images.shape[0], dtype=torch.int64, device=train_images.device)
     history = []
     for epoch in range(1, cfg.ae_epochs + 1):
@@ -318,6 +331,7 @@ def train_autoencoder(
             epoch,
             cfg.ae_epochs,
             reporter,
+            pretext=pretext,
         )
         seconds = time.perf_counter() - t0
         test_mse = evaluate_autoencoder(model, test_images, precision)

@@ -129,6 +129,9 @@ def test_every_train_control_reaches_the_config_of_the_job_it_starts(hold):
         seed=7,
         scratch_baseline=False,
         flip=True,
+        noise=0.15,
+        mask=0.25,
+        augment=True,
     )
     assert not at.exception
     at.button(key="train_button").click().run()
@@ -149,6 +152,9 @@ def test_every_train_control_reaches_the_config_of_the_job_it_starts(hold):
         seed=7,
         scratch_baseline=False,
         flip=True,
+        noise=0.15,
+        mask=0.25,
+        augment=True,
     )
 
 

@@ -164,3 +164,37 @@ def test_a_transfer_run_is_not_exported_and_says_why(small_dataset):
     with pytest.raises(RunError, match="fine-tunes the encoder of .* export that run's script"):
         standalone_script(run, "transfer")
     assert "--encoder-from" in reproduce_command(run)
+
+
+def test_a_denoising_masked_cropped_run_exports_the_same_draws_and_its_command_finds_it(small_folder, tmp_path):
+    """The three pretraining options at once (crops, then noise, then masks, from their own
+    generator): the script repeats the app's draws, so its autoencoder losses agree epoch by epoch."""
+    options = ["--noise", "0.2", "--mask", "0.5", "--augment"]
+    made = cae(
+        "train",
+        *options,
+        *("--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "3", "--clf-epochs", "0"),
+        *("--precision", "fp32", "--data", str(small_folder), "--runs", str(tmp_path / "runs")),
+    )
+    assert made.returncode == 0, made.stderr
+    run = load_run(made.stdout.strip().splitlines()[-1])
+    assert (run.config.noise, run.config.mask, run.config.augment) == (0.2, 0.5, True)
+    command = reproduce_command(run)
+    assert all(option in shlex.split(command) for option in options), command
+    again = cae(*shlex.split(command)[3:], "--runs", str(tmp_path / "runs"))
+    assert "An identical run exists; reusing it" in again.stdout, again.stdout + again.stderr
+    file = tmp_path / "options.py"
+    file.write_text(standalone_script(run, "Denoising, masking and crops"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    losses = [float(x) for x in re.findall(r"Autoencoder epoch \d: train MSE ([0-9.]+)", out.stdout)]
+    app = [row["train_mse"] for row in run.metrics["autoencoder"]]
+    assert len(losses) == 3 and all(abs(a - b) / b < FIRST_EPOCH_TOLERANCE for a, b in zip(losses, app)), (losses, app)

@@ -145,8 +145,40 @@ def balanced(labels, n, seed=0):
     return torch.tensor(sorted(chosen))
 
 
-def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip, precision, max_steps=None):
-    """One shuffled pass (or its first max_steps batches); the mean training loss per image seen."""
+def make_pretext(noise, mask, augment, seed):
+    """The autoencoder's (input, target) from a clean batch: random crops of the image padded by 4
+    zeros (input and target), then Gaussian noise of std `noise` (clipped to 0-1) and a share `mask`
+    of 4x4 patches set to 0 (input only); drawn from a generator of their own. None: input = target."""
+    if not (noise or mask or augment):
+        return None
+    g = torch.Generator().manual_seed(seed + 7919)
+
+    def pretext(x):
+        b, _, h, w = x.shape
+        if augment:
+            off = torch.randint(0, 9, (2, b), generator=g).to(x.device)
+            rows = off[0][:, None] + torch.arange(h, device=x.device)
+            cols = off[1][:, None] + torch.arange(w, device=x.device)
+            padded = F.pad(x, (4, 4, 4, 4))
+            x = padded[torch.arange(b, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+            x = x.permute(0, 3, 1, 2).contiguous()
+        inputs = (x + noise * torch.randn(x.shape, generator=g).to(x.device)).clamp(0, 1) if noise else x
+        if mask:
+            n = (h // 4) * (w // 4)
+            hidden = torch.zeros(b, n, dtype=torch.bool)
+            hidden.scatter_(1, torch.rand(b, n, generator=g).argsort(1)[:, : round(mask * n)], True)
+            hidden = hidden.view(b, h // 4, w // 4).repeat_interleave(4, 1).repeat_interleave(4, 2)[:, None]
+            inputs = inputs.masked_fill(hidden.to(x.device), 0.0)
+        return inputs, x
+
+    return pretext
+
+
+def epoch(
+    model, optimizer, loss_fn, images, labels, batch_size, generator, flip, precision, max_steps=None, pretext=None
+):
+    """One shuffled pass (or its first max_steps batches); the mean training loss per image seen.
+    With `pretext`, the model sees a corrupted input and the loss compares with the clean target."""
     model.train()
     total, seen, order = 0.0, 0, torch.randperm(len(images), generator=generator)
     for start in list(range(0, len(images), batch_size))[:max_steps]:
@@ -155,8 +187,9 @@ def epoch(model, optimizer, loss_fn, images, labels, batch_size, generator, flip
         if flip:
             mask = torch.rand(len(idx), generator=generator) < 0.5
             x = torch.where(mask.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        inputs, x = pretext(x) if pretext is not None else (x, x)
         with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
-            out = model(x)
+            out = model(inputs)
         loss = loss_fn(out.float(), x, labels[idx.to(labels.device)])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,10 +262,20 @@ def main():
         torch.Generator().manual_seed(c["seed"]),
     )
     mse = lambda out, x, y: F.mse_loss(out, x)  # noqa: E731
+    pretext = make_pretext(c["noise"], c["mask"], c["augment"], c["seed"])
     for e in range(1, c["ae_epochs"] + 1):
         t0 = time.perf_counter()
         train_mse = epoch(
-            autoencoder, optimizer, mse, x_train, y_train, c["batch_size"], generator, c["flip"], args.precision
+            autoencoder,
+            optimizer,
+            mse,
+            x_train,
+            y_train,
+            c["batch_size"],
+            generator,
+            c["flip"],
+            args.precision,
+            pretext=pretext,
         )
         test_mse = evaluate(autoencoder, x_test, y_test, args.precision, autoencoder=True)
         print(

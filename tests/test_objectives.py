@@ -1,0 +1,110 @@
+"""The autoencoder's pretraining options (cae/objectives.py): each changes the input as stated and
+keeps the clean image as the target; a run without them is the run it always was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cae.config import Config, ConfigError, autoencoder_key, run_key
+from cae.objectives import PATCH, hidden_patches, pretext_for, random_crops, with_mask, with_noise
+
+
+def batch(n: int = 8, value: float | None = None) -> torch.Tensor:
+    if value is not None:
+        return torch.full((n, 3, 32, 32), value)
+    return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_a_masked_input_has_the_stated_share_of_black_patches_and_nothing_else_changes(fraction):
+    x = batch(value=0.6)
+    masked = with_mask(x, fraction, torch.Generator().manual_seed(1))
+    patches = masked.unfold(2, PATCH, PATCH).unfold(3, PATCH, PATCH)  # (B,3,8,8,4,4)
+    black = (patches == 0).flatten(-2).all(-1).all(1)  # (B,8,8): every pixel of every channel is 0
+    assert black.flatten(1).sum(1).tolist() == [round(fraction * 64)] * len(x)
+    assert torch.equal(
+        masked[~black.repeat_interleave(PATCH, 1).repeat_interleave(PATCH, 2)[:, None].expand_as(x)],
+        x[~black.repeat_interleave(PATCH, 1).repeat_interleave(PATCH, 2)[:, None].expand_as(x)],
+    )
+
+
+def test_each_image_hides_its_own_patches():
+    hidden = hidden_patches(64, 0.5, torch.Generator().manual_seed(2))
+    assert len({tuple(h.flatten().tolist()) for h in hidden}) > 60
+
+
+def test_noise_has_the_stated_standard_deviation_and_stays_in_the_pixel_range():
+    x = batch(n=64, value=0.5)  # mid-grey: clipping at 0 and 1 is 2.5 std away for std 0.2
+    noisy = with_noise(x, 0.2, torch.Generator().manual_seed(3))
+    assert float((noisy - x).std()) == pytest.approx(0.2, rel=0.02)
+    assert float(noisy.min()) >= 0 and float(noisy.max()) <= 1
+
+
+def test_a_crop_is_a_32_pixel_window_of_the_image_padded_by_4():
+    x = batch(n=16)
+    crops = random_crops(x, torch.Generator().manual_seed(4))
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for image, crop in zip(padded, crops):
+        windows = image.unfold(1, 32, 1).unfold(2, 32, 1)  # (3, 9, 9, 32, 32)
+        assert any(torch.equal(windows[:, i, j], crop) for i in range(9) for j in range(9))
+    assert not torch.equal(crops, x)  # some image moved (16 images, 81 offsets each)
+
+
+def test_the_target_is_the_clean_image_and_the_input_is_corrupted():
+    x = batch()
+    inputs, target = pretext_for(0.2, 0.5, False, seed=0)(x)
+    assert torch.equal(target, x) and not torch.equal(inputs, x)
+    inputs, target = pretext_for(0.0, 0.0, True, seed=0)(x)
+    assert torch.equal(inputs, target)  # crops change input and target alike
+    assert pretext_for(0.0, 0.0, False, seed=0) is None  # the lecture's recipe: nothing drawn
+
+
+def test_the_options_draw_from_their_own_seeded_generator():
+    x = batch()
+    first = pretext_for(0.1, 0.25, True, seed=3)(x)
+    again = pretext_for(0.1, 0.25, True, seed=3)(x)
+    other = pretext_for(0.1, 0.25, True, seed=4)(x)
+    assert all(torch.equal(a, b) for a, b in zip(first, again)) and not torch.equal(first[0], other[0])
+
+
+def test_keys_change_only_when_an_option_is_used():
+    plain = Config()
+    for same in (Config(noise=0.0), Config(mask=0.0), Config(augment=False)):
+        assert autoencoder_key(same, "bf16", "f") == autoencoder_key(plain, "bf16", "f")
+        assert run_key(same, "bf16", "f") == run_key(plain, "bf16", "f")
+    keys = {autoencoder_key(c, "bf16", "f") for c in (plain, Config(noise=0.1), Config(mask=0.5), Config(augment=True))}
+    assert len(keys) == 4
+
+
+@pytest.mark.parametrize(
+    "field, value", [("noise", -0.1), ("noise", 1.5), ("mask", 0.95), ("mask", True), ("augment", 1)]
+)
+def test_out_of_range_options_are_named(field, value):
+    with pytest.raises(ConfigError, match=field):
+        Config(**{field: value})
+
+
+def test_every_shipped_run_keeps_its_keys():
+    """The options entered the keys only where they are used: every shipped run's stored keys are
+    what its settings give today."""
+    import json
+
+    from cae.runs import PRETRAINED_DIR
+
+    for metrics_file in sorted(PRETRAINED_DIR.glob("*/metrics.json")):
+        m = json.loads(metrics_file.read_text())
+        cfg, fingerprint = Config.from_dict(m["config"]), m["dataset"]["fingerprint"]
+        assert run_key(cfg, m["precision"], fingerprint) == m["run_key"], metrics_file.parent.name
+        if not cfg.encoder_from:
+            assert autoencoder_key(cfg, m["precision"], fingerprint) == m["autoencoder_key"], metrics_file.parent.name
+
+
+def test_a_run_title_names_the_options_it_used():
+    from cae.report import run_title
+
+    base = {"config": Config().to_dict(), "dataset": {"name": "CIFAR-10", "train_size": 50_000}}
+    assert not any(word in run_title(base) for word in ("denoising", "masking", "crops"))
+    used = {**base, "config": Config(noise=0.2, mask=0.5, augment=True).to_dict()}
+    title = run_title(used)
+    assert title == "Denoising (noise 0.2), masking 50% of patches, crops"
