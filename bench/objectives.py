@@ -1,0 +1,141 @@
+"""What makes the code useful? The plain autoencoder against denoising, masking and crops
+(cae/objectives.py), measured the same way, metrics only, into pretrained/objectives.json (and a
+few reconstructions as uint8 in pretrained/objectives_pictures.npz). Each finished option is written
+at once, so a stopped comparison resumes; two processes may share the options (`--options`).
+
+Per option: one autoencoder (seed 0, `--ae-epochs` epochs, the lecture's batch and learning rate,
+on the whole training split), kept as a run in `--runs` so the label-budget points reuse it; its
+test MSE and the code's k-NN accuracy per epoch, the code's linear probe at the end, and the
+label-budget lines (fine-tuned, frozen, scratch) at `--budgets` labels with `--seeds` classifier
+seeds on cae/budget.py's protocol. The seeds' ranges cover classifier seeds only (one autoencoder
+per option).
+
+    python bench/objectives.py [--data ../shared/datasets/cifar10-jpeg] [--ae-epochs 10]
+                               [--budgets 100 1000 10000] [--seeds 3] [--options plain noise-0.2 ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/<script>.py`
+
+import argparse  # noqa: E402
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from cae import budget as label_budget  # noqa: E402
+from cae import latent  # noqa: E402
+from cae.config import Config  # noqa: E402
+from cae.data import load_dataset  # noqa: E402
+from cae.experiment import train_or_load  # noqa: E402
+from cae.files import write_atomically  # noqa: E402
+from cae.objectives import pretext_for  # noqa: E402
+from cae.runs import load_run  # noqa: E402
+from cae.train import Subsets  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+OPTIONS = {
+    "plain": {},
+    "noise-0.1": {"noise": 0.1},
+    "noise-0.3": {"noise": 0.3},
+    "mask-0.25": {"mask": 0.25},
+    "mask-0.5": {"mask": 0.5},
+    "mask-0.75": {"mask": 0.75},
+    "augment": {"augment": True},
+}
+PICTURES = 6  # test images shown per option: clean, its input as trained, and the reconstructions of both
+
+
+def encoder(name: str, ae_epochs: int, dataset, runs: Path):
+    """The option's autoencoder as a run (trained once, found afterwards)."""
+    cfg = Config(ae_epochs=ae_epochs, clf_epochs=0, scratch_baseline=False, **OPTIONS[name])
+    return load_run(train_or_load(cfg, dataset, runs).path)
+
+
+def measures(run, dataset) -> dict:
+    """The autoencoder's curves and its code's linear probe."""
+    m = run.metrics
+    data = Subsets.of(run.config, dataset, torch.device("cpu"))
+    probe = latent.RepresentationProbe.of(dataset, data.train_idx, data.test_idx)
+    model = run.autoencoder.float().cpu()
+    train_codes, test_codes = latent.codes(model, probe.train_images), latent.codes(model, probe.test_images)
+    return {
+        "test_mse": [row["test_mse"] for row in m["autoencoder"]],
+        "knn_curve": [row["knn_acc"] for row in m["autoencoder"]],
+        "pixels_knn": m["representation"]["pixels_knn"],
+        "initial_knn": m["representation"]["initial_knn"],
+        "probe": latent.linear_probe(train_codes, probe.train_labels, test_codes, probe.test_labels),
+        "seconds": m["seconds_total"],
+        "precision": m["precision"],
+        "run_key": m["run_key"],
+    }
+
+
+@torch.no_grad()
+def pictures(run, dataset) -> np.ndarray:
+    """uint8 (4, PICTURES, 3, 32, 32): clean test images, the input the option trains on, and the
+    model's reconstruction of each (the same fixed images for every option)."""
+    model = run.autoencoder.float().cpu().eval()
+    clean = dataset.test.images[:PICTURES].float() / 255  # (N,3,32,32)
+    pretext = pretext_for(run.config.noise, run.config.mask, False, seed=0)  # crops change no single picture
+    corrupted = pretext(clean)[0] if pretext else clean
+    rows = [clean, corrupted, model(clean).clamp(0, 1), model(corrupted).clamp(0, 1)]
+    return (torch.stack(rows) * 255).round().to(torch.uint8).numpy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "cifar10-jpeg"))
+    parser.add_argument("--out", default=str(ROOT / "pretrained" / "objectives.json"))
+    parser.add_argument("--runs", default=str(ROOT / "runs" / "objectives"), help="where the encoders are kept")
+    parser.add_argument("--ae-epochs", type=int, default=10)
+    parser.add_argument("--budgets", type=int, nargs="*", default=[100, 1000, 10000])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS))
+    args = parser.parse_args()
+    dataset, out = load_dataset(args.data), Path(args.out)
+    for name in args.options:
+        t0 = time.perf_counter()
+        run = encoder(name, args.ae_epochs, dataset, Path(args.runs))
+        entry = {"settings": OPTIONS[name], "ae_epochs": args.ae_epochs, **measures(run, dataset), "points": []}
+        folder = label_budget.sweep_folder(Path(args.runs), run.name, dataset.fingerprint)
+        for seed in range(args.seeds):
+            for size in (b for b in args.budgets if b <= len(dataset.train)):
+                entry["points"].append(label_budget.run_point(run, dataset, size, seed, folder=folder))
+        save(name, entry, pictures(run, dataset), dataset, out)
+        print(
+            f"{name}: test MSE {entry['test_mse'][-1]:.4f}, k-NN {entry['knn_curve'][-1]:.1f}%, probe "
+            f"{entry['probe']:.1f}%, {len(entry['points'])} points ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
+
+
+def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path) -> None:
+    """Add one option to the file (and its pictures beside it), under a lock: two processes may
+    share the options."""
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        shipped = json.loads(out.read_text()) if out.exists() else {}
+        shipped.update(dataset=dataset.summary(), protocol=label_budget.PROTOCOL)
+        shipped.setdefault("options", {})[name] = entry
+        text = json.dumps(shipped, indent=1)
+        write_atomically(out, lambda tmp: tmp.write_text(text), folder=False)
+        pictures_file = out.with_name(out.stem + "_pictures.npz")
+        kept = dict(np.load(pictures_file)) if pictures_file.exists() else {}
+        kept[name] = picture
+
+        def fill(tmp: Path) -> None:
+            with open(tmp, "wb") as file:
+                np.savez_compressed(file, **kept)
+
+        write_atomically(pictures_file, fill, folder=False)
+
+
+if __name__ == "__main__":
+    main()
