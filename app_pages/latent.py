@@ -25,11 +25,26 @@ from cae.figures import (
     latent_map,
     latent_size_chart,
     leak_chart,
+    objectives_chart,
     picture,
     representation_curves,
 )
-from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
-from cae.sweeps import fits_sweep, grouped, load_sweeps, user_point
+from cae.report import (
+    dead_units_sentence,
+    latent_size_sentence,
+    objectives_sentence,
+    representation_sentence,
+    sweep_sentence,
+)
+from cae.sweeps import (
+    OBJECTIVE_NAMES,
+    fits_sweep,
+    grouped,
+    load_objectives,
+    load_sweeps,
+    objective_pictures,
+    user_point,
+)
 from cae.uploads import ImageInputError, image_from_bytes
 
 FEATURE_NAMES = {
@@ -340,6 +355,49 @@ def show_sweeps(run, view: dict) -> None:
     )
 
 
+def show_objectives() -> None:
+    """The shipped comparison of what the autoencoder rebuilds (bench/objectives.py), or what is missing."""
+    shipped = load_objectives()
+    if not shipped or not shipped.get("options"):
+        st.info(
+            "This copy has no comparison of pretraining objectives yet (pretrained/objectives.json); "
+            '`python bench/objectives.py` makes it. The Train page trains any of them: "What the autoencoder rebuilds".'
+        )
+        return
+    options = shipped["options"]
+    st.markdown(
+        "Rebuilding its own input can be done by copying pixels. Denoising, masking and random crops ask the "
+        "autoencoder to rebuild the clean image from a damaged or shifted one, so its code must keep what the "
+        "picture shows. The same architecture and the same label-budget protocol, one autoencoder per objective:"
+    )
+    st.markdown(objectives_sentence(options, OBJECTIVE_NAMES))
+    knn = {OBJECTIVE_NAMES.get(n, n): list(enumerate(e["knn_curve"], start=1)) for n, e in options.items()}
+    mse = {OBJECTIVE_NAMES.get(n, n): list(enumerate(e["test_mse"], start=1)) for n, e in options.items()}
+    pixels = next(iter(options.values())).get("pixels_knn")
+    show_chart(st, representation_curves(knn, mse, pixels, len(shipped["dataset"]["classes"])), width="stretch")
+    show_chart(st, objectives_chart(options, OBJECTIVE_NAMES), width="stretch")
+    pictures = objective_pictures() or {}
+    shown = [n for n in options if n in pictures]
+    if shown:
+        name = st.selectbox(
+            "Reconstructions of", shown, format_func=lambda n: OBJECTIVE_NAMES.get(n, n), key="objective_pictures"
+        )
+        rows = [torch.from_numpy(row) for row in pictures[name]]
+        show_chart(
+            st,
+            image_strip(
+                rows,
+                f"{OBJECTIVE_NAMES.get(name, name)}: test images, the input it trains on, and its reconstruction "
+                "of each",
+            ),
+            width="stretch",
+        )
+    st.caption(
+        f"Shipped comparison on {shipped['dataset']['name']}: {next(iter(options.values()))['ae_epochs']} autoencoder "
+        f"epochs per objective, then {shipped['protocol']}"
+    )
+
+
 st.title("Latent space: what the code learned")
 run = current_run()
 if run is None:
@@ -382,3 +440,6 @@ if view is not None:
 st.header("Latent size and leak")
 if view is not None:
     show_sweeps(run, view)
+
+st.header("What makes the code useful?")
+show_objectives()

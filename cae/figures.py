@@ -905,3 +905,38 @@ def label_budget_chart(lines: dict[str, dict[int, dict]], n_classes: int, title:
     )
     fig.update_yaxes(title="test accuracy %")
     return _layout(fig, title, height=420)
+
+
+def objectives_chart(options: dict[str, dict], names: dict[str, str]) -> go.Figure:
+    """Per pretraining objective, against labelled images (log axis): fine-tuned minus scratch
+    (mean over classifier seeds), and the frozen encoder's accuracy."""
+    from cae.sweeps import budget_lines
+
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("fine-tuned − scratch (points)", "frozen encoder, linear head (%)")
+    )
+    budgets: set[int] = set()
+    for i, (name, entry) in enumerate(options.items()):
+        lines = budget_lines(entry["points"])
+        xs = sorted(b for b in lines["finetuned"] if b in lines["scratch"])
+        budgets |= set(xs)
+        style = series_style(i)
+        for col, ys in (
+            (1, [lines["finetuned"][b]["mean"] - lines["scratch"][b]["mean"] for b in xs]),
+            (2, [lines["frozen"][b]["mean"] for b in xs if b in lines["frozen"]]),
+        ):
+            fig.add_scatter(
+                x=xs,
+                y=ys,
+                name=names.get(name, name),
+                legendgroup=name,
+                showlegend=col == 1,
+                mode="lines+markers",
+                **style,
+                row=1,
+                col=col,
+            )
+    fig.add_hline(y=0, line=dict(color="#444", dash="dash", width=1.5), row=1, col=1)
+    ticks = sorted(budgets)
+    fig.update_xaxes(title="labelled training images", type="log", tickvals=ticks, ticktext=[f"{b:,}" for b in ticks])
+    return _layout(fig, "What the autoencoder rebuilds, and what its code is worth", height=420)

@@ -500,3 +500,43 @@ def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
     if meet is not None and (ahead or behind):
         parts.append(f"from {meet:,} labels on the two lines are within the seeds' spread of each other")
     return "; ".join(parts) + f" ({seeds} seeds per point; {RULES['seeds']})."
+
+
+def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
+    """What the comparison of pretraining objectives showed, from its numbers: the best code by
+    k-NN, where fine-tuning beats scratch beyond the classifier seeds' spread at `at` labels, and
+    the best frozen line at `frozen_at` (one autoencoder per option: the ranges cover classifier
+    seeds only)."""
+    from cae.sweeps import budget_lines
+
+    knn = {name: entry["knn_curve"][-1] for name, entry in options.items()}
+    top, value = best(knn)
+    parts = [f"The best code by k-NN is {names.get(top, top)}'s ({value:.1f}%"]
+    if "plain" in knn and top != "plain":
+        parts[0] += f"; the lecture's plain recipe {knn['plain']:.1f}%"
+    parts[0] += ")"
+    ahead, gaps, frozen = [], {}, {}
+    for name, entry in options.items():
+        lines = budget_lines(entry["points"])
+        fine, scratch = lines["finetuned"].get(at), lines["scratch"].get(at)
+        if fine and scratch:
+            gaps[name] = fine["mean"] - scratch["mean"]
+            if fine["n"] > 1 and compare_seeds(fine["values"], scratch["values"]).winner == 0:
+                ahead.append(name)
+        if frozen_at in lines["frozen"]:
+            frozen[name] = lines["frozen"][frozen_at]["mean"]
+    if gaps:
+        widest, gap = best(gaps)
+        parts.append(
+            (
+                f"fine-tuning beats scratch beyond the seeds' spread at {at:,} labels for "
+                + ", ".join(names.get(n, n) for n in ahead)
+                if ahead
+                else f"at {at:,} labels no objective puts fine-tuning beyond the seeds' spread of scratch"
+            )
+            + f" (widest gap {gap:+.1f} points, {names.get(widest, widest)})"
+        )
+    if frozen:
+        name, value = best(frozen)
+        parts.append(f"the best frozen encoder reaches {value:.1f}% at {frozen_at:,} labels ({names.get(name, name)})")
+    return "; ".join(parts) + ". One autoencoder per objective: the ranges cover the classifier seeds only."

@@ -156,3 +156,36 @@ def budget_lines(points: list[dict], precision: str | None = None) -> dict[str, 
     points = [p for p in points if precision is None or p.get("precision", precision) == precision]
     budgets = sorted({p["budget"] for p in points})
     return {line: {b: spread([p[line] for p in points if p["budget"] == b]) for b in budgets} for line in LINES}
+
+
+# --- what the autoencoder rebuilds (pretrained/objectives.json, written by bench/objectives.py) ---
+
+OBJECTIVES_FILE = "objectives.json"
+OBJECTIVE_NAMES = {
+    "plain": "plain (the lecture)",
+    "noise-0.1": "denoising, noise 0.1",
+    "noise-0.3": "denoising, noise 0.3",
+    "mask-0.25": "masking 25%",
+    "mask-0.5": "masking 50%",
+    "mask-0.75": "masking 75%",
+    "augment": "random crops",
+}
+
+
+def load_objectives() -> dict | None:
+    """The shipped comparison of pretraining objectives, or None."""
+    return shipped_json(OBJECTIVES_FILE)
+
+
+def objective_pictures() -> dict | None:
+    """{option: uint8 (4, N, 3, 32, 32)}: clean test images, the input the option trains on, and the
+    reconstruction of each (bench/objectives.py), or None."""
+    import numpy as np
+
+    for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
+        try:
+            with np.load(Path(folder) / "objectives_pictures.npz") as kept:
+                return {name: kept[name] for name in kept.files}
+        except (OSError, ValueError):
+            continue
+    return None

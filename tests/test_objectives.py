@@ -3,6 +3,8 @@ keeps the clean image as the target; a run without them is the run it always was
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -108,3 +110,77 @@ def test_a_run_title_names_the_options_it_used():
     used = {**base, "config": Config(noise=0.2, mask=0.5, augment=True).to_dict()}
     title = run_title(used)
     assert title == "Denoising (noise 0.2), masking 50% of patches, crops"
+
+
+# --- the shipped comparison, as the Latent space page shows it ------------------------------------
+
+
+def fake_option(knn_last: float, fine: list[float], scratch: list[float], frozen: float) -> dict:
+    """An option entry as bench/objectives.py writes it: 1,000 labels with one value per seed."""
+    points = [
+        {"budget": 1000, "seed": s, "finetuned": f, "scratch": c, "frozen": frozen}
+        for s, (f, c) in enumerate(zip(fine, scratch))
+    ]
+    points += [{"budget": 10000, "seed": s, "finetuned": 50.0, "scratch": 50.0, "frozen": frozen + 10} for s in (0, 1)]
+    return {
+        "settings": {},
+        "ae_epochs": 2,
+        "test_mse": [0.05, 0.04],
+        "knn_curve": [20.0, knn_last],
+        "pixels_knn": 27.5,
+        "initial_knn": 22.0,
+        "probe": 30.0,
+        "points": points,
+    }
+
+
+def test_the_sentence_names_an_objective_ahead_only_beyond_the_classifier_seeds_spread():
+    from cae.report import objectives_sentence
+    from cae.sweeps import OBJECTIVE_NAMES
+
+    apart = {
+        "plain": fake_option(20.4, [37, 38, 39], [36, 37, 38], 21.0),
+        "mask-0.5": fake_option(31.0, [44, 45, 46], [36, 37, 38], 35.0),
+    }
+    said = objectives_sentence(apart, OBJECTIVE_NAMES)
+    assert "The best code by k-NN is masking 50%'s (31.0%; the lecture's plain recipe 20.4%)" in said
+    assert "beyond the seeds' spread at 1,000 labels for masking 50% (widest gap +8.0 points" in said
+    assert "the best frozen encoder reaches 45.0% at 10,000 labels (masking 50%)" in said
+    touching = {
+        "plain": fake_option(20.4, [37, 38, 39], [36, 37, 38], 21.0),
+        "mask-0.5": fake_option(21.0, [38, 39, 40], [36, 37, 38], 22.0),
+    }  # 38 is in both ranges
+    assert "no objective puts fine-tuning beyond the seeds' spread" in objectives_sentence(touching, OBJECTIVE_NAMES)
+
+
+def test_the_latent_page_shows_the_shipped_comparison(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+    from streamlit.testing.v1 import AppTest
+
+    from cae.runs import PRETRAINED_DIR
+
+    shipped = tmp_path / "pretrained"
+    shipped.mkdir()
+    for entry in PRETRAINED_DIR.iterdir():  # the shipped runs as they are, plus a comparison
+        (shipped / entry.name).symlink_to(entry)
+    options = {
+        "plain": fake_option(20.4, [37, 38, 39], [36, 37, 38], 21.0),
+        "noise-0.1": fake_option(24.0, [38, 39, 40], [36, 37, 38], 25.0),
+    }
+    dataset = {"name": "CIFAR-10 (JPEG copy)", "classes": [str(i) for i in range(10)]}
+    (shipped / "objectives.json").write_text(
+        json.dumps({"dataset": dataset, "protocol": "the protocol.", "options": options})
+    )
+    np.savez(shipped / "objectives_pictures.npz", **{n: np.zeros((4, 6, 3, 32, 32), np.uint8) for n in options})
+    monkeypatch.setenv("CAE_PRETRAINED", str(shipped))
+    at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=600)
+    at.run()
+    at.switch_page("app_pages/latent.py").run()
+    assert not at.exception
+    assert any(h.value == "What makes the code useful?" for h in at.header)
+    assert any(m.value.startswith("The best code by k-NN is denoising, noise 0.1's") for m in at.markdown)
+    assert at.selectbox(key="objective_pictures").options == ["plain (the lecture)", "denoising, noise 0.1"]
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert "What the autoencoder rebuilds, and what its code is worth" in titles
