@@ -32,6 +32,19 @@ def cae(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def run_script(file: Path, data: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """An exported script run as a user runs it: fp32, on `data`, with no `cae` on the path."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, str(file), "--data", str(data), "--precision", "fp32"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
+
+
 def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_path):
     made = cae(
         "train",
@@ -57,15 +70,7 @@ def test_the_exported_script_trains_like_the_app_without_cae(small_folder, tmp_p
     (tmp_path / "home").mkdir()
     file = tmp_path / "home" / f"{run.name}.py"
     file.write_text(script)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # no cae on the path
-    out = subprocess.run(
-        [sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
-        capture_output=True,
-        text=True,
-        cwd=file.parent,
-        env=env,
-        timeout=600,
-    )
+    out = run_script(file, small_folder, file.parent)
     assert out.returncode == 0, out.stderr
     losses = [float(x) for x in re.findall(r"Autoencoder epoch \d: train MSE ([0-9.]+)", out.stdout)]
     assert len(losses) == 4 and losses[-1] < losses[0] / 2  # it trains
@@ -108,15 +113,7 @@ def test_a_label_budget_point_exports_its_labels_steps_and_seed(small_folder, tm
     run = load_run(made.stdout.strip().splitlines()[-1])
     file = tmp_path / "point.py"
     file.write_text(standalone_script(run, "A label-budget point"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=600,
-    )
+    out = run_script(file, small_folder, tmp_path)
     assert out.returncode == 0, out.stderr
     assert "60 labelled images for the classifiers" in out.stdout
     for name, rows in (("Fine-tuning", run.metrics["classifier"]), ("Scratch", run.metrics["scratch"]["classifier"])):
@@ -185,15 +182,7 @@ def test_a_denoising_masked_cropped_run_exports_the_same_draws_and_its_command_f
     assert "An identical run exists; reusing it" in again.stdout, again.stdout + again.stderr
     file = tmp_path / "options.py"
     file.write_text(standalone_script(run, "Denoising, masking and crops"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
-        [sys.executable, str(file), "--data", str(small_folder), "--precision", "fp32"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=600,
-    )
+    out = run_script(file, small_folder, tmp_path)
     assert out.returncode == 0, out.stderr
     losses = [float(x) for x in re.findall(r"Autoencoder epoch \d: train MSE ([0-9.]+)", out.stdout)]
     app = [row["train_mse"] for row in run.metrics["autoencoder"]]
