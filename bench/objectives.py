@@ -33,10 +33,13 @@ from cae import budget as label_budget  # noqa: E402
 from cae import latent  # noqa: E402
 from cae.config import Config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
+from cae.evidence import compare_seeds  # noqa: E402
 from cae.experiment import train_or_load  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.objectives import pretext_for  # noqa: E402
+from cae.report import objectives_sentence  # noqa: E402
 from cae.runs import load_run  # noqa: E402
+from cae.sweeps import OBJECTIVE_NAMES, budget_lines  # noqa: E402
 from cae.train import Subsets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,7 +101,11 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS))
+    parser.add_argument("--table", action="store_true", help="print the file's table for docs/RESULTS.md and stop")
     args = parser.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())))
+        return
     dataset, out = load_dataset(args.data), Path(args.out)
     for name in args.options:
         t0 = time.perf_counter()
@@ -114,6 +121,31 @@ def main() -> None:
             f"{entry['probe']:.1f}%, {len(entry['points'])} points ({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )
+
+
+def table(shipped: dict) -> str:
+    """One row per option: the autoencoder's last test MSE and k-NN, its probe, fine-tuned − scratch
+    per budget with the seeds rule's verdict, and the frozen line; then the page's sentence."""
+    options = shipped["options"]
+    budgets = sorted({p["budget"] for entry in options.values() for p in entry["points"]})
+    head = ["option", "test MSE", "k-NN", "probe"]
+    head += [f"fine-tuned − scratch, {b:,}" for b in budgets] + [f"frozen, {b:,}" for b in budgets]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, entry in options.items():
+        lines = budget_lines(entry["points"])
+        cells = [OBJECTIVE_NAMES.get(name, name), f"{entry['test_mse'][-1]:.4f}", f"{entry['knn_curve'][-1]:.1f}%"]
+        cells.append(f"{entry['probe']:.1f}%")
+        for b in budgets:
+            fine, scratch = lines["finetuned"].get(b), lines["scratch"].get(b)
+            if not (fine and scratch):
+                cells.append("–")
+                continue
+            verdict = compare_seeds(fine["values"], scratch["values"]).winner if fine["n"] > 1 else "one seed"
+            said = {None: "within", 0: "ahead", 1: "behind", "one seed": "one seed"}[verdict]
+            cells.append(f"{fine['mean'] - scratch['mean']:+.1f} ({said})")
+        cells += [f"{lines['frozen'][b]['mean']:.1f}%" if b in lines["frozen"] else "–" for b in budgets]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*rows, "", objectives_sentence(options, OBJECTIVE_NAMES)])
 
 
 def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path) -> None:
