@@ -156,6 +156,9 @@ def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path) -> Non
         shipped = json.loads(out.read_text()) if out.exists() else {}
         shipped.update(dataset=dataset.summary(), protocol=label_budget.PROTOCOL)
         shipped.setdefault("options", {})[name] = entry
+        shipped["options"] = {
+            k: shipped["options"][k] for k in [*OPTIONS, *shipped["options"]] if k in shipped["options"]
+        }
         text = json.dumps(shipped, indent=1)
         write_atomically(out, lambda tmp: tmp.write_text(text), folder=False)
         pictures_file = out.with_name(out.stem + "_pictures.npz")
