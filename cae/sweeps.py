@@ -133,9 +133,14 @@ def seed_spread(metrics: dict) -> list[dict] | None:
         recipe = recipe_of(metrics)
     except (TypeError, ValueError):
         return None
+    defaults = {k: v for k, v in Config().to_dict().items() if k not in NOT_RECIPE}
     for group in (shipped or {}).get("groups", []):
-        seeds = group["seeds"]
-        if group["recipe"] == recipe and len(seeds) > 1 and metrics["config"].get("seed") in [s["seed"] for s in seeds]:
+        seeds = group["seeds"]  # a recipe written before a setting existed has that setting's default
+        if (
+            {**defaults, **group["recipe"]} == recipe
+            and len(seeds) > 1
+            and metrics["config"].get("seed") in [s["seed"] for s in seeds]
+        ):
             return seeds
     return None
 
