@@ -8,7 +8,8 @@ mechanism; no page copies widget values by hand.
 What lives here, by who reads it:
 - the whole app: the session's name among job watchers, the data in use, the run viewed, the seat,
   the lecturer's admin view, a sentence for the sidebar (`link_message`), the address;
-- one page's own memory: the job a page watches (`watched_job`), one-shot messages (`flash`),
+- one page's own memory: the job a page watches (`watched_job`), the Train page's sentence about a
+  finished job (`flash`),
   a pending confirmation (`confirming`), Lecture mode's step and reveals, Kernels' timeline,
   the picture uploaded on Try (Latent space places it too), clickable charts' rounds.
 """
@@ -133,13 +134,16 @@ def mark_job_seen(job_id: int) -> None:
     st.session_state.job_seen = job_id
 
 
-def flash(message: str) -> None:
-    """A sentence the Train page shows once, on its next run."""
-    st.session_state.flash = message
+def flash(message: str, run: str) -> None:
+    """A sentence the Train page shows while the run it is about stays the one viewed (kept, not
+    shown once: a run of the page that follows at once would otherwise lose it)."""
+    st.session_state.flash = (message, run)
 
 
-def take_flash() -> str | None:
-    return st.session_state.pop("flash", None)
+def flash_for(run: str | None) -> str | None:
+    """The Train page's sentence about `run`, the run viewed, if there is one."""
+    message, about = st.session_state.get("flash") or (None, None)
+    return message if run is not None and about == run else None
 
 
 def confirming(what: str) -> object:

@@ -3,7 +3,15 @@
 import streamlit as st
 
 from app_pages import state
-from app_pages._shared import current_dataset, current_run, reproduce_this_run, show_chart, show_run_summary, view_run
+from app_pages._shared import (
+    current_dataset,
+    current_run,
+    reproduce_this_run,
+    selected_run_path,
+    show_chart,
+    show_run_summary,
+    view_run,
+)
 from app_pages.caches import jobs, measured_speed, runs
 from app_pages.rights import forget_owner, is_admin, owns_job, owns_run, seat, submit_training
 from cae.config import (
@@ -169,7 +177,7 @@ def job_panel() -> None:
     if job.state == DONE and state.seen_job() != job.id:
         state.mark_job_seen(job.id)
         view_run(str(job.run_path))
-        state.flash(f"Training finished in {minutes(job.elapsed())}; now viewing the new run.")
+        state.flash(f"Training finished in {minutes(job.elapsed())}; now viewing the new run.", str(job.run_path))
         st.rerun(scope="app")
 
 
@@ -365,9 +373,9 @@ if st.button(
     if job.cached:
         view_run(str(job.run_path))
         state.mark_job_seen(job.id)
-        state.flash("Loaded from cache: this run already existed.")
+        state.flash("Loaded from cache: this run already existed.", str(job.run_path))
     st.rerun()  # the new job's progress is drawn where the button was
-if msg := state.take_flash():
+if msg := state.flash_for(selected_run_path()):
     st.success(msg)
 if watched is None or not watched.active:
     st.fragment(job_panel)()
