@@ -188,12 +188,14 @@ class JobManager:
             return job
 
     def compute(self, kind: str, payload: dict) -> Job:
-        """A page's longer computation (cae/tasks.py), run by the worker beside any training."""
+        """A page's longer computation (cae/tasks.py), run by the worker beside any training. A
+        finished one with the same key is handed back (a page that polls briefly may miss the
+        moment it ended; asking again must not start it again, or a short task runs for ever)."""
         key = f"{kind}:{sorted(payload.items())}"
         with self._lock:
             self._check_open()
-            job = self._attachable(key) or self._add(Job(next(self._ids), kind, key, payload=payload))
-            return job
+            done = next((j for j in reversed(self._jobs.values()) if j.key == key and j.state == DONE), None)
+            return self._attachable(key) or done or self._add(Job(next(self._ids), kind, key, payload=payload))
 
     def cancel(self, job_id: int) -> None:
         """A queued job ends at once; a running one stops within one batch (it says "cancelling")."""

@@ -283,3 +283,13 @@ def test_a_sweep_is_cancelled_between_batches(manager, small_dataset, hold):
     manager.cancel(sweep.id)
     hold.release()
     assert manager.wait(sweep.id, 120).state == CANCELLED
+
+
+def test_a_finished_computation_is_handed_back_not_started_again(manager):
+    """A page polls a task for a moment at a time; when the task ends between two polls, the next
+    poll must get its result instead of starting it again (the Train page's estimate re-measured a
+    training step for ever, beside the training it was estimating)."""
+    first = manager.compute("step_time", {"latent_dim": 16, "upsample": "bilinear", "precision": "fp32"})
+    assert manager.wait(first.id, 300).state == "done"
+    again = manager.compute("step_time", {"latent_dim": 16, "upsample": "bilinear", "precision": "fp32"})
+    assert again.id == first.id and again.result == first.result
