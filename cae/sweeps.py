@@ -21,14 +21,20 @@ SWEEP_RECIPE = {
 }
 
 
-def shipped_json(name: str) -> dict | None:
-    """A JSON file beside the shipped runs ($CAE_PRETRAINED, else pretrained/), or None."""
+def shipped_file(name: str, read):
+    """`read(path)` of a file beside the shipped runs ($CAE_PRETRAINED, else pretrained/), or None
+    when no folder holds a readable one."""
     for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
         try:
-            return json.loads((Path(folder) / name).read_text())
-        except (OSError, json.JSONDecodeError):
+            return read(Path(folder) / name)
+        except (OSError, ValueError):  # json.JSONDecodeError and numpy's bad-file errors are ValueErrors
             continue
     return None
+
+
+def shipped_json(name: str) -> dict | None:
+    """A JSON file beside the shipped runs, or None."""
+    return shipped_file(name, lambda path: json.loads(path.read_text()))
 
 
 def load_sweeps() -> dict | None:
@@ -187,10 +193,8 @@ def objective_pictures() -> dict | None:
     reconstruction of each (bench/objectives.py), or None."""
     import numpy as np
 
-    for folder in dict.fromkeys(p for p in (pretrained_dir(), PRETRAINED_DIR) if p is not None):
-        try:
-            with np.load(Path(folder) / "objectives_pictures.npz") as kept:
-                return {name: kept[name] for name in kept.files}
-        except (OSError, ValueError):
-            continue
-    return None
+    def read(path: Path) -> dict:
+        with np.load(path) as kept:
+            return {name: kept[name] for name in kept.files}
+
+    return shipped_file("objectives_pictures.npz", read)
