@@ -57,6 +57,29 @@ def make_image_folder(root: Path, train_per_class: int, test_per_class: int, cla
     return root
 
 
+def shipped_fingerprint() -> dict[str, bytes]:
+    """Each file under pretrained/ (locks aside) with its SHA-256."""
+    import hashlib
+
+    folder = REPO / "pretrained"
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).digest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix != ".lock"
+    }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def shipped_runs_stay_as_shipped():
+    """No test may change what the repository ships: a test once wrote its fake comparison through
+    a link into pretrained/objectives.json, and the fake numbers were committed."""
+    before = shipped_fingerprint()
+    yield
+    after = shipped_fingerprint()
+    changed = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    assert not changed, f"the tests changed the shipped files {changed}: restore them with git checkout"
+
+
 @pytest.fixture(autouse=True)
 def isolated_folders(tmp_path_factory, monkeypatch):
     """Every test gets its own runs folder and a session-wide cache; no test touches ./runs.

@@ -163,8 +163,9 @@ def test_the_latent_page_shows_the_shipped_comparison(tmp_path, monkeypatch):
 
     shipped = tmp_path / "pretrained"
     shipped.mkdir()
-    for entry in PRETRAINED_DIR.iterdir():  # the shipped runs as they are, plus a comparison
-        (shipped / entry.name).symlink_to(entry)
+    for entry in PRETRAINED_DIR.iterdir():  # the shipped runs as they are, plus a comparison of our own
+        if not entry.name.startswith("objectives"):  # never a link the writes below would follow
+            (shipped / entry.name).symlink_to(entry)
     options = {
         "plain": fake_option(20.4, [37, 38, 39], [36, 37, 38], 21.0),
         "noise-0.1": fake_option(24.0, [38, 39, 40], [36, 37, 38], 25.0),
