@@ -19,9 +19,10 @@ from app_pages._shared import (
     view_run,
     write_run_to_url,
 )
-from app_pages.caches import device_label, jobs, log_once, runs
+from app_pages.caches import device_label, devices_problem, jobs, log_once, runs
 from app_pages.rights import adopt_seat, keep_seat_in_browser, seat, seat_ledger
 from cae.classroom import password_problem
+from cae.devices import cpu_share_warning
 from cae.lecture import step_number as lecture_step_number
 
 st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
@@ -44,6 +45,9 @@ if seat() is not None:  # classroom mode: the lecturer's view (password in CAE_A
     if problem := password_problem():
         log_once(problem)
 page = st.navigation(pages)
+if problem := devices_problem():  # CAE_DEVICES names workers this machine cannot give: say so, start none
+    st.error(problem)
+    st.stop()
 # Secondary text dark enough for WCAG AA (4.5:1) on white and on the sidebar's grey: Streamlit's own
 # caption grey measured 3.7-3.9:1 with axe-core; the shortcut badge on a primary button 2.8:1.
 st.html("""<style>
@@ -61,7 +65,9 @@ def queue_line() -> str:
     yours = ("yours is training" + (", " if places else "") if training else "") + (
         f"yours {'is' if len(places) == 1 else 'are'} number {' and '.join(map(str, places))}" if places else ""
     )
-    return f"**Queue:** {jobs().queue_length()} waiting" + (f" · {yours}" if yours else " · none of yours")
+    busy, workers = jobs().busy_workers()
+    busy_line = f" · {busy} of {workers} workers training" if workers > 1 else ""
+    return f"**Queue:** {jobs().queue_length()} waiting{busy_line}" + (f" · {yours}" if yours else " · none of yours")
 
 
 def seat_box() -> None:
@@ -82,6 +88,8 @@ def seat_box() -> None:
 
 with st.sidebar:
     st.caption(f"**Device:** {device_label()}")
+    if crowded := cpu_share_warning([w.device for w in jobs().workers]):
+        st.caption(crowded)
     dataset = current_dataset(show_error=False)
     st.caption(f"**Data:** {dataset_label(dataset)}")
     infos = runs()

@@ -12,6 +12,7 @@ import streamlit as st
 
 from cae import classroom
 from cae.data import Dataset, load_dataset
+from cae.devices import DEVICES_ENV, THREADS_ENV, DevicesError, worker_devices
 from cae.jobs import DONE, FAILED, JobManager, manager_for
 from cae.runs import SWEEP_PREFIX, Run, RunInfo, list_runs, load_run, pretrained_dir, runs_dir
 from cae.train import describe_device, resolve_device, worker_threads
@@ -79,11 +80,34 @@ def cached_run(path: str, stamp: float) -> Run:
 
 @st.cache_resource(show_spinner=False)
 def device_label() -> str:
-    """Where training runs: the GPU's name, or the CPU and the threads the training worker uses."""
-    device = resolve_device("auto")
-    if device.type != "cpu":
-        return describe_device(device)
-    return f"CPU, training on {worker_threads()} of {os.cpu_count()} cores"
+    """Where training runs: the GPU's name, or the CPU and the threads the training worker uses;
+    with several workers (CAE_DEVICES), their devices and how many are training now."""
+    devices = [w.device for w in jobs().workers]
+    if devices == [None]:
+        device = resolve_device("auto")
+        if device.type != "cpu":
+            return describe_device(device)
+        return f"CPU, training on {worker_threads()} of {os.cpu_count()} cores"
+    busy, total = jobs().busy_workers()
+    threads = (
+        f" ({worker_threads()} thread{'s' if worker_threads() != 1 else ''} each on CPU)" if "cpu" in devices else ""
+    )
+    return f"{total} workers, {busy} training · {', '.join(devices)}{threads}"
+
+
+def devices_problem() -> str | None:
+    """Why CAE_DEVICES cannot be served here; None when it can (asked once per setting)."""
+    return _devices_problem(os.environ.get(DEVICES_ENV, ""), os.environ.get(THREADS_ENV, ""))
+
+
+@st.cache_resource(show_spinner=False)
+def _devices_problem(spec: str, threads: str) -> str | None:
+    """`threads` keys the cache only: worker_devices reads CAE_WORKER_THREADS itself."""
+    try:
+        worker_devices(spec)
+    except DevicesError as exc:
+        return str(exc)
+    return None
 
 
 @st.cache_resource(show_spinner=False)

@@ -1,9 +1,11 @@
 """Jobs the app attaches to: trainings and the pages' longer computations, queued here and run by
-one worker process (cae/worker.py), never by the web server.
+worker processes (cae/worker.py), never by the web server: one worker, or one per device when
+CAE_DEVICES names several (cae/devices.py).
 
 One manager per runs folder for the whole server (kept in this module, so Streamlit's "Clear
 cache" cannot start a second one); the same training request from two sessions is one job; other
-requests queue; a worker that dies fails its job with one sentence and a new worker takes the next.
+requests queue; a training goes to a free worker of its device's kind, a task to any worker; a
+worker that dies fails only its own jobs with one sentence and a new worker takes its place.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ import torch
 from cae import protocol
 from cae.config import Config
 from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
+from cae.devices import kind_of, pinning, worker_devices
 from cae.experiment import request_keys
 from cae.files import remove_temporaries
 from cae.runs import find_run, runs_dir
-from cae.train import Progress
+from cae.train import Progress, resolve_device
 
 LOG = logging.getLogger("cae.jobs")
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
@@ -67,6 +70,7 @@ class Job:
     result: object = None
     cancel_requested: bool = False
     held: bool = False  # at the test barrier (cae.worker.HOLD_ENV)
+    worker: int | None = None  # the index of the worker that runs it
     watchers: set[str] = field(default_factory=set)  # sessions that submitted or opened it
     owner: str | None = None  # the classroom seat that submitted it (cae/classroom.py); None otherwise
     submitted: float = field(default_factory=time.time)
@@ -102,10 +106,31 @@ def death_sentence(exitcode: int | None) -> str:
     return f"The training process stopped unexpectedly ({why}); nothing was saved. Start the job again."
 
 
-class JobManager:
-    """A queue of jobs served by one worker process, watched by one monitor thread."""
+@dataclass
+class WorkerSlot:
+    """One worker process, the device it is pinned to, and the job in each of its two slots."""
 
-    def __init__(self, directory: Path | None = None):
+    device: str | None  # "cpu", "cuda:N", or None for the single unpinned worker (cae/devices.py)
+    process: subprocess.Popen | None = None
+    conn: Connection | None = None
+    busy: dict[str, int | None] = field(default_factory=lambda: {"train": None, "task": None})
+    retry_at: float = 0.0  # when a worker that failed to start is tried again
+    backoff: float = 1.0
+
+    @property
+    def pid(self) -> int | None:
+        process = self.process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def takes(self, kind: str | None) -> bool:
+        """Whether this worker may train for a request whose device resolves to `kind`."""
+        return kind_of(self.device) in (None, kind)
+
+
+class JobManager:
+    """A queue of jobs served by worker processes (one per device), watched by one monitor thread."""
+
+    def __init__(self, directory: Path | None = None, devices: list[str | None] | None = None):
         self.runs_dir = runs_dir(directory)
         for folder in (self.runs_dir, cache_dir(), cache_dir() / UPLOADS):  # left by processes that died
             remove_temporaries(folder)
@@ -114,9 +139,8 @@ class JobManager:
         self._lock = threading.Lock()
         self._closing = False
         self._want_worker = False
-        self._process = None
-        self._conn = None
-        self._busy: dict[str, int | None] = {"train": None, "task": None}  # job id per worker slot
+        self.workers = [WorkerSlot(d) for d in (devices or worker_devices())]
+        self._auto_kind: str | None = None  # what `auto` means on this server, asked once
         self._monitor = threading.Thread(target=self._watch, name="cae-jobs", daemon=True)
         self._monitor.start()
         atexit.register(self.shutdown)
@@ -207,7 +231,8 @@ class JobManager:
                 self._end(job, CANCELLED)
             elif not job.cancel_requested:
                 job.cancel_requested = True
-                self._send(protocol.Cancel(job.id))
+                if job.worker is not None:
+                    self._send(self.workers[job.worker], protocol.Cancel(job.id))
 
     def watch(self, job_id: int, watcher: str) -> None:
         with self._lock:
@@ -238,6 +263,11 @@ class JobManager:
         """Trainings and sweeps queued or running, every seat's."""
         with self._lock:
             return sum(j.kind in TRAINING_KINDS and j.active for j in self._jobs.values())
+
+    def busy_workers(self) -> tuple[int, int]:
+        """(workers training now, workers in all)."""
+        with self._lock:
+            return sum(w.busy["train"] is not None for w in self.workers), len(self.workers)
 
     def queue_length(self) -> int:
         """Trainings and sweeps waiting for the training slot."""
@@ -272,8 +302,13 @@ class JobManager:
 
     @property
     def worker_pid(self) -> int | None:
-        process = self._process
-        return process.pid if process is not None and process.poll() is None else None
+        """The first worker's process id (the only one, unless CAE_DEVICES names several)."""
+        return self.workers[0].pid
+
+    def worker_of(self, job_id: int) -> int | None:
+        """The process id of the worker that runs a job, while it runs."""
+        job = self.get(job_id)
+        return None if job is None or job.worker is None or not job.active else self.workers[job.worker].pid
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Cancel every job and stop the worker; no process is left behind."""
@@ -285,7 +320,8 @@ class JobManager:
                 if job.active:
                     self._end(job, CANCELLED)
         self._monitor.join(timeout)
-        self._stop_worker()
+        for worker in self.workers:
+            self._stop_worker(worker)
 
     # --- bookkeeping (under the lock) ----------------------------------------------------------
 
@@ -306,9 +342,11 @@ class JobManager:
     def _end(self, job: Job, state: str, error: str | None = None) -> None:
         job.state, job.error, job.finished = state, error, time.time()
         job.reconstructions = job.reconstructions[-1:]  # what the page still shows; release the rest
-        for slot, busy in self._busy.items():
-            if busy == job.id:
-                self._busy[slot] = None
+        if job.worker is not None:
+            busy = self.workers[job.worker].busy
+            for slot, held_job in busy.items():
+                if held_job == job.id:
+                    busy[slot] = None
         self._forget_old()
 
     def _forget_old(self) -> None:
@@ -317,61 +355,72 @@ class JobManager:
         for old in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
             del self._jobs[old.id]
 
-    def _send(self, message: protocol.ToWorker) -> None:
+    def _send(self, worker: WorkerSlot, message: protocol.ToWorker) -> None:
         try:
-            if self._conn is not None:
-                self._conn.send_bytes(protocol.encode(message))
+            if worker.conn is not None:
+                worker.conn.send_bytes(protocol.encode(message))
         except (OSError, ValueError):  # the worker is gone; the monitor notices and says so
             pass
 
     # --- the monitor thread --------------------------------------------------------------------
 
     def _watch(self) -> None:
-        """Start the worker when there is work, hand it jobs one per slot, apply what it reports,
-        and notice when it dies. Never dies itself: a worker that cannot start fails the waiting
-        jobs with a sentence and is tried again later (1 s, doubling up to 30 s)."""
-        retry_at, backoff = 0.0, 1.0
+        """Start the workers when there is work, hand them jobs one per slot, apply what they
+        report, and notice when one dies. Never dies itself: a worker that cannot start fails the
+        jobs no other worker can take with a sentence, and is tried again later (1 s, doubling up
+        to 30 s)."""
         while not self._closing:
             try:
                 with self._lock:
                     pending = any(j.state == QUEUED for j in self._jobs.values())
-                if self._process is None and (pending or self._want_worker) and time.monotonic() >= retry_at:
-                    try:
-                        self._start_worker()
-                        backoff = 1.0
-                    except Exception as exc:  # OSError (no interpreter, no memory, no process slot) or any other
-                        self._worker_failed_to_start(exc, backoff)
-                        retry_at, backoff = time.monotonic() + backoff, min(backoff * 2, 30.0)
-                if self._process is None:
+                wanted = pending or self._want_worker
+                for worker in self.workers:
+                    if worker.process is None and wanted and time.monotonic() >= worker.retry_at:
+                        self._try_to_start(worker)
+                running = [w for w in self.workers if w.process is not None]
+                if not running:
                     time.sleep(0.05)
                     continue
                 self._dispatch()
-                if wait_for([self._conn], timeout=0.1):
-                    self._receive()
-                elif self._process is not None and self._process.poll() is not None:
-                    self._worker_died()
+                ready = wait_for([w.conn for w in running], timeout=0.1)
+                for worker in running:
+                    if worker.conn in ready:
+                        self._receive(worker)
+                    elif worker.process is not None and worker.process.poll() is not None:
+                        self._worker_died(worker)
             except Exception:  # a bug here must not leave every job queued for good
                 LOG.exception("the job monitor recovered from an error")
                 time.sleep(0.5)
 
-    def _worker_failed_to_start(self, exc: BaseException, retry_in: float) -> None:
-        """Every queued job fails with the reason; the next job starts a new attempt."""
+    def _try_to_start(self, worker: WorkerSlot) -> None:
+        try:
+            self._start_worker(worker)
+            worker.backoff = 1.0
+        except Exception as exc:  # OSError (no interpreter, no memory, no process slot) or any other
+            self._worker_failed_to_start(worker, exc)
+            worker.retry_at, worker.backoff = time.monotonic() + worker.backoff, min(worker.backoff * 2, 30.0)
+
+    def _worker_failed_to_start(self, worker: WorkerSlot, exc: BaseException) -> None:
+        """Every queued job that no running worker can take fails with the reason; the next job
+        starts a new attempt."""
+        where = f" for {worker.device}" if len(self.workers) > 1 else ""
         reason = (
-            f"The training worker could not start ({type(exc).__name__}: {str(exc)[:160]}); nothing ran. "
-            f"The server tries again in {retry_in:.0f} s: press Train again then."
+            f"The training worker{where} could not start ({type(exc).__name__}: {str(exc)[:160]}); nothing ran. "
+            f"The server tries again in {worker.backoff:.0f} s: press Train again then."
         )
         LOG.warning(reason)
         with self._lock:
             for job in list(self._jobs.values()):
-                if job.state == QUEUED:
+                if job.state == QUEUED and not any(w.process is not None and self._fits(w, job) for w in self.workers):
                     self._end(job, FAILED, reason)
             self._want_worker = False
 
-    def _start_worker(self) -> None:
+    def _start_worker(self, worker: WorkerSlot) -> None:
         """`python -m cae worker`, talking over a socket pair in plainly pickled messages (tensors by
         value: multiprocessing's own pickler would send them as shared-memory handles that a process
         it did not start cannot open). Started from this long-lived thread:
-        the worker's parent-death signal follows the thread that started it."""
+        the worker's parent-death signal follows the thread that started it. A pinned worker sees
+        only its own device."""
         ours, theirs = socket.socketpair()
         command = [
             sys.executable,
@@ -387,47 +436,80 @@ class JobManager:
         ]
         path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
         try:
-            self._process = subprocess.Popen(
-                command, pass_fds=[theirs.fileno()], env={**os.environ, "PYTHONPATH": path}
+            worker.process = subprocess.Popen(
+                command, pass_fds=[theirs.fileno()], env={**os.environ, "PYTHONPATH": path, **pinning(worker.device)}
             )
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        self._conn = Connection(ours.detach())
+        worker.conn = Connection(ours.detach())
+
+    def _fits(self, worker: WorkerSlot, job: Job) -> bool:
+        """A task runs on any worker; a training or sweep on one of its device's kind."""
+        return job.kind not in TRAINING_KINDS or worker.takes(self._kind_wanted(job))
+
+    def _kind_wanted(self, job: Job) -> str:
+        """The device kind a training asks for: its config's, with `auto` as this server resolves
+        it (the server's run key assumed the same)."""
+        device = job.config.device if job.config is not None else "auto"
+        if device != "auto":
+            return device
+        if self._auto_kind is None:
+            self._auto_kind = resolve_device("auto").type
+        return self._auto_kind
+
+    def _fail_unservable(self) -> None:
+        """A training whose device no worker has fails at once with a sentence (not queued for good)."""
+        for job in list(self._jobs.values()):
+            if job.state == QUEUED and not any(self._fits(w, job) for w in self.workers):
+                devices = ", ".join(str(w.device) for w in self.workers)
+                self._end(
+                    job,
+                    FAILED,
+                    f"This server's workers train on {devices} (CAE_DEVICES), none on {self._kind_wanted(job)}; "
+                    "choose the device auto and train again.",
+                )
 
     def _dispatch(self) -> None:
+        """Each free slot of a running worker takes the oldest queued job that fits it."""
         with self._lock:
-            for slot in ("train", "task"):
-                if self._busy[slot] is not None:
+            self._fail_unservable()
+            for index, worker in enumerate(self.workers):
+                if worker.process is None:
                     continue
-                job = next(
-                    (
-                        j
-                        for j in self._jobs.values()
-                        if j.state == QUEUED and (j.kind in TRAINING_KINDS) == (slot == "train")
-                    ),
-                    None,
-                )
-                if job is None:
-                    continue
-                job.state, job.started, self._busy[slot] = RUNNING, time.time(), job.id
-                if job.kind == TRAIN:
-                    self._send(
-                        protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint, job.originals.numpy())
+                for slot in ("train", "task"):
+                    if worker.busy[slot] is not None:
+                        continue
+                    job = next(
+                        (
+                            j
+                            for j in self._jobs.values()
+                            if j.state == QUEUED
+                            and (j.kind in TRAINING_KINDS) == (slot == "train")
+                            and self._fits(worker, j)
+                        ),
+                        None,
                     )
-                elif job.kind == SWEEP:
-                    self._send(protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint))
-                else:
-                    self._send(protocol.Task(job.id, job.kind, job.payload))
+                    if job is not None:
+                        job.state, job.started, job.worker, worker.busy[slot] = RUNNING, time.time(), index, job.id
+                        self._send(worker, self._command(job))
 
-    def _receive(self) -> None:
+    @staticmethod
+    def _command(job: Job) -> protocol.ToWorker:
+        if job.kind == TRAIN:
+            return protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint, job.originals.numpy())
+        if job.kind == SWEEP:
+            return protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint)
+        return protocol.Task(job.id, job.kind, job.payload)
+
+    def _receive(self, worker: WorkerSlot) -> None:
         try:
-            message = protocol.decode(self._conn.recv_bytes(), protocol.TO_SERVER)
+            message = protocol.decode(worker.conn.recv_bytes(), protocol.TO_SERVER)
         except (EOFError, OSError):  # the worker's end closed: it died
-            self._process.wait(10)
-            self._worker_died()
+            worker.process.wait(10)
+            self._worker_died(worker)
             return
         with self._lock:
             self._apply(message)
@@ -473,26 +555,28 @@ class JobManager:
             return str(exc)
         return None
 
-    def _worker_died(self) -> None:
-        process, conn, self._process, self._conn = self._process, self._conn, None, None
+    def _worker_died(self, worker: WorkerSlot) -> None:
+        """Its running jobs fail with the sentence (or end as cancelled, if asked); others go on."""
+        process, conn, worker.process, worker.conn = worker.process, worker.conn, None, None
         exitcode = process.poll()
         conn.close()
+        index = self.workers.index(worker)
         with self._lock:
             for job in list(self._jobs.values()):
-                if job.state == RUNNING:
+                if job.state == RUNNING and job.worker == index:
                     self._end(
                         job,
                         CANCELLED if job.cancel_requested else FAILED,
                         None if job.cancel_requested else death_sentence(exitcode),
                     )
-            self._busy = {"train": None, "task": None}
+            worker.busy = {"train": None, "task": None}
         remove_temporaries(self.runs_dir, process.pid)
 
-    def _stop_worker(self) -> None:
-        process, conn = self._process, self._conn
+    def _stop_worker(self, worker: WorkerSlot) -> None:
+        process, conn = worker.process, worker.conn
         if process is None:
             return
-        self._send(protocol.Stop())
+        self._send(worker, protocol.Stop())
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
@@ -500,7 +584,7 @@ class JobManager:
             process.wait(5)
         if conn is not None:
             conn.close()
-        self._process = self._conn = None
+        worker.process = worker.conn = None
         remove_temporaries(self.runs_dir, process.pid)
 
 
