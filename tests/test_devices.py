@@ -8,6 +8,7 @@ import os
 import signal
 
 import pytest
+import torch
 
 from cae.config import Config
 from cae.devices import DevicesError, cpu_share_warning, pinning, worker_devices
@@ -125,3 +126,13 @@ def test_a_devices_setting_the_machine_cannot_serve_is_said_on_the_page(monkeypa
     at = app(monkeypatch, CAE_DEVICES="cuda:7")
     assert not at.exception
     assert any("CAE_DEVICES names cuda:7, but this machine sees" in e.value for e in at.error)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run on the lent GPU machine)")
+def test_with_auto_each_gpu_has_a_worker_that_trains_on_it(tmp_path, monkeypatch, small_dataset):
+    monkeypatch.setenv("CAE_DEVICES", "auto")
+    manager = manager_for(tmp_path / "runs")
+    assert [w.device for w in manager.workers] == [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    job = manager.wait(manager.submit(Config(**{**TINY, "precision": "auto"}), small_dataset).id, 300)
+    assert job.state == DONE, job.error
+    assert load_run(job.run_path).metrics["device"] == torch.cuda.get_device_name(0)
