@@ -102,6 +102,11 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS))
     parser.add_argument("--table", action="store_true", help="print the file's table for docs/RESULTS.md and stop")
+    parser.add_argument(
+        "--confirm",
+        action="store_true",
+        help="a confirmation run (longer training): kept apart from the screening, under 'confirmation'",
+    )
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(Path(args.out).read_text())))
@@ -115,7 +120,7 @@ def main() -> None:
         for seed in range(args.seeds):
             for size in (b for b in args.budgets if b <= len(dataset.train)):
                 entry["points"].append(label_budget.run_point(run, dataset, size, seed, folder=folder))
-        save(name, entry, pictures(run, dataset), dataset, out)
+        save(name, entry, pictures(run, dataset), dataset, out, "confirmation" if args.confirm else "options")
         print(
             f"{name}: test MSE {entry['test_mse'][-1]:.4f}, k-NN {entry['knn_curve'][-1]:.1f}%, probe "
             f"{entry['probe']:.1f}%, {len(entry['points'])} points ({time.perf_counter() - t0:.0f} s)",
@@ -148,22 +153,20 @@ def table(shipped: dict) -> str:
     return "\n".join([*rows, "", objectives_sentence(options, OBJECTIVE_NAMES)])
 
 
-def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path) -> None:
-    """Add one option to the file (and its pictures beside it), under a lock: two processes may
-    share the options."""
+def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path, section: str = "options") -> None:
+    """Add one option to the file's screening ("options") or its confirmation runs (and its
+    pictures beside it), under a lock: two processes may share the options."""
     with open(out.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         shipped = json.loads(out.read_text()) if out.exists() else {}
         shipped.update(dataset=dataset.summary(), protocol=label_budget.PROTOCOL)
-        shipped.setdefault("options", {})[name] = entry
-        shipped["options"] = {
-            k: shipped["options"][k] for k in [*OPTIONS, *shipped["options"]] if k in shipped["options"]
-        }
+        shipped.setdefault(section, {})[name] = entry
+        shipped[section] = {k: shipped[section][k] for k in [*OPTIONS, *shipped[section]] if k in shipped[section]}
         text = json.dumps(shipped, indent=1)
         write_atomically(out, lambda tmp: tmp.write_text(text), folder=False)
         pictures_file = out.with_name(out.stem + "_pictures.npz")
         kept = dict(np.load(pictures_file)) if pictures_file.exists() else {}
-        kept[name] = picture
+        kept[name if section == "options" else f"{section}:{name}"] = picture
 
         def fill(tmp: Path) -> None:
             with open(tmp, "wb") as file:

@@ -17,6 +17,8 @@ from cae.runs import load_run
 from tests.conftest import wait_until
 from tests.test_jobs import TINY, alive, held
 
+ON_CPU = {**TINY, "device": "cpu"}  # CPU workers take CPU trainings (with a GPU, `auto` means the GPU)
+
 
 def test_unset_starts_todays_single_worker_and_auto_one_per_gpu():
     assert worker_devices("") == [None]
@@ -65,8 +67,8 @@ def two_workers(tmp_path, monkeypatch):
 
 
 def test_two_cpu_workers_train_two_jobs_at_once_and_both_runs_load(two_workers, small_dataset, hold):
-    first = two_workers.submit(Config(**TINY), small_dataset)
-    second = two_workers.submit(Config(**{**TINY, "seed": 1}), small_dataset)
+    first = two_workers.submit(Config(**ON_CPU), small_dataset)
+    second = two_workers.submit(Config(**{**ON_CPU, "seed": 1}), small_dataset)
     wait_until(lambda: held(first) and held(second), what="both jobs training")
     assert two_workers.busy_workers() == (2, 2)
     pids = {two_workers.worker_of(first.id), two_workers.worker_of(second.id)}
@@ -79,8 +81,8 @@ def test_two_cpu_workers_train_two_jobs_at_once_and_both_runs_load(two_workers, 
 
 
 def test_a_killed_worker_fails_only_its_job_the_other_finishes_and_the_next_job_runs(two_workers, small_dataset, hold):
-    first = two_workers.submit(Config(**TINY), small_dataset)
-    second = two_workers.submit(Config(**{**TINY, "seed": 1}), small_dataset)
+    first = two_workers.submit(Config(**ON_CPU), small_dataset)
+    second = two_workers.submit(Config(**{**ON_CPU, "seed": 1}), small_dataset)
     wait_until(lambda: held(first) and held(second), what="both jobs training")
     victim = two_workers.worker_of(first.id)
     os.kill(victim, signal.SIGKILL)
@@ -89,7 +91,7 @@ def test_a_killed_worker_fails_only_its_job_the_other_finishes_and_the_next_job_
     assert second.state == RUNNING
     hold.release()
     assert two_workers.wait(second.id, 300).state == DONE
-    third = two_workers.submit(Config(**{**TINY, "seed": 2}), small_dataset)
+    third = two_workers.submit(Config(**{**ON_CPU, "seed": 2}), small_dataset)
     assert two_workers.wait(third.id, 300).state == DONE, third.error
     assert not alive(victim) and victim not in [w.pid for w in two_workers.workers]
 
