@@ -21,6 +21,7 @@ from cae.figures import (
     kernel_sheet,
     label_budget_chart,
     live_loss,
+    objectives_chart,
     per_class_bars,
     projector_fonts,
     sample_grid,
@@ -30,7 +31,15 @@ from cae.model import ConvAutoencoder, layer_table, seeded
 from cae.report import duration as minutes
 from cae.report import live_run_sentence, per_class_counts, run_title
 from cae.runs import default_pretrained_run, read_metrics
-from cae.sweeps import budget_lines, fits_sweep, load_label_budget, load_sweeps, seed_spread
+from cae.sweeps import (
+    OBJECTIVE_NAMES,
+    budget_lines,
+    fits_sweep,
+    load_label_budget,
+    load_objectives,
+    load_sweeps,
+    seed_spread,
+)
 from cae.train import estimate_seconds
 
 PRESENTER_CSS = """<style>
@@ -92,6 +101,8 @@ def plotly_figure(key: str, run):
         )
     if key == "budget" and (found := lecture_budget_lines(run)):
         return label_budget_chart(found[0], len(m["dataset"]["classes"]), "Test accuracy against labelled images")
+    if key == "objectives" and (shipped := load_objectives()):
+        return objectives_chart(shipped["options"], OBJECTIVE_NAMES)
     return None
 
 
@@ -209,9 +220,11 @@ if forward.button(
     state.set_url_param("step", steps[number].key)
     st.rerun()
 budget = lecture_budget_lines(run)
+objectives = (load_objectives() or {}).get("options")
 left, right = st.columns([2, 3])
 with left:
-    st.markdown(lecture.step_body(step, run.metrics, budget and min(v["n"] for v in budget[0]["finetuned"].values())))
+    budget_seeds = budget and min(v["n"] for v in budget[0]["finetuned"].values())
+    st.markdown(lecture.step_body(step, run.metrics, budget_seeds, objectives))
     choices = step.choices or (tuple(run.classes) if step.key == "classes" else ())
     revealed = not step.question or state.revealed(step.key)
     sweeps = load_sweeps()
@@ -237,6 +250,8 @@ with left:
                 seeds=seed_spread(run.metrics),
                 seen=recognition(str(run.path)) if step.key == "autoencoder" else None,
                 budget=budget[0] if budget else None,
+                objectives=objectives,
+                names=OBJECTIVE_NAMES,
             )
             verdict = "" if guess is None else ("✓ As you predicted. " if guess == right_answer else "✗ Not quite. ")
             if right_answer:

@@ -12,7 +12,7 @@ from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
 from cae.model import Classifier, ConvAutoencoder
-from cae.report import label_budget_sentence, pretraining_comparison
+from cae.report import label_budget_sentence, objective_measures, objectives_sentence, pretraining_comparison
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,7 @@ class Step:
     choices: tuple[str, ...] = field(default_factory=tuple)
 
 
+OBJECTIVE_CHOICES = ("plain reconstruction (the lecture's)", "denoising", "masking", "random crops", "none yet")
 STEPS = (
     Step(
         "why",
@@ -97,7 +98,20 @@ STEPS = (
         "beyond the seeds' spread?",
         ("with few labels (100–300)", "around 1,000 labels", "with many labels (3,000–10,000)", "at no budget"),
     ),
+    Step(
+        "objectives",
+        "Optional: what would make the code useful?",
+        "Rebuilding pixels rewards copying them. Three changes make the autoencoder's job harder, so its code "
+        "must keep more: **denoising** (noise on the input, the clean image as the target), **masking** (patches "
+        "of the input hidden, the whole image as the target) and **random crops**. The same network, "
+        "{epochs} autoencoder epochs each, then the same label-budget protocol with {seeds} classifier seeds.",
+        "app_pages/latent.py",
+        "Which objective makes fine-tuning beat random weights at 1,000 labels by the widest margin beyond the "
+        "seeds' spread?",
+        OBJECTIVE_CHOICES,
+    ),
 )
+OBJECTIVE_FAMILIES = dict(zip(("plain", "noise", "mask", "augment"), OBJECTIVE_CHOICES))  # option name's prefix
 BUDGET_CHOICES = {
     "with few labels (100–300)": (100, 300),
     "around 1,000 labels": (1000,),
@@ -117,7 +131,7 @@ def step_number(value: str | None, steps: tuple[Step, ...] = STEPS) -> int:
         return 1
 
 
-def step_body(step: Step, metrics: dict, budget_seeds: int | None = None) -> str:
+def step_body(step: Step, metrics: dict, budget_seeds: int | None = None, objectives: dict | None = None) -> str:
     """The step's text with its numbers filled in from the shipped run (never a fixed claim)."""
     if step.key == "autoencoder":
         rows = metrics.get("autoencoder") or []
@@ -130,6 +144,11 @@ def step_body(step: Step, metrics: dict, budget_seeds: int | None = None) -> str
         return step.body.format(loss_fell=fell)
     if step.key == "budget":
         return step.body.format(seeds=budget_seeds or "several")
+    if step.key == "objectives":
+        entries = list((objectives or {}).values())
+        epochs = ", ".join(sorted({str(e["ae_epochs"]) for e in entries})) or "a few"
+        seeds = max((len({p["seed"] for p in e["points"]}) for e in entries), default=0) or "several"
+        return step.body.format(epochs=epochs, seeds=seeds)
     return step.body
 
 
@@ -228,6 +247,17 @@ def _budget(lines: dict[str, dict[int, dict]]) -> tuple[str, str]:
     return choice, label_budget_sentence({k: {b: v[b] for b in budgets} for k, v in lines.items()})
 
 
+def _objectives(options: dict[str, dict], names: dict[str, str]) -> tuple[str, str]:
+    """The objectives step's answer: of the objectives whose fine-tuning beats scratch beyond the
+    classifier seeds' spread at 1,000 labels, the family of the widest gap; "none yet" when none does."""
+    ahead, gaps, _ = objective_measures(options)
+    said = objectives_sentence(options, names)
+    if not ahead:
+        return "none yet", said
+    widest = max(ahead, key=gaps.get)
+    return OBJECTIVE_FAMILIES[widest.split("-")[0]], said
+
+
 def answer(
     step: Step,
     metrics: dict,
@@ -237,10 +267,13 @@ def answer(
     seeds: list[dict] | None = None,
     seen: dict | None = None,
     budget: dict[str, dict[int, dict]] | None = None,
+    objectives: dict[str, dict] | None = None,
+    names: dict[str, str] | None = None,
 ) -> tuple[str, str]:
     """(the right choice, one sentence why) for a step's question, from the numbers: the shipped run's
     metrics and kernels, the code's k-NN (`code_numbers`), the shipped seeds (`seed_spread`), the
-    classifier on reconstructions (`recognition`) and the label-budget lines (`budget_lines`)."""
+    classifier on reconstructions (`recognition`), the label-budget lines (`budget_lines`) and the
+    comparison of pretraining objectives (its options, with their names)."""
     if step.key == "architecture":
         side = first_layer_size()
         return f"{side}×{side}", f"⌊(32 − 3 + 2·1) / 2⌋ + 1 = ⌊15.5⌋ + 1 = {side}: the lecture's 14 is a slip."
@@ -262,6 +295,8 @@ def answer(
         return _code(representation)
     if step.key == "budget" and budget:
         return _budget(budget)
+    if step.key == "objectives" and objectives:
+        return _objectives(objectives, names or {})
     return "", ""
 
 

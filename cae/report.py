@@ -502,19 +502,11 @@ def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
     return "; ".join(parts) + f" ({seeds} seeds per point; {RULES['seeds']})."
 
 
-def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
-    """What the comparison of pretraining objectives showed, from its numbers: the best code by
-    k-NN, where fine-tuning beats scratch beyond the classifier seeds' spread at `at` labels, and
-    the best frozen line at `frozen_at` (one autoencoder per option: the ranges cover classifier
-    seeds only)."""
+def objective_measures(options: dict[str, dict], at: int = 1000, frozen_at: int = 10000) -> tuple[list, dict, dict]:
+    """(the objectives whose fine-tuning beats scratch beyond the classifier seeds' spread at `at`
+    labels, each objective's fine-tuned − scratch gap there, each one's frozen line at `frozen_at`)."""
     from cae.sweeps import budget_lines
 
-    knn = {name: entry["knn_curve"][-1] for name, entry in options.items()}
-    top, value = best(knn)
-    parts = [f"The best code by k-NN is {names.get(top, top)}'s ({value:.1f}%"]
-    if "plain" in knn and top != "plain":
-        parts[0] += f"; the lecture's plain recipe {knn['plain']:.1f}%"
-    parts[0] += ")"
     ahead, gaps, frozen = [], {}, {}
     for name, entry in options.items():
         lines = budget_lines(entry["points"])
@@ -525,6 +517,21 @@ def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int
                 ahead.append(name)
         if frozen_at in lines["frozen"]:
             frozen[name] = lines["frozen"][frozen_at]["mean"]
+    return ahead, gaps, frozen
+
+
+def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
+    """What the comparison of pretraining objectives showed, from its numbers: the best code by
+    k-NN, where fine-tuning beats scratch beyond the classifier seeds' spread at `at` labels, and
+    the best frozen line at `frozen_at` (one autoencoder per option: the ranges cover classifier
+    seeds only)."""
+    knn = {name: entry["knn_curve"][-1] for name, entry in options.items()}
+    top, value = best(knn)
+    parts = [f"The best code by k-NN is {names.get(top, top)}'s ({value:.1f}%"]
+    if "plain" in knn and top != "plain":
+        parts[0] += f"; the lecture's plain recipe {knn['plain']:.1f}%"
+    parts[0] += ")"
+    ahead, gaps, frozen = objective_measures(options, at, frozen_at)
     if gaps:
         widest, gap = best(gaps)
         parts.append(

@@ -3,6 +3,7 @@ answer computed from the shipped run's numbers."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from cae import lecture
 from cae.data import load_sample
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index
-from cae.sweeps import budget_lines, load_label_budget, load_sweeps, seed_spread
+from cae.sweeps import OBJECTIVE_NAMES, budget_lines, load_label_budget, load_objectives, load_sweeps, seed_spread
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 
@@ -34,6 +35,7 @@ def test_the_steps_follow_the_lecture_and_every_answer_is_one_of_its_choices():
         "classes",
         "code",
         "budget",
+        "objectives",
     ]
     run = preset()
     code = lecture.code_numbers(run.metrics, load_sweeps()["runs"])
@@ -43,7 +45,15 @@ def test_the_steps_follow_the_lecture_and_every_answer_is_one_of_its_choices():
     for s in lecture.STEPS:
         if s.question:
             choice, why = lecture.answer(
-                s, run.metrics, run.kernels, code, seeds=seed_spread(run.metrics), seen=seen, budget=budget
+                s,
+                run.metrics,
+                run.kernels,
+                code,
+                seeds=seed_spread(run.metrics),
+                seen=seen,
+                budget=budget,
+                objectives=load_objectives()["options"],
+                names=OBJECTIVE_NAMES,
             )
             assert why and choice in (s.choices or run.classes), s.key
 
@@ -119,7 +129,7 @@ def test_the_last_step_answers_from_the_label_budget_file():
 
 def test_steps_are_addressed_by_key_or_number():
     assert lecture.step_number("finetune") == 5 and lecture.step_number("5") == 5
-    assert lecture.step_number("budget") == len(lecture.STEPS) and lecture.step_number("99") == len(lecture.STEPS)
+    assert lecture.step_number("objectives") == len(lecture.STEPS) and lecture.step_number("99") == len(lecture.STEPS)
     assert lecture.step_number(None) == 1 and lecture.step_number("nonsense") == 1
 
 
@@ -150,3 +160,43 @@ def test_the_finetune_step_reveals_the_seeds_not_one_run():
         for m in at.markdown
     )
     assert any("the seeds' spread is the noise" in c.value for c in at.caption)
+
+
+def objective(fine: list[float], scratch: list[float]) -> dict:
+    """An option as bench/objectives.py writes it, with only the 1,000-label points."""
+    points = [
+        {"budget": 1000, "seed": i, "finetuned": f, "scratch": c, "frozen": 20.0}
+        for i, (f, c) in enumerate(zip(fine, scratch))
+    ]
+    return {"ae_epochs": 8, "knn_curve": [20.0], "points": points}
+
+
+def test_the_objectives_step_names_the_widest_gap_beyond_the_seeds_spread_or_none():
+    ask = step("objectives")
+    touching = {"plain": objective([40, 41, 42], [39, 40, 42]), "mask-0.75": objective([41, 42, 43], [38, 39, 41])}
+    assert lecture.answer(ask, {}, objectives=touching)[0] == "none yet"  # 41 vs 41: the ranges touch
+    apart = {
+        **touching,
+        "mask-0.75": objective([42, 43, 44], [38, 39, 41]),
+        "noise-0.1": objective([41, 42, 43], [39, 39, 40]),
+    }
+    choice, why = lecture.answer(ask, {}, objectives=apart, names=OBJECTIVE_NAMES)
+    assert (
+        choice == "masking" and "beyond the seeds' spread at 1,000 labels for masking 75%, denoising, noise 0.1" in why
+    )
+    assert lecture.answer(ask, {})[0] == ""  # a copy without the comparison has no answer to give
+
+
+def test_the_shipped_objectives_step_answers_from_the_shipped_comparison():
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["step"] = "objectives"
+    at.run()
+    at.switch_page("app_pages/lecture.py").run()
+    at.radio(key="guess_objectives").set_value("masking").run()
+    at.button(key="reveal_objectives").click().run()
+    assert not at.exception
+    right, why = lecture.answer(step("objectives"), {}, objectives=load_objectives()["options"], names=OBJECTIVE_NAMES)
+    verdict = "✓ As you predicted." if right == "masking" else "✗ Not quite."
+    assert any(m.value == f"{verdict} **{right}** — {why}" for m in at.markdown)
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert titles == ["What the autoencoder rebuilds, and what its code is worth"]

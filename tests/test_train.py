@@ -353,7 +353,10 @@ def test_a_label_budget_run_takes_exactly_its_steps_and_its_labelled_count(small
 
 def test_the_classifier_seed_changes_the_labels_and_head_but_reuses_the_autoencoder(small_dataset, tmp_path):
     base = Config(**{**TINY, "ae_epochs": 1, "clf_epochs": 2}).replace(
-        label_count=30, clf_batch_size=10, scratch_baseline=False, device="cpu"  # the same seed repeats exactly
+        label_count=30,
+        clf_batch_size=10,
+        scratch_baseline=False,
+        device="cpu",  # the same seed repeats exactly
     )
     first = train_or_load(base.replace(clf_seed=1), small_dataset, tmp_path)
     second = train_or_load(base.replace(clf_seed=2), small_dataset, tmp_path)
