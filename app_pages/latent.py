@@ -16,8 +16,9 @@ from app_pages._shared import (
     show_run_summary,
     typed_instead_of_clicked,
 )
-from app_pages.caches import TaskError, computed, runs
+from app_pages.caches import TaskError, computed, jobs, runs
 from cae import latent
+from cae.budget import finished_sweeps
 from cae.explain import reconstruct
 from cae.figures import (
     activity_chart,
@@ -34,6 +35,7 @@ from cae.report import (
     latent_size_sentence,
     objectives_sentence,
     representation_sentence,
+    run_title,
     sweep_sentence,
 )
 from cae.sweeps import (
@@ -375,7 +377,18 @@ def show_objectives() -> None:
     mse = {OBJECTIVE_NAMES.get(n, n): list(enumerate(e["test_mse"], start=1)) for n, e in options.items()}
     pixels = next(iter(options.values())).get("pixels_knn")
     show_chart(st, representation_curves(knn, mse, pixels, len(shipped["dataset"]["classes"])), width="stretch")
-    show_chart(st, objectives_chart(options, OBJECTIVE_NAMES), width="stretch")
+    fingerprint = shipped["dataset"].get("fingerprint")
+    sources = [(i.name, f"yours: {run_title(i.metrics)}") for i in runs() if i.metrics]
+    yours = finished_sweeps(jobs().runs_dir, sources, fingerprint) if fingerprint else {}
+    lines = {**options, **{title: {"points": points} for title, points in yours.items()}}
+    show_chart(st, objectives_chart(lines, OBJECTIVE_NAMES), width="stretch")
+    st.caption(
+        f"Drawn beside the shipped lines: {len(yours)} label-budget sweep{'s' if len(yours) != 1 else ''} of your own "
+        "on the same images."
+        if yours
+        else 'Your own lines join these: train an objective on the Train page ("What the autoencoder rebuilds"), '
+        f"then run its label-budget sweep on the Classifier page with {shipped['dataset']['name']} as the data."
+    )
     pictures = objective_pictures() or {}
     shown = [n for n in options if n in pictures]
     if shown:

@@ -149,3 +149,10 @@ def saved_points(runs_folder: Path, source: str, fingerprint: str) -> list[dict]
         return json.loads(results_file(runs_folder, source, fingerprint).read_text())["points"]
     except (OSError, ValueError, KeyError):
         return []
+
+
+def finished_sweeps(runs_folder: Path, sources: list[tuple[str, str]], fingerprint: str) -> dict[str, list[dict]]:
+    """{title: points} of the sweeps finished here on the data with this fingerprint, for each of
+    `sources` (run name, title) that has one: a learner's own lines, to draw beside shipped ones."""
+    found = {title: saved_points(runs_folder, name, fingerprint) for name, title in sources}
+    return {title: points for title, points in found.items() if points}

@@ -153,11 +153,11 @@ def test_the_sentence_names_an_objective_ahead_only_beyond_the_classifier_seeds_
     assert "no objective puts fine-tuning beyond the seeds' spread" in objectives_sentence(touching, OBJECTIVE_NAMES)
 
 
-def test_the_latent_page_shows_the_shipped_comparison(tmp_path, monkeypatch):
+def shipped_comparison(tmp_path: Path, monkeypatch, fingerprint: str | None = None) -> Path:
+    """A copy of the shipped runs whose objectives comparison is a made-up one (plain and denoising)."""
     import json
 
     import numpy as np
-    from streamlit.testing.v1 import AppTest
 
     from cae.runs import PRETRAINED_DIR
 
@@ -171,17 +171,69 @@ def test_the_latent_page_shows_the_shipped_comparison(tmp_path, monkeypatch):
         "noise-0.1": fake_option(24.0, [38, 39, 40], [36, 37, 38], 25.0),
     }
     dataset = {"name": "CIFAR-10 (JPEG copy)", "classes": [str(i) for i in range(10)]}
+    if fingerprint:
+        dataset["fingerprint"] = fingerprint
     (shipped / "objectives.json").write_text(
         json.dumps({"dataset": dataset, "protocol": "the protocol.", "options": options})
     )
     np.savez(shipped / "objectives_pictures.npz", **{n: np.zeros((4, 6, 3, 32, 32), np.uint8) for n in options})
     monkeypatch.setenv("CAE_PRETRAINED", str(shipped))
+    return shipped
+
+
+def latent_page():
+    from streamlit.testing.v1 import AppTest
+
     at = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "streamlit_app.py"), default_timeout=600)
     at.run()
-    at.switch_page("app_pages/latent.py").run()
+    return at.switch_page("app_pages/latent.py").run()
+
+
+def chart_titles(at) -> list[str]:
+    import json
+
+    return [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+
+
+def test_the_latent_page_shows_the_shipped_comparison(tmp_path, monkeypatch):
+    shipped_comparison(tmp_path, monkeypatch)
+    at = latent_page()
     assert not at.exception
     assert any(h.value == "What makes the code useful?" for h in at.header)
     assert any(m.value.startswith("The best code by k-NN is denoising, noise 0.1's") for m in at.markdown)
     assert at.selectbox(key="objective_pictures").options == ["plain (the lecture)", "denoising, noise 0.1"]
-    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert "What the autoencoder rebuilds, and what its code is worth" in titles
+    assert "What the autoencoder rebuilds, and what its code is worth" in chart_titles(at)
+    assert any(c.value.startswith("Your own lines join these: train an objective") for c in at.caption)
+
+
+def test_a_learners_sweep_on_the_same_images_is_drawn_beside_the_shipped_lines_and_one_on_others_is_not(
+    tmp_path, monkeypatch, small_dataset
+):
+    import json
+
+    from cae import budget
+    from cae.experiment import train_or_load
+    from cae.runs import runs_dir
+
+    shipped_comparison(tmp_path, monkeypatch, fingerprint=small_dataset.fingerprint)
+    tiny = Config(latent_dim=16, batch_size=100, ae_epochs=1, clf_epochs=0, scratch_baseline=False, mask=0.5)
+    own = train_or_load(tiny, small_dataset, runs_dir()).path.name
+    points = [{"budget": 20, "seed": s, "finetuned": 30.0, "scratch": 20.0 + s, "frozen": 25.0} for s in (0, 1)]
+    for fingerprint in (small_dataset.fingerprint, "f" * 64):  # the same images, and other ones
+        file = budget.results_file(runs_dir(), own, fingerprint)
+        file.parent.mkdir(parents=True)
+        file.write_text(json.dumps({"source": own, "points": points}))
+    at = latent_page()
+    assert not at.exception
+    chart = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if json.loads(c.proto.spec)["layout"]["title"]["text"]
+        == "What the autoencoder rebuilds, and what its code is worth"
+    )
+    yours = [t for t in chart["data"] if t["name"].startswith("yours: ")]
+    assert len(yours) == 2 and "masking 50% of patches" in yours[0]["name"]  # one sweep: its gap and its frozen line
+    assert yours[0]["x"] == [20] and yours[0]["y"] == [pytest.approx(9.5)]
+    assert any(
+        c.value.startswith("Drawn beside the shipped lines: 1 label-budget sweep of your own") for c in at.caption
+    )
