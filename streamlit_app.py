@@ -22,6 +22,7 @@ from app_pages._shared import (
 from app_pages.caches import device_label, devices_problem, jobs, log_once, runs
 from app_pages.rights import adopt_seat, keep_seat_in_browser, seat, seat_ledger
 from cae.classroom import password_problem
+from cae.cluster import ClusterError
 from cae.devices import cpu_share_warning
 from cae.lecture import step_number as lecture_step_number
 
@@ -47,6 +48,11 @@ if seat() is not None:  # classroom mode: the lecturer's view (password in CAE_A
 page = st.navigation(pages)
 if problem := devices_problem():  # CAE_DEVICES names workers this machine cannot give: say so, start none
     st.error(problem)
+    st.stop()
+try:
+    jobs()  # CAE_RAY_ADDRESS names a cluster: reached once per server, or why not said here
+except ClusterError as exc:
+    st.error(str(exc))
     st.stop()
 # Secondary text dark enough for WCAG AA (4.5:1) on white and on the sidebar's grey: Streamlit's own
 # caption grey measured 3.7-3.9:1 with axe-core; the shortcut badge on a primary button 2.8:1.

@@ -82,6 +82,12 @@ def cached_run(path: str, stamp: float) -> Run:
 def device_label() -> str:
     """Where training runs: the GPU's name, or the CPU and the threads the training worker uses;
     with several workers (CAE_DEVICES), their devices and how many are training now."""
+    if (cluster := jobs().cluster) is not None:
+        cpus, gpus = cluster.capacity(False), cluster.capacity(True)
+        return (
+            f"Ray cluster at {cluster.address}, {len(cluster.running)} training "
+            f"({cpus} CPUs, {gpus} GPUs); the pages' shorter computations and time estimates run on this machine"
+        )
     devices = [w.device for w in jobs().workers]
     if devices == [None]:
         device = resolve_device("auto")

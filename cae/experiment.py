@@ -23,17 +23,22 @@ from cae.train import (
 )
 
 
+def autoencoder_runs(key: str, directory: Path | None = None, pretrained: Path | str | None = AUTO) -> list[Path]:
+    """The runs that hold a trained autoencoder with this key: runs of the runs folder (full-precision
+    weights) before shipped ones (stored in fp16)."""
+    infos = sorted(list_runs(directory, pretrained), key=lambda i: i.pretrained)
+    return [i.path for i in infos if i.metrics and i.metrics.get("autoencoder_key") == key]
+
+
 def find_autoencoder(
     key: str, directory: Path | None = None, pretrained: Path | str | None = AUTO
 ) -> ReusedAutoencoder | None:
-    """A trained autoencoder from any run with this autoencoder key; runs of the runs folder
-    (full-precision weights) before shipped ones (stored in fp16)."""
-    for info in sorted(list_runs(directory, pretrained), key=lambda i: i.pretrained):
-        if info.metrics and info.metrics.get("autoencoder_key") == key:
-            try:
-                return reused_autoencoder(load_run(info.path))
-            except RunError:
-                continue
+    """A trained autoencoder from any run with this autoencoder key (`autoencoder_runs`' order)."""
+    for path in autoencoder_runs(key, directory, pretrained):
+        try:
+            return reused_autoencoder(load_run(path))
+        except RunError:
+            continue
     return None
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 
 from cae import protocol
+from cae.cluster import POLL_SECONDS, ray_address
 from cae.config import Config
 from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
 from cae.devices import kind_of, pinning, worker_devices
@@ -116,6 +117,7 @@ class WorkerSlot:
     busy: dict[str, int | None] = field(default_factory=lambda: {"train": None, "task": None})
     retry_at: float = 0.0  # when a worker that failed to start is tried again
     backoff: float = 1.0
+    trains: bool = True  # False beside a Ray cluster: the local worker runs the pages' tasks only
 
     @property
     def pid(self) -> int | None:
@@ -124,7 +126,7 @@ class WorkerSlot:
 
     def takes(self, kind: str | None) -> bool:
         """Whether this worker may train for a request whose device resolves to `kind`."""
-        return kind_of(self.device) in (None, kind)
+        return self.trains and kind_of(self.device) in (None, kind)
 
 
 class JobManager:
@@ -139,7 +141,14 @@ class JobManager:
         self._lock = threading.Lock()
         self._closing = False
         self._want_worker = False
-        self.workers = [WorkerSlot(d) for d in (devices or worker_devices())]
+        self.cluster = None
+        if address := ray_address():  # trainings go to the Ray cluster, tasks to one local worker
+            from cae.cluster import Cluster
+
+            self.cluster = Cluster(address)
+            devices = [None]
+        self.workers = [WorkerSlot(d, trains=self.cluster is None) for d in (devices or worker_devices())]
+        self._polled = 0.0
         self._auto_kind: str | None = None  # what `auto` means on this server, asked once
         self._monitor = threading.Thread(target=self._watch, name="cae-jobs", daemon=True)
         self._monitor.start()
@@ -231,7 +240,9 @@ class JobManager:
                 self._end(job, CANCELLED)
             elif not job.cancel_requested:
                 job.cancel_requested = True
-                if job.worker is not None:
+                if self.cluster is not None and job.kind in TRAINING_KINDS:
+                    self.cluster.cancel(job.id)
+                elif job.worker is not None:
                     self._send(self.workers[job.worker], protocol.Cancel(job.id))
 
     def watch(self, job_id: int, watcher: str) -> None:
@@ -265,7 +276,9 @@ class JobManager:
             return sum(j.kind in TRAINING_KINDS and j.active for j in self._jobs.values())
 
     def busy_workers(self) -> tuple[int, int]:
-        """(workers training now, workers in all)."""
+        """(workers training now, workers in all); on a Ray cluster, (jobs training, CPUs and GPUs)."""
+        if self.cluster is not None:
+            return len(self.cluster.running), self.cluster.capacity(False) + self.cluster.capacity(True)
         with self._lock:
             return sum(w.busy["train"] is not None for w in self.workers), len(self.workers)
 
@@ -308,6 +321,8 @@ class JobManager:
     def worker_of(self, job_id: int) -> int | None:
         """The process id of the worker that runs a job, while it runs."""
         job = self.get(job_id)
+        if job is not None and self.cluster is not None and job.id in self.cluster.running:
+            return self.cluster.pid_of(job.id)
         return None if job is None or job.worker is None or not job.active else self.workers[job.worker].pid
 
     def shutdown(self, timeout: float = 30.0) -> None:
@@ -322,6 +337,8 @@ class JobManager:
         self._monitor.join(timeout)
         for worker in self.workers:
             self._stop_worker(worker)
+        if self.cluster is not None:
+            self.cluster.shutdown()
 
     # --- bookkeeping (under the lock) ----------------------------------------------------------
 
@@ -377,6 +394,10 @@ class JobManager:
                 for worker in self.workers:
                     if worker.process is None and wanted and time.monotonic() >= worker.retry_at:
                         self._try_to_start(worker)
+                if self.cluster is not None and time.monotonic() >= self._polled + POLL_SECONDS:
+                    self._dispatch_to_cluster()
+                    self._poll_cluster()
+                    self._polled = time.monotonic()
                 running = [w for w in self.workers if w.process is not None]
                 if not running:
                     time.sleep(0.05)
@@ -475,7 +496,8 @@ class JobManager:
     def _dispatch(self) -> None:
         """Each free slot of a running worker takes the oldest queued job that fits it."""
         with self._lock:
-            self._fail_unservable()
+            if self.cluster is None:
+                self._fail_unservable()
             for index, worker in enumerate(self.workers):
                 if worker.process is None:
                     continue
@@ -503,6 +525,85 @@ class JobManager:
         if job.kind == SWEEP:
             return protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint)
         return protocol.Task(job.id, job.kind, job.payload)
+
+    # --- a Ray cluster (cae/cluster.py) ----------------------------------------------------------
+
+    def _dispatch_to_cluster(self) -> None:
+        """Each queued training or sweep goes to the cluster while it has room for one more."""
+        while True:
+            with self._lock:
+                job = next(
+                    (
+                        j
+                        for j in self._jobs.values()
+                        if j.state == QUEUED and j.kind in TRAINING_KINDS and self.cluster.has_room(self._wants_gpu(j))
+                    ),
+                    None,
+                )
+                if job is None:
+                    return
+                job.state, job.started = RUNNING, time.time()
+            try:
+                self._send_to_cluster(job)
+            except Exception as exc:  # the data could not be loaded or put, the actor not made
+                with self._lock:
+                    why = f"{type(exc).__name__}: {exc}"
+                    self._end(job, FAILED, f"The job could not be sent to the Ray cluster ({why}).")
+
+    def _wants_gpu(self, job: Job) -> bool:
+        """A GPU for a job that asks for CUDA, or for `auto` when the cluster has GPUs."""
+        device = job.config.device if job.config is not None else "auto"
+        return device == "cuda" or (device == "auto" and self.cluster.gpus() > 0)
+
+    def _send_to_cluster(self, job: Job) -> None:
+        from cae.cluster import pack
+        from cae.experiment import autoencoder_runs
+        from cae.worker import HOLD_ENV
+
+        command, gpu = self._command(job), self._wants_gpu(job)
+        if isinstance(command, protocol.Train):
+            cfg = job.config.replace(device="cpu") if not gpu and job.config.device == "auto" else job.config
+            command = protocol.Train(job.id, cfg.to_dict(), job.origin, job.fingerprint, command.originals)
+            key = cfg.encoder_from or request_keys(cfg, _Fingerprint(job.fingerprint))[1]
+            brought = autoencoder_runs(key, self.runs_dir)[:1]
+        else:
+            from cae.budget import sweep_folder
+
+            source = Path(job.payload["source"])
+            points = sweep_folder(self.runs_dir, source.name, job.fingerprint)
+            brought = [source, *([points] if points.is_dir() else [])]
+        self.cluster.start(
+            job.id,
+            protocol.encode(command),
+            self.cluster.dataset_ref(job.origin, job.fingerprint),
+            pack(brought) if brought else b"",
+            gpu,
+            os.environ.get(HOLD_ENV),
+        )
+
+    def _poll_cluster(self) -> None:
+        """What each job's actor sent, applied; a finished run written here; a dead actor's job failed."""
+        from cae.cluster import unpack
+        from cae.runs import SWEEP_PREFIX
+
+        for job_id in list(self.cluster.running):
+            messages, packed, death = self.cluster.collect(job_id)
+            if packed:
+                unpack(packed, self.runs_dir, replace=SWEEP_PREFIX)
+            with self._lock:
+                for data in messages:
+                    message = protocol.decode(data, protocol.TO_SERVER)
+                    if isinstance(message, protocol.Done):  # the node's folder name, in this server's runs folder
+                        here = self.runs_dir / Path(message.path).name
+                        message = protocol.Done(message.job_id, str(here), message.cached)
+                    self._apply(message)
+                job = self._jobs.get(job_id)
+                if job is None or not job.active or (packed is None and death is None):
+                    continue
+                if job.cancel_requested:
+                    self._end(job, CANCELLED)
+                else:
+                    self._end(job, FAILED, death or "The Ray worker ended the job without a result; start it again.")
 
     def _receive(self, worker: WorkerSlot) -> None:
         try:
@@ -611,3 +712,10 @@ def shutdown_all() -> None:
         _managers.clear()
     for manager in managers:
         manager.shutdown()
+
+
+@dataclass
+class _Fingerprint:
+    """What `request_keys` reads of a dataset, where only its fingerprint is at hand."""
+
+    fingerprint: str

@@ -171,17 +171,20 @@ class Worker:
     def loop(self, inbox: queue.Queue) -> None:
         """Run the jobs of one inbox in turn (training and sweeps, or tasks); a failed job is
         reported and the next one runs."""
+        while True:
+            self.run_one(*inbox.get())
+
+    def run_one(self, handle, message) -> None:
+        """One job: started, done, and a failure reported as a sentence (never raised)."""
         from cae.runs import USER_ERRORS
 
-        while True:
-            handle, message = inbox.get()
-            try:
-                self.send(protocol.Started(message.job_id))
-                handle(message)
-            except USER_ERRORS as exc:
-                self.send(protocol.Failed(message.job_id, str(exc)))
-            except Exception as exc:  # a failed job must not stop the worker
-                self.send(protocol.Failed(message.job_id, failure_sentence(exc)))
+        try:
+            self.send(protocol.Started(message.job_id))
+            handle(message)
+        except USER_ERRORS as exc:
+            self.send(protocol.Failed(message.job_id, str(exc)))
+        except Exception as exc:  # a failed job must not stop the worker
+            self.send(protocol.Failed(message.job_id, failure_sentence(exc)))
 
     # --- training -----------------------------------------------------------------------------
 

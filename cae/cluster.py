@@ -1,0 +1,265 @@
+"""Training on a Ray cluster instead of local workers, when CAE_RAY_ADDRESS is set.
+
+The job manager (cae/jobs.py) hands each training and label-budget sweep to a Ray actor, one per
+job (`num_gpus=1` when the job asks for CUDA, or for `auto` on a cluster with GPUs; one CPU
+otherwise), and keeps the pages' shorter tasks on its local worker. The actor runs the worker's own
+training code (cae/worker.py) on the node, so progress, epochs, reconstructions, cancel (between
+batches) and failures reach the page as from a local worker: the manager collects the actor's
+messages a few times a second.
+
+No shared filesystem is needed: the data travels through Ray's object store, the runs a job starts
+from (a reused autoencoder, a transfer's source, a sweep's source and finished points) travel with
+the job, and the node trains into a temporary folder of its own. The finished run comes back as
+bytes and the web server writes it into its runs folder with the usual atomic rename. The node
+decides the device and the precision, so the run is saved under the node's key.
+
+A Ray worker or node that dies fails its job with one sentence; nothing is retried and nothing of
+it is written here. `ray` is optional (requirements-cluster.txt), imported only when the variable
+is set. `local` or `local:N` starts a one-machine cluster inside the web server (N CPUs).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+RAY_ENV = "CAE_RAY_ADDRESS"
+POLL_SECONDS = 0.25
+LOCAL_OBJECT_STORE = 2 * 1024**3  # a `local` cluster's object store: CIFAR-10's 180 MB and room to spare
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be used; the message says why and what to do."""
+
+
+def ray_address() -> str | None:
+    return os.environ.get(RAY_ENV, "").strip() or None
+
+
+def connect(address: str):
+    """The `ray` module, connected to the cluster at `address` (once per process)."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError(
+            f"{RAY_ENV} is set, but Ray is not installed here: `pip install -r requirements-cluster.txt`, "
+            f"or unset {RAY_ENV} to train on this machine."
+        ) from None
+    if not ray.is_initialized():
+        # this package travels to the nodes with the job (they need not have it installed)
+        code = {"py_modules": [str(Path(__file__).resolve().parent)]}
+        try:
+            if address == "local" or address.startswith("local:"):
+                cpus = int(address.split(":")[1]) if ":" in address else None
+                ray.init(
+                    num_cpus=cpus,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    runtime_env=code,
+                    object_store_memory=LOCAL_OBJECT_STORE,
+                )
+            else:
+                ray.init(address=address, log_to_driver=False, runtime_env=code)
+        except Exception as exc:  # ConnectionError, a bad address, a refused token...
+            why = f"{type(exc).__name__}: {exc}"
+            raise ClusterError(f"The Ray cluster at {address} could not be reached ({why}).") from None
+    return ray
+
+
+# --- runs as bytes ----------------------------------------------------------------------------
+
+
+def pack(paths: list[Path]) -> bytes:
+    """Run folders and sweep folders, each under its own name, as an uncompressed tar in memory."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path in paths:
+            tar.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, folder: Path, replace: str | None = None) -> list[str]:
+    """Each top entry of a `pack` into `folder`, each by one atomic rename (a half-unpacked entry
+    never shows). An entry already there is kept, unless its name starts with `replace` (a sweep's
+    folder comes back with more points). Returns the entries' names."""
+    from cae.files import write_atomically
+
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r") as tar:
+        members = tar.getmembers()
+        names = sorted({Path(m.name).parts[0] for m in members})
+        for name in names:
+            if (folder / name).exists() and not (replace and name.startswith(replace)):
+                continue
+            mine = [m for m in members if Path(m.name).parts[0] == name]
+
+            def fill(tmp: Path, mine=mine, name=name) -> None:
+                for member in mine:
+                    member.name = str(Path(tmp.name, *Path(member.name).parts[1:]))
+                tar.extractall(tmp.parent, members=mine, filter="data")
+
+            write_atomically(folder / name, fill)
+    return names
+
+
+# --- on the node ------------------------------------------------------------------------------
+
+
+class _Outbox:
+    """The worker's connection, held in memory: what it sends waits for the manager to collect."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._messages: list[bytes] = []
+
+    def send_bytes(self, data: bytes) -> None:
+        with self._lock:
+            self._messages.append(data)
+
+    def take(self) -> list[bytes]:
+        with self._lock:
+            taken, self._messages = self._messages, []
+        return taken
+
+
+class Runner:
+    """One job on a Ray node: the worker's training code in a folder of its own, fed the data and
+    the runs the job needs, its messages held for `drain`, the finished run handed back packed."""
+
+    def __init__(self, threads: int, hold_file: str | None = None):
+        import torch
+
+        from cae.worker import Worker
+
+        torch.set_num_threads(threads)
+        self.folder = Path(tempfile.mkdtemp(prefix="cae-ray-"))
+        self.outbox = _Outbox()
+        self.worker = Worker(self.outbox, self.folder)
+        self.worker.hold_file = hold_file
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def drain(self) -> list[bytes]:
+        return self.outbox.take()
+
+    def cancel(self, job_id: int) -> None:
+        self.worker.cancelled.add(job_id)
+
+    def run(self, command: bytes, dataset, runs: bytes) -> bytes:
+        """Train (or sweep) as a local worker would; the new entries of the folder, packed."""
+        from cae import protocol
+
+        brought = unpack(runs, self.folder) if runs else []
+        message = protocol.decode(command, protocol.TO_WORKER)
+        self.worker.datasets = {message.origin: dataset}
+        if isinstance(message, protocol.Sweep):
+            message.payload["source"] = str(self.folder / Path(message.payload["source"]).name)
+        handle = self.worker.sweep if isinstance(message, protocol.Sweep) else self.worker.train
+        self.worker.run_one(handle, message)
+        from cae.runs import SWEEP_PREFIX
+
+        made = [p for p in self.folder.iterdir() if not p.name.startswith(".tmp-")]
+        return pack([p for p in made if p.name not in brought or p.name.startswith(SWEEP_PREFIX)])
+
+
+# --- in the web server ------------------------------------------------------------------------
+
+
+@dataclass
+class RayJob:
+    actor: object
+    result: object  # the ObjectRef of Runner.run
+    gpu: bool
+
+
+class Cluster:
+    """The web server's side: starts one actor per job, collects its messages, brings its run home."""
+
+    def __init__(self, address: str):
+        self.ray = connect(address)
+        self.address = address
+        self.running: dict[int, RayJob] = {}
+        self._datasets: dict[str, object] = {}  # fingerprint -> ObjectRef of the Dataset
+        self._actor_class = None
+
+    def gpus(self) -> int:
+        return int(self.ray.cluster_resources().get("GPU", 0))
+
+    def capacity(self, gpu: bool) -> int:
+        """How many jobs of this kind the cluster runs at once (one CPU or one GPU each)."""
+        return int(self.ray.cluster_resources().get("GPU" if gpu else "CPU", 0))
+
+    def has_room(self, gpu: bool) -> bool:
+        return sum(j.gpu == gpu for j in self.running.values()) < max(1, self.capacity(gpu))
+
+    def dataset_ref(self, origin: str, fingerprint: str):
+        """The data in the object store, put once per fingerprint (loaded here from its source)."""
+        if fingerprint not in self._datasets:
+            from cae.data import DataError, load_dataset
+
+            dataset = load_dataset(origin, download=False)
+            if dataset.fingerprint != fingerprint:
+                raise DataError(f"The images at {origin} changed after the page loaded them; open the Data page again.")
+            self._datasets = {fingerprint: self.ray.put(dataset)}  # one dataset at a time
+        return self._datasets[fingerprint]
+
+    def start(self, job_id: int, command: bytes, dataset_ref, runs: bytes, gpu: bool, hold_file: str | None) -> None:
+        if self._actor_class is None:
+            self._actor_class = self.ray.remote(Runner)
+        actor = self._actor_class.options(
+            num_cpus=1,
+            num_gpus=1 if gpu else 0,
+            max_concurrency=3,  # run, drain and cancel at once
+            max_restarts=0,
+            max_task_retries=0,
+        ).remote(1, hold_file)
+        self.running[job_id] = RayJob(actor, actor.run.remote(command, dataset_ref, runs), gpu)
+
+    def cancel(self, job_id: int) -> None:
+        if (job := self.running.get(job_id)) is not None:
+            job.actor.cancel.remote(job_id)
+
+    def pid_of(self, job_id: int) -> int | None:
+        """The process id of the Ray worker that trains a job (tests kill it)."""
+        job = self.running.get(job_id)
+        return None if job is None else self.ray.get(job.actor.pid.remote(), timeout=30)
+
+    def collect(self, job_id: int) -> tuple[list[bytes], bytes | None, str | None]:
+        """(messages so far, the packed result once finished, why it died if it did)."""
+        job = self.running[job_id]
+        ready, _ = self.ray.wait([job.result], timeout=0)
+        try:
+            messages = self.ray.get(job.actor.drain.remote(), timeout=30)
+        except Exception:  # the actor is gone: what it sent last is lost with it
+            messages = []
+        if not ready:
+            return messages, None, None
+        del self.running[job_id]
+        try:
+            packed = self.ray.get(job.result)
+        except Exception as exc:  # RayActorError, WorkerCrashedError, a node that left
+            return messages, None, died_sentence(exc)
+        finally:
+            self.ray.kill(job.actor, no_restart=True)
+        return messages, packed, None
+
+    def shutdown(self) -> None:
+        for job in self.running.values():
+            try:
+                self.ray.kill(job.actor, no_restart=True)
+            except Exception:
+                pass
+        self.running.clear()
+
+
+def died_sentence(exc: BaseException) -> str:
+    kind = type(exc).__name__
+    return (
+        f"The Ray worker training this job stopped unexpectedly ({kind}); nothing was saved and nothing "
+        "was retried. Start the job again."
+    )

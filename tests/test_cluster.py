@@ -1,0 +1,108 @@
+"""Training on a Ray cluster (CAE_RAY_ADDRESS, cae/cluster.py): a local cluster of this machine,
+started by the first test that needs it (`local:2`, two CPUs). A job trains on a Ray worker and
+its run comes back into this server's runs folder; two jobs train at once; cancel stops a job
+between batches; a Ray worker killed with SIGKILL fails only its job, with a sentence, and leaves
+nothing written. Skipped without `ray`, unless CAE_REQUIRE_RAY=1 (CI installs it)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+if os.environ.get("CAE_REQUIRE_RAY") != "1":
+    pytest.importorskip("ray")
+
+from cae.budget import results_file  # noqa: E402
+from cae.config import Config  # noqa: E402
+from cae.experiment import train_or_load  # noqa: E402
+from cae.jobs import CANCELLED, DONE, FAILED, RUNNING, manager_for  # noqa: E402
+from cae.runs import list_runs, load_run  # noqa: E402
+from tests.conftest import wait_until  # noqa: E402
+from tests.test_jobs import TINY, held  # noqa: E402
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_local_cluster():
+    """The tests share one local cluster; it stops after them, so later tests have the cores."""
+    yield
+    import ray
+
+    ray.shutdown()
+
+
+@pytest.fixture
+def on_ray(tmp_path, monkeypatch):
+    monkeypatch.setenv("CAE_RAY_ADDRESS", "local:2")
+    return manager_for(tmp_path / "runs")
+
+
+def written(manager) -> list[str]:
+    """Everything in the server's runs folder: runs, sweeps, and any half-written temporary."""
+    return sorted(p.name for p in manager.runs_dir.iterdir()) if manager.runs_dir.is_dir() else []
+
+
+def test_a_job_trains_on_a_ray_worker_and_its_run_comes_back_to_this_server(on_ray, small_dataset):
+    job = on_ray.wait(on_ray.submit(Config(**TINY), small_dataset).id, 300)
+    assert job.state == DONE, job.error
+    assert job.run_path.parent == on_ray.runs_dir and load_run(job.run_path).metrics["classifier"]
+    assert job.epochs and job.losses and job.reconstructions[-1][1].shape == (16, 3, 32, 32)
+    assert on_ray.workers[0].pid is None or not on_ray.workers[0].trains  # no local worker trained it
+    again = on_ray.submit(Config(**TINY), small_dataset)
+    assert again.cached and again.run_path == job.run_path
+
+
+def test_two_jobs_train_at_once_on_two_ray_workers(on_ray, small_dataset, hold):
+    first = on_ray.submit(Config(**TINY), small_dataset)
+    second = on_ray.submit(Config(**{**TINY, "seed": 1}), small_dataset)
+    wait_until(lambda: held(first) and held(second), timeout=180, what="both jobs training on Ray")
+    pids = {on_ray.worker_of(first.id), on_ray.worker_of(second.id)}
+    assert None not in pids and len(pids) == 2 and os.getpid() not in pids
+    hold.release()
+    for job in (first, second):
+        assert on_ray.wait(job.id, 300).state == DONE, job.error
+
+
+def test_cancel_stops_a_ray_job_between_batches_and_saves_nothing(on_ray, small_dataset, hold):
+    job = on_ray.submit(Config(**TINY), small_dataset)
+    wait_until(lambda: held(job), timeout=180, what="job training on Ray")
+    on_ray.cancel(job.id)
+    assert on_ray.wait(job.id, 120).state == CANCELLED
+    assert written(on_ray) == []
+
+
+def test_a_killed_ray_worker_fails_only_its_job_with_a_sentence_and_writes_nothing(on_ray, small_dataset, hold):
+    job = on_ray.submit(Config(**TINY), small_dataset)
+    wait_until(lambda: held(job), timeout=180, what="job training on Ray")
+    os.kill(on_ray.worker_of(job.id), signal.SIGKILL)
+    job = on_ray.wait(job.id, 120)
+    assert job.state == FAILED and "The Ray worker training this job stopped unexpectedly" in job.error
+    assert "nothing was saved and nothing was retried" in job.error
+    assert written(on_ray) == []
+    hold.release()
+    assert on_ray.wait(on_ray.submit(Config(**TINY), small_dataset).id, 300).state == DONE
+
+
+def test_a_sweep_takes_its_source_run_to_the_cluster_and_brings_its_points_back(on_ray, small_dataset):
+    source = train_or_load(Config(**{**TINY, "clf_epochs": 0}), small_dataset, on_ray.runs_dir).path
+    sweep = on_ray.wait(on_ray.submit_sweep(source, small_dataset, (20,), 1, steps=5).id, 300)
+    assert sweep.state == DONE, sweep.error
+    assert [(p["budget"], p["seed"]) for p in sweep.result] == [(20, 0)]
+    assert results_file(on_ray.runs_dir, source.name, small_dataset.fingerprint).is_file()
+    folder = results_file(on_ray.runs_dir, source.name, small_dataset.fingerprint).parent
+    assert written(on_ray) == sorted([source.name, folder.name])  # the source came back to no second copy
+    assert {i.path.parent for i in list_runs(on_ray.runs_dir, None)} >= {folder}  # its points are runs here
+
+
+def test_the_train_page_trains_through_ray_and_shows_the_new_run(monkeypatch):
+    from tests.test_app import TINY_CONTROLS, app, manager, set_train_controls, wait_for_job
+
+    monkeypatch.setenv("CAE_RAY_ADDRESS", "local:2")
+    at = set_train_controls(app(), **TINY_CONTROLS)
+    at.button(key="train_button").click().run()
+    assert not at.exception
+    assert manager().cluster is not None and manager().get(at.session_state["job_id"]).state in ("queued", RUNNING)
+    wait_for_job(at)
+    assert at.session_state["viewing"] == str(manager().get(at.session_state["job_id"]).run_path)
+    assert any("Ray cluster" in c.value for c in at.sidebar.caption)
