@@ -138,3 +138,19 @@ def test_with_auto_each_gpu_has_a_worker_that_trains_on_it(tmp_path, monkeypatch
     job = manager.wait(manager.submit(Config(**{**TINY, "precision": "auto"}), small_dataset).id, 300)
     assert job.state == DONE, job.error
     assert load_run(job.run_path).metrics["device"] == torch.cuda.get_device_name(0)
+
+
+def test_a_ray_address_without_ray_installed_is_said_in_a_sentence(monkeypatch, tmp_path):
+    import sys
+
+    from cae.cluster import ClusterError, connect
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if it were not installed
+    with pytest.raises(
+        ClusterError,
+        match=r"CAE_RAY_ADDRESS is set, but Ray is not installed here: `pip install -r requirements-cluster.txt`",
+    ):
+        connect("auto")
+    monkeypatch.setenv("CAE_RAY_ADDRESS", "auto")
+    at = app(monkeypatch)
+    assert any("Ray is not installed here" in e.value for e in at.error)
