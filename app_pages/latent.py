@@ -31,6 +31,7 @@ from cae.figures import (
     representation_curves,
 )
 from cae.report import (
+    confirmation_sentence,
     dead_units_sentence,
     latent_size_sentence,
     objectives_sentence,
@@ -40,8 +41,10 @@ from cae.report import (
 )
 from cae.sweeps import (
     OBJECTIVE_NAMES,
+    budget_lines,
     fits_sweep,
     grouped,
+    load_label_budget,
     load_objectives,
     load_sweeps,
     objective_pictures,
@@ -357,6 +360,19 @@ def show_sweeps(run, view: dict) -> None:
     )
 
 
+def show_confirmations(confirmations: dict[str, dict]) -> None:
+    """Each longer run of an objective, beside the shipped plain encoder trained as long."""
+    sweep = load_label_budget() or {}
+    for name, entry in confirmations.items():
+        base = next((s for s in sweep.get("sources", {}).values() if s.get("ae_epochs") == entry["ae_epochs"]), None)
+        if base is None:
+            continue
+        lines = budget_lines(base["points"], sweep.get("precision"))
+        said = confirmation_sentence(OBJECTIVE_NAMES.get(name, name), entry, lines, f"the plain {base['title']}")
+        if said:
+            st.markdown(said)
+
+
 def show_objectives() -> None:
     """The shipped comparison of what the autoencoder rebuilds (bench/objectives.py), or what is missing."""
     shipped = load_objectives()
@@ -389,6 +405,7 @@ def show_objectives() -> None:
         else 'Your own lines join these: train an objective on the Train page ("What the autoencoder rebuilds"), '
         f"then run its label-budget sweep on the Classifier page with {shipped['dataset']['name']} as the data."
     )
+    show_confirmations(shipped.get("confirmation") or {})
     pictures = objective_pictures() or {}
     shown = [n for n in options if n in pictures]
     if shown:

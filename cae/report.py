@@ -547,3 +547,33 @@ def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int
         name, value = best(frozen)
         parts.append(f"the best frozen encoder reaches {value:.1f}% at {frozen_at:,} labels ({names.get(name, name)})")
     return "; ".join(parts) + ". One autoencoder per objective: the ranges cover the classifier seeds only."
+
+
+def confirmation_sentence(
+    name: str,
+    entry: dict,
+    baseline: dict[str, dict[int, dict]],
+    baseline_name: str,
+    at: int = 1000,
+    frozen_at: int = 10000,
+) -> str | None:
+    """A longer run of one objective (bench/objectives.py --confirm), against a plain encoder trained
+    as long (`baseline`: its label-budget lines): its fine-tuned − scratch gap at `at` labels and its
+    frozen line at `frozen_at`, each judged by the classifier seeds' ranges. None without those points."""
+    from cae.sweeps import budget_lines
+
+    lines = budget_lines(entry["points"])
+    fine, scratch = lines["finetuned"].get(at), lines["scratch"].get(at)
+    frozen, theirs = lines["frozen"].get(frozen_at), baseline["frozen"].get(frozen_at)
+    if not (fine and scratch and frozen and theirs) or min(fine["n"], frozen["n"], theirs["n"]) < 2:
+        return None
+    gap = compare_seeds(fine["values"], scratch["values"])
+    side = {0: "ahead of", None: "within", 1: "behind"}[gap.winner]
+    against = compare_seeds(frozen["values"], theirs["values"])
+    words = {0: "above", None: "within the seeds' spread of", 1: "below"}[against.winner]
+    return (
+        f"Trained for {entry['ae_epochs']} autoencoder epochs, {name}'s fine-tuned classifier is "
+        f"{gap.gap:+.1f} points from scratch at {at:,} labels ({side} the seeds' spread), and its frozen "
+        f"encoder reaches {frozen['mean']:.1f}% at {frozen_at:,} labels, {words} {theirs['mean']:.1f}% for "
+        f"{baseline_name} ({against.noise})."
+    )
