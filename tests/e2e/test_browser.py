@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from cae import lecture
+
 PAGES = [
     ("", "Overview"),
     ("data", "Data"),
@@ -506,7 +508,7 @@ CHART_TEXT_JS = """() => Array.from(document.querySelectorAll('.js-plotly-plot')
 })"""
 
 
-LECTURE_STEPS = 8
+LECTURE_STEPS = len(lecture.STEPS)
 FITS_JS = """() => {
     const main = document.querySelector('[data-testid="stMain"]');
     const figures = Array.from(main.querySelectorAll(
