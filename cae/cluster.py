@@ -175,6 +175,7 @@ class RayJob:
     actor: object
     result: object  # the ObjectRef of Runner.run
     gpu: bool
+    drain: object = None  # the ObjectRef of a Runner.drain not collected yet
 
 
 class Cluster:
@@ -230,15 +231,19 @@ class Cluster:
         return None if job is None else self.ray.get(job.actor.pid.remote(), timeout=30)
 
     def collect(self, job_id: int) -> tuple[list[bytes], bytes | None, str | None]:
-        """(messages so far, the packed result once finished, why it died if it did)."""
+        """(messages so far, the packed result once finished, why it died if it did). Never waits
+        for an actor still starting or busy: a drain asked for is collected on a later call."""
         job = self.running[job_id]
-        ready, _ = self.ray.wait([job.result], timeout=0)
-        try:
-            messages = self.ray.get(job.actor.drain.remote(), timeout=30)
-        except Exception:  # the actor is gone: what it sent last is lost with it
-            messages = []
-        if not ready:
+        finished = bool(self.ray.wait([job.result], timeout=0)[0])
+        messages: list[bytes] = []
+        if job.drain is not None and (finished or self.ray.wait([job.drain], timeout=0)[0]):
+            messages += self._messages(job.drain)
+            job.drain = None
+        if not finished:
+            if job.drain is None:
+                job.drain = job.actor.drain.remote()
             return messages, None, None
+        messages += self._messages(job.actor.drain.remote())  # what it sent after the last drain
         del self.running[job_id]
         try:
             packed = self.ray.get(job.result)
@@ -247,6 +252,12 @@ class Cluster:
         finally:
             self.ray.kill(job.actor, no_restart=True)
         return messages, packed, None
+
+    def _messages(self, ref) -> list[bytes]:
+        try:
+            return self.ray.get(ref, timeout=30)
+        except Exception:  # the actor is gone: what it sent last is lost with it
+            return []
 
     def shutdown(self) -> None:
         for job in self.running.values():
