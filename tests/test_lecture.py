@@ -147,14 +147,20 @@ def test_the_step_is_in_the_url_and_next_moves_on():
     assert at.title[0].value.startswith(f"5/{n} · ") and at.query_params["step"] in ("finetune", ["finetune"])
 
 
-def test_the_finetune_step_reveals_the_seeds_not_one_run():
+def revealed(key: str, guess: str) -> AppTest:
+    """Lecture mode at step `key`, with `guess` predicted and the answer revealed."""
     at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["step"] = "finetune"
+    at.query_params["step"] = key
     at.run()
     at.switch_page("app_pages/lecture.py").run()
-    at.radio(key="guess_finetune").set_value("the autoencoder's encoder").run()
-    at.button(key="reveal_finetune").click().run()
+    at.radio(key=f"guess_{key}").set_value(guess).run()
+    at.button(key=f"reveal_{key}").click().run()
     assert not at.exception
+    return at
+
+
+def test_the_finetune_step_reveals_the_seeds_not_one_run():
+    at = revealed("finetune", "the autoencoder's encoder")
     assert any(
         m.value.startswith("✗ Not quite. **too close to call**") and "the ranges overlap" in m.value
         for m in at.markdown
@@ -188,13 +194,7 @@ def test_the_objectives_step_names_the_widest_gap_beyond_the_seeds_spread_or_non
 
 
 def test_the_shipped_objectives_step_answers_from_the_shipped_comparison():
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.query_params["step"] = "objectives"
-    at.run()
-    at.switch_page("app_pages/lecture.py").run()
-    at.radio(key="guess_objectives").set_value("masking").run()
-    at.button(key="reveal_objectives").click().run()
-    assert not at.exception
+    at = revealed("objectives", "masking")
     right, why = lecture.answer(step("objectives"), {}, objectives=load_objectives()["options"], names=OBJECTIVE_NAMES)
     verdict = "✓ As you predicted." if right == "masking" else "✗ Not quite."
     assert any(m.value == f"{verdict} **{right}** — {why}" for m in at.markdown)
