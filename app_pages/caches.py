@@ -78,10 +78,10 @@ def cached_run(path: str, stamp: float) -> Run:
     return load_run(path)
 
 
-@st.cache_resource(show_spinner=False)
 def device_label() -> str:
     """Where training runs: the GPU's name, or the CPU and the threads the training worker uses;
-    with several workers (CAE_DEVICES), their devices and how many are training now."""
+    with several workers (CAE_DEVICES), their devices and how many are training now; on a Ray
+    cluster, the cluster. Worked out on every run of a page (only the GPU's name is kept)."""
     if (cluster := jobs().cluster) is not None:
         cpus, gpus = cluster.capacity(False), cluster.capacity(True)
         return (
@@ -90,10 +90,7 @@ def device_label() -> str:
         )
     devices = [w.device for w in jobs().workers]
     if devices == [None]:
-        device = resolve_device("auto")
-        if device.type != "cpu":
-            return describe_device(device)
-        return f"CPU, training on {worker_threads()} of {os.cpu_count()} cores"
+        return _single_worker_label()
     busy, total = jobs().busy_workers()
     threads = (
         f" ({worker_threads()} thread{'s' if worker_threads() != 1 else ''} each on CPU)" if "cpu" in devices else ""
@@ -114,6 +111,14 @@ def _devices_problem(spec: str, threads: str) -> str | None:
     except DevicesError as exc:
         return str(exc)
     return None
+
+
+@st.cache_resource(show_spinner=False)
+def _single_worker_label() -> str:
+    device = resolve_device("auto")
+    if device.type != "cpu":
+        return describe_device(device)
+    return f"CPU, training on {worker_threads()} of {os.cpu_count()} cores"
 
 
 @st.cache_resource(show_spinner=False)

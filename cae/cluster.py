@@ -50,25 +50,45 @@ def connect(address: str):
             f"{RAY_ENV} is set, but Ray is not installed here: `pip install -r requirements-cluster.txt`, "
             f"or unset {RAY_ENV} to train on this machine."
         ) from None
-    if not ray.is_initialized():
-        # this package travels to the nodes with the job (they need not have it installed)
-        code = {"py_modules": [str(Path(__file__).resolve().parent)]}
-        try:
+    with _connecting:
+        if not ray.is_initialized():
+            # this package travels to the nodes with the job (they need not have it installed)
+            options = {"log_to_driver": False, "runtime_env": {"py_modules": [str(Path(__file__).resolve().parent)]}}
             if address == "local" or address.startswith("local:"):
                 cpus = int(address.split(":")[1]) if ":" in address else None
-                ray.init(
-                    num_cpus=cpus,
-                    include_dashboard=False,
-                    log_to_driver=False,
-                    runtime_env=code,
-                    object_store_memory=LOCAL_OBJECT_STORE,
-                )
+                options.update(num_cpus=cpus, include_dashboard=False, object_store_memory=LOCAL_OBJECT_STORE)
             else:
-                ray.init(address=address, log_to_driver=False, runtime_env=code)
-        except Exception as exc:  # ConnectionError, a bad address, a refused token...
-            why = f"{type(exc).__name__}: {exc}"
-            raise ClusterError(f"The Ray cluster at {address} could not be reached ({why}).") from None
+                options.update(address=address)
+            try:
+                _init_from_a_lasting_thread(ray, options)
+            except Exception as exc:  # ConnectionError, a bad address, a refused token...
+                why = f"{type(exc).__name__}: {exc}"
+                raise ClusterError(f"The Ray cluster at {address} could not be reached ({why}).") from None
     return ray
+
+
+_connecting = threading.Lock()
+
+
+def _init_from_a_lasting_thread(ray, options: dict) -> None:
+    """`ray.init` from a thread that lives as long as the process. The services of a local cluster
+    die with the thread that started them (their parent-death signal follows the thread), and a
+    Streamlit page runs in a thread that ends with the page's run."""
+    done, failure = threading.Event(), []
+
+    def keep() -> None:
+        try:
+            ray.init(**options)
+        except Exception as exc:
+            failure.append(exc)
+        done.set()
+        if not failure:
+            threading.Event().wait()  # never set: the thread stays, and with it Ray's services
+
+    threading.Thread(target=keep, name="cae-ray", daemon=True).start()
+    done.wait()
+    if failure:
+        raise failure[0]
 
 
 # --- runs as bytes ----------------------------------------------------------------------------

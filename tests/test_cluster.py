@@ -1,5 +1,7 @@
 """Training on a Ray cluster (CAE_RAY_ADDRESS, cae/cluster.py): a local cluster of this machine,
-started by the first test that needs it (`local:2`, two CPUs). A job trains on a Ray worker and
+started by the first test that needs it (`local:2`, two CPUs) and left to Ray's own shutdown when
+the test process exits (stopping it earlier once left Ray code in this process retrying a vanished
+control service, which ends the process). A job trains on a Ray worker and
 its run comes back into this server's runs folder; two jobs train at once; cancel stops a job
 between batches; a Ray worker killed with SIGKILL fails only its job, with a sentence, and leaves
 nothing written. Skipped without `ray`, unless CAE_REQUIRE_RAY=1 (CI installs it)."""
@@ -21,15 +23,6 @@ from cae.jobs import CANCELLED, DONE, FAILED, RUNNING, manager_for  # noqa: E402
 from cae.runs import list_runs, load_run  # noqa: E402
 from tests.conftest import wait_until  # noqa: E402
 from tests.test_jobs import TINY, held  # noqa: E402
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_local_cluster():
-    """The tests share one local cluster; it stops after them, so later tests have the cores."""
-    yield
-    import ray
-
-    ray.shutdown()
 
 
 @pytest.fixture
@@ -106,3 +99,25 @@ def test_the_train_page_trains_through_ray_and_shows_the_new_run(monkeypatch):
     wait_for_job(at)
     assert at.session_state["viewing"] == str(manager().get(at.session_state["job_id"]).run_path)
     assert any("Ray cluster" in c.value for c in at.sidebar.caption)
+
+
+def test_a_local_cluster_outlives_the_page_run_that_started_it(tmp_path):
+    """Ray's services die with the thread that started them, and each page run is a thread that
+    ends: `connect` starts them from a thread of their own (checked in a fresh process)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = (
+        "import threading, time\n"
+        "from cae.cluster import connect\n"
+        "run = threading.Thread(target=connect, args=('local:1',))  # a page run: it ends at once\n"
+        "run.start(); run.join(); time.sleep(3)\n"
+        "import ray\n"
+        "print('CPUs', ray.cluster_resources().get('CPU'), flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=240, env={**os.environ}
+    )
+    assert done.returncode == 0 and "CPUs 1.0" in done.stdout, done.stderr[-2000:]
