@@ -41,13 +41,13 @@ from cae.report import (
 )
 from cae.sweeps import (
     OBJECTIVE_NAMES,
-    budget_lines,
     fits_sweep,
     grouped,
     load_label_budget,
     load_objectives,
     load_sweeps,
     objective_pictures,
+    trained_as_long,
     user_point,
 )
 from cae.uploads import ImageInputError, image_from_bytes
@@ -362,14 +362,12 @@ def show_sweeps(run, view: dict) -> None:
 
 def show_confirmations(confirmations: dict[str, dict]) -> None:
     """Each longer run of an objective, beside the shipped plain encoder trained as long."""
-    sweep = load_label_budget() or {}
+    sweep = load_label_budget()
     for name, entry in confirmations.items():
-        base = next((s for s in sweep.get("sources", {}).values() if s.get("ae_epochs") == entry["ae_epochs"]), None)
-        if base is None:
+        if (base := trained_as_long(entry, sweep)) is None:
             continue
-        lines = budget_lines(base["points"], sweep.get("precision"))
-        said = confirmation_sentence(OBJECTIVE_NAMES.get(name, name), entry, lines, f"the plain {base['title']}")
-        if said:
+        title, lines = base
+        if said := confirmation_sentence(OBJECTIVE_NAMES.get(name, name), entry, lines, f"the plain {title}"):
             st.markdown(said)
 
 

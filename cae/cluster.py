@@ -25,11 +25,13 @@ import os
 import tarfile
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 RAY_ENV = "CAE_RAY_ADDRESS"
 POLL_SECONDS = 0.25
+RESOURCES_SECONDS = 5.0
 LOCAL_OBJECT_STORE = 2 * 1024**3  # a `local` cluster's object store: CIFAR-10's 180 MB and room to spare
 
 
@@ -207,13 +209,22 @@ class Cluster:
         self.running: dict[int, RayJob] = {}
         self._datasets: dict[str, object] = {}  # fingerprint -> ObjectRef of the Dataset
         self._actor_class = None
+        self._asked: tuple[float, dict] | None = None  # (when, cluster_resources())
+
+    def _resources(self) -> dict:
+        """The cluster's CPUs and GPUs, asked at most every RESOURCES_SECONDS (pages and the
+        monitor's polls read them often; nodes come and go rarely)."""
+        now = time.monotonic()
+        if self._asked is None or now - self._asked[0] > RESOURCES_SECONDS:
+            self._asked = (now, self.ray.cluster_resources())
+        return self._asked[1]
 
     def gpus(self) -> int:
-        return int(self.ray.cluster_resources().get("GPU", 0))
+        return int(self._resources().get("GPU", 0))
 
     def capacity(self, gpu: bool) -> int:
         """How many jobs of this kind the cluster runs at once (one CPU or one GPU each)."""
-        return int(self.ray.cluster_resources().get("GPU" if gpu else "CPU", 0))
+        return int(self._resources().get("GPU" if gpu else "CPU", 0))
 
     def has_room(self, gpu: bool) -> bool:
         return sum(j.gpu == gpu for j in self.running.values()) < max(1, self.capacity(gpu))

@@ -198,3 +198,11 @@ def objective_pictures() -> dict | None:
             return {name: kept[name] for name in kept.files}
 
     return shipped_file("objectives_pictures.npz", read)
+
+
+def trained_as_long(entry: dict, sweep: dict | None) -> tuple[str, dict] | None:
+    """(title, label-budget lines) of the shipped source whose autoencoder trained as many epochs as
+    `entry` (a confirmation run of an objective), from the shipped label-budget file; None if none."""
+    sources = (sweep or {}).get("sources", {}).values()
+    base = next((s for s in sources if s.get("ae_epochs") == entry["ae_epochs"]), None)
+    return None if base is None else (base["title"], budget_lines(base["points"], sweep.get("precision")))
