@@ -21,8 +21,7 @@ from app_pages._shared import (
 )
 from app_pages.caches import device_label, devices_problem, jobs, log_once, runs
 from app_pages.rights import adopt_seat, keep_seat_in_browser, seat, seat_ledger
-from cae.classroom import password_problem
-from cae.cluster import ClusterError
+from cae.classroom import active_jobs_of, password_problem
 from cae.devices import cpu_share_warning
 from cae.lecture import step_number as lecture_step_number
 
@@ -49,11 +48,8 @@ page = st.navigation(pages)
 if problem := devices_problem():  # CAE_DEVICES names workers this machine cannot give: say so, start none
     st.error(problem)
     st.stop()
-try:
-    jobs()  # CAE_RAY_ADDRESS names a cluster: reached once per server, or why not said here
-except ClusterError as exc:
-    st.error(str(exc))
-    st.stop()
+if problem := jobs().backend.problem():  # a Ray cluster this server cannot reach: said; the shipped runs still open
+    st.error(problem)
 # Secondary text dark enough for WCAG AA (4.5:1) on white and on the sidebar's grey: Streamlit's own
 # caption grey measured 3.7-3.9:1 with axe-core; the shortcut badge on a primary button 2.8:1.
 st.html("""<style>
@@ -65,14 +61,14 @@ button[kind="primary"] kbd, [data-testid="stBaseButton-primary"] kbd { color: #f
 
 def queue_line() -> str:
     """Classroom mode: how long the training queue is, and where this seat's jobs are in it."""
-    mine = jobs().active_jobs_of(seat())
+    mine = active_jobs_of(jobs(), seat())
     places = sorted(p for j in mine if (p := jobs().place_in_queue(j.id)))
     training = any(j.state == "running" for j in mine)
     yours = ("yours is training" + (", " if places else "") if training else "") + (
         f"yours {'is' if len(places) == 1 else 'are'} number {' and '.join(map(str, places))}" if places else ""
     )
-    busy, workers = jobs().busy_workers()
-    busy_line = f" · {busy} of {workers} workers training" if workers > 1 else ""
+    busy, at_once = jobs().training_counts()
+    busy_line = f" · {busy} of {at_once} training at once" if at_once > 1 else ""
     return f"**Queue:** {jobs().queue_length()} waiting{busy_line}" + (f" · {yours}" if yours else " · none of yours")
 
 
@@ -94,7 +90,7 @@ def seat_box() -> None:
 
 with st.sidebar:
     st.caption(f"**Device:** {device_label()}")
-    if crowded := cpu_share_warning([w.device for w in jobs().workers]):
+    if crowded := cpu_share_warning([getattr(m, "device", None) for m in jobs().members]):
         st.caption(crowded)
     dataset = current_dataset(show_error=False)
     st.caption(f"**Data:** {dataset_label(dataset)}")

@@ -79,23 +79,18 @@ def cached_run(path: str, stamp: float) -> Run:
 
 
 def device_label() -> str:
-    """Where training runs: the GPU's name, or the CPU and the threads the training worker uses;
-    with several workers (CAE_DEVICES), their devices and how many are training now; on a Ray
-    cluster, the cluster. Worked out on every run of a page (only the GPU's name is kept)."""
-    if (cluster := jobs().cluster) is not None:
-        cpus, gpus = cluster.capacity(False), cluster.capacity(True)
-        return (
-            f"Ray cluster at {cluster.address}, {len(cluster.running)} training "
-            f"({cpus} CPUs, {gpus} GPUs); the pages' shorter computations and time estimates run on this machine"
-        )
-    devices = [w.device for w in jobs().workers]
-    if devices == [None]:
+    """Where training runs, as the backend says it (the workers and their devices, or the Ray
+    cluster), with how many jobs train now out of how many can at once, counted from the queue;
+    a single unpinned worker says its device and threads. Worked out on every run of a page."""
+    busy, at_once = jobs().training_counts()
+    where = jobs().backend.describe()
+    if where is None:
         return _single_worker_label()
-    busy, total = jobs().busy_workers()
-    threads = (
-        f" ({worker_threads()} thread{'s' if worker_threads() != 1 else ''} each on CPU)" if "cpu" in devices else ""
+    threads = worker_threads()
+    on_cpu = any(getattr(m, "device", None) == "cpu" for m in jobs().members)
+    return f"{where}, {busy} of {at_once} training" + (
+        f" ({threads} thread{'s' if threads != 1 else ''} each on CPU)" if on_cpu else ""
     )
-    return f"{total} workers, {busy} training · {', '.join(devices)}{threads}"
 
 
 def devices_problem() -> str | None:

@@ -12,6 +12,8 @@ import streamlit as st
 from app_pages import state
 from app_pages.caches import code_attempts, jobs
 from cae import classroom
+from cae.classroom import active_jobs_of
+from cae.cluster import ClusterError
 from cae.data import SAMPLE, Dataset
 from cae.files import absolute
 from cae.runs import runs_dir
@@ -130,7 +132,7 @@ def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | Non
     """Why this seat may not queue this training (or sweep), or None; never refused outside classroom mode."""
     if seat() is None or is_admin():
         return None
-    queued, total = len(jobs().active_jobs_of(seat())), jobs().active_training_count()
+    queued, total = len(active_jobs_of(jobs(), seat())), jobs().active_training_count()
     if budgets is not None:
         return classroom.sweep_refusal(budgets, seeds, caps(), queued, total)
     return classroom.refusal(cfg, n_train, caps(), queued, total)
@@ -142,7 +144,11 @@ def submit_training(cfg, dataset: Dataset):
     if problem := classroom_refusal(cfg, len(dataset.train)):
         st.error(problem)
         return None
-    return jobs().submit(cfg, dataset, state.session_token(), seat())
+    try:
+        return jobs().submit(cfg, dataset, state.session_token(), seat())
+    except ClusterError as exc:  # the cluster cannot be reached: said, nothing started
+        st.error(str(exc))
+        return None
 
 
 def submit_sweep(source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int):
@@ -150,4 +156,8 @@ def submit_sweep(source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds
     if problem := classroom_refusal(budgets=budgets, seeds=seeds):
         st.error(problem)
         return None
-    return jobs().submit_sweep(source, dataset, budgets, seeds, state.session_token(), owner=seat())
+    try:
+        return jobs().submit_sweep(source, dataset, budgets, seeds, state.session_token(), owner=seat())
+    except ClusterError as exc:
+        st.error(str(exc))
+        return None

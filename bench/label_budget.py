@@ -73,20 +73,20 @@ def main() -> None:
         entry = shipped.setdefault("sources", {}).setdefault(name, {"points": []})
         title = titles.get(name, {}).get("title", name)
         entry.update(title=title, ae_epochs=source.config.ae_epochs, clf_lr=source.config.clf_lr)
-        for seed in args.seed_list if args.seed_list is not None else range(args.seeds):
-            for budget in args.budgets:
-                if budget > len(dataset.train) or any(
-                    (p["budget"], p["seed"], p.get("precision")) == (budget, seed, precision) for p in entry["points"]
-                ):
-                    continue
-                point = label_budget.run_point(source, dataset, budget, seed)
-                entry["points"].append({**point, "precision": precision})
-                print(
-                    f"{title}, {budget} labels, seed {seed}, {precision}: fine-tuned {point['finetuned']:.1f}%, "
-                    f"frozen {point['frozen']:.1f}%, scratch {point['scratch']:.1f}% ({point['seconds']:.0f} s)",
-                    flush=True,
-                )
-                save(shipped, out)
+        seeds = args.seed_list if args.seed_list is not None else args.seeds
+        done = {(p["budget"], p["seed"]) for p in entry["points"] if p.get("precision") == precision}
+
+        def keep(point: dict, entry=entry, title=title) -> None:
+            entry["points"].append({**point, "precision": precision})
+            print(
+                f"{title}, {point['budget']} labels, seed {point['seed']}, {precision}: fine-tuned "
+                f"{point['finetuned']:.1f}%, frozen {point['frozen']:.1f}%, scratch {point['scratch']:.1f}% "
+                f"({point['seconds']:.0f} s)",
+                flush=True,
+            )
+            save(shipped, out)
+
+        label_budget.run_sweep(source, dataset, args.budgets, seeds, on_point=keep, done=done)
     save(shipped, out)  # the protocol and titles, also when every point was there already
 
 

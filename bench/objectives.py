@@ -117,9 +117,7 @@ def main() -> None:
         run = encoder(name, args.ae_epochs, dataset, Path(args.runs))
         entry = {"settings": OPTIONS[name], "ae_epochs": args.ae_epochs, **measures(run, dataset), "points": []}
         folder = label_budget.sweep_folder(Path(args.runs), run.name, dataset.fingerprint)
-        for seed in range(args.seeds):
-            for size in (b for b in args.budgets if b <= len(dataset.train)):
-                entry["points"].append(label_budget.run_point(run, dataset, size, seed, folder=folder))
+        entry["points"] = label_budget.run_sweep(run, dataset, args.budgets, args.seeds, folder=folder)
         save(name, entry, pictures(run, dataset), dataset, out, "confirmation" if args.confirm else "options")
         print(
             f"{name}: test MSE {entry['test_mse'][-1]:.4f}, k-NN {entry['knn_curve'][-1]:.1f}%, probe "

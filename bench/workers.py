@@ -65,7 +65,7 @@ def run_setting(setting: str, jobs: int, cfg, dataset, ray_cpus: int) -> dict:
     failed = [j.error for j in finished if j.state != DONE]
     if failed:
         raise SystemExit(f"setting {setting!r}: {len(failed)} jobs failed: {failed[0]}")
-    workers = "Ray" if ray else ", ".join(str(w.device or "one worker") for w in manager.workers)
+    workers = "Ray" if ray else ", ".join(str(w.device or "one worker") for w in manager.members)
     return {"setting": setting or "(unset)", "workers": workers, **env, "jobs": jobs, "seconds": seconds}
 
 

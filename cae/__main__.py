@@ -109,6 +109,11 @@ def build_parser() -> Parser:
     w.add_argument("--fd", type=int, required=True, help="this process's end of the manager's socket pair")
     w.add_argument("--runs", required=True)
     w.add_argument("--parent", type=int, required=True, help="the web server's process id")
+    r = sub.add_parser("ray-driver", help="(started by the app) the process that trains on a Ray cluster for it")
+    r.add_argument("--fd", type=int, required=True, help="this process's end of the manager's socket pair")
+    r.add_argument("--runs", required=True)
+    r.add_argument("--parent", type=int, required=True, help="the web server's process id")
+    r.add_argument("--address", required=True, help="the cluster's address (CAE_RAY_ADDRESS)")
     e = sub.add_parser("evaluate", help="evaluate a saved run on the test split")
     e.add_argument("run_dir")
     e.add_argument("--data", default=None)
@@ -252,6 +257,11 @@ def main(argv: list[str] | None = None) -> int:
         from cae.worker import serve
 
         serve(args.fd, args.runs, args.parent)
+        return 0
+    if args.command == "ray-driver":
+        from cae.cluster import drive
+
+        drive(args.fd, args.runs, args.parent, args.address)
         return 0
     try:
         return train(args) if args.command == "train" else evaluate(args)

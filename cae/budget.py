@@ -99,6 +99,36 @@ def run_point(
     }
 
 
+def run_sweep(
+    source: Run,
+    dataset: Dataset,
+    budgets: tuple[int, ...] | list[int],
+    seeds: int | list[int],
+    steps: int = STEPS,
+    on_progress=None,
+    should_stop=None,
+    folder: Path | None = None,
+    on_point=None,
+    done: frozenset | set = frozenset(),
+) -> list[dict] | None:
+    """The label-budget experiment for one encoder, the one loop the worker and bench/ run: each
+    seed (a count, or a list of seeds), each budget the training split holds, in turn; points whose
+    (budget, seed) is in `done` are skipped; each finished point goes to `on_point`. The points, or
+    None when stopped."""
+    points = []
+    for seed in range(seeds) if isinstance(seeds, int) else seeds:
+        for size in budgets:
+            if size > len(dataset.train) or (size, seed) in done:
+                continue
+            point = run_point(source, dataset, size, seed, steps, on_progress, should_stop, folder)
+            if point is None:
+                return None
+            points.append(point)
+            if on_point is not None:
+                on_point(point)
+    return points
+
+
 def _experiment(
     cfg: Config, source: Run, dataset: Dataset, on_progress, should_stop, folder: Path | None
 ) -> tuple[dict, str | None] | None:

@@ -286,3 +286,22 @@ class Ledger:
 def folder_bytes(folder: Path) -> int:
     """The bytes of every file under `folder` (an unpacked upload)."""
     return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+
+
+# --- the queue's side of ownership (cae/jobs.py) ---------------------------------------------
+
+
+def record_owner(runs_dir: Path, job) -> str | None:
+    """Record the seat that trained a job's run; a record that fails is said (as the job's note)."""
+    try:
+        Ledger(runs_dir).claim_run(job.run_path.name, job.owner)
+    except ClassroomError as exc:
+        return str(exc)
+    return None
+
+
+def active_jobs_of(manager, seat: str) -> list:
+    """The trainings and sweeps a seat submitted that are queued or running."""
+    from cae.jobs import TRAINING_KINDS
+
+    return [j for j in manager.jobs() if j.owner == seat and j.active and j.kind in TRAINING_KINDS]

@@ -1,21 +1,23 @@
 """Training on a Ray cluster instead of local workers, when CAE_RAY_ADDRESS is set.
 
-The job manager (cae/jobs.py) hands each training and label-budget sweep to a Ray actor, one per
-job (`num_gpus=1` when the job asks for CUDA, or for `auto` on a cluster with GPUs; one CPU
-otherwise), and keeps the pages' shorter tasks on its local worker. The actor runs the worker's own
-training code (cae/worker.py) on the node, so progress, epochs, reconstructions, cancel (between
-batches) and failures reach the page as from a local worker: the manager collects the actor's
-messages a few times a second.
+Three places, three roles:
+- In the web server, `RayCluster` is the queue's backend (cae/pool.py's interface): one member is
+  the Ray *driver*, a process of its own (`python -m cae ray-driver`), so nothing of Ray ever runs
+  in the web server and a cluster that fails (head lost, client disconnected, object store full)
+  fails its jobs with a sentence while the app lives on; the other member is a local worker for
+  the pages' shorter tasks.
+- The driver connects to the cluster, starts one actor per training or sweep (`num_gpus=1` where
+  the server placed the job on CUDA, one CPU otherwise), relays the actors' messages, brings each
+  finished run home into the runs folder, and reports the cluster's CPUs and GPUs. When it cannot
+  reach the cluster it says why and exits; the queue starts it again for the next job.
+- On a node, `Runner` runs the worker's own training code (cae/worker.py) in a folder of its own,
+  removed when the job ends, whatever the end.
 
-No shared filesystem is needed: the data travels through Ray's object store, the runs a job starts
-from (a reused autoencoder, a transfer's source, a sweep's source and finished points) travel with
-the job, and the node trains into a temporary folder of its own. The finished run comes back as
-bytes and the web server writes it into its runs folder with the usual atomic rename. The node
-decides the device and the precision, so the run is saved under the node's key.
-
-A Ray worker or node that dies fails its job with one sentence; nothing is retried and nothing of
-it is written here. `ray` is optional (requirements-cluster.txt), imported only when the variable
-is set. `local` or `local:N` starts a one-machine cluster inside the web server (N CPUs).
+No shared filesystem is needed: the data travels through Ray's object store, and the runs a job
+starts from travel with it. The server decides a job's device, precision and keys (cae.experiment.
+Identity) before it is sent, so a node saves the run under the key the server looks for.
+`ray` is optional (requirements-cluster.txt). `local` or `local:N` starts a one-machine cluster
+inside the driver (N CPUs).
 """
 
 from __future__ import annotations
@@ -26,8 +28,11 @@ import tarfile
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from cae import protocol
+from cae.pool import TRAINING, LocalWorker, Member
 
 RAY_ENV = "CAE_RAY_ADDRESS"
 POLL_SECONDS = 0.25
@@ -64,9 +69,27 @@ def connect(address: str):
             try:
                 _init_from_a_lasting_thread(ray, options)
             except Exception as exc:  # ConnectionError, a bad address, a refused token...
-                why = f"{type(exc).__name__}: {exc}"
-                raise ClusterError(f"The Ray cluster at {address} could not be reached ({why}).") from None
+                raise ClusterError(unreachable_sentence(address, exc)) from None
     return ray
+
+
+TOKEN_WORDS = ("token", "auth", "unauthenticated", "permission denied")
+
+
+def unreachable_sentence(address: str, exc: BaseException) -> str:
+    """Why the cluster could not be used, naming a token problem when that is the cause."""
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    why = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if any(word in str(exc).lower() for word in TOKEN_WORDS):
+        return (
+            f"The Ray cluster at {address} refused this server's token ({why}): on the head run `ray get-auth-token`, "
+            "then start the app with RAY_AUTH_MODE=token and that token in RAY_AUTH_TOKEN (README: Running it "
+            "for a course)."
+        )
+    return (
+        f"The Ray cluster at {address} cannot be reached ({why}); nothing was started. Check that its head is "
+        "running and its ports are open, then train again."
+    )
 
 
 _connecting = threading.Lock()
@@ -149,8 +172,9 @@ class _Outbox:
 
 
 class Runner:
-    """One job on a Ray node: the worker's training code in a folder of its own, fed the data and
-    the runs the job needs, its messages held for `drain`, the finished run handed back packed."""
+    """One job on a Ray node: the worker's training code in a folder of its own (removed when the job
+    ends, whatever the end), fed the data and the runs the job needs, its messages held for `drain`,
+    the finished run handed back packed."""
 
     def __init__(self, threads: int, hold_file: str | None = None):
         import torch
@@ -158,7 +182,8 @@ class Runner:
         from cae.worker import Worker
 
         torch.set_num_threads(threads)
-        self.folder = Path(tempfile.mkdtemp(prefix="cae-ray-"))
+        remove_orphan_folders()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{FOLDER_PREFIX}{os.getpid()}-"))
         self.outbox = _Outbox()
         self.worker = Worker(self.outbox, self.folder)
         self.worker.hold_file = hold_file
@@ -174,60 +199,117 @@ class Runner:
 
     def run(self, command: bytes, dataset, runs: bytes) -> bytes:
         """Train (or sweep) as a local worker would; the new entries of the folder, packed."""
-        from cae import protocol
+        import shutil
 
-        brought = unpack(runs, self.folder) if runs else []
-        message = protocol.decode(command, protocol.TO_WORKER)
-        self.worker.datasets = {message.origin: dataset}
-        if isinstance(message, protocol.Sweep):
-            message.payload["source"] = str(self.folder / Path(message.payload["source"]).name)
-        handle = self.worker.sweep if isinstance(message, protocol.Sweep) else self.worker.train
-        self.worker.run_one(handle, message)
         from cae.runs import SWEEP_PREFIX
 
-        made = [p for p in self.folder.iterdir() if not p.name.startswith(".tmp-")]
-        return pack([p for p in made if p.name not in brought or p.name.startswith(SWEEP_PREFIX)])
+        try:
+            brought = unpack(runs, self.folder) if runs else []
+            message = protocol.decode(command, protocol.TO_WORKER)
+            self.worker.datasets = {message.origin: dataset}
+            if isinstance(message, protocol.Sweep):
+                message.payload["source"] = str(self.folder / Path(message.payload["source"]).name)
+            handle = self.worker.sweep if isinstance(message, protocol.Sweep) else self.worker.train
+            self.worker.run_one(handle, message)
+            made = [p for p in self.folder.iterdir() if not p.name.startswith(".tmp-")]
+            return pack([p for p in made if p.name not in brought or p.name.startswith(SWEEP_PREFIX)])
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
-# --- in the web server ------------------------------------------------------------------------
+FOLDER_PREFIX = "cae-ray-"
+
+
+def remove_orphan_folders(parent: Path | None = None) -> list[str]:
+    """Remove the job folders of Ray workers that died before they could (a killed actor cannot
+    clean up after itself): `cae-ray-<pid>-*` whose process is gone. Their names."""
+    import shutil
+
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    for folder in parent.glob(f"{FOLDER_PREFIX}*"):
+        pid = folder.name.removeprefix(FOLDER_PREFIX).split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+# --- the driver: a process of its own beside the web server --------------------------------------
 
 
 @dataclass
 class RayJob:
     actor: object
     result: object  # the ObjectRef of Runner.run
-    gpu: bool
     drain: object = None  # the ObjectRef of a Runner.drain not collected yet
+    cancelled: bool = False
+    held_back: list = field(default_factory=list)  # its last word, sent once its run is written here
 
 
-class Cluster:
-    """The web server's side: starts one actor per job, collects its messages, brings its run home."""
+class Driver:
+    """Starts one actor per job, relays its messages, brings its run home, reports capacity."""
 
-    def __init__(self, address: str):
+    def __init__(self, conn, address: str, runs_dir: Path):
+        self.conn, self.address, self.runs_dir = conn, address, runs_dir
         self.ray = connect(address)
-        self.address = address
         self.running: dict[int, RayJob] = {}
         self._datasets: dict[str, object] = {}  # fingerprint -> ObjectRef of the Dataset
-        self._actor_class = None
-        self._asked: tuple[float, dict] | None = None  # (when, cluster_resources())
+        self._actor_class = self.ray.remote(Runner)
+        self._reported = 0.0
 
-    def _resources(self) -> dict:
-        """The cluster's CPUs and GPUs, asked at most every RESOURCES_SECONDS (pages and the
-        monitor's polls read them often; nodes come and go rarely)."""
-        now = time.monotonic()
-        if self._asked is None or now - self._asked[0] > RESOURCES_SECONDS:
-            self._asked = (now, self.ray.cluster_resources())
-        return self._asked[1]
+    def send(self, message) -> None:
 
-    def gpus(self) -> int:
-        return int(self._resources().get("GPU", 0))
+        self.conn.send_bytes(protocol.encode(message))
 
-    def capacity(self, gpu: bool) -> int:
-        """How many jobs of this kind the cluster runs at once (one CPU or one GPU each)."""
-        return int(self._resources().get("GPU" if gpu else "CPU", 0))
+    def report(self, every: float = RESOURCES_SECONDS) -> None:
+        """The cluster's CPUs and GPUs, at most every `every` seconds."""
 
-    def has_room(self, gpu: bool) -> bool:
-        return sum(j.gpu == gpu for j in self.running.values()) < max(1, self.capacity(gpu))
+        if time.monotonic() - self._reported >= every:
+            resources = self.ray.cluster_resources()
+            self.send(protocol.Capacity(int(resources.get("CPU", 0)), int(resources.get("GPU", 0)), self.address))
+            self._reported = time.monotonic()
+
+    def handle(self, message) -> None:
+
+        match message:
+            case protocol.Train() | protocol.Sweep():
+                try:
+                    self.start(message)
+                except Exception as exc:  # the data could not be loaded or put, the actor not made
+                    text = f"The job could not be sent to the Ray cluster ({type(exc).__name__}: {str(exc)[:200]})."
+                    self.send(protocol.Failed(message.job_id, text))
+            case protocol.Cancel(job_id):
+                if (job := self.running.get(job_id)) is not None:
+                    job.cancelled = True
+                    job.actor.cancel.remote(job_id)
+            case protocol.Stop():
+                self.shutdown()
+                os._exit(0)
+
+    def start(self, message) -> None:
+        """The job's actor, given the data's reference and the runs it starts from."""
+        from cae.budget import sweep_folder
+        from cae.experiment import autoencoder_runs
+        from cae.worker import HOLD_ENV
+
+        if isinstance(message, protocol.Train):
+            key = message.config.get("encoder_from") or message.identity.autoencoder_key
+            brought, gpu = autoencoder_runs(key, self.runs_dir)[:1], message.identity.device == "cuda"
+        else:
+            source = Path(message.payload["source"])
+            points = sweep_folder(self.runs_dir, source.name, message.fingerprint)
+            brought, gpu = [source, *([points] if points.is_dir() else [])], message.device == "cuda"
+        actor = self._actor_class.options(
+            num_cpus=1,
+            num_gpus=1 if gpu else 0,
+            max_concurrency=3,  # run, drain and cancel at once
+            max_restarts=0,
+            max_task_retries=0,
+        ).remote(1, os.environ.get(HOLD_ENV))
+        data = self.dataset_ref(message.origin, message.fingerprint)
+        result = actor.run.remote(protocol.encode(message), data, pack(brought) if brought else b"")
+        self.running[message.job_id] = RayJob(actor, result)
 
     def dataset_ref(self, origin: str, fingerprint: str):
         """The data in the object store, put once per fingerprint (loaded here from its source)."""
@@ -240,49 +322,52 @@ class Cluster:
             self._datasets = {fingerprint: self.ray.put(dataset)}  # one dataset at a time
         return self._datasets[fingerprint]
 
-    def start(self, job_id: int, command: bytes, dataset_ref, runs: bytes, gpu: bool, hold_file: str | None) -> None:
-        if self._actor_class is None:
-            self._actor_class = self.ray.remote(Runner)
-        actor = self._actor_class.options(
-            num_cpus=1,
-            num_gpus=1 if gpu else 0,
-            max_concurrency=3,  # run, drain and cancel at once
-            max_restarts=0,
-            max_task_retries=0,
-        ).remote(1, hold_file)
-        self.running[job_id] = RayJob(actor, actor.run.remote(command, dataset_ref, runs), gpu)
+    def collect(self) -> None:
+        """What each actor sent, passed on; a finished run written here; a dead actor's job failed.
+        Never waits for an actor still starting or busy: a drain asked for is collected later."""
+        for job_id, job in list(self.running.items()):
+            finished = bool(self.ray.wait([job.result], timeout=0)[0])
+            if job.drain is not None and (finished or self.ray.wait([job.drain], timeout=0)[0]):
+                self.relay(self._messages(job.drain), job)
+                job.drain = None
+            if not finished:
+                if job.drain is None:
+                    job.drain = job.actor.drain.remote()
+                continue
+            self.relay(self._messages(job.actor.drain.remote()), job)  # what it sent after the last drain
+            del self.running[job_id]
+            self.finish(job_id, job)
 
-    def cancel(self, job_id: int) -> None:
-        if (job := self.running.get(job_id)) is not None:
-            job.actor.cancel.remote(job_id)
+    def finish(self, job_id: int, job: RayJob) -> None:
+        from cae.runs import SWEEP_PREFIX
 
-    def pid_of(self, job_id: int) -> int | None:
-        """The process id of the Ray worker that trains a job (tests kill it)."""
-        job = self.running.get(job_id)
-        return None if job is None else self.ray.get(job.actor.pid.remote(), timeout=30)
-
-    def collect(self, job_id: int) -> tuple[list[bytes], bytes | None, str | None]:
-        """(messages so far, the packed result once finished, why it died if it did). Never waits
-        for an actor still starting or busy: a drain asked for is collected on a later call."""
-        job = self.running[job_id]
-        finished = bool(self.ray.wait([job.result], timeout=0)[0])
-        messages: list[bytes] = []
-        if job.drain is not None and (finished or self.ray.wait([job.drain], timeout=0)[0]):
-            messages += self._messages(job.drain)
-            job.drain = None
-        if not finished:
-            if job.drain is None:
-                job.drain = job.actor.drain.remote()
-            return messages, None, None
-        messages += self._messages(job.actor.drain.remote())  # what it sent after the last drain
-        del self.running[job_id]
         try:
             packed = self.ray.get(job.result)
         except Exception as exc:  # RayActorError, WorkerCrashedError, a node that left
-            return messages, None, died_sentence(exc)
+            self.send(protocol.Cancelled(job_id) if job.cancelled else protocol.Failed(job_id, died_sentence(exc)))
+            return
         finally:
             self.ray.kill(job.actor, no_restart=True)
-        return messages, packed, None
+        if job.cancelled:  # a Stop that came after the last batch: nothing is kept
+            self.send(protocol.Cancelled(job_id))
+            return
+        unpack(packed, self.runs_dir, replace=SWEEP_PREFIX)
+        for message in job.held_back:
+            self.send(message)
+
+    def relay(self, data: list[bytes], job: RayJob) -> None:
+        """The actor's messages, passed on as they are; its last word (done, a result, failed or
+        cancelled) is held back until the run is written here, its path made this server's."""
+
+        held = job.held_back
+        for raw in data:
+            message = protocol.decode(raw, protocol.TO_SERVER)
+            if isinstance(message, protocol.Done):
+                held.append(protocol.Done(message.job_id, str(self.runs_dir / Path(message.path).name), message.cached))
+            elif isinstance(message, (protocol.Result, protocol.Failed, protocol.Cancelled)):
+                held.append(message)
+            else:
+                self.conn.send_bytes(raw)
 
     def _messages(self, ref) -> list[bytes]:
         try:
@@ -299,9 +384,163 @@ class Cluster:
         self.running.clear()
 
 
+def drive(fd: int, runs_dir: str, parent_pid: int, address: str) -> None:
+    """The driver process's entry point (`python -m cae ray-driver`). A cluster it cannot reach,
+    or loses, is said in one sentence to the server (and to each running job), then it exits."""
+    import queue
+
+    from cae import protocol
+    from cae.worker import die_with_parent
+
+    die_with_parent(parent_pid)
+    # a lost head ends this process within seconds rather than the minute Ray waits by default
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(RECONNECT_SECONDS))
+    from multiprocessing.connection import Connection
+
+    conn = Connection(fd)
+    try:
+        driver = Driver(conn, address, Path(runs_dir))
+        driver.report(every=0)
+    except Exception as exc:
+        conn.send_bytes(protocol.encode(protocol.Unavailable(_sentence(address, exc))))
+        os._exit(3)
+    inbox: queue.Queue = queue.Queue()
+
+    def read() -> None:
+        while True:
+            try:
+                inbox.put(protocol.decode(conn.recv_bytes(), protocol.TO_WORKER))
+            except (EOFError, OSError):  # the server closed its end: it is gone or shutting down
+                inbox.put(protocol.Stop())
+                return
+
+    threading.Thread(target=read, name="cae-driver-inbox", daemon=True).start()
+    while True:
+        try:
+            try:
+                driver.handle(inbox.get(timeout=POLL_SECONDS))
+                while not inbox.empty():
+                    driver.handle(inbox.get_nowait())
+            except queue.Empty:
+                pass
+            driver.collect()
+            driver.report()
+        except Exception as exc:  # the cluster went away under us: say so to each job, then go
+            reason = lost_sentence(address, exc)
+            for job_id in driver.running:
+                conn.send_bytes(protocol.encode(protocol.Failed(job_id, reason)))
+            conn.send_bytes(protocol.encode(protocol.Unavailable(reason)))
+            os._exit(3)
+
+
+RECONNECT_SECONDS = 10
+
+
+def _sentence(address: str, exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, ClusterError) else unreachable_sentence(address, exc)
+
+
+def lost_sentence(address: str, exc: BaseException | None = None) -> str:
+    why = f" ({type(exc).__name__})" if exc is not None else ""
+    return (
+        f"The Ray cluster at {address} stopped answering{why}, so this job ended; nothing was saved. "
+        "Start it again once the cluster is back (the next job connects again)."
+    )
+
+
 def died_sentence(exc: BaseException) -> str:
     kind = type(exc).__name__
     return (
         f"The Ray worker training this job stopped unexpectedly ({kind}); nothing was saved and nothing "
         "was retried. Start the job again."
     )
+
+
+# --- in the web server: the queue's backend -------------------------------------------------------
+
+
+class DriverMember(Member):
+    """The queue's member that is the driver process: it trains as many jobs at once as the cluster
+    has CPUs and GPUs, as it last reported; `reason` is why it last could not reach the cluster."""
+
+    verb = "ray-driver"
+
+    def __init__(self, address: str):
+        super().__init__()
+        self.address = address
+        self.cpus = self.gpus = 0
+        self.reported = threading.Event()  # set by its first report, or by its reason for leaving
+        self.reason: str | None = None
+
+    def arguments(self) -> list[str]:
+        return ["--address", self.address]
+
+    def room(self, slot: str) -> int:
+        return max(1, self.cpus + self.gpus) if slot == TRAINING and self.reason is None else 0
+
+    def absorb(self, message: protocol.ToServer) -> bool:
+        if isinstance(message, protocol.Capacity):
+            self.cpus, self.gpus, self.reason = message.cpus, message.gpus, None
+        elif isinstance(message, protocol.Unavailable):
+            self.reason = message.reason
+        else:
+            return False
+        self.reported.set()
+        return True
+
+    def start(self, runs_dir: Path) -> None:
+        self.reported.clear()
+        super().start(runs_dir)
+
+    def lost_sentence(self, exitcode: int | None) -> str:
+        return self.reason or lost_sentence(self.address)
+
+    def label(self) -> str:
+        return f"Ray cluster at {self.address}"
+
+
+CONNECT_SECONDS = 60.0  # how long a submission waits for a driver that is still connecting
+
+
+class RayCluster:
+    """The queue's backend for a Ray cluster: the driver trains, a local worker runs the pages' tasks."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.driver = DriverMember(address)
+        self.members: list[Member] = [self.driver, LocalWorker(None, trains=False)]
+
+    def place(self, cfg) -> tuple[str, str | None]:
+        """(device kind, precision) on the cluster: CUDA where it has GPUs and the request allows
+        them (auto precision there is bf16, which every GPU from Ampere on does natively); else the
+        CPU. Raises ClusterError with a sentence while the cluster cannot be reached."""
+        self.driver.eager = True  # from the first request on, the driver is kept running
+        if self.driver.reason is not None and not self.driver.alive:
+            self.driver.retry_at = 0.0  # try again now: the head may be back
+        if not self.driver.reported.wait(CONNECT_SECONDS) or self.driver.reason is not None:
+            raise ClusterError(
+                self.driver.reason
+                or f"The Ray cluster at {self.address} did not answer within "
+                f"{CONNECT_SECONDS:.0f} s; nothing was started. Train again in a moment."
+            )
+        if cfg.device in ("auto", "cuda") and self.driver.gpus > 0:
+            return "cuda", "bf16" if cfg.precision == "auto" else cfg.precision
+        return ("cpu" if cfg.device == "auto" else cfg.device), None
+
+    def unservable(self, device: str) -> str | None:
+        if device == "cpu" or (device == "cuda" and self.driver.gpus > 0):
+            return None
+        return (
+            f"The Ray cluster at {self.address} has no {device.upper()} for this job; "
+            "choose the device auto and train again."
+        )
+
+    def problem(self) -> str | None:
+        return self.driver.reason
+
+    def describe(self) -> str:
+        d = self.driver
+        return f"Ray cluster at {self.address} ({d.cpus} CPUs, {d.gpus} GPUs)"
+
+    def shutdown(self) -> None:
+        pass

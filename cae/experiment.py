@@ -78,10 +78,43 @@ class Outcome:
         return self.result is not None and self.result.cancelled
 
 
+@dataclass(frozen=True)
+class Identity:
+    """Where a request trains and what it is called, decided once (by the job manager, for the
+    backend that will run it) and used as it is by the worker, a Ray node and `save_run`: the
+    device kind, the precision resolved for it, and the keys that follow from them."""
+
+    device: str  # "cpu", "cuda" or "mps"
+    precision: str  # "fp32" or "bf16"
+    key: str
+    autoencoder_key: str
+
+    @property
+    def placed(self) -> tuple[str, str]:
+        return self.device, self.precision
+
+    @property
+    def keys(self) -> tuple[str, str]:
+        return self.key, self.autoencoder_key
+
+
+def identify(cfg: Config, fingerprint: str, device: str | None = None, precision: str | None = None) -> Identity:
+    """A request's identity on `device` (None: as this machine resolves cfg.device) with `precision`
+    (None: cfg.precision as resolved for that device here)."""
+    device = device or resolve_device(cfg.device).type
+    if precision is None:
+        import torch
+
+        precision = resolve_precision(cfg.precision, torch.device(device))
+    return Identity(
+        device, precision, run_key(cfg, precision, fingerprint), autoencoder_key(cfg, precision, fingerprint)
+    )
+
+
 def request_keys(cfg: Config, dataset: Dataset) -> tuple[str, str]:
-    """(run_key, autoencoder_key) of a request, with the precision resolved on this machine."""
-    precision = resolve_precision(cfg.precision, resolve_device(cfg.device))
-    return (run_key(cfg, precision, dataset.fingerprint), autoencoder_key(cfg, precision, dataset.fingerprint))
+    """(run_key, autoencoder_key) of a request trained in this process (the CLI, bench/, a sweep's
+    points); a server's jobs take theirs from the job manager (`JobManager.identity`)."""
+    return identify(cfg, dataset.fingerprint).keys
 
 
 def train_or_load(
@@ -98,6 +131,7 @@ def train_or_load(
     pretrained: Path | str | None = AUTO,
     weights: bool = True,
     keep: bool = True,
+    identity: Identity | None = None,
 ) -> Outcome:
     """Find the run for this request, or train it (reusing a matching autoencoder) and save it.
 
@@ -105,17 +139,22 @@ def train_or_load(
     CLI's --encoder-from), else the run that holds it among the runs. `reuse` names the autoencoder
     outright (a label-budget point always starts from its source run's); `pretrained` is where else
     a finished run is looked for (None: only `directory`); `weights=False` saves metrics and kernel
-    snapshots only; `keep=False` neither looks for the run nor saves it (the result is returned)."""
+    snapshots only; `keep=False` neither looks for the run nor saves it (the result is returned).
+    `identity`: the device, precision and keys the server decided (it has looked for the run
+    already); None decides them here. A stop asked for after the last batch still saves nothing."""
     directory = runs_dir(directory)
-    key, ae_key = request_keys(cfg, dataset)
-    if keep and not force and (found := find_run(key, directory, pretrained)):
+    decided = identity is not None
+    identity = identity or identify(cfg, dataset.fingerprint)
+    if keep and not force and not decided and (found := find_run(identity.key, directory, pretrained)):
         return Outcome(found, cached=True)
     if reuse is None and not (force and not cfg.encoder_from):
-        reuse = _autoencoder_for(cfg, ae_key, directory, source)
-    result = run_experiment(cfg, dataset, on_progress, should_stop, on_epoch, reuse)
+        reuse = _autoencoder_for(cfg, identity.autoencoder_key, directory, source)
+    result = run_experiment(cfg, dataset, on_progress, should_stop, on_epoch, reuse, identity.placed)
+    if not result.cancelled and should_stop is not None and should_stop():
+        result.cancelled = True
     if result.cancelled or not keep:
         return Outcome(None, cached=False, result=result)
-    return Outcome(save_run(result, directory, weights=weights), cached=False, result=result)
+    return Outcome(save_run(result, directory, weights=weights, keys=identity.keys), cached=False, result=result)
 
 
 def _autoencoder_for(cfg: Config, ae_key: str, directory: Path, source: Run | None) -> ReusedAutoencoder | None:

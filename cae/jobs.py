@@ -1,11 +1,13 @@
-"""Jobs the app attaches to: trainings and the pages' longer computations, queued here and run by
-worker processes (cae/worker.py), never by the web server: one worker, or one per device when
-CAE_DEVICES names several (cae/devices.py).
+"""The queue: trainings, label-budget sweeps and the pages' longer computations, run by a backend's
+processes (cae/pool.py: this machine's workers; cae/cluster.py: a Ray cluster), never by the web server.
 
 One manager per runs folder for the whole server (kept in this module, so Streamlit's "Clear
-cache" cannot start a second one); the same training request from two sessions is one job; other
-requests queue; a training goes to a free worker of its device's kind, a task to any worker; a
-worker that dies fails only its own jobs with one sentence and a new worker takes its place.
+cache" cannot start a second one). Its rules: a request's identity (device, precision, keys) is
+decided once, at submission, by the backend that will run it; the same request from two sessions
+is one job; a saved run is found (once, outside the lock) instead of trained; other requests queue
+and each free slot of a running member takes the oldest job that fits it; a Stop at any moment
+ends the job cancelled (sending and cancelling happen under one lock, in order); a member that dies
+fails only its own jobs with its sentence, and a new one takes its place.
 """
 
 from __future__ import annotations
@@ -13,39 +15,31 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 import torch
 
 from cae import protocol
-from cae.cluster import POLL_SECONDS, ray_address
 from cae.config import Config
 from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
-from cae.devices import kind_of, pinning, worker_devices
-from cae.experiment import request_keys
+from cae.experiment import Identity, identify
 from cae.files import remove_temporaries
+from cae.pool import TASK, TRAINING, LocalPool, Member
 from cae.runs import find_run, runs_dir
-from cae.train import Progress, resolve_device
+from cae.train import Progress
 
 LOG = logging.getLogger("cae.jobs")
 QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
 TRAIN = "train"
 SWEEP = "sweep"  # the label-budget experiment: one queue entry, its points in turn (cae/budget.py)
-TRAINING_KINDS = (TRAIN, SWEEP)  # the jobs the worker's training slot runs
+TRAINING_KINDS = (TRAIN, SWEEP)  # the jobs that take a member's training slot
 RECON_IMAGES = 16
 KEEP_FINISHED = 50  # finished jobs kept in memory; the rest are runs on disk
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where `python -m cae` finds this package
 
 
 @dataclass
@@ -56,6 +50,8 @@ class Job:
     kind: str  # "train", or a task's name (cae/tasks.py)
     key: str  # the request: a run key, or the task and its payload
     config: Config | None = None
+    identity: Identity | None = None  # a training's device, precision and keys, decided at submission
+    device: str = "cpu"  # the device kind a training or sweep was placed on
     origin: str = ""  # where the worker loads the dataset from
     fingerprint: str = ""
     payload: dict | None = None
@@ -71,7 +67,8 @@ class Job:
     result: object = None
     cancel_requested: bool = False
     held: bool = False  # at the test barrier (cae.worker.HOLD_ENV)
-    worker: int | None = None  # the index of the worker that runs it
+    worker: int | None = None  # the index of the backend's member (process) that runs it
+    pid: int | None = None  # the process that runs it (on a Ray node, the actor's)
     watchers: set[str] = field(default_factory=set)  # sessions that submitted or opened it
     owner: str | None = None  # the classroom seat that submitted it (cae/classroom.py); None otherwise
     submitted: float = field(default_factory=time.time)
@@ -97,87 +94,59 @@ def fixed_test_images(dataset: Dataset, n: int = RECON_IMAGES) -> torch.Tensor:
     return dataset.test.images[balanced_subset(dataset.test.labels, n, seed=0)]
 
 
-def death_sentence(exitcode: int | None) -> str:
-    """Why the worker stopped, in words, for the job it was running."""
-    if exitcode is not None and exitcode < 0:
-        name = signal.Signals(-exitcode).name
-        why = f"killed by {name}" + (", often the system running out of memory" if name == "SIGKILL" else "")
-    else:
-        why = f"exit status {exitcode}"
-    return f"The training process stopped unexpectedly ({why}); nothing was saved. Start the job again."
+def choose_backend():
+    """A Ray cluster when CAE_RAY_ADDRESS names one, else this machine's workers (CAE_DEVICES)."""
+    from cae.cluster import RayCluster, ray_address
 
-
-@dataclass
-class WorkerSlot:
-    """One worker process, the device it is pinned to, and the job in each of its two slots."""
-
-    device: str | None  # "cpu", "cuda:N", or None for the single unpinned worker (cae/devices.py)
-    process: subprocess.Popen | None = None
-    conn: Connection | None = None
-    busy: dict[str, int | None] = field(default_factory=lambda: {"train": None, "task": None})
-    retry_at: float = 0.0  # when a worker that failed to start is tried again
-    backoff: float = 1.0
-    trains: bool = True  # False beside a Ray cluster: the local worker runs the pages' tasks only
-
-    @property
-    def pid(self) -> int | None:
-        process = self.process
-        return process.pid if process is not None and process.poll() is None else None
-
-    def takes(self, kind: str | None) -> bool:
-        """Whether this worker may train for a request whose device resolves to `kind`."""
-        return self.trains and kind_of(self.device) in (None, kind)
+    address = ray_address()
+    return RayCluster(address) if address else LocalPool()
 
 
 class JobManager:
-    """A queue of jobs served by worker processes (one per device), watched by one monitor thread."""
+    """A queue of jobs served by a backend's processes, watched by one monitor thread."""
 
-    def __init__(self, directory: Path | None = None, devices: list[str | None] | None = None):
+    def __init__(self, directory: Path | None = None, devices: list[str | None] | None = None, backend=None):
         self.runs_dir = runs_dir(directory)
         for folder in (self.runs_dir, cache_dir(), cache_dir() / UPLOADS):  # left by processes that died
             remove_temporaries(folder)
+        self.backend = backend or (LocalPool(devices) if devices else choose_backend())
+        self.members: list[Member] = self.backend.members
         self._jobs: OrderedDict[int, Job] = OrderedDict()
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._closing = False
         self._want_worker = False
-        self.cluster = None
-        if address := ray_address():  # trainings go to the Ray cluster, tasks to one local worker
-            from cae.cluster import Cluster
-
-            self.cluster = Cluster(address)
-            devices = [None]
-        self.workers = [WorkerSlot(d, trains=self.cluster is None) for d in (devices or worker_devices())]
-        self._polled = 0.0
-        self._auto_kind: str | None = None  # what `auto` means on this server, asked once
         self._monitor = threading.Thread(target=self._watch, name="cae-jobs", daemon=True)
         self._monitor.start()
         atexit.register(self.shutdown)
 
     # --- what pages call -------------------------------------------------------------------
 
+    def identity(self, cfg: Config, fingerprint: str) -> Identity:
+        """Where this request would train and its keys, as the backend places it (a ClusterError
+        with a sentence while a cluster cannot be reached)."""
+        device, precision = self.backend.place(cfg)
+        return identify(cfg, fingerprint, device, precision)
+
     def submit(self, cfg: Config, dataset: Dataset, watcher: str | None = None, owner: str | None = None) -> Job:
         """Attach to the job for this request if one is queued or running (and not being
         cancelled), reuse a saved run, or queue a new job. A new job belongs to `owner` (a
         classroom seat); an attached job keeps its owner, and a saved run found belongs to nobody new."""
-        key, _ = request_keys(cfg, dataset)
+        identity = self.identity(cfg, dataset.fingerprint)
         with self._lock:
             self._check_open()
-            job = self._attachable(key)
+            job = self._attachable(identity.key)
+        found = None if job is not None else find_run(identity.key, self.runs_dir)  # once, never under the lock
+        with self._lock:
+            job = self._attachable(identity.key)
             if job is None:
-                job = Job(
-                    next(self._ids),
-                    TRAIN,
-                    key,
-                    cfg,
-                    dataset.origin,
-                    dataset.fingerprint,
-                    originals=fixed_test_images(dataset),
-                    owner=owner,
-                )
-                if (found := find_run(key, self.runs_dir)) is not None:
+                job = Job(next(self._ids), TRAIN, identity.key, cfg, identity, identity.device, dataset.origin)
+                job.fingerprint, job.originals, job.owner = dataset.fingerprint, fixed_test_images(dataset), owner
+                if found is not None:
                     job.state, job.run_path, job.cached, job.owner = DONE, found, True, None
                     job.started = job.finished = time.time()
+                elif reason := self.backend.unservable(identity.device):
+                    self._end(job, FAILED, reason)
                 self._add(job)
             if watcher:
                 job.watchers.add(watcher)
@@ -202,26 +171,19 @@ class JobManager:
             **({"steps": steps} if steps else {}),
         }
         key = f"{SWEEP}:{dataset.fingerprint}:{sorted(payload.items())}"
+        device, _ = self.backend.place(Config())
         with self._lock:
             self._check_open()
-            job = self._attachable(key) or self._add(
-                Job(
-                    next(self._ids),
-                    SWEEP,
-                    key,
-                    origin=dataset.origin,
-                    fingerprint=dataset.fingerprint,
-                    payload=payload,
-                    result=[],
-                    owner=owner,
-                )
-            )
+            job = self._attachable(key)
+            if job is None:
+                job = self._add(Job(next(self._ids), SWEEP, key, device=device, origin=dataset.origin))
+                job.fingerprint, job.payload, job.result, job.owner = dataset.fingerprint, payload, [], owner
             if watcher:
                 job.watchers.add(watcher)
             return job
 
     def compute(self, kind: str, payload: dict) -> Job:
-        """A page's longer computation (cae/tasks.py), run by the worker beside any training. A
+        """A page's longer computation (cae/tasks.py), run by a worker beside any training. A
         finished one with the same key is handed back (a page that polls briefly may miss the
         moment it ended; asking again must not start it again, or a short task runs for ever)."""
         key = f"{kind}:{sorted(payload.items())}"
@@ -231,7 +193,8 @@ class JobManager:
             return self._attachable(key) or done or self._add(Job(next(self._ids), kind, key, payload=payload))
 
     def cancel(self, job_id: int) -> None:
-        """A queued job ends at once; a running one stops within one batch (it says "cancelling")."""
+        """A queued job ends at once; a running one stops within one batch (it says "cancelling").
+        Under the lock that dispatch holds while it sends: the member always hears of the job first."""
         with self._lock:
             job = self._jobs.get(job_id)
             if job is None or not job.active:
@@ -240,10 +203,7 @@ class JobManager:
                 self._end(job, CANCELLED)
             elif not job.cancel_requested:
                 job.cancel_requested = True
-                if self.cluster is not None and job.kind in TRAINING_KINDS:
-                    self.cluster.cancel(job.id)
-                elif job.worker is not None:
-                    self._send(self.workers[job.worker], protocol.Cancel(job.id))
+                self.members[job.worker].send(protocol.Cancel(job.id))
 
     def watch(self, job_id: int, watcher: str) -> None:
         with self._lock:
@@ -265,25 +225,19 @@ class JobManager:
         with self._lock:
             return self._jobs.get(job_id)
 
-    def active_jobs_of(self, owner: str) -> list[Job]:
-        """The trainings and sweeps a seat submitted that are queued or running."""
-        with self._lock:
-            return [j for j in self._jobs.values() if j.owner == owner and j.active and j.kind in TRAINING_KINDS]
-
     def active_training_count(self) -> int:
         """Trainings and sweeps queued or running, every seat's."""
         with self._lock:
             return sum(j.kind in TRAINING_KINDS and j.active for j in self._jobs.values())
 
-    def busy_workers(self) -> tuple[int, int]:
-        """(workers training now, workers in all); on a Ray cluster, (jobs training, CPUs and GPUs)."""
-        if self.cluster is not None:
-            return len(self.cluster.running), self.cluster.capacity(False) + self.cluster.capacity(True)
+    def training_counts(self) -> tuple[int, int]:
+        """(trainings and sweeps running now, how many can run at once), from the queue's own state."""
         with self._lock:
-            return sum(w.busy["train"] is not None for w in self.workers), len(self.workers)
+            running = sum(j.kind in TRAINING_KINDS and j.state == RUNNING for j in self._jobs.values())
+        return running, sum(m.room(TRAINING) for m in self.members)
 
     def queue_length(self) -> int:
-        """Trainings and sweeps waiting for the training slot."""
+        """Trainings and sweeps waiting for a training slot."""
         with self._lock:
             return sum(j.kind in TRAINING_KINDS and j.state == QUEUED for j in self._jobs.values())
 
@@ -310,23 +264,21 @@ class JobManager:
         return job
 
     def start_worker(self) -> None:
-        """Start the worker now (in the background) so the first job does not wait for it."""
+        """Start the workers now (in the background) so the first job does not wait for them."""
         self._want_worker = True
 
     @property
     def worker_pid(self) -> int | None:
-        """The first worker's process id (the only one, unless CAE_DEVICES names several)."""
-        return self.workers[0].pid
+        """The first member's process id (tests kill it; the only worker unless CAE_DEVICES names several)."""
+        return self.members[0].pid
 
     def worker_of(self, job_id: int) -> int | None:
-        """The process id of the worker that runs a job, while it runs."""
+        """The process that runs a job while it runs (on a Ray node, the actor's), as it reported."""
         job = self.get(job_id)
-        if job is not None and self.cluster is not None and job.id in self.cluster.running:
-            return self.cluster.pid_of(job.id)
-        return None if job is None or job.worker is None or not job.active else self.workers[job.worker].pid
+        return job.pid if job is not None and job.active else None
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Cancel every job and stop the worker; no process is left behind."""
+        """Cancel every job and stop every member; no process is left behind."""
         with self._lock:
             if self._closing:
                 return
@@ -335,10 +287,9 @@ class JobManager:
                 if job.active:
                     self._end(job, CANCELLED)
         self._monitor.join(timeout)
-        for worker in self.workers:
-            self._stop_worker(worker)
-        if self.cluster is not None:
-            self.cluster.shutdown()
+        for member in self.members:
+            remove_temporaries(self.runs_dir, member.stop())
+        self.backend.shutdown()
 
     # --- bookkeeping (under the lock) ----------------------------------------------------------
 
@@ -359,11 +310,6 @@ class JobManager:
     def _end(self, job: Job, state: str, error: str | None = None) -> None:
         job.state, job.error, job.finished = state, error, time.time()
         job.reconstructions = job.reconstructions[-1:]  # what the page still shows; release the rest
-        if job.worker is not None:
-            busy = self.workers[job.worker].busy
-            for slot, held_job in busy.items():
-                if held_job == job.id:
-                    busy[slot] = None
         self._forget_old()
 
     def _forget_old(self) -> None:
@@ -372,257 +318,118 @@ class JobManager:
         for old in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
             del self._jobs[old.id]
 
-    def _send(self, worker: WorkerSlot, message: protocol.ToWorker) -> None:
-        try:
-            if worker.conn is not None:
-                worker.conn.send_bytes(protocol.encode(message))
-        except (OSError, ValueError):  # the worker is gone; the monitor notices and says so
-            pass
-
-    # --- the monitor thread --------------------------------------------------------------------
-
-    def _watch(self) -> None:
-        """Start the workers when there is work, hand them jobs one per slot, apply what they
-        report, and notice when one dies. Never dies itself: a worker that cannot start fails the
-        jobs no other worker can take with a sentence, and is tried again later (1 s, doubling up
-        to 30 s)."""
-        while not self._closing:
-            try:
-                with self._lock:
-                    pending = any(j.state == QUEUED for j in self._jobs.values())
-                wanted = pending or self._want_worker
-                for worker in self.workers:
-                    if worker.process is None and wanted and time.monotonic() >= worker.retry_at:
-                        self._try_to_start(worker)
-                if self.cluster is not None and time.monotonic() >= self._polled + POLL_SECONDS:
-                    self._dispatch_to_cluster()
-                    self._poll_cluster()
-                    self._polled = time.monotonic()
-                running = [w for w in self.workers if w.process is not None]
-                if not running:
-                    time.sleep(0.05)
-                    continue
-                self._dispatch()
-                ready = wait_for([w.conn for w in running], timeout=0.1)
-                for worker in running:
-                    if worker.conn in ready:
-                        self._receive(worker)
-                    elif worker.process is not None and worker.process.poll() is not None:
-                        self._worker_died(worker)
-            except Exception:  # a bug here must not leave every job queued for good
-                LOG.exception("the job monitor recovered from an error")
-                time.sleep(0.5)
-
-    def _try_to_start(self, worker: WorkerSlot) -> None:
-        try:
-            self._start_worker(worker)
-            worker.backoff = 1.0
-        except Exception as exc:  # OSError (no interpreter, no memory, no process slot) or any other
-            self._worker_failed_to_start(worker, exc)
-            worker.retry_at, worker.backoff = time.monotonic() + worker.backoff, min(worker.backoff * 2, 30.0)
-
-    def _worker_failed_to_start(self, worker: WorkerSlot, exc: BaseException) -> None:
-        """Every queued job that no running worker can take fails with the reason; the next job
-        starts a new attempt."""
-        where = f" for {worker.device}" if len(self.workers) > 1 else ""
-        reason = (
-            f"The training worker{where} could not start ({type(exc).__name__}: {str(exc)[:160]}); nothing ran. "
-            f"The server tries again in {worker.backoff:.0f} s: press Train again then."
-        )
-        LOG.warning(reason)
-        with self._lock:
-            for job in list(self._jobs.values()):
-                if job.state == QUEUED and not any(w.process is not None and self._fits(w, job) for w in self.workers):
-                    self._end(job, FAILED, reason)
-            self._want_worker = False
-
-    def _start_worker(self, worker: WorkerSlot) -> None:
-        """`python -m cae worker`, talking over a socket pair in plainly pickled messages (tensors by
-        value: multiprocessing's own pickler would send them as shared-memory handles that a process
-        it did not start cannot open). Started from this long-lived thread:
-        the worker's parent-death signal follows the thread that started it. A pinned worker sees
-        only its own device."""
-        ours, theirs = socket.socketpair()
-        command = [
-            sys.executable,
-            "-m",
-            "cae",
-            "worker",
-            "--fd",
-            str(theirs.fileno()),
-            "--runs",
-            str(self.runs_dir),
-            "--parent",
-            str(os.getpid()),
-        ]
-        path = os.pathsep.join(p for p in (str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")) if p)
-        try:
-            worker.process = subprocess.Popen(
-                command, pass_fds=[theirs.fileno()], env={**os.environ, "PYTHONPATH": path, **pinning(worker.device)}
-            )
-        except BaseException:
-            ours.close()
-            raise
-        finally:
-            theirs.close()
-        worker.conn = Connection(ours.detach())
-
-    def _fits(self, worker: WorkerSlot, job: Job) -> bool:
-        """A task runs on any worker; a training or sweep on one of its device's kind."""
-        return job.kind not in TRAINING_KINDS or worker.takes(self._kind_wanted(job))
-
-    def _kind_wanted(self, job: Job) -> str:
-        """The device kind a training asks for: its config's, with `auto` as this server resolves
-        it (the server's run key assumed the same)."""
-        device = job.config.device if job.config is not None else "auto"
-        if device != "auto":
-            return device
-        if self._auto_kind is None:
-            self._auto_kind = resolve_device("auto").type
-        return self._auto_kind
-
-    def _fail_unservable(self) -> None:
-        """A training whose device no worker has fails at once with a sentence (not queued for good)."""
-        for job in list(self._jobs.values()):
-            if job.state == QUEUED and not any(self._fits(w, job) for w in self.workers):
-                devices = ", ".join(str(w.device) for w in self.workers)
-                self._end(
-                    job,
-                    FAILED,
-                    f"This server's workers train on {devices} (CAE_DEVICES), none on {self._kind_wanted(job)}; "
-                    "choose the device auto and train again.",
-                )
+    def _fits(self, member: Member, slot: str, job: Job) -> bool:
+        if (job.kind in TRAINING_KINDS) != (slot == TRAINING):
+            return False
+        return slot == TASK or member.takes(job.device)
 
     def _dispatch(self) -> None:
-        """Each free slot of a running worker takes the oldest queued job that fits it."""
+        """Each free slot of a running member takes the oldest queued job that fits it; sent under
+        the lock, so a Stop pressed meanwhile reaches the member after the job it stops."""
         with self._lock:
-            if self.cluster is None:
-                self._fail_unservable()
-            for index, worker in enumerate(self.workers):
-                if worker.process is None:
+            for index, member in enumerate(self.members):
+                if not member.alive:
                     continue
-                for slot in ("train", "task"):
-                    if worker.busy[slot] is not None:
-                        continue
-                    job = next(
-                        (
-                            j
-                            for j in self._jobs.values()
-                            if j.state == QUEUED
-                            and (j.kind in TRAINING_KINDS) == (slot == "train")
-                            and self._fits(worker, j)
-                        ),
-                        None,
+                for slot in (TRAINING, TASK):
+                    running = sum(
+                        j.state == RUNNING and j.worker == index and (j.kind in TRAINING_KINDS) == (slot == TRAINING)
+                        for j in self._jobs.values()
                     )
-                    if job is not None:
-                        job.state, job.started, job.worker, worker.busy[slot] = RUNNING, time.time(), index, job.id
-                        self._send(worker, self._command(job))
+                    free = member.room(slot) - running
+                    for job in [j for j in self._jobs.values() if j.state == QUEUED and self._fits(member, slot, j)]:
+                        if free <= 0:
+                            break
+                        job.state, job.started, job.worker, free = RUNNING, time.time(), index, free - 1
+                        member.send(self._command(job))
 
     @staticmethod
     def _command(job: Job) -> protocol.ToWorker:
         if job.kind == TRAIN:
-            return protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint, job.originals.numpy())
+            originals = job.originals.numpy()
+            return protocol.Train(job.id, job.config.to_dict(), job.origin, job.fingerprint, originals, job.identity)
         if job.kind == SWEEP:
-            return protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint)
+            return protocol.Sweep(job.id, job.payload, job.origin, job.fingerprint, job.device)
         return protocol.Task(job.id, job.kind, job.payload)
 
-    # --- a Ray cluster (cae/cluster.py) ----------------------------------------------------------
+    # --- the monitor thread --------------------------------------------------------------------
 
-    def _dispatch_to_cluster(self) -> None:
-        """Each queued training or sweep goes to the cluster while it has room for one more."""
-        while True:
-            with self._lock:
-                job = next(
-                    (
-                        j
-                        for j in self._jobs.values()
-                        if j.state == QUEUED and j.kind in TRAINING_KINDS and self.cluster.has_room(self._wants_gpu(j))
-                    ),
-                    None,
-                )
-                if job is None:
-                    return
-                job.state, job.started = RUNNING, time.time()
+    def _watch(self) -> None:
+        """Start the members when there is work (a Ray driver at once), hand them jobs, apply what
+        they report, and notice when one dies. Never dies itself: a member that cannot start fails
+        the jobs no other member can take with a sentence, and is tried again later (1 s, doubling
+        up to 30 s)."""
+        while not self._closing:
             try:
-                self._send_to_cluster(job)
-            except Exception as exc:  # the data could not be loaded or put, the actor not made
                 with self._lock:
-                    why = f"{type(exc).__name__}: {exc}"
-                    self._end(job, FAILED, f"The job could not be sent to the Ray cluster ({why}).")
-
-    def _wants_gpu(self, job: Job) -> bool:
-        """A GPU for a job that asks for CUDA, or for `auto` when the cluster has GPUs."""
-        device = job.config.device if job.config is not None else "auto"
-        return device == "cuda" or (device == "auto" and self.cluster.gpus() > 0)
-
-    def _send_to_cluster(self, job: Job) -> None:
-        from cae.cluster import pack
-        from cae.experiment import autoencoder_runs
-        from cae.worker import HOLD_ENV
-
-        command, gpu = self._command(job), self._wants_gpu(job)
-        if isinstance(command, protocol.Train):
-            cfg = job.config.replace(device="cpu") if not gpu and job.config.device == "auto" else job.config
-            command = protocol.Train(job.id, cfg.to_dict(), job.origin, job.fingerprint, command.originals)
-            key = cfg.encoder_from or request_keys(cfg, _Fingerprint(job.fingerprint))[1]
-            brought = autoencoder_runs(key, self.runs_dir)[:1]
-        else:
-            from cae.budget import sweep_folder
-
-            source = Path(job.payload["source"])
-            points = sweep_folder(self.runs_dir, source.name, job.fingerprint)
-            brought = [source, *([points] if points.is_dir() else [])]
-        self.cluster.start(
-            job.id,
-            protocol.encode(command),
-            self.cluster.dataset_ref(job.origin, job.fingerprint),
-            pack(brought) if brought else b"",
-            gpu,
-            os.environ.get(HOLD_ENV),
-        )
-
-    def _poll_cluster(self) -> None:
-        """What each job's actor sent, applied; a finished run written here; a dead actor's job failed."""
-        from cae.cluster import unpack
-        from cae.runs import SWEEP_PREFIX
-
-        for job_id in list(self.cluster.running):
-            messages, packed, death = self.cluster.collect(job_id)
-            if packed:
-                unpack(packed, self.runs_dir, replace=SWEEP_PREFIX)
-            with self._lock:
-                for data in messages:
-                    message = protocol.decode(data, protocol.TO_SERVER)
-                    if isinstance(message, protocol.Done):  # the node's folder name, in this server's runs folder
-                        here = self.runs_dir / Path(message.path).name
-                        message = protocol.Done(message.job_id, str(here), message.cached)
-                    self._apply(message)
-                job = self._jobs.get(job_id)
-                if job is None or not job.active or (packed is None and death is None):
+                    wanted = self._want_worker or any(j.state == QUEUED for j in self._jobs.values())
+                for member in self.members:
+                    if not member.alive and (wanted or member.eager) and time.monotonic() >= member.retry_at:
+                        self._try_to_start(member)
+                alive = [m for m in self.members if m.alive]
+                if not alive:
+                    time.sleep(0.05)
                     continue
-                if job.cancel_requested:
-                    self._end(job, CANCELLED)
-                else:
-                    self._end(job, FAILED, death or "The Ray worker ended the job without a result; start it again.")
+                self._dispatch()
+                ready = wait_for([m.conn for m in alive], timeout=0.1)
+                for member in alive:
+                    if member.conn in ready:
+                        self._receive(member)
+                    elif member.process is not None and member.process.poll() is not None:
+                        self._member_died(member)
+            except Exception:  # a bug here must not leave every job queued for good
+                LOG.exception("the job monitor recovered from an error")
+                time.sleep(0.5)
 
-    def _receive(self, worker: WorkerSlot) -> None:
+    def _try_to_start(self, member: Member) -> None:
         try:
-            message = protocol.decode(worker.conn.recv_bytes(), protocol.TO_SERVER)
-        except (EOFError, OSError):  # the worker's end closed: it died
-            worker.process.wait(10)
-            self._worker_died(worker)
-            return
+            member.start(self.runs_dir)
+        except Exception as exc:  # OSError (no interpreter, no memory, no process slot) or any other
+            why = f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or 'see the server log'}"
+            LOG.warning("the %s could not start: %r", member.label(), exc)
+            self._fail_stranded(
+                f"The training worker{self._for(member)} could not start ({why}); nothing ran. "
+                f"The server tries again in {member.backoff:.0f} s: press Train again then."
+            )
+            self._back_off(member)
+
+    def _for(self, member: Member) -> str:
+        return f" for {member.label()}" if len(self.members) > 1 else ""
+
+    @staticmethod
+    def _back_off(member: Member) -> None:
+        member.retry_at, member.backoff = time.monotonic() + member.backoff, min(member.backoff * 2, 30.0)
+
+    def _fail_stranded(self, reason: str) -> None:
+        """Every queued job that no running member can take fails with the reason; the next job
+        starts a new attempt."""
         with self._lock:
-            self._apply(message)
+            for job in list(self._jobs.values()):
+                slot = TRAINING if job.kind in TRAINING_KINDS else TASK
+                if job.state == QUEUED and not any(
+                    m.alive and m.room(slot) and self._fits(m, slot, job) for m in self.members
+                ):
+                    self._end(job, FAILED, reason)
+            self._want_worker = False
+
+    def _receive(self, member: Member) -> None:
+        message = member.receive()
+        if message is None:  # its end closed: it died
+            self._member_died(member)
+        elif member.absorb(message):
+            if isinstance(message, protocol.Capacity):
+                member.backoff = 1.0
+        else:
+            with self._lock:
+                self._apply(message)
 
     def _apply(self, message: protocol.ToServer) -> None:
-        """What the worker reports, applied to its job (a job already forgotten is ignored)."""
+        """What a member reports, applied to its job (a job already forgotten is ignored)."""
         job = self._jobs.get(message.job_id)
         if job is None:
             return
         match message:
-            case protocol.Started():
-                job.started = time.time()  # it may have waited in the worker's own queue until now
+            case protocol.Started(_, pid):
+                job.started, job.pid = time.time(), pid  # it may have waited in the worker's own queue
             case protocol.Progress(_, p):
                 job.progress = p
                 if p.loss == p.loss:  # not NaN
@@ -636,8 +443,10 @@ class JobManager:
             case protocol.Point(_, point):
                 job.result.append(point)
             case protocol.Done(_, path, cached):
+                from cae.classroom import record_owner
+
                 job.run_path, job.cached = Path(path), cached
-                self._end(job, DONE, self._claim(job) if job.owner and not job.cached else None)
+                self._end(job, DONE, record_owner(self.runs_dir, job) if job.owner and not cached else None)
             case protocol.Result(_, value):
                 job.result = value
                 self._end(job, DONE)
@@ -646,47 +455,22 @@ class JobManager:
             case protocol.Failed(_, error):
                 self._end(job, FAILED, error)
 
-    def _claim(self, job: Job) -> str | None:
-        """Record the seat that trained this run (classroom mode); a record that fails is said."""
-        from cae.classroom import ClassroomError, Ledger
-
-        try:
-            Ledger(self.runs_dir).claim_run(job.run_path.name, job.owner)
-        except ClassroomError as exc:
-            return str(exc)
-        return None
-
-    def _worker_died(self, worker: WorkerSlot) -> None:
-        """Its running jobs fail with the sentence (or end as cancelled, if asked); others go on."""
-        process, conn, worker.process, worker.conn = worker.process, worker.conn, None, None
-        exitcode = process.poll()
-        conn.close()
-        index = self.workers.index(worker)
+    def _member_died(self, member: Member) -> None:
+        """Its running jobs fail with its sentence (or end as cancelled, if asked); others go on."""
+        pid = member.process.pid if member.process is not None else None
+        exitcode = member.reap()
+        index = self.members.index(member)
+        sentence = member.lost_sentence(exitcode)
         with self._lock:
             for job in list(self._jobs.values()):
                 if job.state == RUNNING and job.worker == index:
                     self._end(
-                        job,
-                        CANCELLED if job.cancel_requested else FAILED,
-                        None if job.cancel_requested else death_sentence(exitcode),
+                        job, CANCELLED if job.cancel_requested else FAILED, None if job.cancel_requested else sentence
                     )
-            worker.busy = {"train": None, "task": None}
-        remove_temporaries(self.runs_dir, process.pid)
-
-    def _stop_worker(self, worker: WorkerSlot) -> None:
-        process, conn = worker.process, worker.conn
-        if process is None:
-            return
-        self._send(worker, protocol.Stop())
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-        if conn is not None:
-            conn.close()
-        worker.process = worker.conn = None
-        remove_temporaries(self.runs_dir, process.pid)
+        if getattr(member, "reason", None):  # a driver that cannot reach its cluster
+            self._fail_stranded(member.reason)
+            self._back_off(member)
+        remove_temporaries(self.runs_dir, pid)
 
 
 # --- one manager per runs folder, for the whole process ---------------------------------------
@@ -706,16 +490,9 @@ def manager_for(directory: Path | None = None) -> JobManager:
 
 
 def shutdown_all() -> None:
-    """Stop every manager of this process and its worker (tests call this between tests)."""
+    """Stop every manager of this process and its members (tests call this between tests)."""
     with _managers_lock:
         managers = list(_managers.values())
         _managers.clear()
     for manager in managers:
         manager.shutdown()
-
-
-@dataclass
-class _Fingerprint:
-    """What `request_keys` reads of a dataset, where only its fingerprint is at hand."""
-
-    fingerprint: str

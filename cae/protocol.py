@@ -14,24 +14,28 @@ from typing import Any, Union
 
 @dataclass(frozen=True)
 class Train:
-    """Train (or load) the run for `config` on the dataset at `origin` with this fingerprint;
-    `originals` are the test images whose reconstructions are sent after each epoch."""
+    """Train the run for `config` on the dataset at `origin` with this fingerprint, on the device,
+    precision and keys the server decided (`identity`: cae.experiment.Identity); `originals` are
+    the test images whose reconstructions are sent after each epoch."""
 
     job_id: int
     config: dict
     origin: str
     fingerprint: str
     originals: Any  # numpy uint8 (N,3,32,32)
+    identity: Any  # cae.experiment.Identity
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """The label-budget sweep: payload {source, budgets, seeds[, steps]}."""
+    """The label-budget sweep: payload {source, budgets, seeds[, steps]}, on the device kind the
+    server placed it on."""
 
     job_id: int
     payload: dict
     origin: str
     fingerprint: str
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,11 @@ class Stop:
 
 @dataclass(frozen=True)
 class Started:
-    """The worker began the job (it may have waited in the worker's own queue until now)."""
+    """The worker began the job (it may have waited in the worker's own queue until now), in the
+    process `pid` (on a Ray node, the actor's)."""
 
     job_id: int
+    pid: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,10 +130,42 @@ class Failed:
     error: str
 
 
+@dataclass(frozen=True)
+class Capacity:
+    """The Ray driver's view of its cluster (sent when it connects, then every few seconds): how many
+    CPU and GPU jobs it runs at once, and where."""
+
+    cpus: int
+    gpus: int
+    address: str
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """The Ray driver cannot reach its cluster (it exits after sending this): why, in a sentence."""
+
+    reason: str
+
+
 ToWorker = Union[Train, Sweep, Task, Cancel, Stop]
-ToServer = Union[Started, Progress, Epoch, Reconstruction, Held, Point, Done, Result, Cancelled, Failed]
+ToServer = Union[
+    Started, Progress, Epoch, Reconstruction, Held, Point, Done, Result, Cancelled, Failed, Capacity, Unavailable
+]
 TO_WORKER = (Train, Sweep, Task, Cancel, Stop)
-TO_SERVER = (Started, Progress, Epoch, Reconstruction, Held, Point, Done, Result, Cancelled, Failed)
+TO_SERVER = (
+    Started,
+    Progress,
+    Epoch,
+    Reconstruction,
+    Held,
+    Point,
+    Done,
+    Result,
+    Cancelled,
+    Failed,
+    Capacity,
+    Unavailable,
+)
 
 
 class ProtocolError(Exception):

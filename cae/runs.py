@@ -119,19 +119,29 @@ def safe_run_path(parent: Path, name: str) -> Path:
 
 
 def save_run(
-    result: ExperimentResult, directory: Path, name: str | None = None, half: bool = False, weights: bool = True
+    result: ExperimentResult,
+    directory: Path,
+    name: str | None = None,
+    half: bool = False,
+    weights: bool = True,
+    keys: tuple[str, str] | None = None,
 ) -> Path:
     """Write a finished experiment as a run folder; atomic: a temporary folder, then a rename.
     Without `weights` only its metrics and kernel snapshots are kept (a label-budget point: its
-    autoencoder is its source run's, found again by `load_run`)."""
+    autoencoder is its source run's, found again by `load_run`). `keys`: (run key, autoencoder key)
+    as the server decided them for the request (cae.experiment.Identity); None works them out here."""
     if result.cancelled:
         raise RunError("A cancelled experiment is not saved as a run.")
     m = result.metrics
-    key = run_key(result.config, m["precision"], m["dataset"]["fingerprint"])
+    fingerprint = m["dataset"]["fingerprint"]
+    key, ae_key = keys or (
+        run_key(result.config, m["precision"], fingerprint),
+        autoencoder_key(result.config, m["precision"], fingerprint),
+    )
     m.update(
         run_key=key,
         name=name or run_name(result.config, key),
-        autoencoder_key=autoencoder_key(result.config, m["precision"], m["dataset"]["fingerprint"]),
+        autoencoder_key=ae_key,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
     directory = absolute(directory)

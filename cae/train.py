@@ -519,10 +519,13 @@ def run_experiment(
     should_stop: StopFn | None = None,
     on_epoch: EpochFn | None = None,
     reuse: ReusedAutoencoder | None = None,
+    placed: tuple[str, str] | None = None,
 ) -> ExperimentResult:
-    """Autoencoder (or `reuse`), fine-tuning from its encoder, then the scratch baseline."""
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    """Autoencoder (or `reuse`), fine-tuning from its encoder, then the scratch baseline. `placed`:
+    (device, precision) as the server decided them for this request (cae.experiment.Identity), used
+    as they are; None resolves both here."""
+    device = resolve_device(placed[0] if placed else cfg.device)
+    precision = resolve_precision(placed[1], device) if placed else resolve_precision(cfg.precision, device)
     data = Subsets.of(cfg, dataset, device)
     work = planned_work(
         cfg if reuse is None else cfg.replace(ae_epochs=0), len(data.train[0]), len(data.labelled[0]), len(data.test[0])

@@ -179,7 +179,7 @@ class Worker:
         from cae.runs import USER_ERRORS
 
         try:
-            self.send(protocol.Started(message.job_id))
+            self.send(protocol.Started(message.job_id, os.getpid()))
             handle(message)
         except USER_ERRORS as exc:
             self.send(protocol.Failed(message.job_id, str(exc)))
@@ -217,6 +217,7 @@ class Worker:
                 on_progress=lambda p: self.send(protocol.Progress(job_id, p)),
                 should_stop=should_stop,
                 on_epoch=on_epoch,
+                identity=message.identity,
             )
         if outcome.cancelled:
             self.send(protocol.Cancelled(job_id))
@@ -240,27 +241,21 @@ class Worker:
             return job_id in self.cancelled
 
         folder = budget.sweep_folder(self.runs_dir, source.name, dataset.fingerprint)
-        points = []
         with self.turns:
-            for seed in range(payload["seeds"]):
-                for size in payload["budgets"]:
-                    if size > len(dataset.train):
-                        continue
-                    point = budget.run_point(
-                        source,
-                        dataset,
-                        size,
-                        seed,
-                        payload.get("steps", budget.STEPS),
-                        lambda p: self.send(protocol.Progress(job_id, p)),
-                        should_stop,
-                        folder,
-                    )
-                    if point is None:
-                        self.send(protocol.Cancelled(job_id))
-                        return
-                    points.append(point)
-                    self.send(protocol.Point(job_id, point))
+            points = budget.run_sweep(
+                source,
+                dataset,
+                payload["budgets"],
+                payload["seeds"],
+                payload.get("steps", budget.STEPS),
+                lambda p: self.send(protocol.Progress(job_id, p)),
+                should_stop,
+                folder,
+                on_point=lambda point: self.send(protocol.Point(job_id, point)),
+            )
+        if points is None:
+            self.send(protocol.Cancelled(job_id))
+            return
         text = json.dumps({"source": source.name, "dataset": dataset.summary(), "points": points}, indent=1)
         write_atomically(
             budget.results_file(self.runs_dir, source.name, dataset.fingerprint),

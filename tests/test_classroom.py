@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from cae import classroom
-from cae.classroom import Caps, Ledger, admin_password_matches, refusal, sweep_refusal
+from cae.classroom import Caps, Ledger, active_jobs_of, admin_password_matches, refusal, sweep_refusal
 from cae.config import Config
 from cae.experiment import train_or_load
 from cae.jobs import CANCELLED, DONE, RUNNING, manager_for
@@ -119,8 +119,8 @@ def test_a_shared_job_belongs_to_its_submitter_and_a_cached_hit_to_nobody_new(sm
     first = manager.submit(cfg, small_dataset, "a", owner="seat-aaaaaaaa")
     same = manager.submit(cfg, small_dataset, "b", owner="seat-bbbbbbbb")
     assert same is first and first.owner == "seat-aaaaaaaa"
-    assert [j.id for j in manager.active_jobs_of("seat-aaaaaaaa")] == [first.id]
-    assert manager.active_jobs_of("seat-bbbbbbbb") == []  # attaching to a job is not queuing one
+    assert [j.id for j in active_jobs_of(manager, "seat-aaaaaaaa")] == [first.id]
+    assert active_jobs_of(manager, "seat-bbbbbbbb") == []  # attaching to a job is not queuing one
     hold.release()
     assert manager.wait(first.id, 300).state == DONE
     assert Ledger(runs_dir()).owner(first.run_path.name) == "seat-aaaaaaaa"
@@ -199,11 +199,11 @@ def test_the_third_queued_job_of_a_seat_is_refused(hall, hold):
     at = browser()
     press_train(at, seed=1)
     press_train(at, seed=2)
-    assert len(manager_for(runs_dir()).active_jobs_of(at.session_state["seat"])) == 2
+    assert len(active_jobs_of(manager_for(runs_dir()), at.session_state["seat"])) == 2
     press_train(at, seed=3)
     assert any("You already have 2 jobs queued or training" in e for e in errors(at))
     other = press_train(browser(), seed=3)  # another seat is not held back by this one
-    assert not errors(other) and len(manager_for(runs_dir()).active_jobs_of(other.session_state["seat"])) == 1
+    assert not errors(other) and len(active_jobs_of(manager_for(runs_dir()), other.session_state["seat"])) == 1
     hold.release()
 
 

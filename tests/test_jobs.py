@@ -116,8 +116,8 @@ def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_t
     os.kill(first_worker, signal.SIGKILL)
     assert manager.wait(doomed.id, 60).state == FAILED
     assert doomed.error == (
-        "The training process stopped unexpectedly (killed by SIGKILL, often the system "
-        "running out of memory); nothing was saved. Start the job again."
+        "The training process stopped unexpectedly (killed by the signal SIGKILL: by an administrator or a "
+        "process manager, or by the system when it ran out of memory); nothing was saved. Start the job again."
     )
     hold.release()
     assert manager.wait(after.id, 300).state == DONE
