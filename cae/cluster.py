@@ -86,9 +86,15 @@ def unreachable_sentence(address: str, exc: BaseException) -> str:
             "then start the app with RAY_AUTH_MODE=token and that token in RAY_AUTH_TOKEN (README: Running it "
             "for a course)."
         )
+    token = (
+        ""
+        if os.environ.get("RAY_AUTH_MODE") == "token"
+        else " If its head uses a token (`ray get-auth-token` on the head prints it), start the app with "
+        "RAY_AUTH_MODE=token and that token in RAY_AUTH_TOKEN."
+    )
     return (
         f"The Ray cluster at {address} cannot be reached ({why}); nothing was started. Check that its head is "
-        "running and its ports are open, then train again."
+        f"running and its ports are open, then train again.{token}"
     )
 
 
@@ -471,6 +477,7 @@ class DriverMember(Member):
         self.cpus = self.gpus = 0
         self.reported = threading.Event()  # set by its first report, or by its reason for leaving
         self.reason: str | None = None
+        self.connected = False  # it reported the cluster's capacity since it last started
 
     def arguments(self) -> list[str]:
         return ["--address", self.address]
@@ -480,7 +487,7 @@ class DriverMember(Member):
 
     def absorb(self, message: protocol.ToServer) -> bool:
         if isinstance(message, protocol.Capacity):
-            self.cpus, self.gpus, self.reason = message.cpus, message.gpus, None
+            self.cpus, self.gpus, self.reason, self.connected = message.cpus, message.gpus, None, True
         elif isinstance(message, protocol.Unavailable):
             self.reason = message.reason
         else:
@@ -490,9 +497,17 @@ class DriverMember(Member):
 
     def start(self, runs_dir: Path) -> None:
         self.reported.clear()
+        self.connected = False
         super().start(runs_dir)
 
     def lost_sentence(self, exitcode: int | None) -> str:
+        """Why its jobs ended; a driver that died before it ever connected leaves its reason too
+        (Ray ends a process that cannot reach the head, before any sentence can be sent)."""
+        if not self.connected and self.reason is None:
+            self.reason = unreachable_sentence(
+                self.address, ConnectionError(f"no answer from its head within {RECONNECT_SECONDS} s")
+            )
+            self.reported.set()
         return self.reason or lost_sentence(self.address)
 
     def label(self) -> str:
@@ -515,8 +530,9 @@ class RayCluster:
         them (auto precision there is bf16, which every GPU from Ampere on does natively); else the
         CPU. Raises ClusterError with a sentence while the cluster cannot be reached."""
         self.driver.eager = True  # from the first request on, the driver is kept running
-        if self.driver.reason is not None and not self.driver.alive:
-            self.driver.retry_at = 0.0  # try again now: the head may be back
+        if self.driver.reason is not None and not self.driver.alive:  # try again now: the head may be back
+            self.driver.reported.clear()
+            self.driver.retry_at = 0.0
         if not self.driver.reported.wait(CONNECT_SECONDS) or self.driver.reason is not None:
             raise ClusterError(
                 self.driver.reason

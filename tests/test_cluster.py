@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +126,92 @@ def test_a_local_cluster_outlives_the_page_run_that_started_it(tmp_path):
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=240, env={**os.environ}
     )
     assert done.returncode == 0 and "CPUs 1.0" in done.stdout, done.stderr[-2000:]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Head:
+    """A real Ray head (`ray start --head`) of its own: its own port and temporary folder, so that
+    killing it kills no other cluster on the machine."""
+
+    def __init__(self):
+        import shutil
+        import tempfile
+
+        self.port, self.folder = _free_port(), tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: socket paths
+        self.ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        import subprocess
+
+        command = [self.ray, "start", "--head", f"--port={self.port}", "--num-cpus=2", f"--temp-dir={self.folder}"]
+        command += ["--include-dashboard=false", "--disable-usage-stats"]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=180, env={**os.environ})
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    def kill(self) -> list[int]:
+        """SIGKILL every process of this cluster (its GCS, raylet, workers): the head is lost."""
+        killed = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if self.folder in cmdline or f"--gcs_server_port={self.port}" in cmdline:
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    killed.append(int(proc.name))
+                except ProcessLookupError:
+                    pass
+        return killed
+
+
+def test_losing_the_ray_head_fails_the_job_with_a_sentence_the_server_lives_and_a_new_head_trains(
+    tmp_path, monkeypatch, small_dataset, hold
+):
+    import secrets
+
+    # the README's token steps: the head and this server share one token, with RAY_AUTH_MODE=token
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    head = Head()
+    head.start()
+    try:
+        monkeypatch.setenv("CAE_RAY_ADDRESS", head.address)
+        manager = manager_for(tmp_path / "runs")
+        job = manager.submit(Config(**TINY), small_dataset)
+        wait_until(lambda: held(job), timeout=180, what="job training on the cluster")
+        assert head.kill()
+        job = manager.wait(job.id, 180)
+        assert job.state == FAILED and f"The Ray cluster at {head.address}" in job.error, job.error
+        assert "nothing was saved" in job.error and written(manager) == []
+        head.start()  # the head is back: the next job connects again and trains
+        hold.release()
+        again = manager.wait(manager.submit(Config(**{**TINY, "seed": 1}), small_dataset).id, 300)
+        assert again.state == DONE, again.error
+    finally:
+        head.kill()
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_sentence_and_nothing_is_queued(tmp_path, monkeypatch, small_dataset):
+    from cae.cluster import ClusterError
+
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    monkeypatch.setenv("CAE_RAY_ADDRESS", address)
+    manager = manager_for(tmp_path / "runs")
+    with pytest.raises(ClusterError, match=f"The Ray cluster at {address} cannot be reached"):
+        manager.submit(Config(**TINY), small_dataset)
+    assert manager.jobs() == []
+    assert manager.backend.problem().startswith(f"The Ray cluster at {address} cannot be reached")

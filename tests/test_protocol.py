@@ -8,16 +8,26 @@ from multiprocessing.connection import Connection
 import numpy as np
 import pytest
 
-from cae import jobs, protocol, worker
+from cae import cluster, jobs, protocol, worker
+from cae.experiment import Identity
 from cae.train import Progress
 
 EXAMPLES = [
-    protocol.Train(1, {"latent_dim": 16}, "sample", "f" * 64, np.zeros((2, 3, 32, 32), np.uint8)),
+    protocol.Train(
+        1,
+        {"latent_dim": 16},
+        "sample",
+        "f" * 64,
+        np.zeros((2, 3, 32, 32), np.uint8),
+        Identity("cpu", "fp32", "a" * 64, "b" * 64),
+    ),
     protocol.Sweep(2, {"source": "run", "budgets": [100], "seeds": 1}, "sample", "f" * 64),
     protocol.Task(3, "step_time", {"latent_dim": 16}),
     protocol.Cancel(4),
     protocol.Stop(),
-    protocol.Started(5),
+    protocol.Started(5, 1234),
+    protocol.Capacity(2, 1, "127.0.0.1:6379"),
+    protocol.Unavailable("The Ray cluster at 127.0.0.1:6379 cannot be reached."),
     protocol.Progress(5, Progress("autoencoder", 1, 2, 3, 4, 0.5, 1.5, 9.0)),
     protocol.Epoch(5, "autoencoder", {"epoch": 1, "train_mse": 0.1}),
     protocol.Reconstruction(5, 1, np.ones((2, 3, 32, 32), np.float32)),
@@ -61,7 +71,11 @@ def test_a_message_meant_for_the_other_side_is_an_error():
 
 def test_every_kind_sent_is_handled_by_the_side_that_receives_it():
     server, work = inspect.getsource(jobs.JobManager._apply), inspect.getsource(worker.Worker.run)
+    about_the_member = inspect.getsource(cluster.DriverMember.absorb)  # the Ray driver's own reports
     for kind in protocol.TO_SERVER:
-        assert f"case protocol.{kind.__name__}(" in server, kind
+        if kind in (protocol.Capacity, protocol.Unavailable):
+            assert f"protocol.{kind.__name__})" in about_the_member, kind
+        else:
+            assert f"case protocol.{kind.__name__}(" in server, kind
     for kind in protocol.TO_WORKER:
         assert f"case protocol.{kind.__name__}(" in work, kind
