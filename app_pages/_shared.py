@@ -12,12 +12,14 @@ import streamlit as st
 from app_pages import state
 from app_pages.caches import cached_dataset, cached_run, runs
 from app_pages.rights import allowed_data
+from cae.config import SETTINGS
 from cae.data import SAMPLE, DataError, Dataset
 from cae.export import reproduce_command, standalone_script
 from cae.figures import chart_alt
 from cae.files import absolute
-from cae.report import run_summary, run_title
 from cae.runs import Run, RunError, RunInfo, pretrained_dir, pretrained_index
+from cae.settings import Setting
+from cae.words import run_summary, run_title
 
 
 def data_source() -> str:
@@ -223,3 +225,43 @@ def show_chart(where, fig, alt: str | None = None, **kwargs):
     """`where.plotly_chart(fig, ...)` with a text equivalent for screen readers: `alt`, else written
     from the figure (`chart_alt`)."""
     return where.plotly_chart(fig, alt=alt or chart_alt(fig), **kwargs)
+
+
+# --- the settings form (the Train page): widgets made from each setting's description --------------
+
+
+def form_settings(columns: tuple = (0, 1, 2)) -> list[Setting]:
+    """The settings the Train page shows in these columns ("rebuilds": its objectives' expander), in
+    Config's order."""
+    return [spec for spec in SETTINGS.values() if spec.form and spec.form["column"] in columns]
+
+
+def widget_value(spec: Setting, value):
+    """A setting's value as its widget holds it: an empty whole number is 0 there."""
+    return 0 if value is None and spec.kind == "int" else value
+
+
+def setting_widget(spec: Setting, note: str | None, keep: str):
+    """The widget its Setting's `form` describes (key: the setting's name), and its value as a Config
+    takes it (0 in an optional whole number is None)."""
+    form = spec.form
+    options = dict(key=spec.name, persist_state=keep, help=note or form.get("help"))
+    label = form["label"]
+    match form["widget"]:
+        case "select_slider":
+            percent, floats = form.get("percent"), spec.kind == "float"
+            fmt = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:g}") if floats else str
+            value = st.select_slider(label, form["choices"], format_func=fmt, **options)
+        case "slider":
+            value = st.slider(label, form["low"], form["high"], step=form["step"], **options)
+        case "radio":
+            value = st.radio(label, form["choices"], horizontal=True, **options)
+        case "selectbox":
+            value = st.selectbox(label, form["choices"], **options)
+        case "number_input":
+            value = st.number_input(label, form["low"], form["high"], step=form.get("step", 1), **options)
+        case _:
+            value = st.checkbox(label, **options)
+    if spec.kind == "int":
+        return int(value) or None if spec.optional else int(value)
+    return float(value) if spec.kind == "float" else value

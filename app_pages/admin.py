@@ -11,9 +11,8 @@ from app_pages._shared import run_label, view_run
 from app_pages.caches import jobs, password_attempts
 from app_pages.rights import caps, client_address, forget_owner, is_admin, seat_ledger
 from cae.classroom import SETTINGS, admin_password_matches, password_problem
-from cae.jobs import TRAINING_KINDS
-from cae.report import duration as minutes
 from cae.runs import RunError, delete_run, list_runs, runs_dir
+from cae.words import duration as minutes
 
 LOG = logging.getLogger("cae.lecturer")
 
@@ -53,7 +52,7 @@ st.caption(
 )
 
 st.subheader("Jobs")
-trainings = [j for j in reversed(jobs().jobs()) if j.kind in TRAINING_KINDS]
+trainings = [j for j in reversed(jobs().jobs()) if j.trains]
 if not trainings:
     st.caption("No trainings or sweeps yet.")
 for job in trainings:

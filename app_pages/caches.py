@@ -12,10 +12,17 @@ import streamlit as st
 
 from cae import classroom
 from cae.data import Dataset, load_dataset
-from cae.devices import DEVICES_ENV, THREADS_ENV, DevicesError, worker_devices
+from cae.devices import (
+    DEVICES_ENV,
+    THREADS_ENV,
+    DevicesError,
+    describe_device,
+    resolve_device,
+    worker_devices,
+    worker_threads,
+)
 from cae.jobs import DONE, FAILED, JobManager, manager_for
 from cae.runs import SWEEP_PREFIX, Run, RunInfo, list_runs, load_run, pretrained_dir, runs_dir
-from cae.train import describe_device, resolve_device, worker_threads
 
 
 def jobs() -> JobManager:

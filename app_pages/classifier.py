@@ -19,23 +19,22 @@ from app_pages.caches import TaskError, computed, jobs, measured_speed, runs
 from app_pages.rights import seat, submit_sweep, submit_training
 from cae import budget
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
+from cae.devices import resolve_device
 from cae.experiment import transfer_config
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
 from cae.jobs import DONE
 from cae.report import (
     class_extremes_sentence,
-    code_span,
     label_budget_sentence,
     per_class_counts,
     pretraining_verdict,
-    test_images,
     verdict_rule,
 )
-from cae.report import duration as minutes
 from cae.runs import RunError
 from cae.sweeps import budget_lines, load_label_budget, seed_spread
-from cae.train import resolve_device
 from cae.transcript import lecture_autoencoder_rows, lecture_classifier_rows
+from cae.words import code_span, test_images
+from cae.words import duration as minutes
 
 
 def same_data(a: dict, b: dict) -> bool:

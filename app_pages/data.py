@@ -15,8 +15,8 @@ from cae.classroom import folder_bytes
 from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
 from cae.figures import sample_grid
 from cae.files import absolute
-from cae.report import code_span
 from cae.uploads import LIMITS, MAX_UPLOAD_MB, Budget, UploadError, unpack_upload
+from cae.words import code_span
 
 SOURCES = {
     "Bundled sample (1,000 + 200 CIFAR-10 images, offline)": "sample",

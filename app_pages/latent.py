@@ -36,7 +36,6 @@ from cae.report import (
     latent_size_sentence,
     objectives_sentence,
     representation_sentence,
-    run_title,
     sweep_sentence,
 )
 from cae.sweeps import (
@@ -51,6 +50,7 @@ from cae.sweeps import (
     user_point,
 )
 from cae.uploads import ImageInputError, image_from_bytes
+from cae.words import run_title
 
 FEATURE_NAMES = {
     "pixels": "raw pixels",

@@ -28,8 +28,7 @@ from cae.figures import (
 )
 from cae.jobs import DONE, RUNNING
 from cae.model import ConvAutoencoder, layer_table, seeded
-from cae.report import duration as minutes
-from cae.report import live_run_sentence, per_class_counts, run_title
+from cae.report import live_run_sentence, per_class_counts
 from cae.runs import default_pretrained_run, read_metrics
 from cae.sweeps import (
     OBJECTIVE_NAMES,
@@ -40,7 +39,9 @@ from cae.sweeps import (
     load_sweeps,
     seed_spread,
 )
-from cae.train import estimate_seconds
+from cae.timing import estimate_seconds
+from cae.words import duration as minutes
+from cae.words import run_title
 
 PRESENTER_CSS = """<style>
 [data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }

@@ -6,21 +6,21 @@ from app_pages import state
 from app_pages._shared import (
     current_dataset,
     current_run,
+    form_settings,
     reproduce_this_run,
     selected_run_path,
+    setting_widget,
     show_chart,
     show_run_summary,
     view_run,
+    widget_value,
 )
 from app_pages.caches import jobs, measured_speed, runs
 from app_pages.rights import forget_owner, is_admin, owns_job, owns_run, seat, submit_training
+from cae.cluster import ClusterError
 from cae.config import (
-    LATENT_SIZES,
-    LEARNING_RATES,
-    PRECISIONS,
     PRESETS,
     SMALL_DATA,
-    UPSAMPLE_MODES,
     Config,
     ConfigError,
     few_steps_warning,
@@ -28,14 +28,14 @@ from cae.config import (
     preset_config,
     preset_for,
 )
-from cae.experiment import request_keys
+from cae.devices import DeviceError, resolve_device
 from cae.figures import image_strip, live_loss
 from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
-from cae.report import duration as minutes
-from cae.report import epoch_sentence
 from cae.runs import RunError, delete_run, find_run, runs_dir, zip_run
-from cae.train import DeviceError, estimate_seconds, resolve_device
+from cae.timing import estimate_seconds
 from cae.transcript import LECTURE_CLF_ACC
+from cae.words import duration as minutes
+from cae.words import epoch_sentence
 
 SUBSETS = {"Full training split": None, "Quick: 10,000 images": 10_000, "Custom size": "custom"}
 KEEP = "session"  # every setting on this form keeps its value while the learner is on other pages
@@ -46,28 +46,12 @@ def apply_preset(name: str) -> None:
     cfg = preset_config(name)
     subset = next((k for k, v in SUBSETS.items() if v == cfg.limit), "Custom size")
     state.set_widgets(
-        dict(
-            preset=name,
-            latent_dim=cfg.latent_dim,
-            leak=cfg.leak,
-            upsample=cfg.upsample,
-            ae_epochs=cfg.ae_epochs,
-            clf_epochs=cfg.clf_epochs,
-            batch_size=cfg.batch_size,
-            clf_batch_size=cfg.clf_batch_size or 0,
-            lr=cfg.lr,
-            clf_lr=cfg.clf_lr,
-            subset=subset,
-            limit_custom=cfg.limit or 1000,
-            test_limit=0,
-            precision=cfg.precision,
-            seed=cfg.seed,
-            scratch_baseline=cfg.scratch_baseline,
-            flip=cfg.flip,
-            noise=cfg.noise,
-            mask=cfg.mask,
-            augment=cfg.augment,
-        )
+        {
+            "preset": name,
+            "subset": subset,
+            "limit_custom": cfg.limit or 1000,
+            **{spec.name: widget_value(spec, getattr(cfg, spec.name)) for spec in form_settings()},
+        }
     )
 
 
@@ -210,76 +194,19 @@ if state.widget("preset") == SMALL_DATA and preset_for(len(dataset.train)) == SM
         "optimiser step(s) per epoch."
     )
 
-c1, c2, c3 = st.columns(3)
-with c1:
-    latent = st.select_slider(
-        "Latent size (the code)",
-        LATENT_SIZES,
-        key="latent_dim",
-        persist_state=KEEP,
-        help='The Latent space page\'s "Latent size" chart shows what the code length '
-        "changes: reconstruction, k-NN accuracy and fine-tuned accuracy.",
-    )
-    leak = st.slider(
-        "Leak factor (LeakyReLU slope; 0 = ReLU)",
-        0.0,
-        0.5,
-        step=0.01,
-        key="leak",
-        persist_state=KEEP,
-        help='What it changes: the Latent space page\'s "Leak and dead units" section shows the '
-        "share of units that never fire in this run, and the shipped sweep over leak 0, 0.1, 0.3.",
-    )
-    upsample = st.radio(
-        "Decoder upsampling",
-        UPSAMPLE_MODES,
-        key="upsample",
-        persist_state=KEEP,
-        horizontal=True,
-        help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)",
-    )
-with c2:
-    ae_epochs = st.number_input("Autoencoder epochs", 1, 100, key="ae_epochs", persist_state=KEEP)
-    clf_epochs = st.number_input(
-        "Classifier epochs (0 = autoencoder only)", 0, 100, key="clf_epochs", persist_state=KEEP
-    )
-    batch_size = st.number_input("Batch size", 16, 10_000, step=100, key="batch_size", persist_state=KEEP)
-    clf_batch = st.number_input(
-        "Classifier batch size (0 = the same)", 0, 10_000, step=50, key="clf_batch_size", persist_state=KEEP
-    )
-    lr = st.select_slider(
-        "Learning rate (Adam), autoencoder",
-        LEARNING_RATES,
-        format_func=lambda v: f"{v:g}",
-        key="lr",
-        persist_state=KEEP,
-    )
-    clf_lr = st.select_slider(
-        "Learning rate, fine-tuning",
-        LEARNING_RATES,
-        format_func=lambda v: f"{v:g}",
-        key="clf_lr",
-        persist_state=KEEP,
-        help=fine_tuning_lr_note(),
-    )
-with c3:
+values, notes = {}, {"clf_lr": fine_tuning_lr_note()}
+
+
+columns = st.columns(3)
+with columns[2]:  # the training subset: a choice of sizes, or a number typed in
     subset = st.selectbox("Training images", list(SUBSETS), key="subset", persist_state=KEEP)
     limit = SUBSETS[subset]
     if limit == "custom":
         limit = st.number_input("How many training images", 10, 1_000_000, key="limit_custom", persist_state=KEEP)
-    test_limit = st.number_input(
-        "Test images (0 = the whole test split)", 0, 1_000_000, key="test_limit", persist_state=KEEP
-    )
-    precision = st.selectbox(
-        "Precision",
-        PRECISIONS,
-        key="precision",
-        persist_state=KEEP,
-        help="auto: bf16 autocast where the hardware supports it, else fp32",
-    )
-    seed = st.number_input("Seed", 0, 2**31 - 1, key="seed", persist_state=KEEP)
-    scratch = st.checkbox("Also train the scratch baseline", key="scratch_baseline", persist_state=KEEP)
-    flip = st.checkbox("Random horizontal flips (augmentation)", key="flip", persist_state=KEEP)
+    values["limit"] = limit and int(limit)
+for spec in form_settings(columns=(0, 1, 2)):
+    with columns[spec.form["column"]]:
+        values[spec.name] = setting_widget(spec, notes.get(spec.name), KEEP)
 
 with st.expander("What the autoencoder rebuilds (denoising, masking, crops)"):
     st.caption(
@@ -288,62 +215,25 @@ with st.expander("What the autoencoder rebuilds (denoising, masking, crops)"):
         "Compare runs on the Latent space page (the k-NN accuracy of the code, epoch by epoch) and with the "
         "label-budget sweep on the Classifier page."
     )
-    o1, o2, o3 = st.columns(3)
-    noise = o1.slider(
-        "Denoising: noise added to the input (std)",
-        0.0,
-        0.5,
-        step=0.05,
-        key="noise",
-        persist_state=KEEP,
-        help="Gaussian noise of this standard deviation (pixels from 0 to 1) on the input; the target is the clean "
-        "image. 0 = the lecture's recipe.",
-    )
-    mask = o2.select_slider(
-        "Masking: share of 4×4 patches hidden",
-        (0.0, 0.25, 0.5, 0.75),
-        format_func=lambda v: f"{v:.0%}",
-        key="mask",
-        persist_state=KEEP,
-        help="This share of the 64 patches of 4×4 pixels is set to black in the input; the loss covers the whole "
-        "clean image. 0% = the lecture's recipe.",
-    )
-    augment = o3.checkbox(
-        "Random crops (4-pixel padding)",
-        key="augment",
-        persist_state=KEEP,
-        help="Each batch is shifted by up to 4 pixels (input and target alike), like the flips above.",
-    )
+    rebuilds = form_settings(columns=("rebuilds",))
+    for where, spec in zip(st.columns(len(rebuilds)), rebuilds):
+        with where:
+            values[spec.name] = setting_widget(spec, None, KEEP)
 
 try:
-    cfg = Config(
-        latent_dim=latent,
-        leak=float(leak),
-        upsample=upsample,
-        ae_epochs=int(ae_epochs),
-        clf_epochs=int(clf_epochs),
-        batch_size=int(batch_size),
-        clf_batch_size=int(clf_batch) or None,
-        lr=float(lr),
-        clf_lr=float(clf_lr),
-        limit=limit and int(limit),
-        test_limit=int(test_limit) or None,
-        precision=precision,
-        seed=int(seed),
-        scratch_baseline=scratch,
-        flip=flip,
-        noise=float(noise),
-        mask=float(mask),
-        augment=augment,
-    )
-    key, _ = request_keys(cfg, dataset)
+    cfg = Config(**values)
 except (ConfigError, DeviceError) as exc:
     st.error(str(exc))
     st.stop()
+try:  # the run's key as the backend that would train it decides; a cluster still connecting says so
+    key = jobs().identity(cfg, dataset.fingerprint, wait=0).key
+except ClusterError as exc:
+    key = None
+    st.info(str(exc))
 if warning := few_steps_warning(cfg, len(dataset.train), len(dataset.classes)):
     st.warning(f"With the settings on this form: {warning}")
 
-if find_run(key, runs_dir()):
+if key is not None and find_run(key, runs_dir()):
     st.success("A run with exactly these settings exists: it loads from cache, no training needed.")
 elif resolve_device("auto").type == "cpu":
 
@@ -382,7 +272,8 @@ if watched is None or not watched.active:
 
 
 if trainings:
-    st.subheader("Queue (this server, one training at a time)")
+    at_once = jobs().training_counts()[1]
+    st.subheader(f"Queue (this server, {at_once} training{'s' if at_once != 1 else ''} at a time)")
     st.dataframe(
         [
             {

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.getcwd())  # the checkout the command runs in, so an older commit's cae/ answers
 
-from cae import config, lecture, report  # noqa: E402
+from cae import config, lecture, report, words  # noqa: E402
 from cae.data import load_sample  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 from cae.sweeps import budget_lines, grouped, load_label_budget, load_sweeps  # noqa: E402
@@ -63,7 +63,7 @@ def main() -> None:
     for name, entry in index["runs"].items():
         run = load_run(PRETRAINED_DIR / name)
         print(f"== {entry['title']} ({name})")
-        print(f"  title: {report.run_title(run.metrics)}")
+        print(f"  title: {words.run_title(run.metrics)}")
         print(f"  verdict: {verdict(run.metrics)}")
         print(f"  classes: {report.class_extremes_sentence(run.metrics)}")
         if name == index["default"]:
@@ -83,7 +83,7 @@ def main() -> None:
     for label, cfg in (("Small data preset", config.preset_config(config.SMALL_DATA)), ("Lecture's live run", live)):
         metrics = run_experiment(cfg.replace(precision="fp32"), sample).metrics
         print(f"== The sample: {label}")
-        print(f"  title: {report.run_title(metrics)}")
+        print(f"  title: {words.run_title(metrics)}")
         print(f"  verdict: {verdict(metrics)}")
         print(f"  classes: {report.class_extremes_sentence(metrics)}")
         if NEW:

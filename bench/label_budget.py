@@ -26,12 +26,12 @@ import json  # noqa: E402
 from cae import budget as label_budget  # noqa: E402
 from cae.config import PRECISIONS  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
+from cae.devices import resolve_device, resolve_precision  # noqa: E402
 from cae.evidence import compare_seeds  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.report import label_budget_sentence  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 from cae.sweeps import budget_lines  # noqa: E402
-from cae.train import resolve_device, resolve_precision  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ("z1024-bilinear-ae5-clf5-8662a6d11dda", "z1024-bilinear-ae30-clf30-111e759f24b1")

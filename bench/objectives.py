@@ -37,10 +37,10 @@ from cae.evidence import compare_seeds  # noqa: E402
 from cae.experiment import train_or_load  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.objectives import pretext_for  # noqa: E402
+from cae.plan import Subsets  # noqa: E402
 from cae.report import objectives_sentence  # noqa: E402
 from cae.runs import load_run  # noqa: E402
 from cae.sweeps import OBJECTIVE_NAMES, budget_lines  # noqa: E402
-from cae.train import Subsets  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIONS = {

@@ -29,16 +29,10 @@ from torchvision import datasets, transforms
 
 from cae.config import Config
 from cae.data import balanced_subset, load_dataset, to_device
+from cae.devices import resolve_device, resolve_precision
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import (
-    MFLOP,
-    Reporter,
-    classification_loss,
-    reconstruction_loss,
-    resolve_device,
-    resolve_precision,
-    run_epoch,
-)
+from cae.plan import MFLOP
+from cae.train import Reporter, classification_loss, reconstruction_loss, run_epoch
 
 RESULTS = Path(__file__).parent / "results"
 

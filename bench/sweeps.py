@@ -27,7 +27,8 @@ from cae import latent  # noqa: E402
 from cae.config import Config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
-from cae.train import Subsets, run_experiment  # noqa: E402
+from cae.plan import Subsets  # noqa: E402
+from cae.train import run_experiment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENT_SIZES, LEAKS, SEEDS = (16, 64, 256, 1024, 4096), (0.0, 0.1, 0.3), (0, 1, 2)

@@ -29,8 +29,8 @@ import time  # noqa: E402
 
 from cae.config import SMALL_DATA, preset_config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
+from cae.devices import describe_device, resolve_device  # noqa: E402
 from cae.jobs import DONE, JobManager  # noqa: E402
-from cae.train import describe_device, resolve_device  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -7,13 +7,14 @@ import json
 import sys
 import time
 
-from cae.config import DEVICES, PRECISIONS, UPSAMPLE_MODES, Config, ConfigError, few_steps_warning
+from cae.config import DEVICES, SETTINGS, Config, ConfigError, few_steps_warning
 from cae.data import load_dataset
 from cae.experiment import evaluate_run, train_or_load, transfer_config
-from cae.report import PHASE_NAMES
-from cae.report import duration as minutes
 from cae.runs import USER_ERRORS, Run, load_run
+from cae.settings import Setting
 from cae.train import Progress
+from cae.words import PHASE_NAMES
+from cae.words import duration as minutes
 
 
 class Parser(argparse.ArgumentParser):
@@ -27,81 +28,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="python -m cae", description="The lecture's convolutional autoencoder.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train a run (autoencoder, fine-tuning, scratch baseline)")
-    d = Config()
-    # The autoencoder's options default to None so that --encoder-from can tell a choice that
-    # conflicts with the source run from one left at its default.
-    t.add_argument("--latent-dim", type=int, default=None, help=f"default {d.latent_dim}")
-    t.add_argument("--leak", type=float, default=None, help=f"default {d.leak}")
-    t.add_argument("--upsample", choices=UPSAMPLE_MODES, default=None, help=f"default {d.upsample}")
-    t.add_argument("--ae-epochs", type=int, default=None, help=f"default {d.ae_epochs}")
-    t.add_argument("--clf-epochs", type=int, default=d.clf_epochs)
-    t.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
-    t.add_argument(
-        "--clf-batch-size", type=int, default=None, help="the classifier's own batch size (default: --batch-size)"
-    )
-    t.add_argument("--lr", type=float, default=None, help=f"default {d.lr:g}")
-    t.add_argument("--clf-lr", type=float, default=d.clf_lr)
-    t.add_argument(
-        "--encoder-from",
-        default=None,
-        metavar="RUN_DIR",
-        help="start from this run's autoencoder (any data) and fine-tune on --data; no autoencoder training",
-    )
-    t.add_argument("--label-fraction", type=float, default=d.label_fraction)
-    t.add_argument(
-        "--label-count",
-        type=int,
-        default=None,
-        help="this many labelled training images, class-balanced (instead of --label-fraction)",
-    )
-    t.add_argument(
-        "--clf-steps",
-        type=int,
-        default=None,
-        help="train each classifier for exactly this many optimiser steps (instead of --clf-epochs)",
-    )
-    t.add_argument(
-        "--clf-seed",
-        type=int,
-        default=None,
-        help="the classifiers' seed: labelled draw, head, batch order (default: --seed); the "
-        "autoencoder keeps --seed, so it is reused",
-    )
-    t.add_argument(
-        "--scratch-seed",
-        type=int,
-        default=None,
-        help="the scratch baseline's initial weights (default: --seed, the autoencoder's own start)",
-    )
-    t.add_argument("--freeze-encoder", action="store_true")
-    t.add_argument("--no-scratch", action="store_true", help="skip the scratch baseline")
-    t.add_argument("--flip", action="store_true", help="random horizontal flips while training")
-    t.add_argument(
-        "--noise",
-        type=float,
-        default=None,
-        help="denoising: the autoencoder rebuilds the clean image from one with Gaussian noise of this "
-        "standard deviation (pixels in 0-1; default 0, the lecture's plain recipe)",
-    )
-    t.add_argument(
-        "--mask",
-        type=float,
-        default=None,
-        help="masking: the autoencoder rebuilds the clean image from one with this share of its 4x4 "
-        "patches set to black (0-0.9; default 0)",
-    )
-    t.add_argument(
-        "--augment",
-        action="store_const",
-        const=True,
-        default=None,
-        help="random crops with 4-pixel padding of the autoencoder's input and target",
-    )
-    t.add_argument("--limit", type=int, default=None, help="class-balanced training subset size")
-    t.add_argument("--test-limit", type=int, default=None)
-    t.add_argument("--precision", choices=PRECISIONS, default=d.precision)
-    t.add_argument("--seed", type=int, default=d.seed)
-    t.add_argument("--device", choices=DEVICES, default=d.device)
+    for spec in SETTINGS.values():
+        add_option(t, spec)
     t.add_argument("--data", default=None, help="image folder, CIFAR-10 download folder, or 'sample'")
     t.add_argument("--runs", default=None, help="runs folder (default: $CAE_RUNS or ./runs)")
     t.add_argument("--force", action="store_true", help="train again even if the run exists")
@@ -122,16 +50,36 @@ def build_parser() -> Parser:
     return parser
 
 
+def add_option(parser: argparse.ArgumentParser, spec: Setting) -> None:
+    """The setting's command-line option, from its description. Every option defaults to None, so
+    that --encoder-from can tell a choice that conflicts with the source run from one left out."""
+    if spec.option is None:
+        return
+    if spec.name == "encoder_from":  # a run folder on the command line, its autoencoder key in the Config
+        parser.add_argument(spec.option, dest=spec.name, default=None, metavar="RUN_DIR", help=spec.help)
+    elif spec.kind == "bool":  # a switch away from the default
+        parser.add_argument(spec.option, dest=spec.name, action="store_const", const=not spec.default, help=spec.help)
+    else:
+        default = (
+            ""
+            if spec.optional
+            else f" (default {spec.default:g})"
+            if spec.kind == "float"
+            else f" (default {spec.default})"
+        )
+        parser.add_argument(
+            spec.option,
+            dest=spec.name,
+            type={"int": int, "float": float, "str": str}[spec.kind],
+            choices=spec.choices or None,
+            default=None,
+            help=spec.help + default,
+        )
+
+
+# The options that decide the autoencoder: with --encoder-from, the source run's.
 AUTOENCODER_OPTIONS = {
-    "latent_dim": "--latent-dim",
-    "leak": "--leak",
-    "upsample": "--upsample",
-    "ae_epochs": "--ae-epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "noise": "--noise",
-    "mask": "--mask",
-    "augment": "--augment",
+    name: spec.option for name, spec in SETTINGS.items() if spec.group in ("model", "autoencoder", "objective")
 }
 
 
@@ -146,24 +94,12 @@ def config_from_args(args: argparse.Namespace, source: Run | None = None) -> Con
     """The request the arguments describe; with a source run (--encoder-from), its autoencoder's
     settings, where an explicit conflicting option is an error."""
     chosen = {k: getattr(args, k) for k in AUTOENCODER_OPTIONS if getattr(args, k) is not None}
-    common = dict(
-        clf_epochs=args.clf_epochs,
-        clf_lr=args.clf_lr,
-        clf_batch_size=args.clf_batch_size,
-        label_fraction=args.label_fraction,
-        label_count=args.label_count,
-        clf_steps=args.clf_steps,
-        clf_seed=args.clf_seed,
-        scratch_seed=args.scratch_seed,
-        freeze_encoder=args.freeze_encoder,
-        scratch_baseline=not args.no_scratch,
-        limit=whole_split(args.limit, "--limit"),
-        test_limit=whole_split(args.test_limit, "--test-limit"),
-        flip=args.flip,
-        precision=args.precision,
-        seed=args.seed,
-        device=args.device,
-    )
+    common = {
+        name: spec.default if getattr(args, name) is None else getattr(args, name)
+        for name, spec in SETTINGS.items()
+        if name not in AUTOENCODER_OPTIONS and spec.option is not None and name != "encoder_from"
+    }
+    common.update(limit=whole_split(args.limit, "--limit"), test_limit=whole_split(args.test_limit, "--test-limit"))
     if source is None:
         return Config(**chosen, **common)
     for name, value in chosen.items():
@@ -259,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.fd, args.runs, args.parent)
         return 0
     if args.command == "ray-driver":
-        from cae.cluster import drive
+        from cae.raydriver import drive
 
         drive(args.fd, args.runs, args.parent, args.address)
         return 0

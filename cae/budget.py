@@ -11,8 +11,8 @@ from pathlib import Path
 from cae.config import Config
 from cae.data import Dataset
 from cae.experiment import reused_autoencoder, train_or_load
+from cae.plan import planned_work
 from cae.runs import SWEEP_PREFIX, Run, read_metrics
-from cae.train import planned_work
 
 BUDGETS = (100, 300, 1000, 3000, 10000, 50000)
 QUICK_BUDGETS = (100, 1000, 10000)  # the app's default on a CPU: one seed, three budgets

@@ -302,6 +302,4 @@ def record_owner(runs_dir: Path, job) -> str | None:
 
 def active_jobs_of(manager, seat: str) -> list:
     """The trainings and sweeps a seat submitted that are queued or running."""
-    from cae.jobs import TRAINING_KINDS
-
-    return [j for j in manager.jobs() if j.owner == seat and j.active and j.kind in TRAINING_KINDS]
+    return [j for j in manager.jobs() if j.owner == seat and j.active and j.trains]

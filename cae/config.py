@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from dataclasses import asdict, dataclass
+
+from cae.settings import Setting, setting
 
 UPSAMPLE_MODES = ("bilinear", "nearest", "transpose")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -56,45 +57,276 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class Config:
-    """Hyperparameters of one experiment; defaults are the lecture's."""
+    """Hyperparameters of one experiment; defaults are the lecture's. Each field's metadata is its
+    `Setting` (SETTINGS): range, help, command-line option, words and widget."""
 
     # model
-    latent_dim: int = 1024
-    leak: float = 0.1  # LeakyReLU negative slope; 0 is plain ReLU
-    upsample: str = "bilinear"  # bilinear | nearest | transpose
+    latent_dim: int = setting(
+        1024,
+        "units in the code between encoder and decoder",
+        low=2,
+        high=4096,
+        group="model",
+        words="latent {}",
+        form=dict(
+            label="Latent size (the code)",
+            widget="select_slider",
+            choices=LATENT_SIZES,
+            column=0,
+            help='The Latent space page\'s "Latent size" chart shows what the code length changes: '
+            "reconstruction, k-NN accuracy and fine-tuned accuracy.",
+        ),
+    )
+    leak: float = setting(
+        0.1,
+        "LeakyReLU negative slope; 0 is plain ReLU",
+        low=0,
+        high=1,
+        gloss="(the LeakyReLU slope)",
+        group="model",
+        form=dict(
+            label="Leak factor (LeakyReLU slope; 0 = ReLU)",
+            widget="slider",
+            low=0.0,
+            high=0.5,
+            step=0.01,
+            column=0,
+            help='What it changes: the Latent space page\'s "Leak and dead units" section shows the share of '
+            "units that never fire in this run, and the shipped sweep over leak 0, 0.1, 0.3.",
+        ),
+    )
+    upsample: str = setting(
+        "bilinear",
+        "how the decoder enlarges its maps (transpose: the lecture's deconvolution)",
+        choices=UPSAMPLE_MODES,
+        group="model",
+        words="{} decoder",
+        form=dict(
+            label="Decoder upsampling",
+            widget="radio",
+            choices=UPSAMPLE_MODES,
+            column=0,
+            help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)",
+        ),
+    )
     # autoencoder training (unsupervised, MSE + Adam)
-    ae_epochs: int = 5
-    batch_size: int = 2000
-    lr: float = 1e-3
+    ae_epochs: int = setting(
+        5,
+        "epochs of autoencoder training",
+        low=0,
+        high=1000,
+        group="autoencoder",
+        form=dict(label="Autoencoder epochs", widget="number_input", low=1, high=100, column=1),
+    )
+    batch_size: int = setting(
+        2000,
+        "images per optimiser step",
+        low=1,
+        high=100_000,
+        group="autoencoder",
+        words="batch {}",
+        form=dict(label="Batch size", widget="number_input", low=16, high=10_000, step=100, column=1),
+    )
+    lr: float = setting(
+        1e-3,
+        "Adam's learning rate for the autoencoder",
+        low=0,
+        high=1,
+        above=True,
+        gloss="(learning rate)",
+        group="autoencoder",
+        words="lr {:g}",
+        form=dict(label="Learning rate (Adam), autoencoder", widget="select_slider", choices=LEARNING_RATES, column=1),
+    )
     # classifier fine-tuning (cross-entropy + Adam)
-    clf_epochs: int = 5
-    clf_lr: float = 1e-3
-    clf_batch_size: int | None = None  # the classifier's own batch size; None: batch_size
-    label_fraction: float = 1.0  # share of training labels the classifier may see
-    label_count: int | None = None  # or this many labelled images (class-balanced); None: label_fraction
-    clf_steps: int | None = None  # train the classifiers for exactly this many optimiser steps
-    clf_seed: int | None = None  # the labelled draw, head and batch order; None: seed (the
-    # autoencoder's seed stays `seed`, so every clf_seed reuses it)
-    scratch_seed: int | None = None  # the scratch baseline's initial encoder; None: seed (the
-    # autoencoder's own initial weights)
-    freeze_encoder: bool = False  # True: linear probe on frozen features
-    scratch_baseline: bool = True  # also train the same classifier from random init
+    clf_epochs: int = setting(
+        5,
+        "epochs of classifier training",
+        low=0,
+        high=1000,
+        group="classifier",
+        form=dict(label="Classifier epochs (0 = autoencoder only)", widget="number_input", low=0, high=100, column=1),
+    )
+    clf_lr: float = setting(
+        1e-3,
+        "Adam's learning rate for fine-tuning",
+        low=0,
+        high=1,
+        above=True,
+        gloss="(learning rate)",
+        group="classifier",
+        words="fine-tuning lr {:g}",
+        form=dict(label="Learning rate, fine-tuning", widget="select_slider", choices=LEARNING_RATES, column=1),
+    )
+    clf_batch_size: int | None = setting(
+        None,
+        "the classifier's own batch size (default: the batch size)",
+        low=1,
+        high=100_000,
+        empty="the batch size",
+        group="classifier",
+        words="classifier batch {}",
+        form=dict(
+            label="Classifier batch size (0 = the same)", widget="number_input", low=0, high=10_000, step=50, column=1
+        ),
+    )
+    label_fraction: float = setting(
+        1.0,
+        "share of the training images the classifier sees labelled",
+        low=0,
+        high=1,
+        above=True,
+        rule="above 0 and at most 1 (1 = all labels)",
+        group="classifier",
+    )
+    label_count: int | None = setting(
+        None,
+        "this many labelled training images, class-balanced (instead of the fraction)",
+        low=1,
+        group="classifier",
+        words="{:,} labels",
+    )
+    clf_steps: int | None = setting(
+        None,
+        "train each classifier for exactly this many optimiser steps (instead of epochs)",
+        low=1,
+        group="classifier",
+        words="{} classifier steps",
+    )
+    clf_seed: int | None = setting(
+        None,
+        "the classifiers' seed: labelled draw, head, batch order (default: the seed; the autoencoder keeps "
+        "the seed, so it is reused)",
+        low=0,
+        group="classifier",
+        words="label seed {}",
+    )
+    scratch_seed: int | None = setting(
+        None,
+        "the scratch baseline's initial weights (default: the seed, the autoencoder's own start)",
+        low=0,
+        group="classifier",
+        words="scratch init seed {}",
+    )
+    freeze_encoder: bool = setting(
+        False, "a linear probe: the encoder stays frozen", group="classifier", words="frozen encoder (linear probe)"
+    )
+    scratch_baseline: bool = setting(
+        True,
+        "skip the scratch baseline (the same classifier from random init)",
+        flag="--no-scratch",
+        group="classifier",
+        form=dict(label="Also train the scratch baseline", widget="checkbox", column=2),
+    )
     # transfer: the autoencoder key of a run whose encoder this run starts from (no autoencoder
     # training then); that run may have been trained on other data
-    encoder_from: str | None = None
+    encoder_from: str | None = setting(
+        None,
+        "start from this run's autoencoder (any data) and fine-tune on --data; no autoencoder training",
+        pattern=r"[0-9a-f]{64}",
+        rule="an autoencoder key (64 hex digits)",
+        script=False,
+        group="classifier",
+    )
     # data
-    limit: int | None = None  # class-balanced training subset
-    test_limit: int | None = None  # class-balanced test subset
-    flip: bool = False  # random horizontal flips, done on the device
+    limit: int | None = setting(
+        None, "class-balanced training subset size", low=10, empty="all images", group="data"
+    )  # the Train page's own "Training images" choice sets it
+    test_limit: int | None = setting(
+        None,
+        "class-balanced test subset size",
+        low=10,
+        empty="all images",
+        group="data",
+        form=dict(
+            label="Test images (0 = the whole test split)", widget="number_input", low=0, high=1_000_000, column=2
+        ),
+    )
+    flip: bool = setting(
+        False,
+        "random horizontal flips while training",
+        group="data",
+        words="flips",
+        form=dict(label="Random horizontal flips (augmentation)", widget="checkbox", column=2),
+    )
     # what the autoencoder rebuilds (cae/objectives.py): the clean image from an input with noise of
     # this std, or with this fraction of 4x4 patches hidden; `augment`: random 4-pixel-padded crops
-    noise: float = 0.0
-    mask: float = 0.0
-    augment: bool = False
+    noise: float = setting(
+        0.0,
+        "denoising: the autoencoder rebuilds the clean image from one with Gaussian noise of this standard "
+        "deviation (pixels in 0-1; 0 is the lecture's plain recipe)",
+        low=0,
+        high=1,
+        gloss="(the input noise's standard deviation, pixels in 0-1)",
+        group="objective",
+        words="denoising (noise {:g})",
+        form=dict(
+            label="Denoising: noise added to the input (std)",
+            widget="slider",
+            low=0.0,
+            high=0.5,
+            step=0.05,
+            column="rebuilds",
+            help="Gaussian noise of this standard deviation (pixels from 0 to 1) on the input; the target is the "
+            "clean image. 0 = the lecture's recipe.",
+        ),
+    )
+    mask: float = setting(
+        0.0,
+        "masking: the autoencoder rebuilds the clean image from one with this share of its 4x4 patches set to "
+        "black (0-0.9)",
+        low=0,
+        high=0.9,
+        gloss="(the share of 4x4 patches hidden)",
+        group="objective",
+        words="masking {:.0%} of patches",
+        form=dict(
+            label="Masking: share of 4×4 patches hidden",
+            widget="select_slider",
+            choices=(0.0, 0.25, 0.5, 0.75),
+            percent=True,
+            column="rebuilds",
+            help="This share of the 64 patches of 4×4 pixels is set to black in the input; the loss covers the "
+            "whole clean image. 0% = the lecture's recipe.",
+        ),
+    )
+    augment: bool = setting(
+        False,
+        "random crops with 4-pixel padding of the autoencoder's input and target",
+        group="objective",
+        words="crops",
+        form=dict(
+            label="Random crops (4-pixel padding)",
+            widget="checkbox",
+            column="rebuilds",
+            help="Each batch is shifted by up to 4 pixels (input and target alike), like the flips above.",
+        ),
+    )
     # execution
-    precision: str = "auto"  # auto | fp32 | bf16
-    seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
+    precision: str = setting(
+        "auto",
+        "auto: bf16 autocast where the hardware does bf16 natively, else fp32",
+        choices=PRECISIONS,
+        script=False,
+        group="execution",
+        form=dict(
+            label="Precision",
+            widget="selectbox",
+            choices=PRECISIONS,
+            column=2,
+            help="auto: bf16 autocast where the hardware supports it, else fp32",
+        ),
+    )
+    seed: int = setting(
+        0,
+        "the seed of every random draw",
+        low=0,
+        high=2**31 - 1,
+        group="execution",
+        words="seed {}",
+        form=dict(label="Seed", widget="number_input", low=0, high=2**31 - 1, column=2),
+    )
+    device: str = setting("auto", "where it trains", choices=DEVICES, script=False, group="execution")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -116,88 +348,19 @@ class Config:
         return cls(**values)
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
+def _describe(f: dataclasses.Field) -> Setting:
+    kind = str(f.type).split(" |")[0]
+    return Setting(name=f.name, kind=kind, optional="None" in str(f.type), default=f.default, **f.metadata["setting"])
 
 
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+SETTINGS: dict[str, Setting] = {f.name: _describe(f) for f in dataclasses.fields(Config)}
 
 
 def validate(cfg: Config) -> None:
-    """Raise ConfigError with one sentence for the first out-of-range field."""
-    _check(
-        _is_int(cfg.latent_dim) and 2 <= cfg.latent_dim <= 4096,
-        f"latent_dim must be a whole number from 2 to 4096, got {cfg.latent_dim!r}.",
-    )
-    _check(
-        isinstance(cfg.leak, (int, float)) and 0 <= cfg.leak <= 1,
-        f"leak (the LeakyReLU slope) must be between 0 and 1, got {cfg.leak!r}.",
-    )
-    _check(
-        cfg.upsample in UPSAMPLE_MODES, f"upsample must be one of {', '.join(UPSAMPLE_MODES)}, got {cfg.upsample!r}."
-    )
-    _check(
-        _is_int(cfg.ae_epochs) and 0 <= cfg.ae_epochs <= 1000,
-        f"ae_epochs must be a whole number from 0 to 1000, got {cfg.ae_epochs!r}.",
-    )
-    _check(
-        _is_int(cfg.clf_epochs) and 0 <= cfg.clf_epochs <= 1000,
-        f"clf_epochs must be a whole number from 0 to 1000, got {cfg.clf_epochs!r}.",
-    )
-    _check(
-        _is_int(cfg.batch_size) and 1 <= cfg.batch_size <= 100_000,
-        f"batch_size must be a whole number from 1 to 100000, got {cfg.batch_size!r}.",
-    )
-    _check(
-        cfg.clf_batch_size is None or (_is_int(cfg.clf_batch_size) and 1 <= cfg.clf_batch_size <= 100_000),
-        f"clf_batch_size must be empty (the batch size) or a whole number from 1 to 100000, "
-        f"got {cfg.clf_batch_size!r}.",
-    )
-    _check(
-        cfg.encoder_from is None
-        or (isinstance(cfg.encoder_from, str) and re.fullmatch(r"[0-9a-f]{64}", cfg.encoder_from) is not None),
-        f"encoder_from must be an autoencoder key (64 hex digits), got {cfg.encoder_from!r}.",
-    )
-    for name in ("lr", "clf_lr"):
-        value = getattr(cfg, name)
-        _check(
-            isinstance(value, (int, float)) and 0 < value <= 1,
-            f"{name} (learning rate) must be above 0 and at most 1, got {value!r}.",
-        )
-    _check(
-        isinstance(cfg.label_fraction, (int, float)) and 0 < cfg.label_fraction <= 1,
-        f"label_fraction must be above 0 and at most 1 (1 = all labels), got {cfg.label_fraction!r}.",
-    )
-    for name, low in (("label_count", 1), ("clf_steps", 1), ("clf_seed", 0), ("scratch_seed", 0)):
-        value = getattr(cfg, name)
-        _check(
-            value is None or (_is_int(value) and low <= value < 2**31),
-            f"{name} must be empty or a whole number of at least {low}, got {value!r}.",
-        )
-    for name in ("limit", "test_limit"):
-        value = getattr(cfg, name)
-        _check(
-            value is None or (_is_int(value) and value >= 10),
-            f"{name} must be empty (all images) or a whole number of at least 10, got {value!r}.",
-        )
-    _check(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}.")
-    _check(
-        _is_int(cfg.seed) and 0 <= cfg.seed < 2**31,
-        f"seed must be a whole number from 0 to 2147483647, got {cfg.seed!r}.",
-    )
-    _check(cfg.device in DEVICES, f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}.")
-    _check(
-        isinstance(cfg.noise, (int, float)) and not isinstance(cfg.noise, bool) and 0 <= cfg.noise <= 1,
-        f"noise (the input noise's standard deviation, pixels in 0-1) must be from 0 to 1, got {cfg.noise!r}.",
-    )
-    _check(
-        isinstance(cfg.mask, (int, float)) and not isinstance(cfg.mask, bool) and 0 <= cfg.mask <= 0.9,
-        f"mask (the share of 4x4 patches hidden) must be from 0 to 0.9, got {cfg.mask!r}.",
-    )
-    for name in ("freeze_encoder", "scratch_baseline", "flip", "augment"):
-        _check(isinstance(getattr(cfg, name), bool), f"{name} must be true or false.")
+    """Raise ConfigError with one sentence for the first field out of its Setting's range."""
+    for name, spec in SETTINGS.items():
+        if (problem := spec.problem(getattr(cfg, name))) is not None:
+            raise ConfigError(problem)
 
 
 def _digest(values: dict) -> str:

@@ -9,10 +9,14 @@ workers × threads at most the core count.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
+
+import torch
 
 DEVICES_ENV = "CAE_DEVICES"
-THREADS_ENV = "CAE_WORKER_THREADS"  # the same variable cae/train.py's worker_threads reads
+THREADS_ENV = "CAE_WORKER_THREADS"  # torch threads of the training worker; default: all cores but one
 
 
 class DevicesError(ValueError):
@@ -100,3 +104,90 @@ def pinning(device: str | None) -> dict[str, str]:
     index = int(device.split(":")[1])
     visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     return {"CUDA_VISIBLE_DEVICES": visible[index] if index < len(visible) else str(index)}
+
+
+def worker_threads() -> int:
+    """All cores but one, which the web server keeps: a training team that shares a core with a
+    busy page slows down 10 to 60 times, one that does not, 5% (bench/NOTES.md, bench/threads.py)."""
+    return int(os.environ.get(THREADS_ENV) or max(1, (os.cpu_count() or 1) - 1))
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available on this machine."""
+
+
+# --- device and precision -------------------------------------------------------------------
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks cuda, then mps, then cpu; an explicit device must exist."""
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+    }
+    if name == "auto":
+        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
+    if name not in available:
+        raise DeviceError(f"Unknown device {name!r}; use auto, cpu, cuda or mps.")
+    if not available[name]:
+        raise DeviceError(f"Device {name!r} was asked for but is not available here; use --device auto (or cpu).")
+    return torch.device(name)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 done by the hardware itself: CUDA compute capability 8.0 and up, or a CPU with
+    AVX-512 BF16 or AMX. Elsewhere bf16 is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_capability(device) >= (8, 0)
+    if device.type == "cpu":
+        return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and bf16_supported(device)
+    return False
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast runs at all (natively or emulated)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """`auto` is bf16 autocast where the hardware does bf16 natively (measured faster, same
+    quality: bench/NOTES.md), else fp32. An explicit bf16 without any support is an error."""
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    if precision == "bf16" and not bf16_supported(device):
+        raise DeviceError(
+            f"bf16 was asked for but {device.type} here has no bf16 support; use --precision fp32 or auto."
+        )
+    return precision
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for the forward pass; weights, losses and optimiser state stay fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        threads = torch.get_num_threads()
+        return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
+    return device.type.upper()

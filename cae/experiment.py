@@ -10,17 +10,9 @@ from typing import Callable
 
 from cae.config import Config, autoencoder_key, run_key
 from cae.data import Dataset, balanced_subset, to_device
+from cae.devices import bf16_supported, resolve_device, resolve_precision
 from cae.runs import AUTO, Run, RunError, find_run, list_runs, load_run, runs_dir, save_run
-from cae.train import (
-    ExperimentResult,
-    ReusedAutoencoder,
-    bf16_supported,
-    evaluate_autoencoder,
-    evaluate_classifier,
-    resolve_device,
-    resolve_precision,
-    run_experiment,
-)
+from cae.train import ExperimentResult, ReusedAutoencoder, evaluate_autoencoder, evaluate_classifier, run_experiment
 
 
 def autoencoder_runs(key: str, directory: Path | None = None, pretrained: Path | str | None = AUTO) -> list[Path]:

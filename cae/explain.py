@@ -7,7 +7,10 @@ import inspect
 
 import torch
 
+from cae.data import Dataset, balanced_subset
 from cae.model import Classifier, ConvAutoencoder
+
+RECON_IMAGES = 16  # the test images a training shows reconstructed, epoch by epoch
 
 
 def conv_output_size(width: int, kernel: int, padding: int, stride: int) -> int:
@@ -22,6 +25,11 @@ def conv_output_size(width: int, kernel: int, padding: int, stride: int) -> int:
 def model_source() -> str:
     """The real source of the two model classes, as the app shows it."""
     return inspect.getsource(inspect.getmodule(ConvAutoencoder))
+
+
+def fixed_test_images(dataset: Dataset, n: int = RECON_IMAGES) -> torch.Tensor:
+    """The same n test images (class-balanced) every time: uint8 (n,3,32,32)."""
+    return dataset.test.images[balanced_subset(dataset.test.labels, n, seed=0)]
 
 
 @torch.no_grad()

@@ -7,60 +7,13 @@ import pprint
 import shlex
 from pathlib import Path
 
-from cae.config import Config
+from cae.config import SETTINGS, Config
 from cae.runs import Run, RunError
 
 TEMPLATE = Path(__file__).parent / "assets" / "standalone.py"
 CONFIG_LINE = "CONFIG = {}  # <the run's settings>"
-# The settings the script uses, in the order it lists them.
-SCRIPT_FIELDS = (
-    "latent_dim",
-    "leak",
-    "upsample",
-    "ae_epochs",
-    "batch_size",
-    "lr",
-    "clf_epochs",
-    "clf_lr",
-    "clf_batch_size",
-    "label_fraction",
-    "label_count",
-    "clf_steps",
-    "clf_seed",
-    "scratch_seed",
-    "freeze_encoder",
-    "scratch_baseline",
-    "limit",
-    "test_limit",
-    "flip",
-    "noise",
-    "mask",
-    "augment",
-    "seed",
-)
-# Config field -> CLI flag, for the fields that take a value.
-FLAGS = {
-    "latent_dim": "--latent-dim",
-    "leak": "--leak",
-    "upsample": "--upsample",
-    "ae_epochs": "--ae-epochs",
-    "clf_epochs": "--clf-epochs",
-    "batch_size": "--batch-size",
-    "clf_batch_size": "--clf-batch-size",
-    "lr": "--lr",
-    "clf_lr": "--clf-lr",
-    "label_fraction": "--label-fraction",
-    "limit": "--limit",
-    "test_limit": "--test-limit",
-    "precision": "--precision",
-    "seed": "--seed",
-    "label_count": "--label-count",
-    "clf_steps": "--clf-steps",
-    "clf_seed": "--clf-seed",
-    "scratch_seed": "--scratch-seed",
-    "noise": "--noise",
-    "mask": "--mask",
-}
+# The settings the script uses, in the order it lists them (the precision is the run's resolved one).
+SCRIPT_FIELDS = tuple(name for name, spec in SETTINGS.items() if spec.script)
 
 
 def data_argument(run: Run) -> str:
@@ -75,17 +28,14 @@ def reproduce_command(run: Run, source_dir: Path | None = None) -> str:
     the command asks for exactly this run (it is found, not retrained, where it exists)."""
     cfg, default = run.config, Config()
     parts = ["python", "-m", "cae", "train"]
-    for field, flag in FLAGS.items():
+    for field, spec in SETTINGS.items():
         value = getattr(cfg, field)
-        if value != getattr(default, field) and value is not None:
-            parts += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-    parts += [
-        flag
-        for field, flag in (("freeze_encoder", "--freeze-encoder"), ("flip", "--flip"), ("augment", "--augment"))
-        if getattr(cfg, field)
-    ]
-    if not cfg.scratch_baseline:
-        parts.append("--no-scratch")
+        if spec.option is None or field == "encoder_from" or value == getattr(default, field) or value is None:
+            continue
+        if spec.kind == "bool":
+            parts.append(spec.option)  # the switch away from the default
+        else:
+            parts += [spec.option, f"{value:g}" if isinstance(value, float) else str(value)]
     if cfg.encoder_from:
         parts += ["--encoder-from", str(source_dir or f"RUN_DIR_OF_{run.metrics.get('autoencoder_source')}")]
     return shlex.join([*parts, "--data", data_argument(run)])

@@ -26,8 +26,9 @@ import torch
 
 from cae import protocol
 from cae.config import Config
-from cae.data import UPLOADS, Dataset, balanced_subset, cache_dir
+from cae.data import UPLOADS, Dataset, cache_dir
 from cae.experiment import Identity, identify
+from cae.explain import fixed_test_images
 from cae.files import remove_temporaries
 from cae.pool import TASK, TRAINING, LocalPool, Member
 from cae.runs import find_run, runs_dir
@@ -38,7 +39,6 @@ QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancell
 TRAIN = "train"
 SWEEP = "sweep"  # the label-budget experiment: one queue entry, its points in turn (cae/budget.py)
 TRAINING_KINDS = (TRAIN, SWEEP)  # the jobs that take a member's training slot
-RECON_IMAGES = 16
 KEEP_FINISHED = 50  # finished jobs kept in memory; the rest are runs on disk
 
 
@@ -80,6 +80,11 @@ class Job:
         return self.state in (QUEUED, RUNNING)
 
     @property
+    def trains(self) -> bool:
+        """A training or a sweep: it takes a member's training slot (a task takes the other)."""
+        return self.kind in TRAINING_KINDS
+
+    @property
     def status(self) -> str:
         return "cancelling" if self.state == RUNNING and self.cancel_requested else self.state
 
@@ -87,11 +92,6 @@ class Job:
         if self.started is None:
             return 0.0
         return (self.finished or time.time()) - self.started
-
-
-def fixed_test_images(dataset: Dataset, n: int = RECON_IMAGES) -> torch.Tensor:
-    """The same n test images (class-balanced) every time: uint8 (n,3,32,32)."""
-    return dataset.test.images[balanced_subset(dataset.test.labels, n, seed=0)]
 
 
 def choose_backend():
@@ -102,8 +102,100 @@ def choose_backend():
     return RayCluster(address) if address else LocalPool()
 
 
-class JobManager:
-    """A queue of jobs served by a backend's processes, watched by one monitor thread."""
+class JobQueue:
+    """The queue's state and the questions pages ask of it: the jobs (oldest first, the last
+    KEEP_FINISHED finished ones kept), the sessions watching each, counts and places. Changed only
+    under its lock, by the JobManager that holds it."""
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[int, Job] = OrderedDict()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._closing = False
+
+    def watch(self, job_id: int, watcher: str) -> None:
+        with self._lock:
+            if (job := self._jobs.get(job_id)) is not None:
+                job.watchers.add(watcher)
+
+    def detach(self, job_id: int, watcher: str) -> None:
+        """This session stops watching; the job goes on for the others."""
+        with self._lock:
+            if (job := self._jobs.get(job_id)) is not None:
+                job.watchers.discard(watcher)
+
+    def jobs(self) -> list[Job]:
+        """Jobs of this server, oldest first (finished ones only the last KEEP_FINISHED)."""
+        with self._lock:
+            return list(self._jobs.values())
+
+    def get(self, job_id: int | None) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def active_training_count(self) -> int:
+        """Trainings and sweeps queued or running, every seat's."""
+        with self._lock:
+            return sum(j.trains and j.active for j in self._jobs.values())
+
+    def queue_length(self) -> int:
+        """Trainings and sweeps waiting for a training slot."""
+        with self._lock:
+            return sum(j.trains and j.state == QUEUED for j in self._jobs.values())
+
+    def place_in_queue(self, job_id: int) -> int | None:
+        """1 for the training job that runs next, 2 after it...; None when it is not queued."""
+        with self._lock:
+            queued = [j.id for j in self._jobs.values() if j.trains and j.state == QUEUED]
+        return queued.index(job_id) + 1 if job_id in queued else None
+
+    def settle(self, job_id: int, timeout: float) -> Job | None:
+        """The job once it has ended, or as it is after `timeout` seconds (pages poll with this)."""
+        deadline = time.time() + timeout
+        job = self.get(job_id)
+        while job is not None and job.active and time.time() < deadline:
+            time.sleep(0.05)
+            job = self.get(job_id)
+        return job
+
+    def wait(self, job_id: int, timeout: float = 600.0) -> Job:
+        """Block until a job has ended (for tests and scripts); TimeoutError if it has not."""
+        job = self.settle(job_id, timeout)
+        if job is None or job.active:
+            raise TimeoutError(f"job {job_id} still {job.status if job else 'unknown'} after {timeout:.0f} s")
+        return job
+
+    # --- bookkeeping (under the lock) ----------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closing:
+            raise RuntimeError("The job manager is shutting down; no new jobs.")
+
+    def _attachable(self, key: str) -> Job | None:
+        return next(
+            (j for j in reversed(self._jobs.values()) if j.key == key and j.active and not j.cancel_requested), None
+        )
+
+    def _add(self, job: Job) -> Job:
+        self._jobs[job.id] = job
+        self._forget_old()
+        return job
+
+    def _end(self, job: Job, state: str, error: str | None = None) -> None:
+        job.state, job.error, job.finished = state, error, time.time()
+        job.reconstructions = job.reconstructions[-1:]  # what the page still shows; release the rest
+        self._forget_old()
+
+    def _forget_old(self) -> None:
+        """Keep the last KEEP_FINISHED finished jobs (their runs are on disk); never an active one."""
+        finished = [j for j in self._jobs.values() if not j.active]
+        for old in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
+            del self._jobs[old.id]
+
+
+class JobManager(JobQueue):
+    """The queue's actions: submissions, cancel, and one monitor thread that starts the backend's
+    members, hands them jobs and applies what they report."""
 
     def __init__(self, directory: Path | None = None, devices: list[str | None] | None = None, backend=None):
         self.runs_dir = runs_dir(directory)
@@ -111,10 +203,7 @@ class JobManager:
             remove_temporaries(folder)
         self.backend = backend or (LocalPool(devices) if devices else choose_backend())
         self.members: list[Member] = self.backend.members
-        self._jobs: OrderedDict[int, Job] = OrderedDict()
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._closing = False
+        super().__init__()
         self._want_worker = False
         self._monitor = threading.Thread(target=self._watch, name="cae-jobs", daemon=True)
         self._monitor.start()
@@ -122,10 +211,10 @@ class JobManager:
 
     # --- what pages call -------------------------------------------------------------------
 
-    def identity(self, cfg: Config, fingerprint: str) -> Identity:
+    def identity(self, cfg: Config, fingerprint: str, wait: float | None = None) -> Identity:
         """Where this request would train and its keys, as the backend places it (a ClusterError
-        with a sentence while a cluster cannot be reached)."""
-        device, precision = self.backend.place(cfg)
+        with a sentence while a cluster cannot be reached; a page that only looks passes wait=0)."""
+        device, precision = self.backend.place(cfg) if wait is None else self.backend.place(cfg, wait)
         return identify(cfg, fingerprint, device, precision)
 
     def submit(self, cfg: Config, dataset: Dataset, watcher: str | None = None, owner: str | None = None) -> Job:
@@ -205,77 +294,15 @@ class JobManager:
                 job.cancel_requested = True
                 self.members[job.worker].send(protocol.Cancel(job.id))
 
-    def watch(self, job_id: int, watcher: str) -> None:
-        with self._lock:
-            if (job := self._jobs.get(job_id)) is not None:
-                job.watchers.add(watcher)
-
-    def detach(self, job_id: int, watcher: str) -> None:
-        """This session stops watching; the job goes on for the others."""
-        with self._lock:
-            if (job := self._jobs.get(job_id)) is not None:
-                job.watchers.discard(watcher)
-
-    def jobs(self) -> list[Job]:
-        """Jobs of this server, oldest first (finished ones only the last KEEP_FINISHED)."""
-        with self._lock:
-            return list(self._jobs.values())
-
-    def get(self, job_id: int | None) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def active_training_count(self) -> int:
-        """Trainings and sweeps queued or running, every seat's."""
-        with self._lock:
-            return sum(j.kind in TRAINING_KINDS and j.active for j in self._jobs.values())
-
     def training_counts(self) -> tuple[int, int]:
         """(trainings and sweeps running now, how many can run at once), from the queue's own state."""
         with self._lock:
-            running = sum(j.kind in TRAINING_KINDS and j.state == RUNNING for j in self._jobs.values())
+            running = sum(j.trains and j.state == RUNNING for j in self._jobs.values())
         return running, sum(m.room(TRAINING) for m in self.members)
-
-    def queue_length(self) -> int:
-        """Trainings and sweeps waiting for a training slot."""
-        with self._lock:
-            return sum(j.kind in TRAINING_KINDS and j.state == QUEUED for j in self._jobs.values())
-
-    def place_in_queue(self, job_id: int) -> int | None:
-        """1 for the training job that runs next, 2 after it...; None when it is not queued."""
-        with self._lock:
-            queued = [j.id for j in self._jobs.values() if j.kind in TRAINING_KINDS and j.state == QUEUED]
-        return queued.index(job_id) + 1 if job_id in queued else None
-
-    def settle(self, job_id: int, timeout: float) -> Job | None:
-        """The job once it has ended, or as it is after `timeout` seconds (pages poll with this)."""
-        deadline = time.time() + timeout
-        job = self.get(job_id)
-        while job is not None and job.active and time.time() < deadline:
-            time.sleep(0.05)
-            job = self.get(job_id)
-        return job
-
-    def wait(self, job_id: int, timeout: float = 600.0) -> Job:
-        """Block until a job has ended (for tests and scripts); TimeoutError if it has not."""
-        job = self.settle(job_id, timeout)
-        if job is None or job.active:
-            raise TimeoutError(f"job {job_id} still {job.status if job else 'unknown'} after {timeout:.0f} s")
-        return job
 
     def start_worker(self) -> None:
         """Start the workers now (in the background) so the first job does not wait for them."""
         self._want_worker = True
-
-    @property
-    def worker_pid(self) -> int | None:
-        """The first member's process id (tests kill it; the only worker unless CAE_DEVICES names several)."""
-        return self.members[0].pid
-
-    def worker_of(self, job_id: int) -> int | None:
-        """The process that runs a job while it runs (on a Ray node, the actor's), as it reported."""
-        job = self.get(job_id)
-        return job.pid if job is not None and job.active else None
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Cancel every job and stop every member; no process is left behind."""
@@ -291,35 +318,8 @@ class JobManager:
             remove_temporaries(self.runs_dir, member.stop())
         self.backend.shutdown()
 
-    # --- bookkeeping (under the lock) ----------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closing:
-            raise RuntimeError("The job manager is shutting down; no new jobs.")
-
-    def _attachable(self, key: str) -> Job | None:
-        return next(
-            (j for j in reversed(self._jobs.values()) if j.key == key and j.active and not j.cancel_requested), None
-        )
-
-    def _add(self, job: Job) -> Job:
-        self._jobs[job.id] = job
-        self._forget_old()
-        return job
-
-    def _end(self, job: Job, state: str, error: str | None = None) -> None:
-        job.state, job.error, job.finished = state, error, time.time()
-        job.reconstructions = job.reconstructions[-1:]  # what the page still shows; release the rest
-        self._forget_old()
-
-    def _forget_old(self) -> None:
-        """Keep the last KEEP_FINISHED finished jobs (their runs are on disk); never an active one."""
-        finished = [j for j in self._jobs.values() if not j.active]
-        for old in finished[: max(len(finished) - KEEP_FINISHED, 0)]:
-            del self._jobs[old.id]
-
     def _fits(self, member: Member, slot: str, job: Job) -> bool:
-        if (job.kind in TRAINING_KINDS) != (slot == TRAINING):
+        if job.trains != (slot == TRAINING):
             return False
         return slot == TASK or member.takes(job.device)
 
@@ -332,7 +332,7 @@ class JobManager:
                     continue
                 for slot in (TRAINING, TASK):
                     running = sum(
-                        j.state == RUNNING and j.worker == index and (j.kind in TRAINING_KINDS) == (slot == TRAINING)
+                        j.state == RUNNING and j.worker == index and j.trains == (slot == TRAINING)
                         for j in self._jobs.values()
                     )
                     free = member.room(slot) - running
@@ -404,7 +404,7 @@ class JobManager:
         starts a new attempt."""
         with self._lock:
             for job in list(self._jobs.values()):
-                slot = TRAINING if job.kind in TRAINING_KINDS else TASK
+                slot = TRAINING if job.trains else TASK
                 if job.state == QUEUED and not any(
                     m.alive and m.room(slot) and self._fits(m, slot, job) for m in self.members
                 ):

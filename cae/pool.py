@@ -172,12 +172,13 @@ class LocalPool:
         self.members: list[Member] = [LocalWorker(d) for d in (devices or worker_devices())]
         self._auto: str | None = None  # what `auto` means here, asked once
 
-    def place(self, cfg) -> tuple[str, str | None]:
-        """(device kind, precision) a request trains with; None: resolved for that device here."""
+    def place(self, cfg, wait: float = 0.0) -> tuple[str, str | None]:
+        """(device kind, precision) a request trains with; None: resolved for that device here (this
+        backend answers at once: `wait` is for a cluster's)."""
         if cfg.device != "auto":
             return cfg.device, None
         if self._auto is None:
-            from cae.train import resolve_device
+            from cae.devices import resolve_device
 
             self._auto = resolve_device("auto").type
         return self._auto, None

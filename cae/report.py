@@ -13,33 +13,7 @@ from cae.evidence import (
     overlap,
     wilson,
 )
-
-
-def code_span(text: str) -> str:
-    """User text (a file or folder name) inside Markdown, shown as typed and never as markup: in an
-    inline code span no link, emphasis, HTML or autolinked address forms (a backtick becomes ')."""
-    return "`" + " ".join(str(text).replace("`", "'").split()) + "`"
-
-
-def duration(seconds: float) -> str:
-    """ "3m 56s"; "…" while not known (NaN)."""
-    if seconds != seconds:
-        return "…"
-    return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-
-
-PHASE_NAMES = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scratch": "Scratch"}
-
-
-def epoch_sentence(phase: str, row: dict) -> str:
-    """ "Autoencoder epoch 3: train MSE 0.0312, test MSE 0.0301 (5.2 s)" and the like."""
-    if "train_mse" in row:
-        numbers = f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
-        if "knn_acc" in row:
-            numbers += f", k-NN accuracy of the code {row['knn_acc']:.1f}%"
-    else:
-        numbers = f"training loss {row['train_loss']:.3f}, test accuracy {row['test_acc']:.1f}%"
-    return f"{PHASE_NAMES.get(phase, phase)} epoch {row['epoch']}: {numbers} ({row['seconds']:.1f} s)"
+from cae.words import test_images
 
 
 def _acc(rows: list[dict], epoch: int) -> float | None:
@@ -47,13 +21,6 @@ def _acc(rows: list[dict], epoch: int) -> float | None:
 
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-
-
-def test_images(metrics: dict) -> int | None:
-    """How many test images a run's accuracies rest on (its test subset, else the whole split)."""
-    size = (metrics.get("dataset") or {}).get("test_size")
-    limit = (metrics.get("config") or {}).get("test_limit")
-    return min(size, limit) if size and limit else size
 
 
 def _seed_values(seeds: list[dict], phase: str, epoch: int) -> list[float]:
@@ -184,75 +151,6 @@ def saturation(rows: list[dict], within: float = 1.0) -> dict | None:
 # --- a run in words ---------------------------------------------------------------------------
 
 
-def _fmt(value: float) -> str:
-    return f"{value:g}"
-
-
-def run_differences(metrics: dict) -> list[str]:
-    """What sets a run apart from the lecture's settings on full CIFAR-10, in words."""
-    from cae.config import Config
-
-    cfg, d = metrics.get("config") or {}, Config().to_dict()
-    parts = []
-    if cfg.get("latent_dim", d["latent_dim"]) != d["latent_dim"]:
-        parts.append(f"latent {cfg['latent_dim']}")
-    if cfg.get("upsample", d["upsample"]) != d["upsample"]:
-        parts.append(f"{cfg['upsample']} decoder")
-    if cfg.get("leak", d["leak"]) != d["leak"]:
-        parts.append("ReLU" if cfg["leak"] == 0 else f"leak {_fmt(cfg['leak'])}")
-    if cfg.get("encoder_from"):
-        pre = (metrics.get("pretraining_dataset") or {}).get("name", "other data").split(" (")[0]
-        parts.append(f"encoder pretrained on {pre}")
-    epochs = (cfg.get("ae_epochs", 5), cfg.get("clf_epochs", 5))
-    if epochs != (d["ae_epochs"], d["clf_epochs"]):
-        parts.append(f"{epochs[0]} + {epochs[1]} epochs")
-    for key, text in (
-        ("batch_size", "batch {}"),
-        ("clf_batch_size", "classifier batch {}"),
-        ("lr", "lr {}"),
-        ("clf_lr", "fine-tuning lr {}"),
-    ):
-        if cfg.get(key, d[key]) != d[key] and cfg.get(key) is not None:
-            parts.append(text.format(_fmt(cfg[key])))
-    if cfg.get("label_count"):
-        parts.append(f"{cfg['label_count']:,} labels")
-    elif cfg.get("label_fraction", 1.0) != 1.0:
-        parts.append(f"{cfg['label_fraction']:.0%} labels")
-    if cfg.get("clf_steps"):
-        parts.append(f"{cfg['clf_steps']} classifier steps")
-    if cfg.get("clf_seed") is not None:
-        parts.append(f"label seed {cfg['clf_seed']}")
-    if cfg.get("scratch_seed") is not None:
-        parts.append(f"scratch init seed {cfg['scratch_seed']}")
-    if cfg.get("freeze_encoder"):
-        parts.append("frozen encoder (linear probe)")
-    if limit := cfg.get("limit"):  # a limit the data does not reach trained on all of it: no subset to name
-        size = (metrics.get("dataset") or {}).get("train_size")
-        if size is None or limit < size:
-            parts.append(f"{limit:,} training images")
-    if cfg.get("flip"):
-        parts.append("flips")
-    if cfg.get("noise"):
-        parts.append(f"denoising (noise {_fmt(cfg['noise'])})")
-    if cfg.get("mask"):
-        parts.append(f"masking {cfg['mask']:.0%} of patches")
-    if cfg.get("augment"):
-        parts.append("crops")
-    if cfg.get("seed", 0) != 0:
-        parts.append(f"seed {cfg['seed']}")
-    return parts
-
-
-def run_title(metrics: dict) -> str:
-    """A readable title: the lecture's settings, or what differs from them, and the data."""
-    parts = run_differences(metrics) or ["lecture's settings"]
-    data = (metrics.get("dataset") or {}).get("name", "")
-    if data and not data.startswith(("image folder cifar10", "CIFAR-10")):
-        parts.append(f"on {data.split(' (')[0]}")
-    text = ", ".join(parts)
-    return text[0].upper() + text[1:]
-
-
 def live_run_sentence(metrics: dict) -> str:
     """What a live run showed, from its numbers: how far the autoencoder's test MSE fell, and whether
     the fine-tuned classifier ended above chance beyond the noise."""
@@ -274,22 +172,6 @@ def live_run_sentence(metrics: dict) -> str:
             f"(guessing gives {chance:.0f}%; {verdict.noise})."
         )
     return text
-
-
-def run_summary(metrics: dict, title: str | None = None) -> str:
-    """One line for the top of every page that shows a run: title, data, test images, result."""
-    n = test_images(metrics)
-    data = (metrics.get("dataset") or {}).get("name", "unknown data")
-    line = f"**{title or run_title(metrics)}** · {data}" + (f" · {n:,} test images" if n else "")
-    pre = metrics.get("classifier") or []
-    scratch = (metrics.get("scratch") or {}).get("classifier") or []
-    if pre:
-        line += f" · fine-tuned {pre[-1]['test_acc']:.1f}%"
-        if scratch:
-            line += f", scratch {scratch[-1]['test_acc']:.1f}%"
-    elif metrics.get("autoencoder"):
-        line += f" · test MSE {metrics['autoencoder'][-1]['test_mse']:.4f} (autoencoder only)"
-    return line
 
 
 def per_class_counts(metrics: dict) -> dict[str, int]:

@@ -28,12 +28,10 @@ import torch
 from cae import schema
 from cae.config import Config, ConfigError, autoencoder_key, run_key
 from cae.data import DataError
+from cae.devices import DeviceError
 from cae.files import WriteError, absolute, save_tensors, write_atomically
 from cae.model import Classifier, ConvAutoencoder
-from cae.train import (
-    DeviceError,
-    ExperimentResult,
-)
+from cae.train import ExperimentResult
 
 PRETRAINED_DIR = Path(__file__).resolve().parent.parent / "pretrained"
 AUTO = "auto"  # as `pretrained=`: $CAE_PRETRAINED, else the shipped pretrained/ folder

@@ -23,16 +23,16 @@ def evaluate(payload: dict, dataset_of: DatasetGetter) -> dict:
 
 def step_time(payload: dict, _dataset_of: DatasetGetter) -> float:
     """Seconds per MFLOP of one autoencoder training step here, for time estimates."""
-    from cae.train import seconds_per_mflop
+    from cae.timing import seconds_per_mflop
 
     return seconds_per_mflop(Config(**payload))
 
 
 def layer_times(payload: dict, _dataset_of: DatasetGetter) -> dict:
     """One forward + backward per kind of layer, for each upsampling mode (the Overview's chart)."""
+    from cae.devices import resolve_device
     from cae.model import ConvAutoencoder, seeded
     from cae.timing import time_blocks
-    from cae.train import resolve_device
 
     cfg, device = Config(**payload), resolve_device("auto")
     return {
@@ -92,7 +92,7 @@ def representation_probe(run, dataset):
     import torch
 
     from cae.latent import RepresentationProbe
-    from cae.train import experiment_indices
+    from cae.plan import experiment_indices
 
     if run.metrics["dataset"]["fingerprint"] == dataset.fingerprint:
         train_idx, test_idx = experiment_indices(run.config, dataset)

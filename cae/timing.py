@@ -1,4 +1,5 @@
-"""Where one training step spends its time, by kind of layer (the Overview page's measurement)."""
+"""Where one training step spends its time, by kind of layer (the Overview page's measurement), and
+how long a whole experiment will take here (the Train page's and lecture mode's estimates)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import time
 import torch
 from torch import nn
 
-from cae.model import ConvAutoencoder
+from cae.config import Config, labelled_count
+from cae.devices import resolve_device, resolve_precision
+from cae.model import ConvAutoencoder, seeded
+from cae.plan import MFLOP, planned_work
 from cae.train import reconstruction_loss, training_step
 
 
@@ -99,3 +103,30 @@ def upsampling_arithmetic(model: ConvAutoencoder) -> dict[str, float]:
         "upsampling_mflop": values * FLOP_PER_INTERPOLATED_VALUE / 1e6,
         "forward_mflop": counter.get_total_flops() / 1e6,
     }
+
+
+# --- time estimates -------------------------------------------------------------------------
+
+
+def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
+    """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP."""
+    device = resolve_device(cfg.device)
+    precision = resolve_precision(cfg.precision, device)
+    model = ConvAutoencoder.from_config(cfg, seeded(0)).to(device, memory_format=torch.channels_last)
+    x = torch.rand(batch_size, 3, 32, 32, generator=seeded(0)).to(device).contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        training_step(model, optimizer, reconstruction_loss, x, None, precision)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - t0)
+    return min(times[1:]) / (batch_size * MFLOP["autoencoder"])
+
+
+def estimate_seconds(cfg: Config, n_train: int, n_test: int, per_mflop: float) -> float:
+    """Rough wall time of an experiment from a measured step (see `seconds_per_mflop`)."""
+    n_train = min(n_train, cfg.limit or n_train)
+    n_test = min(n_test, cfg.test_limit or n_test)
+    return planned_work(cfg, n_train, labelled_count(cfg, n_train, 1), n_test) * per_mflop

@@ -9,39 +9,31 @@ whatever else the process does. Progress, cancel checks and per-epoch reports go
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cae.config import Config, ceil_div, labelled_count, optimiser_steps
-from cae.data import Dataset, as_float, balanced_subset, batches, to_device
+from cae.config import Config, optimiser_steps
+from cae.data import Dataset, as_float, batches
+from cae.devices import autocast, describe_device, resolve_device, resolve_precision
 from cae.latent import RepresentationProbe
 from cae.model import Classifier, ConvAutoencoder, first_layer_kernels, seeded
 from cae.objectives import Pretext, pretext_for
+from cae.plan import (
+    MFLOP,
+    STEPS_EVALUATIONS,
+    Subsets,
+    classifier_epochs,
+    classifier_seed,
+    planned_work,
+    scratch_init_seed,
+)
 
-THREADS_ENV = "CAE_WORKER_THREADS"  # torch threads of the training worker; default: all cores but one
-
-
-def worker_threads() -> int:
-    """All cores but one, which the web server keeps: a training team that shares a core with a
-    busy page slows down 10 to 60 times, one that does not, 5% (bench/NOTES.md, bench/threads.py)."""
-    return int(os.environ.get(THREADS_ENV) or max(1, (os.cpu_count() or 1) - 1))
-
-
-# Work per image in MFLOP (forward = 1, training step = 3 x forward), used for time estimates.
-MFLOP = {"autoencoder": 194.0, "classifier": 72.0, "eval_autoencoder": 64.7, "eval_classifier": 24.0}
 EVAL_BATCH = 1000
-
-
-class DeviceError(RuntimeError):
-    """The requested device is not available on this machine."""
 
 
 class Cancelled(Exception):
@@ -65,83 +57,6 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 StopFn = Callable[[], bool]
 EpochFn = Callable[[str, dict, nn.Module], None]  # (phase, history row, model) after each epoch
-
-
-# --- device and precision -------------------------------------------------------------------
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an explicit device must exist."""
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
-    }
-    if name == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
-    if name not in available:
-        raise DeviceError(f"Unknown device {name!r}; use auto, cpu, cuda or mps.")
-    if not available[name]:
-        raise DeviceError(f"Device {name!r} was asked for but is not available here; use --device auto (or cpu).")
-    return torch.device(name)
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def native_bf16(device: torch.device) -> bool:
-    """bf16 done by the hardware itself: CUDA compute capability 8.0 and up, or a CPU with
-    AVX-512 BF16 or AMX. Elsewhere bf16 is emulated and slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_capability(device) >= (8, 0)
-    if device.type == "cpu":
-        return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"}) and bf16_supported(device)
-    return False
-
-
-def bf16_supported(device: torch.device) -> bool:
-    """bf16 autocast runs at all (natively or emulated)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-    return False
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """`auto` is bf16 autocast where the hardware does bf16 natively (measured faster, same
-    quality: bench/NOTES.md), else fp32. An explicit bf16 without any support is an error."""
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    if precision == "bf16" and not bf16_supported(device):
-        raise DeviceError(
-            f"bf16 was asked for but {device.type} here has no bf16 support; use --precision fp32 or auto."
-        )
-    return precision
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast for the forward pass; weights, losses and optimiser state stay fp32."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def describe_device(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    if device.type == "cpu":
-        threads = torch.get_num_threads()
-        return f"CPU, {threads} thread{'s' if threads != 1 else ''}"
-    return device.type.upper()
 
 
 # --- one training step, and the epoch loop ------------------------------------------------------
@@ -442,76 +357,6 @@ class ExperimentResult:
     cancelled: bool = False
 
 
-def experiment_indices(cfg: Config, dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """The experiment's training and test images: indices into the dataset's splits (class-balanced,
-    `limit` and `test_limit` of them, the same for every seed)."""
-    return balanced_subset(dataset.train.labels, cfg.limit, seed=0), balanced_subset(
-        dataset.test.labels, cfg.test_limit, seed=0
-    )
-
-
-STEPS_EVALUATIONS = 4  # test evaluations of a classifier trained for `clf_steps` (a sweep point's cost)
-
-
-def classifier_epochs(cfg: Config, n_labelled: int) -> int:
-    """Epochs of classifier training: `clf_epochs`, or as many as `clf_steps` optimiser steps take
-    (the last one cut short)."""
-    if cfg.clf_steps is None:
-        return cfg.clf_epochs
-    per_epoch = optimiser_steps(n_labelled, cfg.clf_batch_size or cfg.batch_size)
-    return ceil_div(cfg.clf_steps, per_epoch)
-
-
-def classifier_seed(cfg: Config) -> int:
-    """The classifiers' seed (labelled draw, head, batch order): `clf_seed`, else `seed`."""
-    return cfg.seed if cfg.clf_seed is None else cfg.clf_seed
-
-
-def scratch_init_seed(cfg: Config) -> int:
-    """The scratch baseline's initial encoder: `scratch_seed`, else `seed` (the autoencoder's own start)."""
-    return cfg.seed if cfg.scratch_seed is None else cfg.scratch_seed
-
-
-@dataclass
-class Subsets:
-    """The experiment's images on the device: training images, the labelled part, the test set."""
-
-    train: tuple[torch.Tensor, torch.Tensor]
-    labelled: tuple[torch.Tensor, torch.Tensor]
-    test: tuple[torch.Tensor, torch.Tensor]
-    train_idx: torch.Tensor  # into the dataset's splits
-    test_idx: torch.Tensor
-
-    @classmethod
-    def of(cls, cfg: Config, dataset: Dataset, device: torch.device) -> "Subsets":
-        """Seeded, class-balanced: `limit` training images, `label_fraction` of them labelled,
-        `test_limit` test images (the same subsets for every seed)."""
-        train_idx, test_idx = experiment_indices(cfg, dataset)
-        n_labelled = labelled_count(cfg, len(train_idx), len(dataset.classes))
-        labelled_idx = balanced_subset(dataset.train.labels[train_idx], n_labelled, seed=cfg.clf_seed or 0)
-        train = to_device(dataset.train, train_idx, device)
-        labelled = labelled_idx.to(device)
-        return cls(
-            train,
-            (train[0][labelled], train[1][labelled]),
-            to_device(dataset.test, test_idx, device),
-            train_idx,
-            test_idx,
-        )
-
-
-def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> float:
-    """MFLOP the experiment will spend, for the time estimate."""
-    ae = (
-        0 if cfg.encoder_from else cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
-    )
-    epochs = classifier_epochs(cfg, n_labelled)
-    evaluations = min(epochs, STEPS_EVALUATIONS) if cfg.clf_steps is not None else epochs
-    seen = cfg.clf_steps * (cfg.clf_batch_size or cfg.batch_size) if cfg.clf_steps is not None else epochs * n_labelled
-    clf = seen * MFLOP["classifier"] + evaluations * n_test * MFLOP["eval_classifier"]
-    return ae + clf * (1 + int(cfg.scratch_baseline) if epochs else 0)
-
-
 def run_experiment(
     cfg: Config,
     dataset: Dataset,
@@ -620,30 +465,3 @@ def experiment_metrics(
         "pretraining_dataset": reuse.dataset if reuse else dataset.summary(),
         **({"representation": reuse.representation} if reuse and reuse.representation else {}),
     }
-
-
-# --- time estimates -------------------------------------------------------------------------
-
-
-def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
-    """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP."""
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    model = ConvAutoencoder.from_config(cfg, seeded(0)).to(device, memory_format=torch.channels_last)
-    x = torch.rand(batch_size, 3, 32, 32, generator=seeded(0)).to(device).contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        training_step(model, optimizer, reconstruction_loss, x, None, precision)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - t0)
-    return min(times[1:]) / (batch_size * MFLOP["autoencoder"])
-
-
-def estimate_seconds(cfg: Config, n_train: int, n_test: int, per_mflop: float) -> float:
-    """Rough wall time of an experiment from a measured step (see `seconds_per_mflop`)."""
-    n_train = min(n_train, cfg.limit or n_train)
-    n_test = min(n_test, cfg.test_limit or n_test)
-    return planned_work(cfg, n_train, labelled_count(cfg, n_train, 1), n_test) * per_mflop

@@ -120,7 +120,7 @@ def serve(fd: int, runs_dir: str, parent_pid: int) -> None:
         pass
     import torch
 
-    from cae.train import worker_threads
+    from cae.devices import worker_threads
 
     torch.set_num_threads(worker_threads())
     try:
@@ -199,11 +199,6 @@ class Worker:
         cfg, dataset = Config.from_dict(message.config), self.dataset(message.origin, message.fingerprint)
         originals = torch.from_numpy(message.originals)
 
-        def should_stop() -> bool:
-            self.hold(job_id)
-            self.turns.yield_turn()
-            return job_id in self.cancelled
-
         def on_epoch(phase: str, row: dict, model) -> None:
             self.send(protocol.Epoch(job_id, phase, row))
             if phase == "autoencoder":
@@ -215,7 +210,7 @@ class Worker:
                 dataset,
                 self.runs_dir,
                 on_progress=lambda p: self.send(protocol.Progress(job_id, p)),
-                should_stop=should_stop,
+                should_stop=lambda: self.should_stop(job_id),
                 on_epoch=on_epoch,
                 identity=message.identity,
             )
@@ -235,11 +230,6 @@ class Worker:
         job_id, payload = message.job_id, message.payload
         source, dataset = load_run(payload["source"]), self.dataset(message.origin, message.fingerprint)
 
-        def should_stop() -> bool:
-            self.hold(job_id)
-            self.turns.yield_turn()
-            return job_id in self.cancelled
-
         folder = budget.sweep_folder(self.runs_dir, source.name, dataset.fingerprint)
         with self.turns:
             points = budget.run_sweep(
@@ -249,7 +239,7 @@ class Worker:
                 payload["seeds"],
                 payload.get("steps", budget.STEPS),
                 lambda p: self.send(protocol.Progress(job_id, p)),
-                should_stop,
+                lambda: self.should_stop(job_id),
                 folder,
                 on_point=lambda point: self.send(protocol.Point(job_id, point)),
             )
@@ -263,6 +253,13 @@ class Worker:
             folder=False,
         )
         self.send(protocol.Result(job_id, points))
+
+    def should_stop(self, job_id: int) -> bool:
+        """Asked before each batch: wait at the test barrier, let a task have its turn, then say
+        whether the job was cancelled."""
+        self.hold(job_id)
+        self.turns.yield_turn()
+        return job_id in self.cancelled
 
     def hold(self, job_id: int) -> None:
         """The test barrier: while the hold file exists, wait here (before a batch), said once."""

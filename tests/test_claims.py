@@ -22,11 +22,11 @@ from cae.report import (
     live_run_sentence,
     per_class_counts,
     pretraining_verdict,
-    run_title,
 )
 from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir
 from cae.sweeps import grouped, load_label_budget, load_sweeps, seed_spread
 from cae.train import run_experiment
+from cae.words import run_title
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SHIPPED = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from tests.test_jobs import TINY, held  # noqa: E402
 
 @pytest.fixture
 def on_ray(tmp_path, monkeypatch):
+    """A manager on a local cluster; its driver starts at once, so a test's `hold` comes first."""
     monkeypatch.setenv("CAE_RAY_ADDRESS", "local:2")
     return manager_for(tmp_path / "runs")
 
@@ -46,20 +48,26 @@ def test_a_job_trains_on_a_ray_worker_and_its_run_comes_back_to_this_server(on_r
     assert job.pid != on_ray.members[1].pid  # no local worker trained it
     again = on_ray.submit(Config(**TINY), small_dataset)
     assert again.cached and again.run_path == job.run_path
+    assert job_folders(job.pid) == []  # the node kept no copy of the run
 
 
-def test_two_jobs_train_at_once_on_two_ray_workers(on_ray, small_dataset, hold):
+def job_folders(pid: int) -> list[Path]:
+    """The folders a Ray worker process trains in (cae/raydriver.py Runner), on this machine's node."""
+    return list(Path(tempfile.gettempdir()).glob(f"cae-ray-{pid}-*"))
+
+
+def test_two_jobs_train_at_once_on_two_ray_workers(hold, on_ray, small_dataset):
     first = on_ray.submit(Config(**TINY), small_dataset)
     second = on_ray.submit(Config(**{**TINY, "seed": 1}), small_dataset)
     wait_until(lambda: held(first) and held(second), timeout=180, what="both jobs training on Ray")
-    pids = {on_ray.worker_of(first.id), on_ray.worker_of(second.id)}
+    pids = {first.pid, second.pid}
     assert None not in pids and len(pids) == 2 and os.getpid() not in pids
     hold.release()
     for job in (first, second):
         assert on_ray.wait(job.id, 300).state == DONE, job.error
 
 
-def test_cancel_stops_a_ray_job_between_batches_and_saves_nothing(on_ray, small_dataset, hold):
+def test_cancel_stops_a_ray_job_between_batches_and_saves_nothing(hold, on_ray, small_dataset):
     job = on_ray.submit(Config(**TINY), small_dataset)
     wait_until(lambda: held(job), timeout=180, what="job training on Ray")
     on_ray.cancel(job.id)
@@ -67,16 +75,19 @@ def test_cancel_stops_a_ray_job_between_batches_and_saves_nothing(on_ray, small_
     assert written(on_ray) == []
 
 
-def test_a_killed_ray_worker_fails_only_its_job_with_a_sentence_and_writes_nothing(on_ray, small_dataset, hold):
+def test_a_killed_ray_worker_fails_only_its_job_with_a_sentence_and_writes_nothing(hold, on_ray, small_dataset):
     job = on_ray.submit(Config(**TINY), small_dataset)
     wait_until(lambda: held(job), timeout=180, what="job training on Ray")
-    os.kill(on_ray.worker_of(job.id), signal.SIGKILL)
+    os.kill(job.pid, signal.SIGKILL)
     job = on_ray.wait(job.id, 120)
     assert job.state == FAILED and "The Ray worker training this job stopped unexpectedly" in job.error
     assert "nothing was saved and nothing was retried" in job.error
     assert written(on_ray) == []
+    killed = job.pid
+    assert job_folders(killed)  # a killed worker cannot clean up after itself ...
     hold.release()
     assert on_ray.wait(on_ray.submit(Config(**TINY), small_dataset).id, 300).state == DONE
+    assert job_folders(killed) == []  # ... the next job on its node does
 
 
 def test_a_sweep_takes_its_source_run_to_the_cluster_and_brings_its_points_back(on_ray, small_dataset):
@@ -145,6 +156,7 @@ class Head:
         import tempfile
 
         self.port, self.folder = _free_port(), tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: socket paths
+        self.client_port = _free_port()  # Ray's client server, for ray:// addresses
         self.ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
 
     @property
@@ -155,7 +167,11 @@ class Head:
         import subprocess
 
         command = [self.ray, "start", "--head", f"--port={self.port}", "--num-cpus=2", f"--temp-dir={self.folder}"]
-        command += ["--include-dashboard=false", "--disable-usage-stats"]
+        command += [
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+            f"--ray-client-server-port={self.client_port}",
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=180, env={**os.environ})
         assert done.returncode == 0, done.stderr[-2000:]
 
@@ -215,3 +231,42 @@ def test_a_cluster_that_cannot_be_reached_is_a_sentence_and_nothing_is_queued(tm
         manager.submit(Config(**TINY), small_dataset)
     assert manager.jobs() == []
     assert manager.backend.problem().startswith(f"The Ray cluster at {address} cannot be reached")
+
+
+def gcs_servers() -> int:
+    """How many Ray clusters run on this machine (one GCS server each)."""
+    count = 0
+    for proc in Path("/proc").iterdir():
+        try:
+            count += proc.name.isdigit() and b"gcs_server" in (proc / "cmdline").read_bytes()
+        except OSError:
+            pass
+    return count
+
+
+def test_through_ray_client_a_job_trains_and_a_lost_head_is_a_sentence_without_new_clusters(
+    tmp_path, monkeypatch, small_dataset, hold
+):
+    import time
+
+    head = Head()
+    head.start()
+    try:
+        address = f"ray://127.0.0.1:{head.client_port}"
+        monkeypatch.setenv("CAE_RAY_ADDRESS", address)
+        manager = manager_for(tmp_path / "runs")
+        hold.release()
+        first = manager.wait(manager.submit(Config(**TINY), small_dataset).id, 300)
+        assert first.state == DONE and load_run(first.run_path).metrics["classifier"], first.error
+        hold.engage()
+        job = manager.submit(Config(**{**TINY, "seed": 1}), small_dataset)
+        wait_until(lambda: held(job), timeout=180, what="job training through the client server")
+        clusters = gcs_servers()
+        assert head.kill()
+        job = manager.wait(job.id, 180)
+        assert job.state == FAILED and f"The Ray cluster at {address}" in job.error, job.error
+        time.sleep(10)  # the server goes on trying the cluster meanwhile, never starting one of its own
+        assert gcs_servers() < clusters and written(manager) == [first.run_path.name]
+        assert address in manager.backend.problem()
+    finally:
+        head.kill()

@@ -71,7 +71,7 @@ def test_two_cpu_workers_train_two_jobs_at_once_and_both_runs_load(two_workers, 
     second = two_workers.submit(Config(**{**ON_CPU, "seed": 1}), small_dataset)
     wait_until(lambda: held(first) and held(second), what="both jobs training")
     assert two_workers.training_counts() == (2, 2)
-    pids = {two_workers.worker_of(first.id), two_workers.worker_of(second.id)}
+    pids = {first.pid, second.pid}
     assert None not in pids and len(pids) == 2
     hold.release()
     for job in (first, second):
@@ -84,7 +84,7 @@ def test_a_killed_worker_fails_only_its_job_the_other_finishes_and_the_next_job_
     first = two_workers.submit(Config(**ON_CPU), small_dataset)
     second = two_workers.submit(Config(**{**ON_CPU, "seed": 1}), small_dataset)
     wait_until(lambda: held(first) and held(second), what="both jobs training")
-    victim = two_workers.worker_of(first.id)
+    victim = first.pid
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: first.state == FAILED, what="the killed worker's job failed")
     assert "stopped unexpectedly (killed by the signal SIGKILL" in first.error

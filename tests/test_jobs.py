@@ -51,7 +51,7 @@ def test_a_job_is_trained_by_the_worker_process_and_saved(manager, small_dataset
     assert load_run(job.run_path).metrics["classifier"]
     assert job.progress.phase == "classifier" and job.losses and job.epochs
     assert job.reconstructions[-1][1].shape == (16, 3, 32, 32)
-    worker = manager.worker_pid
+    worker = manager.members[0].pid
     assert worker is not None and worker != os.getpid()
     assert Path(f"/proc/{worker}/comm").read_text().strip() == "cae-worker"
     again = manager.submit(Config(**TINY), small_dataset)
@@ -112,7 +112,7 @@ def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_t
     doomed = manager.submit(Config(**TINY), small_dataset)
     after = manager.submit(Config(**{**TINY, "seed": 3}), small_dataset)
     wait_until(lambda: held(doomed), what="job held")
-    first_worker = manager.worker_pid
+    first_worker = manager.members[0].pid
     os.kill(first_worker, signal.SIGKILL)
     assert manager.wait(doomed.id, 60).state == FAILED
     assert doomed.error == (
@@ -121,7 +121,7 @@ def test_a_killed_worker_fails_its_job_with_one_sentence_and_a_new_worker_runs_t
     )
     hold.release()
     assert manager.wait(after.id, 300).state == DONE
-    assert manager.worker_pid not in (None, first_worker)
+    assert manager.members[0].pid not in (None, first_worker)
     assert [p.name for p in manager.runs_dir.iterdir()] == [after.run_path.name]  # nothing half-written
 
 
@@ -147,7 +147,7 @@ def test_a_worker_that_cannot_start_fails_the_waiting_job_with_a_sentence_and_th
 def test_out_of_memory_in_the_worker_fails_the_job_with_a_sentence_and_the_next_job_runs(manager, small_dataset):
     warm = manager.submit(Config(**{**TINY, "seed": 5}), small_dataset)  # every module a job needs is loaded
     assert manager.wait(warm.id, 300).state == DONE
-    pid = manager.worker_pid
+    pid = manager.members[0].pid
     size = (
         int(
             next(
@@ -167,8 +167,8 @@ def test_out_of_memory_in_the_worker_fails_the_job_with_a_sentence_and_the_next_
 
 def test_a_full_disk_in_the_worker_fails_the_job_with_one_sentence_and_leaves_nothing(manager, small_dataset):
     manager.start_worker()
-    wait_until(lambda: manager.worker_pid is not None, what="worker started")
-    resource.prlimit(manager.worker_pid, resource.RLIMIT_FSIZE, (100_000, 100_000))
+    wait_until(lambda: manager.members[0].pid is not None, what="worker started")
+    resource.prlimit(manager.members[0].pid, resource.RLIMIT_FSIZE, (100_000, 100_000))
     job = manager.submit(Config(**TINY), small_dataset)
     assert manager.wait(job.id, 300).state == FAILED
     assert job.error == (
@@ -187,7 +187,7 @@ manager = manager_for(sys.argv[1])
 job = manager.submit(Config(latent_dim=16, batch_size=100, ae_epochs=100, precision="fp32"), load_dataset("sample"))
 while job.progress is None:
     time.sleep(0.05)
-print(manager.worker_pid, flush=True)
+print(manager.members[0].pid, flush=True)
 time.sleep(600)
 """
 
@@ -210,7 +210,7 @@ def test_the_worker_exits_when_the_web_server_is_killed(tmp_path):
 def test_shutdown_cancels_the_running_job_and_leaves_no_process(manager, small_dataset, hold):
     job = manager.submit(Config(**TINY), small_dataset)
     wait_until(lambda: held(job), what="job held")
-    worker = manager.worker_pid
+    worker = manager.members[0].pid
     manager.shutdown()
     assert job.state == CANCELLED
     wait_until(lambda: not alive(worker), timeout=15, what="worker stopped")

@@ -122,8 +122,8 @@ def test_models_take_images_in_unit_range_without_extra_normalisation():
 def test_bilinear_upsampling_is_about_one_percent_of_the_forward_pass_by_arithmetic():
     """The decoder interpolates 128 maps of 8×8, 64 of 16×16 and 64 of 32×32 (the lecture's
     'costly' upsampling); the counted forward pass is the figure the time estimates use."""
+    from cae.plan import MFLOP
     from cae.timing import upsampling_arithmetic
-    from cae.train import MFLOP
 
     cost = upsampling_arithmetic(ConvAutoencoder.from_config(Config(), seeded(0)))
     assert cost["values"] == 128 * 8 * 8 + 64 * 16 * 16 + 64 * 32 * 32

@@ -104,7 +104,7 @@ def test_every_shipped_run_keeps_its_keys():
 
 
 def test_a_run_title_names_the_options_it_used():
-    from cae.report import run_title
+    from cae.words import run_title
 
     base = {"config": Config().to_dict(), "dataset": {"name": "CIFAR-10", "train_size": 50_000}}
     assert not any(word in run_title(base) for word in ("denoising", "masking", "crops"))

@@ -12,8 +12,9 @@ from streamlit.testing.v1 import AppTest
 from cae.config import Config
 from cae.experiment import train_or_load
 from cae.figures import classifier_curves, kernel_difference, live_loss, per_class_bars, timing_bars
-from cae.report import class_extremes_sentence, run_summary, run_title
+from cae.report import class_extremes_sentence
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index, runs_dir
+from cae.words import run_summary, run_title
 
 APP = str(Path(__file__).resolve().parent.parent / "streamlit_app.py")
 SHIPPED = PRETRAINED_DIR / pretrained_index(PRETRAINED_DIR)["default"]

@@ -4,15 +4,9 @@ import pytest
 import torch
 
 from cae.config import Config
+from cae.devices import DeviceError, bf16_supported, resolve_device, resolve_precision
 from cae.experiment import train_or_load
-from cae.train import (
-    DeviceError,
-    bf16_supported,
-    evaluate_classifier,
-    resolve_device,
-    resolve_precision,
-    run_experiment,
-)
+from cae.train import evaluate_classifier, run_experiment
 
 TINY = dict(latent_dim=64, batch_size=50, precision="fp32", test_limit=100)
 
@@ -162,8 +156,8 @@ def test_every_precision_trains(small_dataset, precision):
 def test_bf16_and_fp32_agree_on_a_tiny_batch():
     if not bf16_supported(torch.device("cpu")):
         pytest.skip("this CPU has no bf16 support")
+    from cae.devices import autocast
     from cae.model import ConvAutoencoder
-    from cae.train import autocast
 
     torch.manual_seed(0)
     model, x = ConvAutoencoder(latent_dim=64), torch.rand(8, 3, 32, 32)
@@ -177,7 +171,7 @@ def test_bf16_and_fp32_agree_on_a_tiny_batch():
 
 
 def test_auto_precision_resolves_to_a_concrete_value():
-    from cae.train import native_bf16
+    from cae.devices import native_bf16
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
@@ -292,12 +286,12 @@ def test_a_cpu_run_repeats_bit_for_bit_while_another_thread_draws_random_numbers
 
 
 def test_auto_picks_bf16_only_where_the_hardware_does_it(monkeypatch):
-    import cae.train as train
+    import cae.devices as devices
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx512f", "avx512bw"})  # bf16 only emulated
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f", "avx512bw"})  # bf16 only emulated
     assert resolve_precision("auto", cpu) == "fp32"
-    monkeypatch.setattr(train, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
+    monkeypatch.setattr(devices, "cpu_flags", lambda: {"avx512f", "avx512_bf16"})
     assert resolve_precision("auto", cpu) == ("bf16" if bf16_supported(cpu) else "fp32")
 
 

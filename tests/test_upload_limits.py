@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from cae.data import cache_dir, load_dataset
-from cae.report import code_span
 from cae.uploads import Budget, ImageInputError, UploadError, image_from_bytes, unpack_upload
+from cae.words import code_span
 from tests.conftest import zip_of
 
 
