@@ -26,12 +26,13 @@ from cae.jobs import DONE
 from cae.report import (
     class_extremes_sentence,
     label_budget_sentence,
+    one_seed_caution,
     per_class_counts,
     pretraining_verdict,
     verdict_rule,
 )
 from cae.runs import RunError
-from cae.sweeps import budget_lines, load_label_budget, seed_spread
+from cae.sweeps import budget_lines, lecture_seeds, load_label_budget, seed_spread
 from cae.transcript import lecture_autoencoder_rows, lecture_classifier_rows
 from cae.words import code_span, test_images
 from cae.words import duration as minutes
@@ -209,8 +210,9 @@ def open_a_point(points: list[dict], folder) -> None:
         st.rerun(scope="app")
 
 
-def label_budget() -> None:
-    """The lecture's claim as one chart: accuracy against labelled images, for the shipped encoders."""
+def label_budget(viewed: str) -> None:
+    """The lecture's claim as one chart: accuracy against labelled images, for the shipped encoders;
+    the run viewed (`viewed`, its folder name) first when it is one of them."""
     sweep = load_label_budget()
     if not sweep or not sweep.get("sources"):
         st.info(
@@ -219,7 +221,10 @@ def label_budget() -> None:
         )
         return
     sources = {name: entry for name, entry in sweep["sources"].items() if entry["points"]}
-    name = st.selectbox("Encoder", list(sources), format_func=lambda n: sources[n]["title"], key="budget_source")
+    names = sorted(sources, key=lambda n: n != viewed)  # stable: the viewed run first, else the shipped order
+    name = st.selectbox(
+        "Encoder", names, format_func=lambda n: sources[n]["title"], key=f"budget_source_{viewed}"
+    )  # one choice per run viewed: opening another run shows its own lines
     lines = budget_lines(sources[name]["points"], sweep.get("precision"))
     show_chart(
         st,
@@ -316,7 +321,9 @@ if not m.get("classifier"):
 else:
     seeds = seed_spread(m)
     st.markdown(f"**{pretraining_verdict(m, seeds)}**")
-    st.caption(f"How this is decided: {verdict_rule(m, seeds)}.")
+    st.caption(
+        f"How this is decided: {verdict_rule(m, seeds)}. {'' if seeds else one_seed_caution(m, lecture_seeds())}"
+    )
     others = {str(i.path): i for i in runs() if i.error is None and i.path != run.path and i.metrics.get("classifier")}
     compare = st.multiselect(
         "Compare with other runs",
@@ -341,7 +348,7 @@ else:
         ),
         width="stretch",
     )
-    if sentence := class_extremes_sentence(m):
+    if sentence := class_extremes_sentence(m, seed_spread(m)):
         st.caption(sentence)
     show_chart(
         st, confusion_heatmap(m["confusion"], m["dataset"]["classes"], "Confusion matrix (fine-tuned)"), width="stretch"
@@ -359,7 +366,7 @@ with st.expander("The lecture's numbers beside this run's", expanded=False):
 reproduce_this_run(run)
 
 st.subheader("How many labels does pretraining save?")
-label_budget()
+label_budget(run.name)
 
 if not transfer and dataset is not None:
     st.subheader("Fine-tune this run's encoder again")

@@ -243,7 +243,7 @@ with left:
             state.reveal(step.key)
             revealed = True
         if revealed:
-            right_answer, why = lecture.answer(
+            said = lecture.answer(
                 step,
                 run.metrics,
                 run.kernels,
@@ -254,9 +254,8 @@ with left:
                 objectives=objectives,
                 names=OBJECTIVE_NAMES,
             )
-            verdict = "" if guess is None else ("✓ As you predicted. " if guess == right_answer else "✗ Not quite. ")
-            if right_answer:
-                st.markdown(f"{verdict}**{right_answer}** — {why}")
+            if said.choice:
+                st.markdown(f"{said.judge(guess)}**{said.choice}** — {said.why}")
             else:
                 st.info("This copy lacks the shipped numbers that answer this question (pretrained/).")
     if step.key == "finetune" and revealed:

@@ -20,7 +20,7 @@ sys.path.insert(0, os.getcwd())  # the checkout the command runs in, so an older
 from cae import config, lecture, report, words  # noqa: E402
 from cae.data import load_sample  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
-from cae.sweeps import budget_lines, grouped, load_label_budget, load_sweeps  # noqa: E402
+from cae.sweeps import budget_lines, grouped, load_label_budget, load_sweeps, seed_spread  # noqa: E402
 from cae.train import run_experiment  # noqa: E402
 
 NEW = "seeds" in inspect.signature(report.pretraining_verdict).parameters
@@ -54,8 +54,10 @@ def lecture_answers(run) -> None:
             extra["budget"] = budget_lines(points, load_label_budget().get("precision"))
     for step in lecture.STEPS:
         if step.question:
-            choice, why = lecture.answer(step, run.metrics, run.kernels, code, **extra)
-            print(f"  lecture {step.key}: {choice} — {why}")
+            said = lecture.answer(step, run.metrics, run.kernels, code, **extra)
+            choice, why = (said.choice, said.why) if hasattr(said, "why") else said  # before the Answer class
+            also = f" (also right, within noise: {', '.join(said.also)})" if getattr(said, "also", ()) else ""
+            print(f"  lecture {step.key}: {choice}{also} — {why}")
 
 
 def main() -> None:
@@ -65,7 +67,7 @@ def main() -> None:
         print(f"== {entry['title']} ({name})")
         print(f"  title: {words.run_title(run.metrics)}")
         print(f"  verdict: {verdict(run.metrics)}")
-        print(f"  classes: {report.class_extremes_sentence(run.metrics)}")
+        print(f"  classes: {report.class_extremes_sentence(run.metrics, seed_spread(run.metrics))}")
         if name == index["default"]:
             lecture_answers(run)
     sweeps = load_sweeps()

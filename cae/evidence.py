@@ -17,6 +17,7 @@ The rules, in the order they are preferred (`RULES` says them in words for the p
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 Z = 2.0  # standard errors of a difference that make a gap more than noise
@@ -45,10 +46,16 @@ class Verdict:
     n: int | None = None  # test images (rules "accuracies" and "paired")
     seeds: int | None = None  # seeds on each side (rule "seeds"), and their ranges (low, high)
     ranges: tuple[tuple[float, float], tuple[float, float]] | None = None
+    margin: float | None = None  # the gap (points) that is noise, where the rule has one number for it
 
     @property
     def decided(self) -> bool:
         return self.winner is not None
+
+    def say(self, ahead: str, within: str, behind: str) -> str:
+        """The words for this outcome: `ahead` when the first number is ahead beyond the noise,
+        `behind` when the second is, `within` otherwise. Every sentence chooses its words here."""
+        return {0: ahead, None: within, 1: behind}[self.winner]
 
 
 # --- single accuracies ------------------------------------------------------------------------
@@ -60,9 +67,10 @@ def standard_error(accuracy: float, n: int) -> float:
     return 100 * math.sqrt(p * (1 - p) / max(n, 1))
 
 
-def difference_margin(a: float, b: float, n: int) -> float:
-    """Two standard errors (points) of the difference of two accuracies measured on the same n images."""
-    return Z * math.hypot(standard_error(a, n), standard_error(b, n))
+def difference_margin(a: float, b: float, n: int, n_b: int | None = None) -> float:
+    """Two standard errors (points) of the difference of two accuracies measured on n images each
+    (or on n and n_b images: two classes' accuracies rest on different test images)."""
+    return Z * math.hypot(standard_error(a, n), standard_error(b, n if n_b is None else n_b))
 
 
 def wilson(accuracy: float, n: int, z: float = Z_WILSON) -> tuple[float, float]:
@@ -87,15 +95,17 @@ def _winner(gap: float, apart: bool) -> int | None:
     return (0 if gap > 0 else 1) if apart and gap != 0 else None
 
 
-def compare_accuracies(a: float, b: float, n: int) -> Verdict:
-    """Two accuracies (percent) on the same n test images, one seed."""
-    margin = difference_margin(a, b, n)
+def compare_accuracies(a: float, b: float, n: int, n_b: int | None = None) -> Verdict:
+    """Two accuracies (percent) on n test images each (n and n_b where they differ), one seed."""
+    margin = difference_margin(a, b, n, n_b)
+    images = f"{n:,}" if n_b in (None, n) else f"{n:,} and {n_b:,}"
     return Verdict(
         a - b,
         _winner(a - b, abs(a - b) > margin),
         "accuracies",
-        f"two standard errors of the difference on {n:,} test images: ±{margin:.1f} points",
+        f"two standard errors of the difference on {images} test images: ±{margin:.1f} points",
         n=n,
+        margin=margin,
     )
 
 
@@ -110,6 +120,7 @@ def compare_to_chance(accuracy: float, chance: float, n: int) -> Verdict:
         "chance",
         f"two standard errors of guessing on {n:,} test images: ±{margin:.1f} points",
         n=n,
+        margin=margin,
     )
 
 
@@ -164,6 +175,27 @@ def compare_seeds(first: list[float], second: list[float]) -> Verdict:
 
 
 def best(values: dict, highest: bool = True):
-    """(key, value) of the best point of a curve or a sweep: argmax, or argmin with highest=False."""
+    """(key, value) of the best point of a curve or a sweep: argmax, or argmin with highest=False.
+    Only for choosing (an epoch, a point to show); a sentence that names a best uses `leaders`."""
     key = (max if highest else min)(values, key=values.get)
     return key, values[key]
+
+
+def leaders(values: dict, compare: Callable[[object, object], Verdict], highest: bool = True) -> list:
+    """The key with the highest value (lowest with highest=False) and every key within the noise of
+    it by `compare(top, other)`, in order. One key alone means it stands beyond the noise of the
+    runner-up, the only case in which a sentence may call it best (or worst)."""
+    order = sorted(values, key=values.get, reverse=highest)
+    return [order[0]] + [k for k in order[1:] if compare(order[0], k).winner is None]
+
+
+def accuracy_comparison(values: dict, counts: dict, seeds: dict | None = None) -> Callable[[object, object], Verdict]:
+    """`compare` for `leaders` over accuracies: the seeds rule where both keys have two seeds or more
+    (`seeds`: key -> every seed's value), else two accuracies on `counts[key]` test images each."""
+
+    def compare(a, b) -> Verdict:
+        if seeds and min(len(seeds.get(a, ())), len(seeds.get(b, ()))) > 1:
+            return compare_seeds(seeds[a], seeds[b])
+        return compare_accuracies(values[a], values[b], counts[a], counts[b])
+
+    return compare

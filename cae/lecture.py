@@ -12,7 +12,15 @@ from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
 from cae.model import Classifier, ConvAutoencoder
-from cae.report import label_budget_sentence, objective_measures, objectives_sentence, pretraining_comparison
+from cae.report import (
+    class_leaders,
+    label_budget_sentence,
+    objective_measures,
+    objectives_sentence,
+    pretraining_comparison,
+    standing,
+    versus,
+)
 
 
 @dataclass(frozen=True)
@@ -176,7 +184,30 @@ def recognition(
     }
 
 
-def _recognisable(seen: dict) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Answer:
+    """A question's answer from the numbers: the choice they point to, why, and the other choices
+    within the noise of it, which count as right too."""
+
+    choice: str
+    why: str
+    also: tuple[str, ...] = ()
+
+    def judge(self, guess: str | None) -> str:
+        """The words for a learner's prediction ("" before one was made)."""
+        if guess is None:
+            return ""
+        if guess == self.choice:
+            return "✓ As you predicted. "
+        if guess in self.also:
+            return (
+                f"✓ Right within the noise: {guess} is within the noise of {self.choice}, so the numbers cannot "
+                "tell them apart. "
+            )
+        return "✗ Not quite. "
+
+
+def _recognisable(seen: dict) -> Answer:
     """The autoencoder step's answer from `recognition`: paired test against the originals, then the
     two-accuracies rule against chance."""
     versus_originals = compare_paired(seen["only_originals"], seen["only_reconstructions"], seen["n"])
@@ -188,74 +219,88 @@ def _recognisable(seen: dict) -> tuple[str, str]:
     else:
         choice = "less well, but above chance"
     p = mcnemar_p(seen["only_originals"], seen["only_reconstructions"])
-    return choice, (
+    return Answer(
+        choice,
         f"On {seen['n']} test images the fine-tuned classifier names {seen['reconstructions']:.1f}% of the "
         f"reconstructions right, against {seen['originals']:.1f}% of the originals and "
         f"{seen['chance']:.0f}% by guessing ({versus_chance.noise}). {seen['only_originals']} images are "
         f"right only as originals, {seen['only_reconstructions']} only as reconstructions (McNemar's exact "
-        f"test: p = {p:.2g})."
+        f"test: p = {p:.2g}).",
     )
 
 
-def _finetune(metrics: dict, seeds: list[dict] | None) -> tuple[str, str]:
+def _finetune(metrics: dict, seeds: list[dict] | None) -> Answer:
     """The fine-tuning step's answer: the seeds' spread where the shipped seeds exist, else this seed's
     test-set rule."""
     ((when, verdict, pre, scratch),) = pretraining_comparison(metrics, seeds)[-1:]
-    choice = {None: "too close to call", 0: "the autoencoder's encoder", 1: "random weights"}[verdict.winner]
+    choice = verdict.say("the autoencoder's encoder", "too close to call", "random weights")
     if verdict.rule != "seeds":
-        return choice, (
+        return Answer(
+            choice,
             f"{pre:.1f}% fine-tuned vs {scratch:.1f}% from scratch, for this seed; "
-            f"{noise_words(pre, scratch, verdict.n)}."
+            f"{noise_words(pre, scratch, verdict.n)}.",
         )
     ours = " / ".join(f"{s['classifier'][-1]['test_acc']:.1f}" for s in seeds)
     theirs = " / ".join(f"{s['scratch']['classifier'][-1]['test_acc']:.1f}" for s in seeds)
     flips = [s["seed"] for s in seeds if s["classifier"][-1]["test_acc"] < s["scratch"]["classifier"][-1]["test_acc"]]
     flipped = f" (seed {', '.join(map(str, flips))} flips it)" if flips and verdict.winner is None else ""
-    spread = "the ranges overlap" if verdict.winner is None else "the ranges do not overlap"
-    return choice, (
+    spread = verdict.say("the ranges do not overlap", "the ranges overlap", "the ranges do not overlap")
+    return Answer(
+        choice,
         f"Over seeds {', '.join(str(s['seed']) for s in seeds)}: fine-tuned {ours}% vs scratch "
-        f"{theirs}% — {spread}{flipped}, so the seeds' spread decides, not one run."
+        f"{theirs}% — {spread}{flipped}, so the seeds' spread decides, not one run.",
     )
 
 
-def _code(representation: dict) -> tuple[str, str]:
+def _code(representation: dict) -> Answer:
+    """The code step's answer: the code's k-NN accuracy against raw pixels', in the words the Latent
+    page uses for the same numbers (report.versus)."""
     code, pixels, n = representation["knn"], representation["pixels_knn"], representation["test_size"]
-    winner = compare_accuracies(code, pixels, n).winner
-    said = {
-        0: "the code already groups images by class better than their pixels do.",
-        None: "the code groups images by class about as well as their pixels do, no better.",
-        1: "the code groups images by class worse than their pixels do: it keeps what rebuilds the pixels, "
-        "not what tells classes apart.",
-    }[winner]
-    return ("better than pixels" if winner == 0 else "about the same or worse"), (
+    verdict = compare_accuracies(code, pixels, n)
+    tail = verdict.say("", "", ": it keeps what rebuilds the pixels, not what tells classes apart")
+    return Answer(
+        verdict.say("better than pixels", "about the same or worse", "about the same or worse"),
         f"k-NN accuracy {code:.1f}% for the code vs {pixels:.1f}% for raw pixels ({noise_words(code, pixels, n)}): "
-        + said
+        f"as a neighbourhood the code is {versus(code, pixels, n)} the raw pixels{tail}.",
     )
 
 
-def _budget(lines: dict[str, dict[int, dict]]) -> tuple[str, str]:
-    """The label-budget step's answer: the budgets where fine-tuned beats scratch beyond the seeds' spread."""
+def _budget(lines: dict[str, dict[int, dict]]) -> Answer:
+    """The label-budget step's answer: the budgets where fine-tuned beats scratch beyond the seeds'
+    spread (the choice holding the widest gap; any other choice holding such a budget counts too)."""
     fine, scratch = lines["finetuned"], lines["scratch"]
     budgets = [b for b in LECTURE_BUDGETS if b in fine and b in scratch]
     verdicts = {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in budgets}
     ahead = [b for b in budgets if verdicts[b].winner == 0]
+    said = label_budget_sentence({k: {b: v[b] for b in budgets} for k, v in lines.items()})
     if not ahead:
-        choice = "at no budget"
-    else:
-        widest = max(ahead, key=lambda b: verdicts[b].gap)
-        choice = next(c for c, bs in BUDGET_CHOICES.items() if widest in bs)
-    return choice, label_budget_sentence({k: {b: v[b] for b in budgets} for k, v in lines.items()})
+        return Answer("at no budget", said)
+    widest = max(ahead, key=lambda b: verdicts[b].gap)
+    holding = [c for c, bs in BUDGET_CHOICES.items() if set(bs) & set(ahead)]
+    choice = next(c for c in holding if widest in BUDGET_CHOICES[c])
+    return Answer(choice, said, tuple(c for c in holding if c != choice))
 
 
-def _objectives(options: dict[str, dict], names: dict[str, str]) -> tuple[str, str]:
+def _objectives(options: dict[str, dict], names: dict[str, str]) -> Answer:
     """The objectives step's answer: of the objectives whose fine-tuning beats scratch beyond the
-    classifier seeds' spread at 1,000 labels, the family of the widest gap; "none yet" when none does."""
+    classifier seeds' spread at 1,000 labels, the family of the widest gap (the others' families
+    count as right too); "none yet" when none does."""
     ahead, gaps, _ = objective_measures(options)
     said = objectives_sentence(options, names)
     if not ahead:
-        return "none yet", said
-    widest = max(ahead, key=gaps.get)
-    return OBJECTIVE_FAMILIES[widest.split("-")[0]], said
+        return Answer("none yet", said)
+    families = list(dict.fromkeys(OBJECTIVE_FAMILIES[n.split("-")[0]] for n in sorted(ahead, key=gaps.get)[::-1]))
+    return Answer(families[0], said, tuple(families[1:]))
+
+
+def _classes(metrics: dict, seeds: list[dict] | None) -> Answer:
+    """The per-class step's answer: the worst class, and every class within the noise of it counts
+    as right (by the seeds' spread where the recipe has shipped seeds, else this seed's test images)."""
+    per_class = metrics["per_class_acc"]
+    top, bottom, noise = class_leaders(metrics, seeds)
+    worst = standing(bottom, per_class, "worst", "class")
+    best = standing(top, per_class, "best", "class")
+    return Answer(bottom[0], f"{worst[0].upper() + worst[1:]}; {best} ({noise}).", tuple(bottom[1:]))
 
 
 def answer(
@@ -269,35 +314,34 @@ def answer(
     budget: dict[str, dict[int, dict]] | None = None,
     objectives: dict[str, dict] | None = None,
     names: dict[str, str] | None = None,
-) -> tuple[str, str]:
-    """(the right choice, one sentence why) for a step's question, from the numbers: the shipped run's
-    metrics and kernels, the code's k-NN (`code_numbers`), the shipped seeds (`seed_spread`), the
-    classifier on reconstructions (`recognition`), the label-budget lines (`budget_lines`) and the
-    comparison of pretraining objectives (its options, with their names)."""
+) -> Answer:
+    """The right choice (and those within the noise of it), with one sentence why, for a step's
+    question, from the numbers: the shipped run's metrics and kernels, the code's k-NN
+    (`code_numbers`), the shipped seeds (`seed_spread`), the classifier on reconstructions
+    (`recognition`), the label-budget lines (`budget_lines`) and the comparison of pretraining
+    objectives (its options, with their names)."""
     if step.key == "architecture":
         side = first_layer_size()
-        return f"{side}×{side}", f"⌊(32 − 3 + 2·1) / 2⌋ + 1 = ⌊15.5⌋ + 1 = {side}: the lecture's 14 is a slip."
+        return Answer(f"{side}×{side}", f"⌊(32 − 3 + 2·1) / 2⌋ + 1 = ⌊15.5⌋ + 1 = {side}: the lecture's 14 is a slip.")
     if step.key == "autoencoder" and seen:
         return _recognisable(seen)
     if step.key == "kernels":
         moved = relative_change(kernels["initial"], kernels["autoencoder"])
-        return ("almost the same" if moved < 0.3 else "very different"), (
-            f"They moved {moved:.0%} of their size (‖after − before‖ / ‖before‖)."
+        return Answer(
+            "almost the same" if moved < 0.3 else "very different",
+            f"They moved {moved:.0%} of their size (‖after − before‖ / ‖before‖).",
         )
     if step.key == "finetune":
         return _finetune(metrics, seeds)
     if step.key == "classes":
-        per_class = metrics["per_class_acc"]
-        worst = min(per_class, key=per_class.get)
-        top = max(per_class, key=per_class.get)
-        return worst, f"{worst}: {per_class[worst]:.1f}%; the best is {top} at {per_class[top]:.1f}%."
+        return _classes(metrics, seeds)
     if step.key == "code" and representation:
         return _code(representation)
     if step.key == "budget" and budget:
         return _budget(budget)
     if step.key == "objectives" and objectives:
         return _objectives(objectives, names or {})
-    return "", ""
+    return Answer("", "")
 
 
 def code_numbers(metrics: dict, sweep_rows: list[dict]) -> dict | None:

@@ -5,15 +5,16 @@ from __future__ import annotations
 from cae.evidence import (
     RULES,
     Verdict,
+    accuracy_comparison,
     best,
     compare_accuracies,
     compare_seeds,
     compare_to_chance,
+    leaders,
     noise_words,
-    overlap,
     wilson,
 )
-from cae.words import test_images
+from cae.words import listing, test_images
 
 
 def _acc(rows: list[dict], epoch: int) -> float | None:
@@ -63,25 +64,18 @@ def _verdict_words(when: str, v: Verdict, a: float, b: float) -> str:
     if v.rule == "seeds":
         (a_low, a_high), (b_low, b_high) = v.ranges
         ranges = f"(fine-tuned {a_low:.1f}–{a_high:.1f}% vs scratch {b_low:.1f}–{b_high:.1f}%, {v.seeds} seeds)"
-        if v.winner is None:
-            return f"{when}, the two starts are within the seeds' spread {ranges}"
-        if v.winner == 0:
-            return f"{when}, the pretrained encoder is ahead beyond the seeds' spread {ranges}"
-        return f"{when}, pretraining does not help: random init is ahead beyond the seeds' spread {ranges}"
-    noise = v.noise.split(": ")[-1]
-    if v.winner is None:
-        return (
-            f"{when}, for this seed, the two starts are within noise ({a:.1f}% pretrained vs {b:.1f}% scratch; "
-            f"{noise_words(a, b, v.n)})"
+        return f"{when}, " + v.say(
+            f"the pretrained encoder is ahead beyond the seeds' spread {ranges}",
+            f"the two starts are within the seeds' spread {ranges}",
+            f"pretraining does not help: random init is ahead beyond the seeds' spread {ranges}",
         )
-    if v.winner == 0:
-        return (
-            f"{when}, for this seed, the pretrained encoder leads by {v.gap:.1f} points ({a:.1f}% vs {b:.1f}%), "
-            f"more than the noise ({noise})"
-        )
-    return (
-        f"{when}, for this seed, pretraining does not help: random init is ahead by {-v.gap:.1f} points "
-        f"({b:.1f}% vs {a:.1f}%, more than the noise of {noise})"
+    noise = f"±{v.margin:.1f} points on {v.n:,} test images"
+    return f"{when}, for this seed, " + v.say(
+        f"the pretrained encoder leads by {v.gap:.1f} points ({a:.1f}% vs {b:.1f}%), more than the test "
+        f"images' noise ({noise})",
+        f"the two starts are within noise ({a:.1f}% pretrained vs {b:.1f}% scratch; {noise_words(a, b, v.n)})",
+        f"pretraining does not help: random init is ahead by {-v.gap:.1f} points ({b:.1f}% vs {a:.1f}%, more "
+        f"than the test images' noise of {noise})",
     )
 
 
@@ -106,6 +100,22 @@ def pretraining_verdict(metrics: dict, seeds: list[dict] | None = None) -> str:
     return text + (f" Measured on {n:,} test images." if n else "")
 
 
+def one_seed_caution(metrics: dict, reference: list[dict] | None) -> str:
+    """For a run without seeds of its own: that only its test images' noise is measured, and how far
+    the lecture recipe's seeds (`reference`) spread at epoch 1, which a one-seed gap may not outlast."""
+    if not reference or not (metrics.get("classifier") and (metrics.get("scratch") or {}).get("classifier")):
+        return ""
+    ours, theirs = _seed_values(reference, "classifier", 1), _seed_values(reference, "scratch", 1)
+    if min(len(ours), len(theirs)) < 2:
+        return ""
+    return (
+        f"This run has one seed, so only its test images' noise is measured. The lecture recipe's "
+        f"{len(ours)} shipped seeds spread {min(ours):.1f}–{max(ours):.1f}% fine-tuned and "
+        f"{min(theirs):.1f}–{max(theirs):.1f}% from scratch after epoch 1: a gap smaller than such a spread "
+        "may not hold for another seed."
+    )
+
+
 def seeds_paragraph(seeds: list[dict]) -> str:
     """The shipped seeds of one recipe in words: fine-tuned and scratch accuracy per seed after epoch 1
     and at the end, and what the seeds' spread says of the gap."""
@@ -114,11 +124,11 @@ def seeds_paragraph(seeds: list[dict]) -> str:
     for epoch, when in ((1, "after epoch 1"), (last, f"after epoch {last}")):
         ours, theirs = _seed_values(seeds, "classifier", epoch), _seed_values(seeds, "scratch", epoch)
         verdict = compare_seeds(ours, theirs)
-        said = {
-            None: "within the seeds' spread",
-            0: "pretrained ahead beyond the seeds' spread",
-            1: "scratch ahead beyond the seeds' spread",
-        }[verdict.winner]
+        said = verdict.say(
+            "pretrained ahead beyond the seeds' spread",
+            "within the seeds' spread",
+            "scratch ahead beyond the seeds' spread",
+        )
         parts.append(
             f"{when} pretrained {' / '.join(f'{a:.1f}' for a in ours)}% vs scratch "
             f"{' / '.join(f'{b:.1f}' for b in theirs)}% ({said})"
@@ -184,7 +194,7 @@ def per_class_counts(metrics: dict) -> dict[str, int]:
 FEW_PER_CLASS = 100  # fewer test images than this in a class and its bar's interval is said in words
 
 
-def class_extremes_sentence(metrics: dict) -> str | None:
+def class_extremes_sentence(metrics: dict, seeds: list[dict] | None = None) -> str | None:
     """Best and worst class, or "at chance level" when the accuracy is within noise of guessing; with
     few test images per class, how many each bar rests on and its interval."""
     per_class = metrics.get("per_class_acc") or {}
@@ -209,22 +219,61 @@ def class_extremes_sentence(metrics: dict) -> str | None:
             f"At chance level: {accuracy:.1f}% is what guessing among {len(per_class)} classes gives "
             f"({chance:.0f}%), so no class is really best or worst." + few
         )
-    (best_class, b), (worst, w) = best_and_worst(per_class)
+    top, bottom, noise = class_leaders(metrics, seeds)
     lecture = (
         " The lecture found deer worst, cat next, frog best."
         if list(metrics.get("dataset", {}).get("classes", [])) == CIFAR10_CLASSES
         else ""
     )
-    return f"Best class: {best_class} ({b:.1f}%); worst: {worst} ({w:.1f}%).{lecture}" + few
+    best_words = standing(top, per_class, "the best class is", "no class is clearly the best")
+    worst_words = standing(bottom, per_class, "the worst class is", "no class is clearly the worst")
+    return f"{best_words[0].upper() + best_words[1:]}; {worst_words} ({noise}).{lecture}" + few
+
+
+def class_leaders(metrics: dict, seeds: list[dict] | None = None) -> tuple[list[str], list[str], str]:
+    """(the best class and the classes within noise of it, the same for the worst, the noise in
+    words): by the seeds' spread where this run's recipe has shipped seeds, else by two accuracies on
+    each class's test images, for this seed."""
+    per_class = metrics["per_class_acc"]
+    counts = per_class_counts(metrics) or {c: max((test_images(metrics) or 1) // len(per_class), 1) for c in per_class}
+    spread = {c: [s["per_class_acc"][c] for s in seeds or [] if c in s.get("per_class_acc", {})] for c in per_class}
+    seeded = min(len(v) for v in spread.values()) > 1
+    compare = accuracy_comparison(per_class, counts, spread if seeded else None)
+    top, bottom = leaders(per_class, compare), leaders(per_class, compare, highest=False)
+    if seeded:
+        noise = (
+            f"{min(len(v) for v in spread.values())} seeds of this recipe: a class stands apart only where the "
+            "ranges of its seeds' accuracies do not overlap"
+        )
+    else:
+        order = sorted(per_class, key=per_class.get)
+        margins = [compare(a, b).margin for a, b in ((order[0], order[1]), (order[-1], order[-2]))]
+        images = sorted({counts[c] for c in per_class})
+        each = f"{images[0]:,}" if len(images) == 1 else f"{images[0]:,}–{images[-1]:,}"
+        noise = (
+            f"for this seed: two standard errors of the difference on {each} test images per class, "
+            f"±{margins[0]:.1f} points between {order[0]} and {order[1]}, ±{margins[1]:.1f} between {order[-1]} "
+            f"and {order[-2]}"
+        )
+    return top, bottom, noise
+
+
+def standing(group: list, values: dict, named: str, nobody: str, fmt: str = "{:.1f}%", name=str) -> str:
+    """A `leaders` group in words: "{named} cat (32.8%), beyond the noise of every other" when it
+    stands alone, else "{nobody}: cat (32.8%) is within noise of bird (36.0%)"."""
+    said = [f"{name(k)} ({fmt.format(values[k])})" for k in group]
+    if len(said) == 1:
+        return f"{named} {said[0]}, beyond the noise of every other"
+    return f"{nobody}: {said[0]} is within noise of {listing(said[1:])}"
 
 
 # --- the Latent space page ------------------------------------------------------------------
 
 
-def _versus(a: float, b: float, n: int) -> str:
-    """ "better than", "worse than" or "about as good as", by the two-accuracies rule."""
-    verdict = compare_accuracies(a, b, n)
-    return {None: "about as good as", 0: "better than", 1: "worse than"}[verdict.winner]
+def versus(a: float, b: float, n: int) -> str:
+    """ "better than", "worse than" or "about as good as", by the two-accuracies rule: the words for
+    a code against a reference (raw pixels, the untrained encoder) wherever the app compares them."""
+    return compare_accuracies(a, b, n).say("better than", "about as good as", "worse than")
 
 
 def representation_sentence(scores: dict[str, dict], n_test: int, epochs: int | None) -> str:
@@ -233,9 +282,9 @@ def representation_sentence(scores: dict[str, dict], n_test: int, epochs: int | 
     code, pixels, initial = scores["code"], scores["pixels"], scores["initial"]
     after = f"After {epochs} autoencoder epoch{'s' * (epochs != 1)}, t" if epochs else "T"
     text = (
-        f"{after}his run's code is {_versus(code['knn'], pixels['knn'], n_test)} the raw pixels as a "
+        f"{after}his run's code is {versus(code['knn'], pixels['knn'], n_test)} the raw pixels as a "
         f"neighbourhood ({code['knn']:.1f}% vs {pixels['knn']:.1f}% k-NN accuracy) and "
-        f"{_versus(code['knn'], initial['knn'], n_test)} the random encoder it started from "
+        f"{versus(code['knn'], initial['knn'], n_test)} the random encoder it started from "
         f"({initial['knn']:.1f}%); a linear layer on it reaches {code['probe']:.1f}%."
     )
     if "finetuned" in scores:
@@ -250,84 +299,89 @@ def representation_sentence(scores: dict[str, dict], n_test: int, epochs: int | 
     )
 
 
-def _seed_ranges_apart(groups: dict, measure: str, a, b) -> bool | None:
-    """Whether two settings' seed ranges of `measure` are apart (None: fewer than two seeds)."""
-    ra, rb = groups[a][measure], groups[b][measure]
-    if min(ra["n"], rb["n"]) < 2:
-        return None
-    return not overlap(ra["values"], rb["values"])
+ACCURACY_TEST_IMAGES = {"knn": "probe", "probe": "probe", "test_acc": "split"}  # what an accuracy rests on
 
 
-def sweep_sentence(groups: dict, measure: str, setting: str, what: str) -> str:
-    """The best and worst value of a sweep's setting for one measure, whether their seed ranges
-    overlap (then the difference is within seed noise), and which other values are within the best's."""
-    means = {x: g[measure]["mean"] for x, g in groups.items() if measure in g}
-    if len(means) < 2:
-        return ""
-    top, _ = best(means)
-    worst, _ = best(means, highest=False)
-    apart = _seed_ranges_apart(groups, measure, top, worst)
-    if apart is None:
-        verdict = "one seed each, so the noise is not measured"
-    elif not apart:
-        verdict = "their seeds' ranges overlap, so the difference is within the seeds' spread"
-    else:
-        verdict = "their seeds' ranges do not overlap"
-    close = [x for x in means if x not in (top, worst) and _seed_ranges_apart(groups, measure, x, top) is False]
-    if close and apart is not None:
-        verdict += f"; {setting} {', '.join(f'{x:g}' for x in close)} is within the best one's seed range"
-    return (
-        f"{what}: highest at {setting} {top:g} ({means[top]:.1f}%), lowest at {setting} {worst:g} "
-        f"({means[worst]:.1f}%); {verdict}."
-    )
+def sweep_comparison(groups: dict, measure: str, n_split: int):
+    """`compare` for `leaders` over a sweep's settings: the seeds rule where both settings ran two
+    seeds or more, else, for an accuracy, two accuracies on its test images (the probe's 1,000 for
+    k-NN and probe, the whole split for fine-tuned accuracy); None for a one-seed MSE, whose noise
+    is not measured."""
+    from cae.latent import TEST_SUBSET
+
+    def compare(a, b) -> Verdict | None:
+        ra, rb = groups[a][measure], groups[b][measure]
+        if min(ra["n"], rb["n"]) > 1:
+            return compare_seeds(ra["values"], rb["values"])
+        if measure not in ACCURACY_TEST_IMAGES:
+            return None
+        n = TEST_SUBSET if ACCURACY_TEST_IMAGES[measure] == "probe" else n_split
+        return compare_accuracies(ra["mean"], rb["mean"], n)
+
+    return compare
 
 
-def _best_clause(groups: dict, measure: str, highest: bool, label: str, fmt: str) -> tuple[str, str]:
-    """("the lowest test MSE is at 256 (0.0235; 64 within the seed noise of it)", "MSE 0.0032"): a sweep's
-    best point and the settings within the seed noise of it. Where only some settings ran several
-    seeds, the widest of their ranges stands for the seed noise of all (the second item says it)."""
+def sweep_clause(groups: dict, measure: str, highest: bool, what: str, kind: str, n_split: int, fmt: str) -> str:
+    """One measure of a sweep in words: its best setting named only beyond the noise of every other
+    (`leaders`), else the settings within the noise of the top one; for a one-seed MSE, the lowest
+    value with its noise said to be unmeasured."""
     values = {x: g[measure]["mean"] for x, g in groups.items() if measure in g}
-    top, value = best(values, highest)
-    unit = "" if measure == "test_mse" else "%"
-    seeded = {x: g[measure] for x, g in groups.items() if measure in g and g[measure]["n"] > 1}
-    if not seeded:
-        return f"{label} at {top:,} ({value:{fmt}}{unit})", ""
-    if len(seeded) == len(values):
-        within = [x for x in values if x != top and _seed_ranges_apart(groups, measure, x, top) is False]
-        width = ""
-    else:
-        spread_width = max(r["high"] - r["low"] for r in seeded.values())
-        within = [x for x in values if x != top and abs(values[x] - value) <= spread_width]
-        width = f"{spread_width:{fmt}}" + (" points" if unit else "")
-    others = (
-        f"{', '.join(f'{x:,}' for x in within)} within the seed noise of it"
-        if within
-        else "beyond the seed noise of every other size"
+    compare = sweep_comparison({x: groups[x] for x in values}, measure, n_split)
+    top = max(values, key=values.get) if highest else min(values, key=values.get)
+    if any(compare(top, x) is None for x in values if x != top):
+        return f"{what} is lowest at {kind} {top:,} ({fmt.format(values[top])}; one seed, so its noise is not measured)"
+    extreme = "highest" if highest else "lowest"
+    return standing(
+        leaders(values, compare, highest),
+        values,
+        f"{what} is {extreme} at {kind}",
+        f"no {kind} clearly has the {extreme} {what.removeprefix('the ')}",
+        fmt,
+        name=lambda x: f"{x:,}",
     )
-    return f"{label} at {top:,} ({value:{fmt}}{unit}; {others})", width
 
 
-def latent_size_sentence(groups: dict) -> str:
-    """Where the sweep's best points lie: the lowest test MSE, the highest k-NN accuracy of the code and
-    the highest fine-tuned accuracy, each with the sizes within the seed noise of it, and that noise."""
+def sweep_sentence(groups: dict, measure: str, setting: str, what: str, n_split: int = 10000) -> str:
+    """A sweep's setting for one measure: the top value named only beyond the noise of every other,
+    and the bottom one likewise."""
+    values = {x: g[measure]["mean"] for x, g in groups.items() if measure in g}
+    if len(values) < 2:
+        return ""
+    fmt = "{:.4f}" if measure == "test_mse" else "{:.1f}%"
+    compare = sweep_comparison(groups, measure, n_split)
+    clauses = []
+    for extreme, group in (("highest", leaders(values, compare)), ("lowest", leaders(values, compare, False))):
+        noun = what[0].lower() + what[1:]
+        named, nobody = f"{noun} is {extreme} at", f"no {setting} clearly has the {extreme} {noun}"
+        clauses.append(standing(group, values, named, nobody, fmt, name=lambda x: f"{setting} {x:g}"))
+    text = "; ".join(clauses)
+    return text[0].upper() + text[1:] + f" ({_sweep_noise(groups, measure)})."
+
+
+def _sweep_noise(groups: dict, measure: str) -> str:
+    seeds = [g[measure]["n"] for g in groups.values() if measure in g]
+    if min(seeds) > 1:
+        return (
+            f"{min(seeds)} seeds each: one setting is ahead only where the ranges of the seeds' results do not overlap"
+        )
+    return (
+        "one seed at some settings: where both ran several seeds their ranges decide, else two accuracies on "
+        "their test images, for that seed"
+    )
+
+
+def latent_size_sentence(groups: dict, n_split: int = 10000) -> str:
+    """The latent-size sweep in words: for the test MSE, the code's k-NN accuracy and the fine-tuned
+    accuracy, the top size named only beyond the noise of every other, by `sweep_comparison`."""
     if len(groups) < 2:
         return ""
     clauses = [
-        _best_clause(groups, "test_mse", False, "the lowest test MSE is", ".4f"),
-        _best_clause(groups, "knn", True, "the code's highest k-NN accuracy", ".1f"),
-        _best_clause(groups, "test_acc", True, "the highest fine-tuned accuracy", ".1f"),
+        sweep_clause(groups, "test_mse", False, "the test MSE", "size", n_split, "{:.4f}"),
+        sweep_clause(groups, "knn", True, "the code's k-NN accuracy", "size", n_split, "{:.1f}%"),
+        sweep_clause(groups, "test_acc", True, "the fine-tuned accuracy", "size", n_split, "{:.1f}%"),
     ]
-    text = f"Over code sizes from {min(groups):,} to {max(groups):,}: " + "; ".join(c for c, _ in clauses) + "."
-    seeded = [f"{x:,}" for x, g in groups.items() if g["test_acc"]["n"] > 1]
-    if not seeded:
-        return text + " One seed per size, so the noise is not measured."
-    if len(seeded) == len(groups):
-        return text + f" Seed noise: {RULES['seeds']}."
-    widths = ", ".join(f"{name} {w}" for name, (_, w) in zip(("MSE", "k-NN", "fine-tuned"), clauses) if w)
-    return (
-        text + f" Seed noise: the range of the seeds run at {', '.join(seeded)} ({widths}); the other sizes "
-        "ran one seed each."
-    )
+    text = f"Over code sizes from {min(groups):,} to {max(groups):,}: " + "; ".join(clauses) + "."
+    return text + f" Noise: {_sweep_noise(groups, 'test_acc')}."
 
 
 def dead_units_sentence(activity: dict[str, dict], layers: dict[str, str]) -> str:
@@ -403,32 +457,65 @@ def objective_measures(options: dict[str, dict], at: int = 1000, frozen_at: int 
 
 
 def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
-    """What the comparison of pretraining objectives showed, from its numbers: the best code by
-    k-NN, where fine-tuning beats scratch beyond the classifier seeds' spread at `at` labels, and
-    the best frozen line at `frozen_at` (one autoencoder per option: the ranges cover classifier
-    seeds only)."""
+    """What the comparison of pretraining objectives showed, from its numbers: the codes by k-NN (a
+    best named only beyond the noise of the runner-up) against their reference points, raw pixels and
+    the untrained encoder; where fine-tuning beats scratch beyond the classifier seeds' spread at `at`
+    labels; and the frozen lines at `frozen_at` (one autoencoder per option: the ranges cover
+    classifier seeds only)."""
+    from cae.latent import TEST_SUBSET  # the test images every code's k-NN accuracy rests on
+
     knn = {name: entry["knn_curve"][-1] for name, entry in options.items()}
-    top, value = best(knn)
-    parts = [f"The best code by k-NN is {names.get(top, top)}'s ({value:.1f}%"]
-    if "plain" in knn and top != "plain":
-        parts[0] += f"; the lecture's plain recipe {knn['plain']:.1f}%"
-    parts[0] += ")"
+    top = leaders(knn, accuracy_comparison(knn, dict.fromkeys(knn, TEST_SUBSET)))
+    label = lambda name: names.get(name, name)  # noqa: E731
+    knn_words = standing(top, knn, "by k-NN the best code is", "by k-NN no code is clearly the best", name=label)
+    parts = [knn_words] + [said for said in [_against_references(knn, options, label)] if said]
     ahead, gaps, frozen = objective_measures(options, at, frozen_at)
     if gaps:
         widest, gap = best(gaps)
         parts.append(
             (
                 f"fine-tuning beats scratch beyond the seeds' spread at {at:,} labels for "
-                + ", ".join(names.get(n, n) for n in ahead)
+                + ", ".join(label(n) for n in ahead)
                 if ahead
                 else f"at {at:,} labels no objective puts fine-tuning beyond the seeds' spread of scratch"
             )
-            + f" (widest gap {gap:+.1f} points, {names.get(widest, widest)})"
+            + f" (widest gap {gap:+.1f} points, {label(widest)})"
         )
     if frozen:
-        name, value = best(frozen)
-        parts.append(f"the best frozen encoder reaches {value:.1f}% at {frozen_at:,} labels ({names.get(name, name)})")
-    return "; ".join(parts) + ". One autoencoder per objective: the ranges cover the classifier seeds only."
+        low, high = min(frozen.values()), max(frozen.values())
+        parts.append(f"the frozen encoders reach {low:.1f}–{high:.1f}% at {frozen_at:,} labels")
+    text = "; ".join(parts)
+    return (
+        text[0].upper() + text[1:] + f" (k-NN on {TEST_SUBSET:,} test images, for one autoencoder each; the "
+        "label-budget ranges cover the classifier seeds only)."
+    )
+
+
+def _against_references(knn: dict[str, float], options: dict[str, dict], label) -> str:
+    """Every code against raw pixels and the untrained encoder: below (or not) both, and for which
+    codes beyond the noise."""
+    from cae.latent import TEST_SUBSET
+
+    first = next(iter(options.values()))
+    if "pixels_knn" not in first or "initial_knn" not in first:
+        return ""
+    pixels, initial = first["pixels_knn"], first["initial_knn"]
+    refs = f"raw pixels ({pixels:.1f}%) and the untrained encoder ({initial:.1f}%)"
+    nearer = min(pixels, initial)
+    if max(knn.values()) >= nearer:
+        top = max(knn, key=knn.get)
+        return (
+            f"{label(top)}'s code is {versus(knn[top], pixels, TEST_SUBSET)} raw pixels ({pixels:.1f}%) and "
+            f"{versus(knn[top], initial, TEST_SUBSET)} the untrained encoder ({initial:.1f}%)"
+        )
+    beyond = [n for n in knn if compare_accuracies(knn[n], nearer, TEST_SUBSET).winner == 1]
+    if len(beyond) == len(knn):
+        how = "beyond the noise for every one"
+    elif beyond:
+        how = f"beyond the noise only for {listing([label(n) for n in beyond])}"
+    else:
+        how = "though each within the noise of them"
+    return f"every code is below {refs}, {how}"
 
 
 def confirmation_sentence(
@@ -450,9 +537,9 @@ def confirmation_sentence(
     if not (fine and scratch and frozen and theirs) or min(fine["n"], frozen["n"], theirs["n"]) < 2:
         return None
     gap = compare_seeds(fine["values"], scratch["values"])
-    side = {0: "ahead of", None: "within", 1: "behind"}[gap.winner]
+    side = gap.say("ahead of", "within", "behind")
     against = compare_seeds(frozen["values"], theirs["values"])
-    words = {0: "above", None: "within the seeds' spread of", 1: "below"}[against.winner]
+    words = against.say("above", "within the seeds' spread of", "below")
     return (
         f"Trained for {entry['ae_epochs']} autoencoder epochs, {name}'s fine-tuned classifier is "
         f"{gap.gap:+.1f} points from scratch at {at:,} labels ({side} the seeds' spread), and its frozen "

@@ -131,6 +131,12 @@ def recipe_of(metrics: dict) -> dict:
     }
 
 
+def lecture_seeds() -> list[dict] | None:
+    """The shipped seeds of the lecture's own recipe (the first group of seeds.json), or None."""
+    groups = (shipped_json(SEEDS_FILE) or {}).get("groups") or []
+    return groups[0]["seeds"] if groups and len(groups[0]["seeds"]) > 1 else None
+
+
 def seed_spread(metrics: dict) -> list[dict] | None:
     """The shipped seeds of this run's recipe on this run's data (this run's seed among them), or None
     when the recipe was not run with several seeds."""

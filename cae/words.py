@@ -109,3 +109,9 @@ def run_summary(metrics: dict, title: str | None = None) -> str:
     elif metrics.get("autoencoder"):
         line += f" · test MSE {metrics['autoencoder'][-1]['test_mse']:.4f} (autoencoder only)"
     return line
+
+
+def listing(items: list[str]) -> str:
+    """ "a", "a and b", "a, b and c"."""
+    items = [str(i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

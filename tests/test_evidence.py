@@ -17,7 +17,7 @@ from cae.evidence import (
     noise_words,
     wilson,
 )
-from cae.report import _versus, pretraining_verdict
+from cae.report import pretraining_verdict, versus
 
 EPS = 1e-6
 
@@ -42,7 +42,7 @@ def test_two_accuracies_are_apart_only_beyond_two_standard_errors_of_the_differe
     assert compare_accuracies(b + g - EPS, b, n).winner is None
     assert compare_accuracies(b + g + EPS, b, n).winner == 0
     assert compare_accuracies(b, b + g + EPS, n).winner == 1
-    assert _versus(b + g - EPS, b, n) == "about as good as" and _versus(b + g + EPS, b, n) == "better than"
+    assert versus(b + g - EPS, b, n) == "about as good as" and versus(b + g + EPS, b, n) == "better than"
 
 
 def rows(accuracies):

@@ -247,10 +247,11 @@ def test_the_leak_sweep_sentences_say_what_is_noise_and_what_is_not():
     for measure in ("test_acc", "knn"):
         sentence = report.sweep_sentence(leaks, measure, "leak", measure)
         best = max(leaks, key=lambda x: leaks[x][measure]["mean"])
-        worst = min(leaks, key=lambda x: leaks[x][measure]["mean"])
-        apart = leaks[best][measure]["low"] > leaks[worst][measure]["high"]
-        assert sentence.startswith(f"{measure}: highest at leak {best:g}")
-        assert ("do not overlap" in sentence) == apart and ("within the seeds' spread" in sentence) == (not apart)
+        # the top leak is named only when its seeds' range is above every other leak's
+        alone = all(leaks[best][measure]["low"] > leaks[x][measure]["high"] for x in leaks if x != best)
+        named = f"{measure[0].upper()}{measure[1:]} is highest at leak {best:g}"
+        assert sentence.startswith(named if alone else f"No leak clearly has the highest {measure}: leak {best:g}")
+        assert "3 seeds each" in sentence
 
 
 def test_dead_units_are_named_by_layer():

@@ -44,7 +44,7 @@ def test_the_steps_follow_the_lecture_and_every_answer_is_one_of_its_choices():
     budget = budget_lines(shipped_points(run), load_label_budget().get("precision"))
     for s in lecture.STEPS:
         if s.question:
-            choice, why = lecture.answer(
+            said = lecture.answer(
                 s,
                 run.metrics,
                 run.kernels,
@@ -55,7 +55,8 @@ def test_the_steps_follow_the_lecture_and_every_answer_is_one_of_its_choices():
                 objectives=load_objectives()["options"],
                 names=OBJECTIVE_NAMES,
             )
-            assert why and choice in (s.choices or run.classes), s.key
+            assert said.why and said.choice in (s.choices or run.classes), s.key
+            assert set(said.also) <= set(s.choices or run.classes) - {said.choice}, s.key
 
 
 def shipped_points(run) -> list[dict]:
@@ -64,15 +65,15 @@ def shipped_points(run) -> list[dict]:
 
 def test_answers_come_from_the_numbers():
     run = preset()
-    assert lecture.answer(step("architecture"), run.metrics)[0] == "16×16"
+    assert lecture.answer(step("architecture"), run.metrics).choice == "16×16"
     m = run.metrics
-    assert lecture.answer(step("classes"), m)[0] == min(m["per_class_acc"], key=m["per_class_acc"].get)
+    assert lecture.answer(step("classes"), m).choice == min(m["per_class_acc"], key=m["per_class_acc"].get)
     tied = {**m, "scratch": {**m["scratch"], "classifier": [{**m["classifier"][-1]}]}}
-    assert lecture.answer(step("finetune"), tied)[0] == "too close to call"
+    assert lecture.answer(step("finetune"), tied).choice == "too close to call"
     behind = {**m, "scratch": {**m["scratch"], "classifier": [{**m["classifier"][-1], "test_acc": 60.0}]}}
-    assert lecture.answer(step("finetune"), behind)[0] == "random weights"
+    assert lecture.answer(step("finetune"), behind).choice == "random weights"
     assert (
-        lecture.answer(step("code"), m, representation={"knn": 40.0, "pixels_knn": 27.5, "test_size": 1000})[0]
+        lecture.answer(step("code"), m, representation={"knn": 40.0, "pixels_knn": 27.5, "test_size": 1000}).choice
         == "better than pixels"
     )
 
@@ -91,7 +92,8 @@ def test_step_5_on_the_shipped_preset_is_decided_by_its_seeds():
         if overlapping
         else ("the autoencoder's encoder" if min(ours) > max(theirs) else "random weights")
     )
-    choice, why = lecture.answer(step("finetune"), run.metrics, seeds=seeds)
+    said = lecture.answer(step("finetune"), run.metrics, seeds=seeds)
+    choice, why = said.choice, said.why
     assert choice == expected == "too close to call"
     assert all(f"{a:.1f}" in why for a in ours + theirs), why
 
@@ -103,7 +105,7 @@ def test_the_autoencoder_step_asks_whether_the_classifier_still_recognises_the_r
     run, sample = preset(), load_sample()
     seen = lecture.recognition(run.autoencoder, run.classifier, sample.test.images, sample.test.labels)
     assert seen["n"] == 200 and seen["reconstructions"] == pytest.approx(16.5, abs=0.01)
-    assert lecture.answer(step("autoencoder"), run.metrics, seen=seen)[0] == "less well, but above chance"
+    assert lecture.answer(step("autoencoder"), run.metrics, seen=seen).choice == "less well, but above chance"
     assert "fell from 0.0718 after epoch 1 to 0.0310 after epoch 5" in lecture.step_body(
         step("autoencoder"), run.metrics
     )
@@ -122,9 +124,9 @@ def test_the_last_step_answers_from_the_label_budget_file():
         if min(fine) > max(scratch):
             ahead.append((sum(fine) / len(fine) - sum(scratch) / len(scratch), b))
     if not ahead:
-        assert answer[0] == "at no budget"
+        assert answer.choice == "at no budget"
     else:
-        assert max(ahead)[1] in lecture.BUDGET_CHOICES[answer[0]]
+        assert max(ahead)[1] in lecture.BUDGET_CHOICES[answer.choice]
 
 
 def test_steps_are_addressed_by_key_or_number():
@@ -180,23 +182,23 @@ def objective(fine: list[float], scratch: list[float]) -> dict:
 def test_the_objectives_step_names_the_widest_gap_beyond_the_seeds_spread_or_none():
     ask = step("objectives")
     touching = {"plain": objective([40, 41, 42], [39, 40, 42]), "mask-0.75": objective([41, 42, 43], [38, 39, 41])}
-    assert lecture.answer(ask, {}, objectives=touching)[0] == "none yet"  # 41 vs 41: the ranges touch
+    assert lecture.answer(ask, {}, objectives=touching).choice == "none yet"  # 41 vs 41: the ranges touch
     apart = {
         **touching,
         "mask-0.75": objective([42, 43, 44], [38, 39, 41]),
         "noise-0.1": objective([41, 42, 43], [39, 39, 40]),
     }
-    choice, why = lecture.answer(ask, {}, objectives=apart, names=OBJECTIVE_NAMES)
+    said = lecture.answer(ask, {}, objectives=apart, names=OBJECTIVE_NAMES)
+    choice, why = said.choice, said.why
     assert (
         choice == "masking" and "beyond the seeds' spread at 1,000 labels for masking 75%, denoising, noise 0.1" in why
     )
-    assert lecture.answer(ask, {})[0] == ""  # a copy without the comparison has no answer to give
+    assert lecture.answer(ask, {}).choice == ""  # a copy without the comparison has no answer to give
 
 
 def test_the_shipped_objectives_step_answers_from_the_shipped_comparison():
     at = revealed("objectives", "masking")
-    right, why = lecture.answer(step("objectives"), {}, objectives=load_objectives()["options"], names=OBJECTIVE_NAMES)
-    verdict = "✓ As you predicted." if right == "masking" else "✗ Not quite."
-    assert any(m.value == f"{verdict} **{right}** — {why}" for m in at.markdown)
+    said = lecture.answer(step("objectives"), {}, objectives=load_objectives()["options"], names=OBJECTIVE_NAMES)
+    assert any(m.value == f"{said.judge('masking')}**{said.choice}** — {said.why}" for m in at.markdown)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert titles == ["What the autoencoder rebuilds, and what its code is worth"]

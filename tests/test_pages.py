@@ -46,7 +46,9 @@ def test_a_run_at_chance_level_names_no_best_class():
         "per_class_acc": {c: (100.0 if c == "cat" else 0.0) for c in m["dataset"]["classes"]},
     }
     assert class_extremes_sentence(chance).startswith("At chance level: 10.0%")
-    assert class_extremes_sentence(m).startswith("Best class: automobile (67.2%)")
+    assert class_extremes_sentence(m).startswith(
+        "The best class is automobile (67.2%), beyond the noise of every other"
+    )
 
 
 def test_accuracy_charts_draw_the_chance_line():
@@ -217,3 +219,25 @@ def test_run_this_sweep_is_one_job_and_its_chart_fills_in_and_each_point_opens_o
         at.switch_page(page).run()
         assert not at.exception, page
         assert any("1,000 labels" in m.value for m in at.markdown), page
+
+
+def test_the_label_budget_box_shows_the_lines_of_the_run_viewed():
+    """Opening the Long run shows the Long run's label-budget lines, not the Lecture preset's."""
+    from cae.sweeps import load_label_budget
+
+    sources = load_label_budget()["sources"]
+    long_run = next(name for name in sources if name != pretrained_index(PRETRAINED_DIR)["default"])
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["run"] = long_run
+    at.run()
+    at.switch_page("app_pages/classifier.py").run()
+    assert not at.exception
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert f"Test accuracy against labels: {sources[long_run]['title']}" in titles, titles
+    # one seed: its verdict says "for this seed", and how far the lecture recipe's seeds spread at epoch 1
+    from cae.sweeps import lecture_seeds
+
+    first = [s["classifier"][0]["test_acc"] for s in lecture_seeds()]
+    spread = f"spread {min(first):.1f}–{max(first):.1f}% fine-tuned"
+    assert any("for this seed" in m.value for m in at.markdown)
+    assert any("This run has one seed" in c.value and spread in c.value for c in at.caption)
