@@ -48,10 +48,37 @@ PRESENTER_CSS = """<style>
 [data-testid="stMain"] h1 { font-size: 34px !important; padding-top: 0 !important; }
 [data-testid="stMainBlockContainer"] { padding-top: 2.5rem !important; padding-bottom: 1rem !important; }
 </style>"""
-HIDE_SIDEBAR_CSS = (
-    """<style>[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"] { display: none; }</style>"""
-)
+# the presenter view: no sidebar and no header bar (its menu returns with the view off), so every step
+# fits a 1280x720 projector after its reveal (bench/presenter_fit.py measures it)
+HIDE_SIDEBAR_CSS = """<style>
+[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] { display: none; }
+[data-testid="stMainBlockContainer"] { padding-top: 1rem !important; padding-bottom: 0.5rem !important; }
+</style>"""
 FIGURE_HEIGHT = 400  # every figure fits beside the text in a 1280x720 window
+# A presenter clicker's keys, whatever has the focus (a prediction clicked with the mouse, the view's
+# toggle: Streamlit's own shortcuts stop while an input has it): PageDown / PageUp press Next / Back,
+# "." or "b" (a clicker's blank-screen key) presses Reveal. Never while typing in a text field.
+CLICKER_KEYS_JS = """<script>
+(() => {
+  if (window.caeClickerKeys) return;
+  window.caeClickerKeys = true;
+  const buttons = {PageDown: '.st-key-lecture_next button', PageUp: '.st-key-lecture_back button',
+                   '.': '[class*="st-key-reveal_"] button', b: '[class*="st-key-reveal_"] button'};
+  document.addEventListener('keydown', (event) => {
+    const selector = buttons[event.key];
+    const target = event.target;
+    const typing = target && (target.isContentEditable || ['TEXTAREA', 'SELECT'].includes(target.tagName) ||
+      (target.tagName === 'INPUT' && !['radio', 'checkbox', 'button'].includes(target.type)));
+    if (!selector || typing || event.ctrlKey || event.metaKey || event.altKey) return;
+    const button = document.querySelector('[data-testid="stMain"] ' + selector);
+    if (!button || button.disabled) return;
+    event.preventDefault();
+    event.stopImmediatePropagation();  // Streamlit's own PageDown shortcut must not press it twice
+    if (target && target.blur) target.blur();
+    button.click();
+  }, true);
+})();
+</script>"""
 
 
 def shipped_run():
@@ -195,6 +222,7 @@ def live_panel(dataset, cfg, ticking: bool) -> None:
 
 
 st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
+st.html(CLICKER_KEYS_JS, unsafe_allow_javascript=True)
 presenter = st.toggle("Presenter view (no sidebar)", key="presenter", value=True)
 if presenter:
     st.markdown(HIDE_SIDEBAR_CSS, unsafe_allow_html=True)
@@ -225,12 +253,17 @@ objectives = (load_objectives() or {}).get("options")
 left, right = st.columns([2, 3])
 with left:
     budget_seeds = budget and min(v["n"] for v in budget[0]["finetuned"].values())
-    st.markdown(lecture.step_body(step, run.metrics, budget_seeds, objectives))
+    body = lecture.step_body(step, run.metrics, budget_seeds, objectives)
     choices = step.choices or (tuple(run.classes) if step.key == "classes" else ())
     revealed = not step.question or state.revealed(step.key)
     sweeps = load_sweeps()
     code = lecture.code_numbers(run.metrics, sweeps["runs"] if sweeps and fits_sweep(run.metrics, sweeps) else [])
-    if step.question:
+    if not step.question or not revealed:
+        st.markdown(body)
+    else:  # revealed: the answer takes the text's place, so the step fits one projector screen
+        with st.expander("The step's text"):
+            st.markdown(body)
+    if step.question and not revealed:
         guess = st.radio(
             f"**Predict:** {step.question}",
             choices,
@@ -239,33 +272,36 @@ with left:
             horizontal=True,
             persist_state="session",
         )  # kept while the step's live page is open
-        if st.button("Reveal", key=f"reveal_{step.key}", disabled=revealed):
-            state.reveal(step.key)
-            revealed = True
-        if revealed:
-            said = lecture.answer(
-                step,
-                run.metrics,
-                run.kernels,
-                code,
-                seeds=seed_spread(run.metrics),
-                seen=recognition(str(run.path)) if step.key == "autoencoder" else None,
-                budget=budget[0] if budget else None,
-                objectives=objectives,
-                names=OBJECTIVE_NAMES,
-            )
-            if said.choice:
-                st.markdown(f"{said.judge(guess)}**{said.choice}** — {said.why}")
-            else:
-                st.info("This copy lacks the shipped numbers that answer this question (pretrained/).")
+        if st.button("Reveal", key=f"reveal_{step.key}"):
+            state.reveal(step.key, guess)
+            st.rerun()
+    elif step.question:
+        guess = state.revealed_guess(step.key)
+        said = lecture.answer(
+            step,
+            run.metrics,
+            run.kernels,
+            code,
+            seeds=seed_spread(run.metrics),
+            seen=recognition(str(run.path)) if step.key == "autoencoder" else None,
+            budget=budget[0] if budget else None,
+            objectives=objectives,
+            names=OBJECTIVE_NAMES,
+        )
+        st.markdown(f"**{step.question}** " + (f"You predicted *{guess}*." if guess else "No prediction."))
+        if said.choice:
+            st.markdown(f"{said.judge(guess)}**{said.choice}** — {said.why}")
+        else:
+            st.info("This copy lacks the shipped numbers that answer this question (pretrained/).")
     if step.key == "finetune" and revealed:
         seeds = seed_spread(run.metrics)
         st.caption(f"How this is decided: {RULES['seeds' if seeds else 'accuracies']}.")
     if step.key == "budget" and revealed and budget:
-        st.caption(
-            f"Protocol: {budget[1]['protocol']} Shown up to 10,000 labels (300 steps are less than one epoch "
-            "of 50,000 images)."
-        )
+        with st.expander("How each point was trained"):
+            st.caption(
+                f"Protocol: {budget[1]['protocol']} Shown up to 10,000 labels (300 steps are less than one epoch "
+                "of 50,000 images)."
+            )
     if step.key == "autoencoder":
         live_training(current_dataset(show_error=False))
 with right:

@@ -178,11 +178,16 @@ def set_lecture_step(key: str) -> None:
 
 
 def revealed(step: str) -> bool:
-    return bool(st.session_state.get(f"revealed_{step}"))
+    return f"revealed_{step}" in st.session_state
 
 
-def reveal(step: str) -> None:
-    st.session_state[f"revealed_{step}"] = True
+def revealed_guess(step: str) -> str | None:
+    """What the learner predicted before revealing a Lecture-mode step (None: no prediction)."""
+    return st.session_state.get(f"revealed_{step}")
+
+
+def reveal(step: str, guess: str | None) -> None:
+    st.session_state[f"revealed_{step}"] = guess
 
 
 def uploaded_picture() -> bytes | None:

@@ -32,6 +32,9 @@ from cae.pool import TRAINING, LocalWorker, Member
 RAY_ENV = "CAE_RAY_ADDRESS"
 POLL_SECONDS = 0.25
 RESOURCES_SECONDS = 5.0
+# A ray:// head starts a server of its own for each client before it answers (tens of seconds on a
+# busy head; Ray's 5 s first try, then 10 and 15, timed out in the test suite): 15, 20 and 25 s here
+CLIENT_CONNECT_SECONDS = "15"
 LOCAL_OBJECT_STORE = 2 * 1024**3  # a `local` cluster's object store: CIFAR-10's 180 MB and room to spare
 
 
@@ -45,6 +48,8 @@ def ray_address() -> str | None:
 
 def connect(address: str):
     """The `ray` module, connected to the cluster at `address` (once per process)."""
+    if address.startswith("ray://"):  # read when Ray's client is imported: set before `import ray`
+        os.environ.setdefault("RAY_CLIENT_INITIAL_CONNECTION_TIMEOUT_S", CLIENT_CONNECT_SECONDS)
     try:
         import ray
     except ImportError:

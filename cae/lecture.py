@@ -16,7 +16,7 @@ from cae.report import (
     class_leaders,
     label_budget_sentence,
     objective_measures,
-    objectives_sentence,
+    objectives_answer,
     pretraining_comparison,
     standing,
     versus,
@@ -286,7 +286,7 @@ def _objectives(options: dict[str, dict], names: dict[str, str]) -> Answer:
     classifier seeds' spread at 1,000 labels, the family of the widest gap (the others' families
     count as right too); "none yet" when none does."""
     ahead, gaps, _ = objective_measures(options)
-    said = objectives_sentence(options, names)
+    said = objectives_answer(options, names)
     if not ahead:
         return Answer("none yet", said)
     families = list(dict.fromkeys(OBJECTIVE_FAMILIES[n.split("-")[0]] for n in sorted(ahead, key=gaps.get)[::-1]))

@@ -469,7 +469,25 @@ def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int
     label = lambda name: names.get(name, name)  # noqa: E731
     knn_words = standing(top, knn, "by k-NN the best code is", "by k-NN no code is clearly the best", name=label)
     parts = [knn_words] + [said for said in [_against_references(knn, options, label)] if said]
+    text = "; ".join(parts + _budget_clauses(options, label, at, frozen_at))
+    return (
+        text[0].upper() + text[1:] + f" (k-NN on {TEST_SUBSET:,} test images, for one autoencoder each; the "
+        "label-budget ranges cover the classifier seeds only)."
+    )
+
+
+def objectives_answer(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
+    """Lecture mode's answer to "which objective makes fine-tuning beat scratch at `at` labels": the
+    label-budget half of `objectives_sentence`, short enough for a projector."""
+    text = "; ".join(_budget_clauses(options, lambda name: names.get(name, name), at, frozen_at))
+    return text[0].upper() + text[1:] + " (one autoencoder per objective: the ranges cover the classifier seeds only)."
+
+
+def _budget_clauses(options: dict[str, dict], label, at: int, frozen_at: int) -> list[str]:
+    """Where fine-tuning beats scratch beyond the classifier seeds' spread at `at` labels, with the
+    widest gap; the frozen lines' range at `frozen_at`."""
     ahead, gaps, frozen = objective_measures(options, at, frozen_at)
+    parts = []
     if gaps:
         widest, gap = best(gaps)
         parts.append(
@@ -484,11 +502,7 @@ def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int
     if frozen:
         low, high = min(frozen.values()), max(frozen.values())
         parts.append(f"the frozen encoders reach {low:.1f}–{high:.1f}% at {frozen_at:,} labels")
-    text = "; ".join(parts)
-    return (
-        text[0].upper() + text[1:] + f" (k-NN on {TEST_SUBSET:,} test images, for one autoencoder each; the "
-        "label-budget ranges cover the classifier seeds only)."
-    )
+    return parts
 
 
 def _against_references(knn: dict[str, float], options: dict[str, dict], label) -> str:

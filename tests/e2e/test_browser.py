@@ -515,7 +515,13 @@ FITS_JS = """() => {
         '.js-plotly-plot, [data-testid="stImage"] img, [data-testid="stDataFrame"]'))
         .filter(f => f.getBoundingClientRect().height > 0);
     const text = main.querySelector('[data-testid="stMarkdownContainer"] p');
+    const answer = Array.from(main.querySelectorAll('[data-testid="stMarkdownContainer"]'))
+        .find(m => /You predicted|No prediction/.test(m.textContent));
+    const verdict = Array.from(main.querySelectorAll('[data-testid="stMarkdownContainer"]'))
+        .find(m => /As you predicted|Not quite|Right within the noise/.test(m.textContent));
     return {scroll: [main.scrollWidth, main.clientWidth, document.documentElement.scrollWidth, window.innerWidth],
+            height: [main.scrollHeight, document.scrollingElement.scrollHeight, window.innerHeight],
+            answer: [answer, verdict].map(a => a ? a.getBoundingClientRect().bottom : null),
             bottoms: figures.map(f => f.getBoundingClientRect().bottom), figures: figures.length,
             font: parseFloat(getComputedStyle(text).fontSize),
             sidebar: !!document.querySelector('[data-testid="stSidebar"]') &&
@@ -532,12 +538,13 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     page.get_by_role("button", name="Next →").wait_for()
     page.wait_for_function(idle, timeout=60_000)  # the step is drawn
     reveal = page.get_by_role("button", name="Reveal")
-    if reveal.count():  # once, no retry: a reveal lost by a lost session fails here
-        page.get_by_role("radio").first.check(force=True)
-        page.wait_for_timeout(300)
-        page.wait_for_function(idle, timeout=60_000)  # the guess's rerun has finished
+    asked = reveal.count() > 0
+    if asked:  # once, no retry: a reveal lost by a lost session fails here
+        page.get_by_role("radio").first.check(force=True)  # with the mouse, as a lecturer does
+        page.wait_for_function(f"() => document.querySelector('input[type=radio]:checked') && ({idle})()")
+        page.wait_for_timeout(500)  # the guess's rerun has finished
         reveal.click()
-        page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
+        page.get_by_text("You predicted").wait_for(timeout=30_000)
     page.wait_for_function(idle, timeout=60_000)
     page.wait_for_function(f"() => ({FITS_JS})().figures > 0", timeout=30_000)
     page.wait_for_timeout(800)
@@ -546,6 +553,11 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
     main_width, main_client, doc_width, window_width = seen["scroll"]
     assert main_width <= main_client and doc_width <= window_width, seen  # no horizontal scrolling
     assert seen["figures"] >= 1 and max(seen["bottoms"]) <= 720, seen  # the figure is in the first screen
+    # the lecturer's screen: nothing to scroll, the revealed answer and its verdict in view
+    assert max(seen["height"][:2]) <= seen["height"][2] == 720, seen
+    assert all(bottom is None or bottom <= 720 for bottom in seen["answer"]), seen
+    if asked:
+        assert seen["answer"][0] is not None, seen
     assert seen["font"] >= 18 and not seen["sidebar"], seen
     nav = page.get_by_role("button", name="Next →").bounding_box()
     assert nav["y"] + nav["height"] <= 720, nav  # Next stays in view after the reveal
@@ -555,15 +567,27 @@ def test_every_lecture_step_fits_a_projector_after_its_reveal(page, server, scre
 
 
 def test_a_presenter_clicker_moves_through_the_lecture(page, server):
-    """PageDown and PageUp, what presenter clickers send, press Next and Back."""
+    """PageDown and PageUp, what presenter clickers send, press Next and Back, and "." Reveal, whatever
+    has the focus: also after a prediction clicked with the mouse, or the presenter toggle."""
+    idle = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
     page.goto(f"{server.url}/lecture?step=2")
     page.get_by_role("heading", name=f"2/{LECTURE_STEPS} · ").wait_for()
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function(idle, timeout=60_000)
     page.get_by_role("button", name="Next →").wait_for()
     page.wait_for_timeout(1_000)  # the page's keyboard shortcuts are bound once its buttons are drawn
+    page.get_by_role("radio").first.check(force=True)  # with the mouse: the focus is now in the radio group
+    page.wait_for_function(f"() => document.activeElement.type === 'radio' && ({idle})()")
+    page.wait_for_timeout(500)
+    page.keyboard.press(".")
+    page.get_by_text("You predicted").wait_for(timeout=30_000)
+    page.wait_for_function(idle, timeout=60_000)
+    page.get_by_role("switch").first.focus()  # the presenter toggle has the focus
     page.keyboard.press("PageDown")
     page.get_by_role("heading", name=f"3/{LECTURE_STEPS} · ").wait_for(timeout=30_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function(idle, timeout=60_000)
+    page.get_by_role("radio").first.check(force=True)
+    page.wait_for_function(f"() => document.activeElement.type === 'radio' && ({idle})()")
+    page.wait_for_timeout(500)
     page.keyboard.press("PageUp")
     page.get_by_role("heading", name=f"2/{LECTURE_STEPS} · ").wait_for(timeout=30_000)
 
@@ -571,7 +595,7 @@ def test_a_presenter_clicker_moves_through_the_lecture(page, server):
 def revealed_step(page, number: int) -> None:
     """The lecture shows step `number` with its reveal (the verdict line)."""
     page.get_by_role("heading", name=f"{number}/{LECTURE_STEPS} · ").wait_for(timeout=60_000)
-    page.get_by_text(re.compile("As you predicted|Not quite")).wait_for(timeout=30_000)
+    page.get_by_text(re.compile("As you predicted|Not quite|Right within the noise")).wait_for(timeout=30_000)
 
 
 def test_leaving_a_step_for_its_live_page_and_coming_back_keeps_the_step_and_its_reveal(page, server):
