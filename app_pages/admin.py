@@ -1,45 +1,33 @@
 """Lecturer (classroom mode only): every seat's jobs and runs, with the power to cancel or delete
 anything, behind the password in CAE_ADMIN_PASSWORD."""
 
-import logging
 from dataclasses import fields
 
 import streamlit as st
 
 from app_pages import state
 from app_pages._shared import run_label, view_run
-from app_pages.caches import jobs, password_attempts
+from app_pages.caches import jobs, lecturer_gate
 from app_pages.rights import caps, client_address, forget_owner, is_admin, seat_ledger
-from cae.classroom import SETTINGS, admin_password_matches, password_problem
+from cae.classroom import SETTINGS, password_problem
 from cae.runs import RunError, delete_run, list_runs, runs_dir
 from cae.words import duration as minutes
-
-LOG = logging.getLogger("cae.lecturer")
 
 st.title("Lecturer")
 if problem := password_problem():
     st.info(problem)
     st.stop()
 if not is_admin():
-    address = client_address()
+    gate = lecturer_gate()
     with st.form("admin_login"):
         given = st.text_input("Lecturer's password", type="password", key="admin_password")
+        code = st.text_input("Lecturer code (the server's log has it)", key="admin_code") if gate.code_needed() else ""
         if st.form_submit_button("Open"):
-            if (wait := password_attempts().wait(state.session_token(), address)) > 0:
-                st.error(f"Too many wrong passwords from this browser or address: try again in {wait:.0f} s.")
-            elif admin_password_matches(given):
-                password_attempts().succeeded(state.session_token())
+            if (why := gate.open(state.session_token(), given, code, client_address() or "")) is None:
                 state.open_admin()
                 st.rerun()
             else:
-                failures = password_attempts().failed(state.session_token(), address)
-                LOG.warning(
-                    "Lecturer page: wrong password from %s (session %s…), %d wrong in this session",
-                    address or "this machine",
-                    state.session_token()[:8],
-                    failures,
-                )
-                st.error("That is not the lecturer's password.")
+                st.error(why)
     st.stop()
 
 limits = caps()

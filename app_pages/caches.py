@@ -130,9 +130,9 @@ def log_once(sentence: str) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def password_attempts() -> classroom.Attempts:
-    """Wrong lecturer passwords of every session of this server."""
-    return classroom.Attempts()
+def lecturer_gate() -> classroom.LecturerGate:
+    """The lecturer's password check, shared by every session of this server."""
+    return classroom.LecturerGate()
 
 
 @st.cache_resource(show_spinner=False)

@@ -213,6 +213,83 @@ class Attempts:
             self._failures.pop(("session", session), None)
 
 
+class LecturerGate:
+    """The lecturer's password, checked so that no student can lock the lecturer out and no one can
+    grind it. Wrong passwords slow only the browser session that typed them (`Attempts`, per
+    session: nothing keyed by an address a hall shares). The class as a whole gets WINDOW_FAILURES
+    wrong passwords per WINDOW seconds, however many sessions or cookies they come from; past that,
+    a password is checked only beside the one-time lecturer code this server writes to its log
+    (the lecturer runs the server, a student does not see its log), and WINDOW_FAILURES more wrong
+    codes or passwords make a new code. So a guesser gets at most WINDOW_FAILURES guesses per
+    window, and the lecturer always gets in: with the password, or with the password and the code."""
+
+    WINDOW = 600.0
+    WINDOW_FAILURES = 20
+
+    def __init__(self, clock=None, log=None):
+        import logging
+        import time
+
+        self._clock = clock or time.monotonic
+        self._log = log or logging.getLogger("cae.lecturer").warning
+        self._lock = threading.Lock()
+        self._failures: list[float] = []  # when each wrong password or code was typed, all sessions
+        self._code: str | None = None  # the one-time code, while the password alone is not enough
+        self.sessions = Attempts(clock=self._clock)
+
+    def code_needed(self) -> bool:
+        """Whether a password is checked only with the code from the server's log."""
+        with self._lock:
+            return self._closed(self._clock())
+
+    def _closed(self, now: float) -> bool:
+        self._failures = [t for t in self._failures if t > now - self.WINDOW]
+        if self._code is None and len(self._failures) >= self.WINDOW_FAILURES:
+            self._new_code()
+        return self._code is not None
+
+    def _new_code(self) -> None:
+        self._code, self._failures = new_code(), []
+        self._log(
+            "Lecturer code: %s. Many wrong lecturer passwords were typed, so the Lecturer page asks for "
+            "this code beside the password until it opens.",
+            self._code,
+        )
+
+    def open(self, session: str, password: str, code: str = "", who: str = "", env=os.environ) -> str | None:
+        """None when the lecturer's view opens for this session; else the sentence why not. Each
+        wrong password (not a try refused while its session waits) is a line in the log, with `who`."""
+        if (wait := self.sessions.wait(session, None)) > 0:
+            return f"Too many wrong passwords from this browser: try again in {wait:.0f} s."
+        with self._lock:
+            now = self._clock()
+            needs_code = self._closed(now)
+            code_ok = not needs_code or hmac.compare_digest(plain_code(code).encode(), (self._code or "").encode())
+            if code_ok and admin_password_matches(password, env):
+                self._code, self._failures = None, []
+                self.sessions.succeeded(session)
+                return None
+            self._failures.append(now)
+            wrong = len(self._failures)
+            if needs_code and wrong >= self.WINDOW_FAILURES:
+                self._new_code()  # the code itself is not ground either
+        self._log(
+            "Lecturer page: wrong password%s from %s (session %s…), %d wrong in %d minutes from all sessions",
+            " or code" if needs_code else "",
+            who or "this machine",
+            session[:8],
+            wrong,
+            self.WINDOW // 60,
+        )
+        self.sessions.failed(session, None)
+        if needs_code:
+            return (
+                "After many wrong passwords the password is checked only with the lecturer code in the "
+                "server's log (a line starting 'Lecturer code:'); type both."
+            )
+        return "That is not the lecturer's password."
+
+
 class Ledger:
     """Who owns what, in the runs folder's .classroom.json: {"runs": {name: seat},
     "uploads": {seat: {folder: bytes}}}. Rewritten atomically; one lock per process."""

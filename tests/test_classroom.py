@@ -296,3 +296,58 @@ def test_the_wait_doubles_after_three_wrong_tries_and_an_address_waits_at_most_a
     assert attempts.wait("s3", None) == 0  # nothing is server-wide
     attempts.succeeded("s1")
     assert attempts.wait("s1", None) == 0
+
+
+def test_no_student_locks_the_lecturer_out_and_the_class_gets_twenty_guesses_per_ten_minutes():
+    """A script guessing from every session it likes (new cookies, the lecturer's own address) never
+    delays the lecturer's right password; after 20 wrong ones in 10 minutes, a password counts only
+    beside the one-time code written to the server's log, which guessing renews."""
+    now, logged = [0.0], []
+    gate = classroom.LecturerGate(clock=lambda: now[0], log=lambda text, *args: logged.append(text % args))
+    env = {"CAE_ADMIN_PASSWORD": PASSWORD}
+    for i in range(gate.WINDOW_FAILURES - 1):  # just under the budget, each from a fresh session
+        assert gate.open(f"student-{i}", "guess", env=env) == "That is not the lecturer's password."
+        now[0] += 1
+    assert gate.open("lecturer", PASSWORD, env=env) is None  # at once, no wait, no code
+    for i in range(gate.WINDOW_FAILURES - 1):  # failures older than the window no longer count
+        gate.open(f"early-{i}", "guess", env=env)
+    now[0] += gate.WINDOW + 1
+    assert not gate.code_needed()
+    for i in range(gate.WINDOW_FAILURES):  # the budget spent: the code is needed, and logged once
+        gate.open(f"late-{i}", "guess", env=env)
+    assert gate.code_needed()
+    codes = [line.split("Lecturer code: ")[1][:9] for line in logged if line.startswith("Lecturer code: ")]
+    assert len(codes) == 1
+    refused = gate.open("lecturer", PASSWORD, env=env)
+    assert "lecturer code in the server's log" in refused
+    for i in range(gate.WINDOW_FAILURES):  # guessing codes renews it: the old one stops working
+        gate.open(f"grinder-{i}", PASSWORD, code=f"AAAA-{i:04d}", env=env)
+    codes = [line.split("Lecturer code: ")[1][:9] for line in logged if line.startswith("Lecturer code: ")]
+    assert len(codes) == 2 and codes[0] != codes[1]
+    assert "lecturer code" in gate.open("lecturer-2", PASSWORD, code=codes[0], env=env)
+    assert gate.open("lecturer-3", PASSWORD, code=codes[1].lower().replace("-", ""), env=env) is None
+    assert not gate.code_needed()
+
+
+def test_the_lecturer_page_asks_for_the_logged_code_after_the_class_guessed_too_often(hall, caplog):
+    from app_pages.caches import lecturer_gate
+
+    lecturer_gate.clear()
+    try:
+        for attempt in range(classroom.LecturerGate.WINDOW_FAILURES):  # a new browser session each time
+            student = browser()
+            student.switch_page("app_pages/admin.py").run()
+            student.text_input(key="admin_password").input(f"guess-{attempt}")
+            student.button[0].click().run()
+        lecturer = browser()
+        lecturer.switch_page("app_pages/admin.py").run()
+        lecturer.text_input(key="admin_password").input(PASSWORD)
+        lecturer.button[0].click().run()
+        assert any("lecturer code in the server's log" in e for e in errors(lecturer)), errors(lecturer)
+        code = next(r.args[0] for r in caplog.records if r.getMessage().startswith("Lecturer code: "))
+        lecturer.text_input(key="admin_password").input(PASSWORD)
+        lecturer.text_input(key="admin_code").input(code)
+        lecturer.button[0].click().run()
+        assert lecturer.session_state["admin"] is True
+    finally:
+        lecturer_gate.clear()
