@@ -10,7 +10,7 @@ import time
 from cae.config import DEVICES, SETTINGS, Config, ConfigError, few_steps_warning
 from cae.data import load_dataset
 from cae.experiment import evaluate_run, train_or_load, transfer_config
-from cae.runs import USER_ERRORS, Run, load_run
+from cae.runs import USER_ERRORS, Run, check_writable, load_run
 from cae.settings import Setting
 from cae.train import Progress
 from cae.words import PHASE_NAMES
@@ -136,6 +136,7 @@ def download_progress(done: int, total: int) -> None:
 def train(args: argparse.Namespace) -> int:
     source = load_run(args.encoder_from) if args.encoder_from else None
     cfg = config_from_args(args, source)
+    check_writable(args.runs)  # before any training: a run that cannot be saved is never trained
     if args.data and args.data != "sample":
         print("Images that are not 32x32 are resized to 32x32.", file=sys.stderr)
     dataset = load_dataset(args.data, on_progress=download_progress)

@@ -91,16 +91,28 @@ def default_source() -> str:
     return os.environ.get("CAE_DATA") or "data"
 
 
+MAX_PATH_CHARS = 4096  # Linux's PATH_MAX
+
+
 def load_dataset(source: str | os.PathLike | None = None, download: bool = True, on_progress=None) -> Dataset:
     """Load a dataset from `source`: "sample", an image folder, or a CIFAR-10 download folder
     (downloaded there when it is empty and `download` is set; `on_progress(done, total)` bytes)."""
     source = str(source) if source is not None else default_source()
+    if len(source) > MAX_PATH_CHARS:
+        raise DataError(
+            f"The data path is {len(source):,} characters long, more than any folder's ({MAX_PATH_CHARS:,}); "
+            "point it at a folder of pictures."
+        )
     try:
         dataset = load_sample() if source == SAMPLE else _load_folder(source, download, on_progress)
     except PermissionError as exc:  # a folder or file it may not read (e.g. --data /proc)
         raise DataError(
             f"Cannot read {exc.filename or source} (permission denied); point the data path at a "
             "folder of pictures you may read."
+        ) from None
+    except OSError as exc:  # a name too long for the file system, a loop of links...
+        raise DataError(
+            f"Cannot use the data path ({exc.strerror or type(exc).__name__}); point it at a folder of pictures."
         ) from None
     dataset.origin = SAMPLE if source == SAMPLE else str(absolute(source))
     return dataset

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
@@ -46,6 +47,22 @@ class RunError(Exception):
 
 # Errors a user can cause (a setting, a folder, a device, a run): one sentence, never a traceback.
 USER_ERRORS = (ConfigError, DataError, DeviceError, RunError)
+
+
+def check_writable(directory: str | os.PathLike | None = None) -> Path:
+    """The runs folder, made if missing and known to take a file, before any training starts;
+    RunError with a sentence when it cannot (a file in its place, no permission, a full disk)."""
+    folder = runs_dir(directory)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise RunError(
+            f"Cannot write runs to {folder} ({exc.strerror or type(exc).__name__}); set CAE_RUNS or --runs to "
+            "a writable folder with free space."
+        ) from None
+    return folder
 
 
 @dataclass
@@ -169,21 +186,43 @@ def _write_files(folder: Path, result: ExperimentResult, half: bool, with_weight
 # --- loading --------------------------------------------------------------------------------
 
 
+MAX_METRICS_BYTES = 64 * 1024**2  # far above any run's (a long run's is under 1 MB)
+
+
 def read_metrics(path: Path) -> dict:
+    """A run's metrics.json, checked against the schema; RunError with a sentence naming the run's
+    folder (never the server's path) for anything else: missing, a folder, unreadable, too large,
+    not JSON, nested too deep, or not what the app reads."""
     file = Path(path) / METRICS
+    shown = _shown(file)
     try:
+        if file.stat().st_size > MAX_METRICS_BYTES:
+            raise RunError(f"{shown} is larger than any run's ({file.stat().st_size:,} bytes); delete the run.")
         metrics = json.loads(file.read_text())
     except FileNotFoundError:
-        raise RunError(f"{file} is missing: this folder is not a run.") from None
+        raise RunError(f"{shown} is missing: this folder is not a run.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"{file} is damaged (not valid JSON: {exc}); delete the run and train again.") from None
-    if reason := schema.problem(metrics):
-        raise RunError(f"{file} does not fit what the app reads: {reason}; delete the run and train again.")
+        raise RunError(f"{shown} is damaged (not valid JSON: {exc}); delete the run and train again.") from None
+    except RecursionError:
+        raise RunError(f"{shown} is damaged (nested deeper than any run's); delete the run.") from None
+    except OSError as exc:  # a folder named metrics.json, no permission...
+        raise RunError(f"{shown} cannot be read ({type(exc).__name__}); delete the run and train again.") from None
+    try:
+        reason = schema.problem(metrics)
+    except RecursionError:
+        reason = "nested deeper than any run's"
+    if reason:
+        raise RunError(f"{shown} does not fit what the app reads: {reason}; delete the run and train again.")
     try:
         Config.from_dict(metrics["config"])
     except (ValueError, TypeError) as exc:
-        raise RunError(f"{file}: its config is not valid ({exc}).") from None
+        raise RunError(f"{shown}: its config is not valid ({exc}).") from None
     return metrics
+
+
+def _shown(file: Path) -> str:
+    """A run file as a sentence names it: its run's folder and its name, never the server's path."""
+    return f"{file.parent.name}/{file.name}"
 
 
 def read_tensors(file: Path) -> dict[str, torch.Tensor]:
@@ -191,10 +230,10 @@ def read_tensors(file: Path) -> dict[str, torch.Tensor]:
         # weights_only: nothing in a run folder is ever unpickled as code
         return torch.load(file, map_location="cpu", weights_only=True)
     except FileNotFoundError:
-        raise RunError(f"{file} is missing.") from None
+        raise RunError(f"{_shown(file)} is missing.") from None
     except Exception as exc:
         raise RunError(
-            f"{file} is damaged and cannot be read ({type(exc).__name__}); delete the run and train again."
+            f"{_shown(file)} is damaged and cannot be read ({type(exc).__name__}); delete the run and train again."
         ) from None
 
 
@@ -204,7 +243,7 @@ def _load_weights(model: torch.nn.Module, file: Path) -> torch.nn.Module:
         model.load_state_dict(state)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
-        raise RunError(f"{file} does not fit the model in metrics.json ({first}).") from None
+        raise RunError(f"{_shown(file)} does not fit the model in metrics.json ({first}).") from None
     return model.eval()
 
 

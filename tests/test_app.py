@@ -374,3 +374,26 @@ def test_the_address_names_the_run_and_data_only_when_they_are_not_the_defaults(
     other = next(i for i in list_runs() if i.pretrained and i.name != pretrained_index()["default"])
     at.sidebar.selectbox(key="run_picker").set_value(str(other.path)).run()
     assert at.query_params["run"] in (other.name, [other.name]) and "data" not in at.query_params
+
+
+@pytest.mark.parametrize("damage", ["nested", "folder", "too large"])
+def test_any_damaged_metrics_file_is_listed_as_damaged_and_breaks_no_page(tmp_path, monkeypatch, damage):
+    """A metrics.json nested 100,000 deep (RecursionError in the JSON reader), a folder named
+    metrics.json, or one larger than any run's: the run is listed as damaged, by its folder's name
+    and never the server's path, and every page still draws."""
+    from cae import runs
+
+    broken = runs_dir() / f"z16-{damage.replace(' ', '-')}"
+    broken.mkdir(parents=True)
+    if damage == "nested":
+        (broken / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    elif damage == "folder":
+        (broken / "metrics.json").mkdir()
+    else:
+        monkeypatch.setattr(runs, "MAX_METRICS_BYTES", 100)
+        (broken / "metrics.json").write_text('{"config": {}, "padding": "' + "x" * 200 + '"}')
+    (error,) = [i.error for i in runs.list_runs() if i.path == broken]
+    assert error.startswith(f"{broken.name}/metrics.json ") and str(runs_dir()) not in error, error
+    at = app()
+    assert any("damaged" in label for label in at.sidebar.selectbox[0].options)
+    visit_every_page(at)

@@ -130,3 +130,18 @@ def test_a_cifar_batch_of_another_shape_is_one_sentence(tmp_path):
 def test_evaluate_a_folder_that_is_not_a_run(tmp_path):
     done = cae("evaluate", str(tmp_path), "--data", "sample")
     assert done.returncode == 2 and "metrics.json is missing" in done.stderr
+
+
+def test_a_data_path_longer_than_any_folders_is_one_sentence(tmp_path):
+    done = cae("train", "--runs", str(tmp_path / "runs"), "--data", "a" * 5000)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "The data path is 5,000 characters long" in done.stderr
+
+
+def test_a_runs_folder_that_cannot_be_written_is_refused_before_any_training(tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    for runs in ("/dev/null", str(taken)):
+        done = cae("train", "--runs", runs, "--data", "sample", "--ae-epochs", "1", "--clf-epochs", "0")
+        assert done.returncode == 2 and "Cannot write runs to" in done.stderr, done.stderr
+        assert "Autoencoder" not in done.stdout  # not one epoch was trained
