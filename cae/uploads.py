@@ -21,6 +21,8 @@ MAX_UPLOAD_MB = 200  # per uploaded file (the zip), set on the uploader widget
 MAX_FILES = 20_000  # pictures in one upload
 MAX_UNPACKED_BYTES = 1_000_000_000  # all pictures together, as unpacked
 MAX_TOTAL_PIXELS = 2_000_000_000  # all pictures together, as decoded: a bound on the CPU one upload costs
+MAX_DEPTH = 16  # folders in a picture's path inside the upload (train/<class>/ needs 3; a wrapper or two more)
+MAX_NAME_BYTES = 255  # one file or folder name, as the file system allows
 LIMITS = (
     f"at most {MAX_UPLOAD_MB} MB per uploaded file, {MAX_FILES:,} pictures, "
     f"{MAX_UNPACKED_BYTES // 1_000_000:,} MB unpacked and {MAX_TOTAL_PIXELS // 1_000_000:,} megapixels "
@@ -65,9 +67,9 @@ def unpack_upload(files: list[tuple[str, bytes]], budget: Budget = Budget()) -> 
             write_atomically(target, lambda tmp: _write(tmp, pictures))
         except WriteError as exc:
             raise UploadError(
-                f"Cannot unpack the upload into {target.parent} ({exc}); set CAE_CACHE "
-                "to a writable folder with free space."
-            ) from None
+                "The server could not store the upload in its cache folder (no space or no permission there): "
+                "ask whoever runs it to set CAE_CACHE to a writable folder with free space."
+            ) from exc
     return target
 
 
@@ -124,6 +126,7 @@ def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
                 "more than this app decodes for one upload; upload fewer or smaller pictures."
             )
         pictures[path] = data
+    _check_no_clash(pictures)
     return pictures
 
 
@@ -139,9 +142,28 @@ def _safe_path(name: str) -> PurePosixPath | None:
             f"The path {name!r} inside the upload leaves its folder; such an archive is "
             "refused. Pack the pictures with paths relative to one folder."
         )
+    if len(path.parts) > MAX_DEPTH:
+        raise UploadError(
+            f"A picture in the upload lies {len(path.parts) - 1} folders deep, more than {MAX_DEPTH - 1}; upload "
+            "train/<class>/ and test/<class>/ folders, or class folders, nearer the top."
+        )
+    if any(len(part.encode()) > MAX_NAME_BYTES for part in path.parts):
+        raise UploadError(
+            f"A file or folder name in the upload is longer than {MAX_NAME_BYTES} bytes, more than the server's "
+            "file system allows; rename it and upload again."
+        )
     if any(part.startswith(".") or part == "__MACOSX" for part in path.parts):
         return None
     return path
+
+
+def _check_no_clash(pictures: dict[PurePosixPath, bytes]) -> None:
+    """Refuse an upload in which one name is both a picture and a folder (a zip can hold both)."""
+    folders = {parent for path in pictures for parent in path.parents}
+    if clash := next((path for path in pictures if path in folders), None):
+        raise UploadError(
+            f"The upload holds a picture and a folder both named {clash.name!r}; rename one and upload again."
+        )
 
 
 def _strip_common_folder(pictures: dict[PurePosixPath, bytes]) -> dict[PurePosixPath, bytes]:

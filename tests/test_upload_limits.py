@@ -94,3 +94,26 @@ def test_class_names_from_folders_are_shown_as_plain_words(tmp_path):
 
 def test_a_file_name_shown_in_a_sentence_is_a_code_span():
     assert code_span("[Log in](https://evil.example) `x`.zip") == "`[Log in](https://evil.example) 'x'.zip`"
+
+
+def test_names_the_file_system_cannot_hold_are_sentences_without_server_paths():
+    """The probe's 300-character file name and its file-and-folder of one name: refused before
+    anything is written, in a sentence that names no folder on the server."""
+    dot = picture((4, 4))
+    long_name = zip_of({f"cats/{'x' * 300}.png": dot, "dogs/1.png": dot})
+    with pytest.raises(UploadError, match="longer than 255 bytes") as refused:
+        unpack_upload([("long.zip", long_name)])
+    clash = zip_of({"cats/a.png": dot, "cats/a.png/b.png": dot, "dogs/1.png": dot})
+    with pytest.raises(UploadError, match="a picture and a folder both named 'a.png'") as clashed:
+        unpack_upload([("clash.zip", clash)])
+    for said in (str(refused.value), str(clashed.value)):
+        assert str(cache_dir()) not in said and "/" not in said.replace("train/<class>/", "")
+    assert leftovers() == []
+
+
+def test_a_zip_thousands_of_folders_deep_is_refused_at_its_first_picture():
+    """Depth 3,000 with 16 pictures cost 20 s of stripping a shared top folder; now one sentence."""
+    deep = "/".join(["d"] * 3000)
+    archive = zip_of({f"{deep}/c{c}/{i}.png": picture((4, 4)) for c in range(2) for i in range(8)})
+    with pytest.raises(UploadError, match="folders deep, more than 15"):
+        unpack_upload([("deep.zip", archive)])
