@@ -11,7 +11,7 @@ import torch
 from app_pages._shared import current_dataset, data_source, show_chart, use_data
 from app_pages.caches import cached_dataset
 from app_pages.rights import caps, seat, seat_ledger
-from cae.classroom import folder_bytes
+from cae.classroom import upload_budget, upload_cost
 from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
 from cae.figures import sample_grid
 from cae.files import absolute
@@ -84,11 +84,16 @@ def choose_upload() -> None:
     archive = st.file_uploader("…or a zip of one", type=["zip"], key="upload_zip", max_upload_size=MAX_UPLOAD_MB)
     files = [(archive.name, archive.getvalue())] if archive else [(f.name, f.getvalue()) for f in folder or []]
     budget = Budget()
-    if seat() is not None:  # the quota counts what is unpacked, checked before anything is written
+    if seat() is not None:  # the quota counts what the server spends, checked before anything is written
         used, quota = seat_ledger().upload_bytes(seat()), caps().upload_mb * 1_000_000
         everyone, server = seat_ledger().upload_bytes(), caps().upload_mb_total * 1_000_000
-        st.caption(f"This seat has uploaded {used / 1e6:.1f} MB of its {caps().upload_mb} MB (unpacked).")
-        budget = Budget(bytes=max(0, min(budget.bytes, quota - used, server - everyone)))
+        pictures, pixels = seat_ledger().upload_use(seat())
+        st.caption(
+            f"This seat has used {used / 1e6:.1f} MB of its {caps().upload_mb} MB (on the server's disk), "
+            f"{pictures:,} of its {caps().upload_files:,} pictures and {pixels / 1e6:,.0f} of its "
+            f"{caps().upload_megapixels:,} megapixels."
+        )
+        budget = upload_budget(seat_ledger(), seat(), caps())
         if server - everyone < quota - used:
             st.caption(
                 f"The class's uploads together may take {caps().upload_mb_total:,} MB; "
@@ -108,7 +113,7 @@ def choose_upload() -> None:
             st.error(f"{chosen}: {str(exc).replace(str(folder), 'the upload')} The data in use is unchanged.")
             return
         if seat() is not None:
-            seat_ledger().record_upload(seat(), folder, folder_bytes(folder))
+            seat_ledger().record_upload(seat(), folder, *upload_cost(folder))
         use_data(str(folder))
         st.rerun()
 

@@ -55,8 +55,18 @@ def browser_cookie(name: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Real-Ip", "Forwarded")
+FORWARDED = "a forwarded address"  # every session whose forwarding header this server may not trust
+
+
 def client_address() -> str | None:
-    """The browser's IP address; None on 127.0.0.1 and where Streamlit cannot tell (tests)."""
+    """The browser's IP address as far as this server can trust it; None on 127.0.0.1 and where
+    Streamlit cannot tell (tests). Streamlit's server takes a forwarding header's address from any
+    connection on 127.0.0.1, which anyone can write: unless CAE_TRUSTED_PROXY=1 says a proxy on
+    this machine sets it (and the app listens on 127.0.0.1 only), every session that carries one
+    shares the one address FORWARDED, so forged headers buy no extra seats or tries."""
+    if os.environ.get("CAE_TRUSTED_PROXY") != "1" and any(st.context.headers.get(h) for h in FORWARDING_HEADERS):
+        return FORWARDED
     value = st.context.ip_address
     return value if isinstance(value, str) else None
 

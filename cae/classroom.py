@@ -34,6 +34,8 @@ SETTINGS = {
         "address, so at least the class size)",
         300,
     ),
+    "CAE_UPLOAD_FILES": ("pictures one seat may upload, all its uploads together", 10_000),
+    "CAE_UPLOAD_MEGAPIXELS": ("megapixels one seat's pictures may decode to, all its uploads together", 2_000),
 }
 SEAT = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 SEAT_COOKIE = "cae_seat"  # the browser keeps its seat here, never in the address (links are shared)
@@ -61,6 +63,8 @@ class Caps:
     queued_total: int = SETTINGS["CAE_MAX_QUEUED_TOTAL"][1]
     upload_mb_total: int = SETTINGS["CAE_UPLOAD_MB_TOTAL"][1]
     seats_per_minute: int = SETTINGS["CAE_SEATS_PER_MINUTE"][1]
+    upload_files: int = SETTINGS["CAE_UPLOAD_FILES"][1]
+    upload_megapixels: int = SETTINGS["CAE_UPLOAD_MEGAPIXELS"][1]
 
     @classmethod
     def from_env(cls, env=os.environ) -> "Caps":
@@ -304,7 +308,7 @@ class Ledger:
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
             data = {}
-        return {key: dict(data.get(key) or {}) for key in ("runs", "uploads", "seats")}
+        return {key: dict(data.get(key) or {}) for key in ("runs", "uploads", "seats", "upload_use")}
 
     # --- seats: only those this server issued exist ------------------------------------------
 
@@ -356,13 +360,47 @@ class Ledger:
         uploads = self.read()["uploads"]
         return sum(sum(u.values()) for s, u in uploads.items() if seat is None or s == seat)
 
-    def record_upload(self, seat: str, folder: Path, size: int) -> None:
-        self._change(lambda d: d["uploads"].setdefault(seat, {}).__setitem__(str(folder), size))
+    def record_upload(self, seat: str, folder: Path, size: int, files: int = 0, pixels: int = 0) -> None:
+        """`seat` uploaded `folder`, charged `size` bytes, `files` pictures and `pixels` decoded
+        (the same folder again is charged once)."""
+
+        def edit(d: dict) -> None:
+            d["uploads"].setdefault(seat, {})[str(folder)] = size
+            d["upload_use"].setdefault(seat, {})[str(folder)] = [files, pixels]
+
+        self._change(edit)
+
+    def upload_use(self, seat: str) -> tuple[int, int]:
+        """(pictures, pixels) `seat` has uploaded, all its uploads together."""
+        uses = self.read()["upload_use"].get(seat, {}).values()
+        return sum(u[0] for u in uses), sum(u[1] for u in uses)
 
 
-def folder_bytes(folder: Path) -> int:
-    """The bytes of every file under `folder` (an unpacked upload)."""
-    return sum(f.stat().st_size for f in Path(folder).rglob("*") if f.is_file())
+def upload_cost(folder: Path) -> tuple[int, int, int]:
+    """What an unpacked upload costs the server: (bytes on disk, its files' blocks and the decoded
+    cache the app derives from it, 32x32x3 bytes a picture; pictures; pixels as decoded)."""
+    from cae.data import image_pixels
+    from cae.uploads import DECODED_BYTES
+
+    files = [f for f in Path(folder).rglob("*") if f.is_file()]
+    disk = sum(f.stat().st_blocks * 512 for f in files)
+    pixels = sum(image_pixels(f) or 0 for f in files)
+    return disk + len(files) * DECODED_BYTES, len(files), pixels
+
+
+def upload_budget(ledger: Ledger, seat: str, caps: Caps):
+    """What `seat` may still upload (cae.uploads.Budget): bytes, pictures and pixels left of its
+    caps, and bytes left of the class's."""
+    from cae.uploads import MAX_FILES, MAX_TOTAL_PIXELS, MAX_UNPACKED_BYTES, Budget
+
+    files, pixels = ledger.upload_use(seat)
+    left = caps.upload_mb * 1_000_000 - ledger.upload_bytes(seat)
+    class_left = caps.upload_mb_total * 1_000_000 - ledger.upload_bytes()
+    return Budget(
+        bytes=max(0, min(MAX_UNPACKED_BYTES, left, class_left)),
+        pixels=max(0, min(MAX_TOTAL_PIXELS, caps.upload_megapixels * 1_000_000 - pixels)),
+        files=max(0, min(MAX_FILES, caps.upload_files - files)),
+    )
 
 
 # --- the queue's side of ownership (cae/jobs.py) ---------------------------------------------

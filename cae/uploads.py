@@ -21,6 +21,8 @@ MAX_UPLOAD_MB = 200  # per uploaded file (the zip), set on the uploader widget
 MAX_FILES = 20_000  # pictures in one upload
 MAX_UNPACKED_BYTES = 1_000_000_000  # all pictures together, as unpacked
 MAX_TOTAL_PIXELS = 2_000_000_000  # all pictures together, as decoded: a bound on the CPU one upload costs
+BLOCK = 4096  # a file takes whole blocks of the disk: a 70-byte picture costs 4,096 bytes
+DECODED_BYTES = 32 * 32 * 3  # a picture in the decoded cache the app keeps beside an upload
 MAX_DEPTH = 16  # folders in a picture's path inside the upload (train/<class>/ needs 3; a wrapper or two more)
 MAX_NAME_BYTES = 255  # one file or folder name, as the file system allows
 LIMITS = (
@@ -41,6 +43,12 @@ class Budget:
 
     bytes: int = MAX_UNPACKED_BYTES
     pixels: int = MAX_TOTAL_PIXELS
+    files: int = MAX_FILES
+
+
+def disk_cost(size: int) -> int:
+    """What a picture of `size` bytes costs the server's disk once unpacked and decoded."""
+    return -(-max(size, 1) // BLOCK) * BLOCK + DECODED_BYTES
 
 
 def unpack_upload(files: list[tuple[str, bytes]], budget: Budget = Budget()) -> Path:
@@ -110,10 +118,11 @@ def _pictures(entries, budget: Budget) -> dict[PurePosixPath, bytes]:
         path = _safe_path(name)
         if path is None or path.suffix.lower() not in IMAGE_EXTENSIONS:
             continue  # folders' own files (.DS_Store, __MACOSX/…, notes) are left out
-        if len(pictures) >= MAX_FILES:
-            raise UploadError(f"The upload holds more than {MAX_FILES:,} pictures; upload fewer ({LIMITS}).")
+        if len(pictures) >= budget.files:
+            allowed = "what this seat may still upload" if budget.files < MAX_FILES else "this app's limit"
+            raise UploadError(f"The upload holds more than {budget.files:,} pictures, {allowed}; upload fewer.")
         data = read()
-        total += len(data)
+        total += disk_cost(len(data))
         if total > budget.bytes:
             raise UploadError(_too_big("The pictures add up to", budget))
         count = image_pixels(io.BytesIO(data))

@@ -351,3 +351,23 @@ def test_the_lecturer_page_asks_for_the_logged_code_after_the_class_guessed_too_
         assert lecturer.session_state["admin"] is True
     finally:
         lecturer_gate.clear()
+
+
+def test_a_seats_upload_quota_counts_disk_blocks_files_and_pixels_over_all_its_uploads(tmp_path):
+    from cae.uploads import DECODED_BYTES, unpack_upload
+    from tests.conftest import zip_of
+    from tests.test_upload_limits import picture
+
+    folder = unpack_upload(
+        [("a.zip", zip_of({f"c{c}/{i}.png": picture((10, 10)) for c in range(2) for i in range(5)}))]
+    )
+    size, files, pixels = classroom.upload_cost(folder)
+    assert files == 10 and pixels == 10 * 100 and size >= 10 * (4096 + DECODED_BYTES)
+    caps = Caps(upload_files=15, upload_megapixels=1)
+    ledger = Ledger(tmp_path)
+    ledger.record_upload("seat-aaaaaaaa", folder, size, files, pixels)
+    budget = classroom.upload_budget(ledger, "seat-aaaaaaaa", caps)
+    assert budget.files == 5 and budget.pixels == 1_000_000 - 1_000  # what is left, over all its uploads
+    assert classroom.upload_budget(ledger, "seat-bbbbbbbb", caps).files == 15  # another seat: its own
+    ledger.record_upload("seat-aaaaaaaa", folder, size, files, pixels)  # the same upload again: counted once
+    assert ledger.upload_use("seat-aaaaaaaa") == (10, 1_000)

@@ -117,3 +117,17 @@ def test_a_zip_thousands_of_folders_deep_is_refused_at_its_first_picture():
     archive = zip_of({f"{deep}/c{c}/{i}.png": picture((4, 4)) for c in range(2) for i in range(8)})
     with pytest.raises(UploadError, match="folders deep, more than 15"):
         unpack_upload([("deep.zip", archive)])
+
+
+def test_tiny_pictures_are_charged_what_they_cost_the_disk_not_their_bytes():
+    """The probe's 20,000 one-pixel images were charged 1.16 MB and took 144 MB: each file takes
+    whole disk blocks and a 32x32x3 decoded copy. 1,000 of them (about 70 KB of PNG) now count
+    1,000 x (4,096 + 3,072) bytes, past a 2 MB quota."""
+    dot = picture((1, 1))
+    archive = zip_of({f"c{c}/{i}.png": dot for c in range(2) for i in range(500)})
+    assert 1000 * len(dot) < 200_000
+    with pytest.raises(UploadError, match=r"more than 2\.0 MB, what this seat may still upload"):
+        unpack_upload([("dots.zip", archive)], Budget(bytes=2_000_000))
+    with pytest.raises(UploadError, match="more than 600 pictures, what this seat may still upload"):
+        unpack_upload([("dots.zip", archive)], Budget(files=600))
+    assert leftovers() == []

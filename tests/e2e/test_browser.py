@@ -729,3 +729,35 @@ def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser,
         for page in seats:
             page.context.close()
         server.stop()
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+def test_forged_forwarding_headers_buy_no_extra_seats(browser, tmp_path, trusted):
+    """The probe's forgery: browsers on 127.0.0.1, each sending its own X-Forwarded-For. Streamlit's
+    server takes those addresses as given; unless CAE_TRUSTED_PROXY=1 says a proxy on this machine
+    writes the header, they are one address, and the seats-per-minute limit (2 here) holds for them
+    together. With CAE_TRUSTED_PROXY=1, each forwarded address has its own limit."""
+    from bench.appserver import AppServer
+
+    env = {
+        "CAE_RUNS": str(tmp_path / "runs"),
+        "CAE_CACHE": str(tmp_path / "cache"),
+        "CAE_DATA": "sample",
+        "CAE_CLASSROOM": "1",
+        "CAE_SEATS_PER_MINUTE": "2",
+        **({"CAE_TRUSTED_PROXY": "1"} if trusted else {}),
+    }
+    server = AppServer(env, tmp_path / "server.log")
+    pages = [browser.new_context(extra_http_headers={"X-Forwarded-For": f"10.0.0.{i}"}).new_page() for i in range(1, 4)]
+    try:
+        refused = []
+        for page in pages:
+            page.set_default_timeout(60_000)
+            page.goto(server.url)
+            page.get_by_text(re.compile(r"Your seat: |new seats in the last minute")).first.wait_for()
+            refused.append(page.get_by_text("new seats in the last minute").count() > 0)
+        assert refused == ([False, False, False] if trusted else [False, False, True]), refused
+    finally:
+        for page in pages:
+            page.context.close()
+        server.stop()
