@@ -12,10 +12,10 @@ import streamlit as st
 from app_pages import state
 from app_pages.caches import code_attempts, jobs
 from cae import classroom
-from cae.classroom import active_jobs_of
 from cae.cluster import ClusterError
 from cae.data import SAMPLE, Dataset
 from cae.files import absolute
+from cae.jobs import Refused
 from cae.runs import runs_dir
 
 
@@ -138,36 +138,38 @@ def owns_job(job) -> bool:
     return is_admin() or job.owner == seat()
 
 
-def classroom_refusal(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None, seeds: int = 1) -> str | None:
-    """Why this seat may not queue this training (or sweep), or None; never refused outside classroom mode."""
+def admission(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None, seeds: int = 1):
+    """The classroom caps for this seat's new training (or sweep), as the queue applies them under
+    its lock (JobManager.submit's `admit`); None outside classroom mode and for the lecturer."""
     if seat() is None or is_admin():
         return None
-    queued, total = len(active_jobs_of(jobs(), seat())), jobs().active_training_count()
-    if budgets is not None:
-        return classroom.sweep_refusal(budgets, seeds, caps(), queued, total)
-    return classroom.refusal(cfg, n_train, caps(), queued, total)
+    me, limits = seat(), caps()
+
+    def admit(jobs: list) -> str | None:
+        queued = sum(j.owner == me and j.active and j.trains for j in jobs)
+        total = sum(j.active and j.trains for j in jobs)
+        if budgets is not None:
+            return classroom.sweep_refusal(budgets, seeds, limits, queued, total)
+        return classroom.refusal(cfg, n_train, limits, queued, total)
+
+    return admit
 
 
 def submit_training(cfg, dataset: Dataset):
     """Queue (or attach to, or find) the run for `cfg`; in classroom mode within the seat's caps,
     else None with the reason shown."""
-    if problem := classroom_refusal(cfg, len(dataset.train)):
-        st.error(problem)
-        return None
     try:
-        return jobs().submit(cfg, dataset, state.session_token(), seat())
-    except ClusterError as exc:  # the cluster cannot be reached: said, nothing started
+        return jobs().submit(cfg, dataset, state.session_token(), seat(), admission(cfg, len(dataset.train)))
+    except (ClusterError, Refused) as exc:  # a cap, or a cluster that cannot be reached: said, nothing started
         st.error(str(exc))
         return None
 
 
 def submit_sweep(source: Path, dataset: Dataset, budgets: tuple[int, ...], seeds: int):
     """Queue the label-budget sweep (one job) for this seat, or None with the reason shown."""
-    if problem := classroom_refusal(budgets=budgets, seeds=seeds):
-        st.error(problem)
-        return None
+    admit = admission(budgets=budgets, seeds=seeds)
     try:
-        return jobs().submit_sweep(source, dataset, budgets, seeds, state.session_token(), owner=seat())
-    except ClusterError as exc:
+        return jobs().submit_sweep(source, dataset, budgets, seeds, state.session_token(), owner=seat(), admit=admit)
+    except (ClusterError, Refused) as exc:
         st.error(str(exc))
         return None

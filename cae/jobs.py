@@ -18,7 +18,6 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
@@ -30,68 +29,22 @@ from cae.data import UPLOADS, Dataset, cache_dir
 from cae.experiment import Identity, identify
 from cae.explain import fixed_test_images
 from cae.files import remove_temporaries
+from cae.job import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    KEEP_FINISHED,
+    QUEUED,
+    RUNNING,
+    SWEEP,
+    TRAIN,
+    Job,
+    Refused,
+)
 from cae.pool import TASK, TRAINING, LocalPool, Member
 from cae.runs import find_run, runs_dir
-from cae.train import Progress
 
 LOG = logging.getLogger("cae.jobs")
-QUEUED, RUNNING, DONE, CANCELLED, FAILED = "queued", "running", "done", "cancelled", "failed"
-TRAIN = "train"
-SWEEP = "sweep"  # the label-budget experiment: one queue entry, its points in turn (cae/budget.py)
-TRAINING_KINDS = (TRAIN, SWEEP)  # the jobs that take a member's training slot
-KEEP_FINISHED = 50  # finished jobs kept in memory; the rest are runs on disk
-
-
-@dataclass
-class Job:
-    """One training or task in the queue; the manager updates it, pages only read it."""
-
-    id: int
-    kind: str  # "train", or a task's name (cae/tasks.py)
-    key: str  # the request: a run key, or the task and its payload
-    config: Config | None = None
-    identity: Identity | None = None  # a training's device, precision and keys, decided at submission
-    device: str = "cpu"  # the device kind a training or sweep was placed on
-    origin: str = ""  # where the worker loads the dataset from
-    fingerprint: str = ""
-    payload: dict | None = None
-    state: str = QUEUED
-    progress: Progress | None = None
-    losses: list[tuple[str, float, float]] = field(default_factory=list)  # (phase, epoch, loss)
-    epochs: list[tuple[str, dict]] = field(default_factory=list)  # finished epochs
-    reconstructions: list[tuple[int, torch.Tensor]] = field(default_factory=list)
-    originals: torch.Tensor | None = None
-    error: str | None = None
-    run_path: Path | None = None
-    cached: bool = False
-    result: object = None
-    cancel_requested: bool = False
-    held: bool = False  # at the test barrier (cae.worker.HOLD_ENV)
-    worker: int | None = None  # the index of the backend's member (process) that runs it
-    pid: int | None = None  # the process that runs it (on a Ray node, the actor's)
-    watchers: set[str] = field(default_factory=set)  # sessions that submitted or opened it
-    owner: str | None = None  # the classroom seat that submitted it (cae/classroom.py); None otherwise
-    submitted: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.state in (QUEUED, RUNNING)
-
-    @property
-    def trains(self) -> bool:
-        """A training or a sweep: it takes a member's training slot (a task takes the other)."""
-        return self.kind in TRAINING_KINDS
-
-    @property
-    def status(self) -> str:
-        return "cancelling" if self.state == RUNNING and self.cancel_requested else self.state
-
-    def elapsed(self) -> float:
-        if self.started is None:
-            return 0.0
-        return (self.finished or time.time()) - self.started
 
 
 def choose_backend():
@@ -217,10 +170,15 @@ class JobManager(JobQueue):
         device, precision = self.backend.place(cfg) if wait is None else self.backend.place(cfg, wait)
         return identify(cfg, fingerprint, device, precision)
 
-    def submit(self, cfg: Config, dataset: Dataset, watcher: str | None = None, owner: str | None = None) -> Job:
+    def submit(
+        self, cfg: Config, dataset: Dataset, watcher: str | None = None, owner: str | None = None, admit=None
+    ) -> Job:
         """Attach to the job for this request if one is queued or running (and not being
         cancelled), reuse a saved run, or queue a new job. A new job belongs to `owner` (a
-        classroom seat); an attached job keeps its owner, and a saved run found belongs to nobody new."""
+        classroom seat); an attached job keeps its owner, and a saved run found belongs to nobody new.
+        `admit(jobs)` (classroom caps) decides under the queue's lock whether a new job may join
+        the jobs as they are then: a sentence refuses it (Refused), so two seats submitting at the
+        same instant cannot both pass a cap."""
         identity = self.identity(cfg, dataset.fingerprint)
         with self._lock:
             self._check_open()
@@ -229,6 +187,7 @@ class JobManager(JobQueue):
         with self._lock:
             job = self._attachable(identity.key)
             if job is None:
+                self._admit(admit, found)
                 job = Job(next(self._ids), TRAIN, identity.key, cfg, identity, identity.device, dataset.origin)
                 job.fingerprint, job.originals, job.owner = dataset.fingerprint, fixed_test_images(dataset), owner
                 if found is not None:
@@ -250,6 +209,7 @@ class JobManager(JobQueue):
         watcher: str | None = None,
         steps: int | None = None,
         owner: str | None = None,
+        admit=None,
     ) -> Job:
         """Queue the label-budget experiment for a run's encoder on `dataset` (one entry; its points
         arrive in `job.result` as they finish), or attach to the same one already queued or running."""
@@ -265,11 +225,17 @@ class JobManager(JobQueue):
             self._check_open()
             job = self._attachable(key)
             if job is None:
+                self._admit(admit)
                 job = self._add(Job(next(self._ids), SWEEP, key, device=device, origin=dataset.origin))
                 job.fingerprint, job.payload, job.result, job.owner = dataset.fingerprint, payload, [], owner
             if watcher:
                 job.watchers.add(watcher)
             return job
+
+    def _admit(self, admit, found: Path | None = None) -> None:
+        """Under the lock: Refused when `admit` refuses a new job (a saved run found costs nothing)."""
+        if admit is not None and found is None and (reason := admit(list(self._jobs.values()))):
+            raise Refused(reason)
 
     def compute(self, kind: str, payload: dict) -> Job:
         """A page's longer computation (cae/tasks.py), run by a worker beside any training. A

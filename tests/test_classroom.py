@@ -371,3 +371,41 @@ def test_a_seats_upload_quota_counts_disk_blocks_files_and_pixels_over_all_its_u
     assert classroom.upload_budget(ledger, "seat-bbbbbbbb", caps).files == 15  # another seat: its own
     ledger.record_upload("seat-aaaaaaaa", folder, size, files, pixels)  # the same upload again: counted once
     assert ledger.upload_use("seat-aaaaaaaa") == (10, 1_000)
+
+
+def test_seats_submitting_at_the_same_instant_never_pass_a_cap_together(tmp_path, hold, small_dataset):
+    """Eight submissions from two seats released at one instant against a server-wide cap of 3 and
+    a per-seat cap of 2: the caps are checked and the job queued under one lock, so exactly 3 are
+    queued, at most 2 of them any one seat's, and every other one is refused with its sentence."""
+    import threading
+
+    from cae.jobs import Refused
+    from tests.test_jobs import TINY
+
+    manager = manager_for(tmp_path / "runs")
+    limits = Caps(queued=2, queued_total=3)
+    start, outcomes = threading.Barrier(8), []
+
+    def submit(i: int) -> None:
+        seat = f"seat-{i % 2}"
+
+        def admit(jobs):
+            mine = sum(j.owner == seat and j.active and j.trains for j in jobs)
+            return refusal(Config(**TINY), 500, limits, mine, sum(j.active and j.trains for j in jobs))
+
+        start.wait()
+        try:
+            outcomes.append(manager.submit(Config(**{**TINY, "seed": i}), small_dataset, owner=seat, admit=admit))
+        except Refused as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=submit, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    queued = [o for o in outcomes if not isinstance(o, str)]
+    assert len(queued) == 3 and max(sum(j.owner == s for j in queued) for s in ("seat-0", "seat-1")) == 2
+    assert all("queued or training" in o or "server" in o for o in outcomes if isinstance(o, str)), outcomes
+    for job in queued:
+        manager.cancel(job.id)
