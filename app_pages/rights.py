@@ -38,12 +38,14 @@ def seat() -> str | None:
     if state.seat_token() is None:
         token = browser_cookie(classroom.SEAT_COOKIE)
         if seat_ledger().has_seat(token):
+            seat_ledger().saw(token, time.time())
             state.hold_seat(token, store_in_browser=False)
         else:
             if token or state.url_param("seat"):
                 state.say_in_sidebar(
-                    "That seat is not one this server issued; this browser has a new seat. To "
-                    "reach your runs, type your seat code in the sidebar."
+                    "That seat is not one this server keeps (never issued, or unused for "
+                    f"{classroom.SEAT_IDLE_DAYS} days); this browser has a new seat. To reach your runs, type "
+                    "your seat code in the sidebar."
                 )
             state.hold_seat(issue_seat(), store_in_browser=True)
     return state.seat_token()
@@ -81,7 +83,11 @@ def issue_seat() -> str:
             "minute and reload the page."
         )
         st.stop()
-    token, _ = seat_ledger().issue_seat(address, now)
+    try:
+        token, _ = seat_ledger().issue_seat(address, now, caps().max_seats)
+    except classroom.ClassroomError as exc:
+        st.error(str(exc))
+        st.stop()
     return token
 
 

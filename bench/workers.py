@@ -9,7 +9,9 @@ each setting has the whole machine.
 
     python bench/workers.py [--jobs 4] [--settings "" cpu,cpu ray] [--ae-epochs 5] [--clf-epochs 5]
 
-Prints a Markdown table (jobs per minute, and the ratio to the first setting) and writes
+Prints a Markdown table (jobs per minute, the ratio to the first setting, each job's seconds of
+training, and the slot-seconds per job spent on anything else: wall time x trainings at once,
+minus all training) and writes
 bench/results/workers-<time>.json.
 """
 
@@ -31,6 +33,7 @@ from cae.config import SMALL_DATA, preset_config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.devices import describe_device, resolve_device  # noqa: E402
 from cae.jobs import DONE, JobManager  # noqa: E402
+from cae.runs import read_metrics  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -60,13 +63,28 @@ def run_setting(setting: str, jobs: int, cfg, dataset, ray_cpus: int) -> dict:
         submitted = [manager.submit(cfg.replace(seed=seed), dataset) for seed in range(jobs)]
         finished = [manager.wait(job.id, 3600) for job in submitted]
         seconds = time.perf_counter() - t0
+        slots = manager.training_counts()[1]  # trainings that can run at once
     finally:
         manager.shutdown()
     failed = [j.error for j in finished if j.state != DONE]
     if failed:
         raise SystemExit(f"setting {setting!r}: {len(failed)} jobs failed: {failed[0]}")
     workers = "Ray" if ray else ", ".join(str(w.device or "one worker") for w in manager.members)
-    return {"setting": setting or "(unset)", "workers": workers, **env, "jobs": jobs, "seconds": seconds}
+    # where the slots' time went: training (each run's own seconds_total) and the rest of the
+    # slot-seconds (wall time x trainings at once), per job: a process or actor start, loading or
+    # shipping the data, writing the run and bringing it home, and slots left idle
+    training = [read_metrics(j.run_path)["seconds_total"] for j in finished]
+    outside = [(seconds * slots - sum(training)) / jobs]
+    return {
+        "setting": setting or "(unset)",
+        "workers": workers,
+        **env,
+        "jobs": jobs,
+        "seconds": seconds,
+        "training_per_job": sum(training) / jobs,
+        "slots": slots,
+        "outside_training_per_job": outside[0],
+    }
 
 
 def main() -> None:
@@ -84,14 +102,18 @@ def main() -> None:
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
     print(f"{args.jobs} jobs of Small data ({args.ae_epochs} + {args.clf_epochs} epochs, scratch) on the sample;")
     print(f"{machine}, {describe_device(resolve_device())}\n")
-    print("| CAE_DEVICES | workers | threads each | seconds | jobs per minute | × the first |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| CAE_DEVICES | workers | threads each | seconds | jobs per minute | × the first "
+        "| training s per job | other slot-s per job |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         rate = row["jobs"] / row["seconds"]
         row["ratio"] = rate / first
         print(
             f"| `{row['setting']}` | {row['workers']} | {row['CAE_WORKER_THREADS']} | {row['seconds']:.0f} | "
-            f"{60 * rate:.2f} | {row['ratio']:.2f} |"
+            f"{60 * rate:.2f} | {row['ratio']:.2f} | {row['training_per_job']:.1f} | "
+            f"{row['outside_training_per_job']:.1f} |"
         )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"

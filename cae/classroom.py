@@ -8,6 +8,7 @@ anything. Without CAE_CLASSROOM nothing here restricts anything.
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
 import os
@@ -34,6 +35,7 @@ SETTINGS = {
         "address, so at least the class size)",
         300,
     ),
+    "CAE_MAX_SEATS": ("seats the server keeps at once (unused ones are forgotten first)", 2_000),
     "CAE_UPLOAD_FILES": ("pictures one seat may upload, all its uploads together", 10_000),
     "CAE_UPLOAD_MEGAPIXELS": ("megapixels one seat's pictures may decode to, all its uploads together", 2_000),
 }
@@ -63,6 +65,7 @@ class Caps:
     queued_total: int = SETTINGS["CAE_MAX_QUEUED_TOTAL"][1]
     upload_mb_total: int = SETTINGS["CAE_UPLOAD_MB_TOTAL"][1]
     seats_per_minute: int = SETTINGS["CAE_SEATS_PER_MINUTE"][1]
+    max_seats: int = SETTINGS["CAE_MAX_SEATS"][1]
     upload_files: int = SETTINGS["CAE_UPLOAD_FILES"][1]
     upload_megapixels: int = SETTINGS["CAE_UPLOAD_MEGAPIXELS"][1]
 
@@ -294,32 +297,85 @@ class LecturerGate:
         return "That is not the lecturer's password."
 
 
+SEAT_IDLE_DAYS = 30  # a seat not seen for this long has expired: its browser gets a new one
+UNCLAIMED_SECONDS = 600  # a seat never seen again, with no run or upload, may be forgotten after this
+SEEN_EVERY = 3600.0  # a seat's last visit is written at most once an hour
+
+
 class Ledger:
-    """Who owns what, in the runs folder's .classroom.json: {"runs": {name: seat},
-    "uploads": {seat: {folder: bytes}}}. Rewritten atomically; one lock per process."""
+    """Who owns what, in the runs folder's .classroom.json: {"seats": {token: {code, address,
+    created, seen}}, "runs": {name: seat}, "uploads": {seat: {folder: bytes}}, "upload_use": {seat:
+    {folder: [pictures, pixels]}}}. Rewritten atomically; one lock per process; read again only
+    when the file changed (a page run reads it without parsing it)."""
 
     _lock = threading.Lock()
+    _parsed: dict[str, tuple[tuple[int, int, int], dict]] = {}  # file -> ((inode, mtime_ns, size), contents)
 
     def __init__(self, runs_folder: Path):
         self.file = Path(runs_folder) / LEDGER
 
     def read(self) -> dict:
+        """The ledger as it is on disk (never edit what this returns: `_change` does)."""
         try:
+            stat = self.file.stat()
+            version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            cached = self._parsed.get(str(self.file))
+            if cached is not None and cached[0] == version:
+                return cached[1]
             data = json.loads(self.file.read_text())
         except (OSError, ValueError):
-            data = {}
-        return {key: dict(data.get(key) or {}) for key in ("runs", "uploads", "seats", "upload_use")}
+            version, data = None, {}
+        data = {key: dict(data.get(key) or {}) for key in ("runs", "uploads", "seats", "upload_use")}
+        if version is not None:
+            self._parsed[str(self.file)] = (version, data)
+        return data
 
-    # --- seats: only those this server issued exist ------------------------------------------
+    # --- seats: only those this server issued exist, and only while they are used ------------
 
-    def issue_seat(self, address: str | None, now: float) -> tuple[str, str]:
-        """A new seat (its secret token and its code), recorded with the address that asked."""
+    def issue_seat(
+        self, address: str | None, now: float, max_seats: int = SETTINGS["CAE_MAX_SEATS"][1]
+    ) -> tuple[str, str]:
+        """A new seat (its secret token and its code), recorded with the address that asked. At
+        `max_seats`, expired seats and seats never used after they were issued go first; a
+        ClassroomError says so when the class is still full."""
         token, code = new_seat(), new_code()
-        self._change(lambda d: d["seats"].__setitem__(token, {"code": code, "address": address, "created": now}))
+
+        def edit(d: dict) -> None:
+            if len(d["seats"]) >= max_seats:
+                self._forget_unused(d, now)
+            if len(d["seats"]) >= max_seats:
+                raise ClassroomError(
+                    f"This server already keeps {max_seats:,} seats, its limit (CAE_MAX_SEATS); ask the lecturer."
+                )
+            d["seats"][token] = {"code": code, "address": address, "created": now, "seen": now}
+
+        self._change(edit)
         return token, code
 
-    def has_seat(self, token: str | None) -> bool:
-        return bool(token) and valid_seat(token) and token in self.read()["seats"]
+    @staticmethod
+    def _forget_unused(d: dict, now: float) -> None:
+        """Drop expired seats, and seats never seen again that own nothing, issued over
+        UNCLAIMED_SECONDS ago (a client that keeps no cookie leaves only those)."""
+        owners = set(d["runs"].values()) | set(d["uploads"])
+        for token, seat in list(d["seats"].items()):
+            seen = seat.get("seen", seat.get("created", 0))
+            unclaimed = token not in owners and seen <= seat.get("created", 0) and seen < now - UNCLAIMED_SECONDS
+            if unclaimed or seen < now - SEAT_IDLE_DAYS * 86400:
+                del d["seats"][token]
+
+    def has_seat(self, token: str | None, now: float | None = None) -> bool:
+        """A seat this server issued and that has not expired."""
+        import time
+
+        seat = self.read()["seats"].get(token) if token and valid_seat(token) else None
+        if seat is None:
+            return False
+        return seat.get("seen", seat.get("created", 0)) >= (now or time.time()) - SEAT_IDLE_DAYS * 86400
+
+    def saw(self, token: str, now: float) -> None:
+        """A browser came back with this seat: its last visit, written at most once an hour."""
+        if now - self.read()["seats"].get(token, {}).get("seen", 0) > SEEN_EVERY:
+            self._change(lambda d: d["seats"].get(token, {}).__setitem__("seen", now) if token in d["seats"] else None)
 
     def code_of(self, token: str) -> str:
         return self.read()["seats"].get(token, {}).get("code", "")
@@ -334,13 +390,15 @@ class Ledger:
 
     def _change(self, edit) -> None:
         with self._lock:
-            data = self.read()
+            data = copy.deepcopy(self.read())
             edit(data)
             text = json.dumps(data, indent=1)
             try:
                 write_atomically(self.file, lambda tmp: tmp.write_text(text), folder=False)
-            except WriteError as exc:
+                stat = self.file.stat()
+            except (WriteError, OSError) as exc:
                 raise ClassroomError(f"Cannot record ownership in {self.file} ({exc}).") from None
+            self._parsed[str(self.file)] = ((stat.st_ino, stat.st_mtime_ns, stat.st_size), data)
 
     def owner(self, run_name: str) -> str | None:
         return self.read()["runs"].get(run_name)

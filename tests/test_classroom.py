@@ -155,7 +155,7 @@ def test_a_seat_exists_only_if_the_server_issued_it_and_no_address_carries_one(h
     for typed in ("seat-forged-12345678", seat):  # a seat typed in the address is never adopted, even a real one
         other = browser(seat=typed)
         assert other.session_state["seat"] not in (typed, seat) and "seat" not in other.query_params
-        assert any("not one this server issued" in w.value for w in other.sidebar.warning)
+        assert any("not one this server keeps" in w.value for w in other.sidebar.warning)
     code = ledger.code_of(seat)
     assert at.sidebar.expander[0].label == f"Your seat: {code}"
     assert browser(code=code.lower().replace("-", "")).session_state["seat"] == seat  # the student's other browser
@@ -409,3 +409,41 @@ def test_seats_submitting_at_the_same_instant_never_pass_a_cap_together(tmp_path
     assert all("queued or training" in o or "server" in o for o in outcomes if isinstance(o, str)), outcomes
     for job in queued:
         manager.cancel(job.id)
+
+
+def test_seats_that_are_never_used_again_make_room_and_the_server_keeps_at_most_its_cap(tmp_path):
+    """A client that keeps no cookie gets a new seat on every visit; those seats own nothing and
+    are never seen again, so past CAE_MAX_SEATS they are forgotten first (after 10 minutes). Seats
+    that own a run, or came back, stay; when only those are left, a new seat is refused in a
+    sentence. A seat unused for 30 days has expired."""
+    ledger, now = Ledger(tmp_path), 1_000_000.0
+    kept, _ = ledger.issue_seat("10.0.0.1", now, max_seats=3)
+    owner, _ = ledger.issue_seat("10.0.0.1", now, max_seats=3)
+    ledger.claim_run("z16-a", owner)
+    ledger.issue_seat("10.0.0.9", now, max_seats=3)  # a cookie-less visit: never seen again
+    ledger.saw(kept, now + classroom.SEEN_EVERY + 1)  # its browser came back
+    with pytest.raises(classroom.ClassroomError, match="keeps 3 seats, its limit"):
+        ledger.issue_seat("10.0.0.9", now + 60, max_seats=3)  # the cookie-less seat is still fresh
+    later = now + classroom.UNCLAIMED_SECONDS + 120
+    fresh, _ = ledger.issue_seat("10.0.0.9", later, max_seats=3)  # room made by the unused seat
+    assert all(ledger.has_seat(t, later) for t in (kept, owner, fresh)) and len(ledger.read()["seats"]) == 3
+    with pytest.raises(classroom.ClassroomError):
+        ledger.issue_seat("10.0.0.9", later + 1, max_seats=3)  # only seats in use left: refused
+    seen = now + classroom.SEEN_EVERY + 1
+    assert ledger.has_seat(kept, seen + classroom.SEAT_IDLE_DAYS * 86400 - 1)
+    assert not ledger.has_seat(kept, seen + classroom.SEAT_IDLE_DAYS * 86400 + 1)  # unused for 30 days
+
+
+def test_the_ledger_is_parsed_again_only_when_it_changed(tmp_path, monkeypatch):
+    ledger = Ledger(tmp_path)
+    token, _ = ledger.issue_seat(None, 1.0)
+    parsed = []
+    real = classroom.json.loads
+    monkeypatch.setattr(classroom.json, "loads", lambda text: parsed.append(1) or real(text))
+    for _ in range(5):  # five page runs
+        assert ledger.has_seat(token, 2.0)
+    assert parsed == []
+    ledger.claim_run("z16-b", token)  # written by this process: known without parsing
+    assert ledger.owner("z16-b") == token and parsed == []
+    ledger.file.write_text(ledger.file.read_text().replace("z16-b", "z16-c"))  # another server process
+    assert ledger.owner("z16-c") == token and ledger.has_seat(token, 3.0) and parsed == [1]
