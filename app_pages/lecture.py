@@ -223,12 +223,15 @@ def live_panel(dataset, cfg, ticking: bool) -> None:
 
 st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
 st.html(CLICKER_KEYS_JS, unsafe_allow_javascript=True)
+if cookie := state.reveals_cookie():
+    st.sidebar.html(cookie, unsafe_allow_javascript=True)  # the sidebar: no gap in the projected page
 presenter = st.toggle("Presenter view (no sidebar)", key="presenter", value=True)
 if presenter:
     st.markdown(HIDE_SIDEBAR_CSS, unsafe_allow_html=True)
 steps = lecture.STEPS
 # the address names the step; without one (the sidebar's link, the browser's Back to a page address
-# without it) the step this session left; a reveal stays in the session only, never in a link
+# without it) the step this session left; a reveal stays in this browser (a session cookie, for a
+# reload), never in a link
 number = lecture.step_number(state.url_param("step") or state.lecture_step())
 state.set_lecture_step(steps[number - 1].key)
 state.set_url_param("step", steps[number - 1].key)

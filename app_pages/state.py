@@ -16,7 +16,9 @@ What lives here, by who reads it:
 
 from __future__ import annotations
 
+import json
 import uuid
+from urllib.parse import quote, unquote
 
 import streamlit as st
 
@@ -177,17 +179,44 @@ def set_lecture_step(key: str) -> None:
     st.session_state.lecture_step = key
 
 
+REVEALS_COOKIE = "cae_reveals"  # Lecture mode's reveals, kept by the browser for a reload (never in a link)
+
+
+def _browser_reveals() -> dict[str, str | None]:
+    """{step: prediction} this browser revealed before (its session cookie), {} when none or unreadable."""
+    text = st.context.cookies.get(REVEALS_COOKIE)
+    try:
+        value = json.loads(unquote(text)) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v if isinstance(v, str) else None for k, v in value.items()}
+
+
 def revealed(step: str) -> bool:
-    return f"revealed_{step}" in st.session_state
+    return f"revealed_{step}" in st.session_state or step in _browser_reveals()
 
 
 def revealed_guess(step: str) -> str | None:
     """What the learner predicted before revealing a Lecture-mode step (None: no prediction)."""
-    return st.session_state.get(f"revealed_{step}")
+    return st.session_state.get(f"revealed_{step}", _browser_reveals().get(step))
 
 
 def reveal(step: str, guess: str | None) -> None:
     st.session_state[f"revealed_{step}"] = guess
+    st.session_state.reveals_cookie_due = True
+
+
+def reveals_cookie() -> str | None:
+    """Once after a reveal: the script that keeps every reveal of this browser in its session
+    cookie (gone when the browser closes), so a reload shows the step revealed as it was."""
+    if not st.session_state.pop("reveals_cookie_due", False):
+        return None
+    reveals = _browser_reveals()
+    reveals.update({k.removeprefix("revealed_"): v for k, v in st.session_state.items() if k.startswith("revealed_")})
+    value = quote(json.dumps(reveals, separators=(",", ":")), safe="")
+    return f"<script>document.cookie = '{REVEALS_COOKIE}={value}; path=/; SameSite=Strict';</script>"
 
 
 def uploaded_picture() -> bytes | None:

@@ -24,6 +24,13 @@ from cae.sweeps import budget_lines, grouped, load_label_budget, load_sweeps, se
 from cae.train import run_experiment  # noqa: E402
 
 NEW = "seeds" in inspect.signature(report.pretraining_verdict).parameters
+CLASS_SEEDS = "seeds" in inspect.signature(report.class_extremes_sentence).parameters
+
+
+def classes(metrics: dict) -> str | None:
+    if CLASS_SEEDS:
+        return report.class_extremes_sentence(metrics, seed_spread(metrics))
+    return report.class_extremes_sentence(metrics)
 
 
 def seeds_of(metrics: dict):
@@ -48,6 +55,11 @@ def lecture_answers(run) -> None:
             "seeds": seeds_of(run.metrics),
             "seen": lecture.recognition(run.autoencoder, run.classifier, sample.test.images, sample.test.labels),
         }
+        if "objectives" in inspect.signature(lecture.answer).parameters:
+            from cae.sweeps import OBJECTIVE_NAMES, load_objectives
+
+            extra["objectives"] = (load_objectives() or {}).get("options")
+            extra["names"] = OBJECTIVE_NAMES
         entry = (load_label_budget() or {}).get("sources", {}).get(run.name)
         if entry:
             points = [p for p in entry["points"] if p["budget"] in lecture.LECTURE_BUDGETS]
@@ -67,7 +79,7 @@ def main() -> None:
         print(f"== {entry['title']} ({name})")
         print(f"  title: {words.run_title(run.metrics)}")
         print(f"  verdict: {verdict(run.metrics)}")
-        print(f"  classes: {report.class_extremes_sentence(run.metrics, seed_spread(run.metrics))}")
+        print(f"  classes: {classes(run.metrics)}")
         if name == index["default"]:
             lecture_answers(run)
     sweeps = load_sweeps()
@@ -76,6 +88,11 @@ def main() -> None:
     leaks = grouped(sweeps["runs"], "leak", where={"latent_dim": 1024})
     for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
         print(f"  leak: {report.sweep_sentence(leaks, measure, 'leak', what)}")
+    if hasattr(report, "objectives_sentence"):
+        from cae.sweeps import OBJECTIVE_NAMES, load_objectives
+
+        options = (load_objectives() or {}).get("options")
+        print(f"== Objectives\n  {report.objectives_sentence(options, OBJECTIVE_NAMES) if options else ''}")
     budget = load_label_budget()
     for entry in (budget or {}).get("sources", {}).values():
         lines = budget_lines(entry["points"], budget.get("precision")) if NEW else budget_lines(entry["points"])
@@ -87,7 +104,7 @@ def main() -> None:
         print(f"== The sample: {label}")
         print(f"  title: {words.run_title(metrics)}")
         print(f"  verdict: {verdict(metrics)}")
-        print(f"  classes: {report.class_extremes_sentence(metrics)}")
+        print(f"  classes: {classes(metrics)}")
         if NEW:
             print(f"  live: {report.live_run_sentence(metrics)}")
 

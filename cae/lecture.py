@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cae.evidence import compare_accuracies, compare_paired, compare_seeds, compare_to_chance, mcnemar_p, noise_words
+from cae.evidence import compare_accuracies, compare_paired, compare_to_chance, mcnemar_p, noise_words
 from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
@@ -21,6 +21,7 @@ from cae.report import (
     standing,
     versus,
 )
+from cae.sweeps import budget_verdicts
 
 
 @dataclass(frozen=True)
@@ -268,9 +269,8 @@ def _code(representation: dict) -> Answer:
 def _budget(lines: dict[str, dict[int, dict]]) -> Answer:
     """The label-budget step's answer: the budgets where fine-tuned beats scratch beyond the seeds'
     spread (the choice holding the widest gap; any other choice holding such a budget counts too)."""
-    fine, scratch = lines["finetuned"], lines["scratch"]
-    budgets = [b for b in LECTURE_BUDGETS if b in fine and b in scratch]
-    verdicts = {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in budgets}
+    verdicts = budget_verdicts(lines, LECTURE_BUDGETS)
+    budgets = list(verdicts)
     ahead = [b for b in budgets if verdicts[b].winner == 0]
     said = label_budget_sentence({k: {b: v[b] for b in budgets} for k, v in lines.items()})
     if not ahead:

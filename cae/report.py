@@ -412,20 +412,22 @@ def label_budget_sentence(lines: dict[str, dict[int, dict]]) -> str:
             f"The fine-tuned line is above scratch at {', '.join(f'{b:,}' for b in above) or 'no budget'} labelled "
             f"images, by at most {max(gap.values()):+.1f} points; one seed per point, so the noise is not measured."
         )
-    verdicts = {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in budgets}
+    from cae.sweeps import budget_verdicts
+
+    verdicts = budget_verdicts(lines, budgets)
     ahead = [b for b in budgets if verdicts[b].winner == 0]
     behind = [b for b in budgets if verdicts[b].winner == 1]
-    listing = lambda bs: ", ".join(f"{b:,}" for b in bs)  # noqa: E731
+    counts = lambda bs: ", ".join(f"{b:,}" for b in bs)  # noqa: E731
     if ahead:
         first = (
             f"Starting from the autoencoder beats starting from random weights beyond the seeds' spread at "
-            f"{listing(ahead)} labelled images"
+            f"{counts(ahead)} labelled images"
         )
     else:
         first = "At no budget is the fine-tuned line above scratch beyond the seeds' spread"
     parts = [first]
     if behind:
-        parts.append(f"scratch is ahead beyond it at {listing(behind)}")
+        parts.append(f"scratch is ahead beyond it at {counts(behind)}")
     parts.append(
         f"the widest gap is {gap[widest]:+.1f} points at {widest:,} labels "
         f"({fine[widest]['mean']:.1f}% vs {scratch[widest]['mean']:.1f}%)"

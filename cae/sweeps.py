@@ -167,6 +167,17 @@ def load_label_budget() -> dict | None:
     return shipped_json(LABEL_BUDGET_FILE)
 
 
+def budget_verdicts(lines: dict[str, dict[int, dict]], budgets=None) -> dict:
+    """{budget: Verdict} of the fine-tuned line against scratch at each budget both lines have
+    (of `budgets`, when given), by the seeds' spread: the one comparison the label-budget sentence,
+    Lecture mode's step 8 and the objectives' comparison read."""
+    from cae.evidence import compare_seeds
+
+    fine, scratch = lines["finetuned"], lines["scratch"]
+    shared = [b for b in (budgets or sorted(fine)) if b in fine and b in scratch]
+    return {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in shared}
+
+
 def budget_lines(points: list[dict], precision: str | None = None) -> dict[str, dict[int, dict]]:
     """{line: {budget: spread over seeds}} for the fine-tuned, frozen and scratch lines (of the points
     trained in `precision`, when given)."""

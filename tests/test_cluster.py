@@ -247,8 +247,14 @@ def gcs_servers() -> int:
 def test_through_ray_client_a_job_trains_and_a_lost_head_is_a_sentence_without_new_clusters(
     tmp_path, monkeypatch, small_dataset, hold
 ):
+    import secrets
     import time
 
+    # the README's token steps, as for HOST:PORT: without them a head that finds a token in
+    # ~/.ray/auth_token (Ray 2.60 writes one the first time it starts a local cluster, as the tests
+    # before this one do) refuses a client that sends none, and ray:// only times out
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
     head = Head()
     head.start()
     try:
