@@ -9,7 +9,7 @@ import streamlit as st
 import torch
 
 from app_pages._shared import current_dataset, data_source, show_chart, use_data
-from app_pages.caches import cached_dataset
+from app_pages.caches import TaskError, cached_dataset, computed
 from app_pages.rights import caps, seat, seat_ledger
 from cae.classroom import upload_budget, upload_cost
 from cae.data import CIFAR10_FOLDER, SAMPLE, UPLOADS, DataError, cache_dir, download_cifar10
@@ -73,6 +73,9 @@ def choose_cifar10() -> None:
         st.rerun()
 
 
+DECODE_WAIT = 900  # seconds an upload's decoding may take in the worker
+
+
 def choose_upload() -> None:
     st.caption(
         f"One subfolder of pictures per class (split 80/20), or train/<class>/ and test/<class>/. "
@@ -106,9 +109,12 @@ def choose_upload() -> None:
         except UploadError as exc:
             st.error(f"{chosen}: {exc}")
             return
-        try:  # read it before using it: a failed upload leaves the data in use as it was
-            cached_dataset(str(folder))
-        except DataError as exc:
+        try:  # decoded by the worker, never by this web server; read before use: a failure changes nothing
+            with st.spinner("Decoding the pictures in the training worker…"):
+                if computed("decode_upload", {"origin": str(folder)}, wait=DECODE_WAIT) is None:
+                    raise DataError(f"Decoding took longer than {DECODE_WAIT} s; upload fewer pictures.")
+            cached_dataset(str(folder))  # the worker's decoded cache
+        except (DataError, TaskError) as exc:
             shutil.rmtree(folder, ignore_errors=True)
             st.error(f"{chosen}: {str(exc).replace(str(folder), 'the upload')} The data in use is unchanged.")
             return

@@ -125,7 +125,17 @@ def representation(payload: dict, dataset_of: DatasetGetter) -> dict:
     return cached("representation", run, dataset, lambda: quality(representation_probe(run, dataset), features))
 
 
+def decode_upload(payload: dict, _dataset_of: DatasetGetter) -> dict:
+    """An uploaded folder's pictures decoded here, in the worker, into the cache the web server
+    then reads without decoding anything: {"train": n, "test": m}."""
+    from cae.data import load_dataset
+
+    dataset = load_dataset(payload["origin"], download=False)
+    return {"train": len(dataset.train), "test": len(dataset.test)}
+
+
 TASKS: dict[str, Callable[[dict, DatasetGetter], object]] = {
+    "decode_upload": decode_upload,
     "evaluate": evaluate,
     "step_time": step_time,
     "layer_times": layer_times,

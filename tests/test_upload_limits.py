@@ -131,3 +131,24 @@ def test_tiny_pictures_are_charged_what_they_cost_the_disk_not_their_bytes():
     with pytest.raises(UploadError, match="more than 600 pictures, what this seat may still upload"):
         unpack_upload([("dots.zip", archive)], Budget(files=600))
     assert leftovers() == []
+
+
+def test_an_upload_is_decoded_by_the_worker_and_the_web_server_only_reads_its_cache(tmp_path, monkeypatch):
+    """The probe's 48 lossless 40 MP pictures cost the web server 54 s of CPU: decoding now happens
+    in the training worker (the Data page's "decode_upload" task), which leaves the decoded cache;
+    the web server's process then loads the upload without decoding one picture."""
+    from cae import data
+    from cae.jobs import DONE, manager_for
+
+    pictures = {f"c{c}/{i}.png": picture((8, 8), colour=(200 * c, 10 * i, 0)) for c in range(2) for i in range(10)}
+    folder = unpack_upload([("p.zip", zip_of(pictures))])
+    manager = manager_for(tmp_path / "runs")
+    job = manager.wait(manager.compute("decode_upload", {"origin": str(folder)}).id, 300)
+    assert job.state == DONE, job.error
+
+    def decode_here(path):
+        raise AssertionError(f"the web server decoded {path}")
+
+    monkeypatch.setattr(data, "decode_image", decode_here)
+    dataset = load_dataset(str(folder), download=False)
+    assert len(dataset.train) + len(dataset.test) == 20 == job.result["train"] + job.result["test"]
