@@ -13,12 +13,11 @@ from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
 from cae.model import Classifier, ConvAutoencoder
 from cae.report import (
-    class_leaders,
+    class_words,
     label_budget_sentence,
     objective_measures,
     objectives_answer,
     pretraining_comparison,
-    standing,
     versus,
 )
 from cae.sweeps import budget_verdicts
@@ -296,11 +295,8 @@ def _objectives(options: dict[str, dict], names: dict[str, str]) -> Answer:
 def _classes(metrics: dict, seeds: list[dict] | None) -> Answer:
     """The per-class step's answer: the worst class, and every class within the noise of it counts
     as right (by the seeds' spread where the recipe has shipped seeds, else this seed's test images)."""
-    per_class = metrics["per_class_acc"]
-    top, bottom, noise = class_leaders(metrics, seeds)
-    worst = standing(bottom, per_class, "worst", "class")
-    best = standing(top, per_class, "best", "class")
-    return Answer(bottom[0], f"{worst[0].upper() + worst[1:]}; {best} ({noise}).", tuple(bottom[1:]))
+    said, bottom = class_words(metrics, seeds, worst_first=True)
+    return Answer(bottom[0], said, tuple(bottom[1:]))
 
 
 def answer(

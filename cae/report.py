@@ -219,15 +219,25 @@ def class_extremes_sentence(metrics: dict, seeds: list[dict] | None = None) -> s
             f"At chance level: {accuracy:.1f}% is what guessing among {len(per_class)} classes gives "
             f"({chance:.0f}%), so no class is really best or worst." + few
         )
-    top, bottom, noise = class_leaders(metrics, seeds)
     lecture = (
         " The lecture found deer worst, cat next, frog best."
         if list(metrics.get("dataset", {}).get("classes", [])) == CIFAR10_CLASSES
         else ""
     )
-    best_words = standing(top, per_class, "the best class is", "no class is clearly the best")
-    worst_words = standing(bottom, per_class, "the worst class is", "no class is clearly the worst")
-    return f"{best_words[0].upper() + best_words[1:]}; {worst_words} ({noise}).{lecture}" + few
+    return class_words(metrics, seeds)[0] + lecture + few
+
+
+def class_words(metrics: dict, seeds: list[dict] | None = None, worst_first: bool = False) -> tuple[str, list[str]]:
+    """("The best class is …; no class is clearly the worst: … (the noise).", the worst class and
+    those within noise of it), by `class_leaders`; Lecture mode's step 6 says the worst first."""
+    per_class = metrics["per_class_acc"]
+    top, bottom, noise = class_leaders(metrics, seeds)
+    clauses = [
+        standing(top, per_class, "the best class is", "no class is clearly the best"),
+        standing(bottom, per_class, "the worst class is", "no class is clearly the worst"),
+    ]
+    text = "; ".join(clauses[::-1] if worst_first else clauses)
+    return f"{text[0].upper() + text[1:]} ({noise}).", bottom
 
 
 def class_leaders(metrics: dict, seeds: list[dict] | None = None) -> tuple[list[str], list[str], str]:

@@ -52,6 +52,7 @@ def test_the_worst_class_is_named_only_beyond_the_noise_and_a_prediction_within_
     assert "for this seed: two standard errors of the difference on 1,000 test images per class" in said
     answer = lecture.answer(step("classes"), within)
     assert (answer.choice, answer.also) == ("cat", ("bird",))
+    assert answer.why.startswith("No class is clearly the worst: cat (32.8%) is within noise of bird"), answer.why
     assert answer.judge("bird").startswith("✓ Right within the noise: bird is within the noise of cat")
     assert answer.judge("cat") == "✓ As you predicted. " and answer.judge("frog") == "✗ Not quite. "
 
@@ -59,6 +60,7 @@ def test_the_worst_class_is_named_only_beyond_the_noise_and_a_prediction_within_
     assert "the worst class is cat (32.8%), beyond the noise of every other" in class_extremes_sentence(apart)
     answer = lecture.answer(step("classes"), apart)
     assert answer.also == () and answer.judge("bird") == "✗ Not quite. "
+    assert answer.why.startswith("The worst class is cat (32.8%), beyond the noise of every other"), answer.why
 
 
 def test_with_seeds_the_seeds_ranges_decide_the_worst_class():
