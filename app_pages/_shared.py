@@ -246,18 +246,18 @@ def setting_widget(spec: Setting, note: str | None, keep: str):
     takes it (0 in an optional whole number is None)."""
     form = spec.form
     options = dict(key=spec.name, persist_state=keep, help=note or form.get("help"))
-    label = form["label"]
+    label, choices = form["label"], form.get("choices", spec.choices)  # the setting's own unless narrowed
     match form["widget"]:
         case "select_slider":
             percent, floats = form.get("percent"), spec.kind == "float"
             fmt = (lambda v: f"{v:.0%}") if percent else (lambda v: f"{v:g}") if floats else str
-            value = st.select_slider(label, form["choices"], format_func=fmt, **options)
+            value = st.select_slider(label, choices, format_func=fmt, **options)
         case "slider":
             value = st.slider(label, form["low"], form["high"], step=form["step"], **options)
         case "radio":
-            value = st.radio(label, form["choices"], horizontal=True, **options)
+            value = st.radio(label, choices, horizontal=True, **options)
         case "selectbox":
-            value = st.selectbox(label, form["choices"], **options)
+            value = st.selectbox(label, choices, **options)
         case "number_input":
             value = st.number_input(label, form["low"], form["high"], step=form.get("step", 1), **options)
         case _:

@@ -18,19 +18,13 @@ from app_pages._shared import (
 from app_pages.caches import TaskError, computed, jobs, measured_speed, runs
 from app_pages.rights import seat, submit_sweep, submit_training
 from cae import budget
+from cae.budget_report import label_budget_sentence
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
 from cae.devices import resolve_device
 from cae.experiment import transfer_config
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
 from cae.jobs import DONE
-from cae.report import (
-    class_extremes_sentence,
-    label_budget_sentence,
-    one_seed_caution,
-    per_class_counts,
-    pretraining_verdict,
-    verdict_rule,
-)
+from cae.report import class_extremes_sentence, one_seed_caution, per_class_counts, pretraining_verdict, verdict_rule
 from cae.runs import RunError
 from cae.sweeps import budget_lines, lecture_seeds, load_label_budget, seed_spread
 from cae.transcript import lecture_autoencoder_rows, lecture_classifier_rows

@@ -19,6 +19,7 @@ from app_pages._shared import (
 from app_pages.caches import TaskError, computed, jobs, runs
 from cae import latent
 from cae.budget import finished_sweeps
+from cae.budget_report import confirmation_sentence, objectives_sentence
 from cae.explain import reconstruct
 from cae.figures import (
     activity_chart,
@@ -30,14 +31,7 @@ from cae.figures import (
     picture,
     representation_curves,
 )
-from cae.report import (
-    confirmation_sentence,
-    dead_units_sentence,
-    latent_size_sentence,
-    objectives_sentence,
-    representation_sentence,
-    sweep_sentence,
-)
+from cae.report import dead_units_sentence, latent_size_sentence, representation_sentence, sweep_sentence
 from cae.sweeps import (
     OBJECTIVE_NAMES,
     fits_sweep,

@@ -145,20 +145,11 @@ def owns_job(job) -> bool:
 
 
 def admission(cfg=None, n_train: int = 0, budgets: tuple[int, ...] | None = None, seeds: int = 1):
-    """The classroom caps for this seat's new training (or sweep), as the queue applies them under
-    its lock (JobManager.submit's `admit`); None outside classroom mode and for the lecturer."""
+    """The classroom caps for this seat's new training (or sweep), for JobManager.submit's `admit`;
+    None outside classroom mode and for the lecturer."""
     if seat() is None or is_admin():
         return None
-    me, limits = seat(), caps()
-
-    def admit(jobs: list) -> str | None:
-        queued = sum(j.owner == me and j.active and j.trains for j in jobs)
-        total = sum(j.active and j.trains for j in jobs)
-        if budgets is not None:
-            return classroom.sweep_refusal(budgets, seeds, limits, queued, total)
-        return classroom.refusal(cfg, n_train, limits, queued, total)
-
-    return admit
+    return classroom.admission(seat(), caps(), cfg, n_train, budgets, seeds)
 
 
 def submit_training(cfg, dataset: Dataset):

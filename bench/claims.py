@@ -18,6 +18,11 @@ import sys
 sys.path.insert(0, os.getcwd())  # the checkout the command runs in, so an older commit's cae/ answers
 
 from cae import config, lecture, report, words  # noqa: E402
+
+try:  # the label-budget and objectives sentences, in cae/budget_report.py since 2026-12-05
+    from cae import budget_report  # noqa: E402
+except ImportError:
+    budget_report = report
 from cae.data import load_sample  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 from cae.sweeps import budget_lines, grouped, load_label_budget, load_sweeps, seed_spread  # noqa: E402
@@ -88,15 +93,15 @@ def main() -> None:
     leaks = grouped(sweeps["runs"], "leak", where={"latent_dim": 1024})
     for measure, what in (("test_acc", "Fine-tuned accuracy"), ("knn", "k-NN accuracy of the code")):
         print(f"  leak: {report.sweep_sentence(leaks, measure, 'leak', what)}")
-    if hasattr(report, "objectives_sentence"):
+    if hasattr(budget_report, "objectives_sentence"):
         from cae.sweeps import OBJECTIVE_NAMES, load_objectives
 
         options = (load_objectives() or {}).get("options")
-        print(f"== Objectives\n  {report.objectives_sentence(options, OBJECTIVE_NAMES) if options else ''}")
+        print(f"== Objectives\n  {budget_report.objectives_sentence(options, OBJECTIVE_NAMES) if options else ''}")
     budget = load_label_budget()
     for entry in (budget or {}).get("sources", {}).values():
         lines = budget_lines(entry["points"], budget.get("precision")) if NEW else budget_lines(entry["points"])
-        print(f"== Label budget, {entry['title']}\n  {report.label_budget_sentence(lines)}")
+        print(f"== Label budget, {entry['title']}\n  {budget_report.label_budget_sentence(lines)}")
     sample = load_sample()
     live = config.live_config(len(sample.train), len(sample.test)) if NEW else config.preset_config(config.QUICK_LOOK)
     for label, cfg in (("Small data preset", config.preset_config(config.SMALL_DATA)), ("Lecture's live run", live)):

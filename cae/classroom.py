@@ -475,4 +475,21 @@ def record_owner(runs_dir: Path, job) -> str | None:
 
 def active_jobs_of(manager, seat: str) -> list:
     """The trainings and sweeps a seat submitted that are queued or running."""
-    return [j for j in manager.jobs() if j.owner == seat and j.active and j.trains]
+    return _active_of(manager.jobs(), seat)
+
+
+def _active_of(jobs: list, seat: str | None = None) -> list:
+    return [j for j in jobs if j.active and j.trains and (seat is None or j.owner == seat)]
+
+
+def admission(seat: str, caps: Caps, cfg: Config | None = None, n_train: int = 0, budgets=None, seeds: int = 1):
+    """The caps for this seat's new training (or label-budget sweep, with `budgets`), as the queue
+    applies them under its lock to the jobs as they are then (JobManager.submit's `admit`)."""
+
+    def admit(jobs: list) -> str | None:
+        queued, total = len(_active_of(jobs, seat)), len(_active_of(jobs))
+        if budgets is not None:
+            return sweep_refusal(budgets, seeds, caps, queued, total)
+        return refusal(cfg, n_train, caps, queued, total)
+
+    return admit

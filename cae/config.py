@@ -104,7 +104,6 @@ class Config:
         form=dict(
             label="Decoder upsampling",
             widget="radio",
-            choices=UPSAMPLE_MODES,
             column=0,
             help="transpose = the lecture's 'deconvolution' (ConvTranspose2d)",
         ),
@@ -312,7 +311,6 @@ class Config:
         form=dict(
             label="Precision",
             widget="selectbox",
-            choices=PRECISIONS,
             column=2,
             help="auto: bf16 autocast where the hardware supports it, else fp32",
         ),

@@ -10,7 +10,6 @@ import hashlib
 import os
 import pickle
 import re
-import shutil
 import tarfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cae import cifar10
+from cae.cifar10 import FOLDER as CIFAR10_FOLDER
 from cae.files import WriteError, absolute, save_tensors, write_atomically
 
 SAMPLE = "sample"
@@ -183,11 +184,6 @@ def load_sample() -> Dataset:
 
 # --- CIFAR-10 (the official python version, as torchvision downloads it) -----------------------
 
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
-CIFAR10_FOLDER = "cifar-10-batches-py"
-CIFAR10_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
-
 
 def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset:
     """CIFAR-10 from ROOT/cifar-10-batches-py, downloaded into `root` first when it is not there."""
@@ -201,8 +197,8 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
         download_cifar10(root, on_progress)
     folder = root / CIFAR10_FOLDER
     try:
-        meta = _read_cifar_pickle(folder / "batches.meta")
-        parts = {s: [_read_cifar_pickle(folder / b) for b in CIFAR10_BATCHES[s]] for s in SPLITS}
+        meta = cifar10.read_batch(folder / "batches.meta")
+        parts = {s: [cifar10.read_batch(folder / b) for b in cifar10.BATCHES[s]] for s in SPLITS}
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
         raise DataError(
             f"{folder} is incomplete or damaged ({type(exc).__name__}: {exc}); delete it and download CIFAR-10 again."
@@ -232,89 +228,23 @@ def load_cifar10(root: Path, download: bool = True, on_progress=None) -> Dataset
     )
 
 
-class _ArraysOnly(pickle.Unpickler):
-    """CIFAR-10's batches are pickles of numpy arrays, lists and strings; anything else in one is
-    refused, so a planted file cannot run code."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    }  # how protocol-2 pickles made by Python 3 spell bytes
-
-    def find_class(self, module: str, name: str):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
-        if module == "numpy.core.multiarray":
-            module = "numpy._core.multiarray" if hasattr(np, "_core") else module
-        return super().find_class(module, name)
-
-
-def _read_cifar_pickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        raw = _ArraysOnly(f, encoding="latin1").load()
-    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
-
-
 def download_cifar10(root: Path, on_progress=None) -> Path:
     """Download and unpack CIFAR-10 into `root` (checked against its MD5); `on_progress(done, total)`
     in bytes. The address and checksum can be set with $CAE_CIFAR10_URL and $CAE_CIFAR10_MD5 (tests
     serve a tiny archive from a local server)."""
-    url = os.environ.get("CAE_CIFAR10_URL") or CIFAR10_URL
-    md5 = os.environ.get("CAE_CIFAR10_MD5") or CIFAR10_MD5
-    root = Path(root)
+    url = os.environ.get("CAE_CIFAR10_URL") or cifar10.URL
     try:
-        root.mkdir(parents=True, exist_ok=True)
-        archive = root / ".cifar-10-python.tar.gz.part"
-        _fetch(url, archive, on_progress)
-        if _md5(archive) != md5:
-            archive.unlink()
-            raise DataError(f"The CIFAR-10 download from {url} is damaged (its checksum does not match); try again.")
-        write_atomically(root / CIFAR10_FOLDER, lambda tmp: _unpack_cifar(archive, tmp))
-        archive.unlink()
+        return cifar10.download(Path(root), url, os.environ.get("CAE_CIFAR10_MD5") or cifar10.MD5, on_progress)
+    except cifar10.ChecksumError:
+        raise DataError(
+            f"The CIFAR-10 download from {url} is damaged (its checksum does not match); try again."
+        ) from None
     except (OSError, WriteError, tarfile.TarError) as exc:
         raise DataError(
             f"No dataset at {root} and CIFAR-10 could not be downloaded ({type(exc).__name__}: {exc}). "
             "Ways out: go online and try again; point CAE_DATA or --data at an image folder with "
             "train/<class>/ and test/<class>/; or use the bundled sample with --data sample."
         ) from None
-    return root / CIFAR10_FOLDER
-
-
-def _fetch(url: str, target: Path, on_progress=None, chunk: int = 1 << 20) -> None:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=30) as response, open(target, "wb") as out:
-        total, done = int(response.headers.get("Content-Length") or 0), 0
-        while block := response.read(chunk):
-            out.write(block)
-            done += len(block)
-            if on_progress:
-                on_progress(done, total)
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _unpack_cifar(archive: Path, target: Path) -> None:
-    """The batch files of the archive's cifar-10-batches-py/ into `target` (nothing else, no links)."""
-    wanted = {"batches.meta", *CIFAR10_BATCHES["train"], *CIFAR10_BATCHES["test"]}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar.getmembers():
-            name = Path(member.name).name
-            if member.isfile() and name in wanted and Path(member.name).parent.name == CIFAR10_FOLDER:
-                with tar.extractfile(member) as src, open(target / name, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-    missing = wanted - {p.name for p in target.iterdir()}
-    if missing:
-        raise tarfile.TarError(f"the archive lacks {', '.join(sorted(missing))}")
 
 
 # --- image folders --------------------------------------------------------------------------

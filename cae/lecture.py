@@ -7,20 +7,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cae.budget_report import label_budget_sentence, objectives_answer
 from cae.evidence import compare_accuracies, compare_paired, compare_to_chance, mcnemar_p, noise_words
 from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
 from cae.model import Classifier, ConvAutoencoder
-from cae.report import (
-    class_words,
-    label_budget_sentence,
-    objective_measures,
-    objectives_answer,
-    pretraining_comparison,
-    versus,
-)
-from cae.sweeps import budget_verdicts
+from cae.report import class_words, pretraining_comparison, versus
+from cae.sweeps import budget_verdicts, objective_measures
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cae.budget import LINES
 from cae.config import Config
+from cae.evidence import compare_seeds
 from cae.runs import PRETRAINED_DIR, pretrained_dir
 
 SWEEPS_FILE = "sweeps.json"
@@ -171,8 +172,6 @@ def budget_verdicts(lines: dict[str, dict[int, dict]], budgets=None) -> dict:
     """{budget: Verdict} of the fine-tuned line against scratch at each budget both lines have
     (of `budgets`, when given), by the seeds' spread: the one comparison the label-budget sentence,
     Lecture mode's step 8 and the objectives' comparison read."""
-    from cae.evidence import compare_seeds
-
     fine, scratch = lines["finetuned"], lines["scratch"]
     shared = [b for b in (budgets or sorted(fine)) if b in fine and b in scratch]
     return {b: compare_seeds(fine[b]["values"], scratch[b]["values"]) for b in shared}
@@ -223,3 +222,19 @@ def trained_as_long(entry: dict, sweep: dict | None) -> tuple[str, dict] | None:
     sources = (sweep or {}).get("sources", {}).values()
     base = next((s for s in sources if s.get("ae_epochs") == entry["ae_epochs"]), None)
     return None if base is None else (base["title"], budget_lines(base["points"], sweep.get("precision")))
+
+
+def objective_measures(options: dict[str, dict], at: int = 1000, frozen_at: int = 10000) -> tuple[list, dict, dict]:
+    """(the objectives whose fine-tuning beats scratch beyond the classifier seeds' spread at `at`
+    labels, each objective's fine-tuned − scratch gap there, each one's frozen line at `frozen_at`)."""
+    ahead, gaps, frozen = [], {}, {}
+    for name, entry in options.items():
+        lines = budget_lines(entry["points"])
+        fine, scratch = lines["finetuned"].get(at), lines["scratch"].get(at)
+        if fine and scratch:
+            gaps[name] = fine["mean"] - scratch["mean"]
+            if fine["n"] > 1 and budget_verdicts(lines, [at])[at].winner == 0:
+                ahead.append(name)
+        if frozen_at in lines["frozen"]:
+            frozen[name] = lines["frozen"][frozen_at]["mean"]
+    return ahead, gaps, frozen

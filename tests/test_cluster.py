@@ -194,31 +194,37 @@ class Head:
         return killed
 
 
-def test_losing_the_ray_head_fails_the_job_with_a_sentence_the_server_lives_and_a_new_head_trains(
-    tmp_path, monkeypatch, small_dataset, hold
-):
+@pytest.fixture
+def head(monkeypatch):
+    """A real head of its own, started with the README's token steps: the head and this server
+    share one token, with RAY_AUTH_MODE=token. Without them a head that finds a token in
+    ~/.ray/auth_token (Ray 2.60 writes one the first time it starts a local cluster, as the tests
+    before these do) refuses a client that sends none, and ray:// only times out. Killed after."""
     import secrets
 
-    # the README's token steps: the head and this server share one token, with RAY_AUTH_MODE=token
     monkeypatch.setenv("RAY_AUTH_MODE", "token")
     monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    head = Head()
-    head.start()
-    try:
-        monkeypatch.setenv("CAE_RAY_ADDRESS", head.address)
-        manager = manager_for(tmp_path / "runs")
-        job = manager.submit(Config(**TINY), small_dataset)
-        wait_until(lambda: held(job), timeout=180, what="job training on the cluster")
-        assert head.kill()
-        job = manager.wait(job.id, 180)
-        assert job.state == FAILED and f"The Ray cluster at {head.address}" in job.error, job.error
-        assert "nothing was saved" in job.error and written(manager) == []
-        head.start()  # the head is back: the next job connects again and trains
-        hold.release()
-        again = manager.wait(manager.submit(Config(**{**TINY, "seed": 1}), small_dataset).id, 300)
-        assert again.state == DONE, again.error
-    finally:
-        head.kill()
+    started = Head()
+    started.start()
+    yield started
+    started.kill()
+
+
+def test_losing_the_ray_head_fails_the_job_with_a_sentence_the_server_lives_and_a_new_head_trains(
+    tmp_path, monkeypatch, small_dataset, hold, head
+):
+    monkeypatch.setenv("CAE_RAY_ADDRESS", head.address)
+    manager = manager_for(tmp_path / "runs")
+    job = manager.submit(Config(**TINY), small_dataset)
+    wait_until(lambda: held(job), timeout=180, what="job training on the cluster")
+    assert head.kill()
+    job = manager.wait(job.id, 180)
+    assert job.state == FAILED and f"The Ray cluster at {head.address}" in job.error, job.error
+    assert "nothing was saved" in job.error and written(manager) == []
+    head.start()  # the head is back: the next job connects again and trains
+    hold.release()
+    again = manager.wait(manager.submit(Config(**{**TINY, "seed": 1}), small_dataset).id, 300)
+    assert again.state == DONE, again.error
 
 
 def test_a_cluster_that_cannot_be_reached_is_a_sentence_and_nothing_is_queued(tmp_path, monkeypatch, small_dataset):
@@ -245,34 +251,23 @@ def gcs_servers() -> int:
 
 
 def test_through_ray_client_a_job_trains_and_a_lost_head_is_a_sentence_without_new_clusters(
-    tmp_path, monkeypatch, small_dataset, hold
+    tmp_path, monkeypatch, small_dataset, hold, head
 ):
-    import secrets
     import time
 
-    # the README's token steps, as for HOST:PORT: without them a head that finds a token in
-    # ~/.ray/auth_token (Ray 2.60 writes one the first time it starts a local cluster, as the tests
-    # before this one do) refuses a client that sends none, and ray:// only times out
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    head = Head()
-    head.start()
-    try:
-        address = f"ray://127.0.0.1:{head.client_port}"
-        monkeypatch.setenv("CAE_RAY_ADDRESS", address)
-        manager = manager_for(tmp_path / "runs")
-        hold.release()
-        first = manager.wait(manager.submit(Config(**TINY), small_dataset).id, 300)
-        assert first.state == DONE and load_run(first.run_path).metrics["classifier"], first.error
-        hold.engage()
-        job = manager.submit(Config(**{**TINY, "seed": 1}), small_dataset)
-        wait_until(lambda: held(job), timeout=180, what="job training through the client server")
-        clusters = gcs_servers()
-        assert head.kill()
-        job = manager.wait(job.id, 180)
-        assert job.state == FAILED and f"The Ray cluster at {address}" in job.error, job.error
-        time.sleep(10)  # the server goes on trying the cluster meanwhile, never starting one of its own
-        assert gcs_servers() < clusters and written(manager) == [first.run_path.name]
-        assert address in manager.backend.problem()
-    finally:
-        head.kill()
+    address = f"ray://127.0.0.1:{head.client_port}"
+    monkeypatch.setenv("CAE_RAY_ADDRESS", address)
+    manager = manager_for(tmp_path / "runs")
+    hold.release()
+    first = manager.wait(manager.submit(Config(**TINY), small_dataset).id, 300)
+    assert first.state == DONE and load_run(first.run_path).metrics["classifier"], first.error
+    hold.engage()
+    job = manager.submit(Config(**{**TINY, "seed": 1}), small_dataset)
+    wait_until(lambda: held(job), timeout=180, what="job training through the client server")
+    clusters = gcs_servers()
+    assert head.kill()
+    job = manager.wait(job.id, 180)
+    assert job.state == FAILED and f"The Ray cluster at {address}" in job.error, job.error
+    time.sleep(10)  # the server goes on trying the cluster meanwhile, never starting one of its own
+    assert gcs_servers() < clusters and written(manager) == [first.run_path.name]
+    assert address in manager.backend.problem()

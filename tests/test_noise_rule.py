@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 
 from cae import lecture
+from cae.budget_report import objectives_sentence
 from cae.evidence import compare_accuracies, leaders
 from cae.latent import TEST_SUBSET
-from cae.report import class_extremes_sentence, objectives_sentence, representation_sentence, sweep_sentence, versus
+from cae.report import class_extremes_sentence, representation_sentence, sweep_sentence, versus
 from cae.runs import PRETRAINED_DIR, pretrained_index
 from tests.test_evidence import EPS, threshold_gap
 

@@ -136,7 +136,7 @@ def fake_option(knn_last: float, fine: list[float], scratch: list[float], frozen
 
 
 def test_the_sentence_names_an_objective_ahead_only_beyond_the_classifier_seeds_spread():
-    from cae.report import objectives_sentence
+    from cae.budget_report import objectives_sentence
     from cae.sweeps import OBJECTIVE_NAMES
 
     apart = {

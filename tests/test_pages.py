@@ -139,7 +139,7 @@ def budget_points(gaps: dict[int, tuple[float, float]], seeds: int = 3) -> list[
 
 
 def test_the_label_budget_sentence_says_where_pretraining_helps_and_where_the_lines_meet():
-    from cae.report import label_budget_sentence
+    from cae.budget_report import label_budget_sentence
     from cae.sweeps import budget_lines
 
     lines = budget_lines(

@@ -189,6 +189,21 @@ def children_named(parent: int, name: str) -> list[int]:
     return found
 
 
+def classroom_server(tmp_path, **settings):
+    """`streamlit run` in classroom mode on the bundled sample, with its own runs and cache folders
+    and these CAE_* settings."""
+    from bench.appserver import AppServer
+
+    env = {
+        "CAE_RUNS": str(tmp_path / "runs"),
+        "CAE_CACHE": str(tmp_path / "cache"),
+        "CAE_DATA": "sample",
+        "CAE_CLASSROOM": "1",
+        **settings,
+    }
+    return AppServer(env, tmp_path / "server.log")
+
+
 def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is_unchanged(browser, tmp_path):
     """The probe's upload, from a browser: a ~40 KB zip of black bitmaps that unpacks to ~9 MB, in a
     class where a seat may upload 2 MB. Refused in a sentence naming the file; nothing counted."""
@@ -196,8 +211,6 @@ def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is
     import zipfile
 
     from PIL import Image
-
-    from bench.appserver import AppServer
 
     buffer = io.BytesIO()
     Image.new("RGB", (600, 600)).save(buffer, "BMP")
@@ -207,14 +220,7 @@ def test_in_a_class_a_zip_bomb_is_refused_on_what_it_unpacks_to_and_the_quota_is
             for i in range(4):
                 z.writestr(f"holiday/{c}/{i}.bmp", buffer.getvalue())
     assert bomb.stat().st_size < 100_000
-    env = {
-        "CAE_RUNS": str(tmp_path / "runs"),
-        "CAE_CACHE": str(tmp_path / "cache"),
-        "CAE_DATA": "sample",
-        "CAE_CLASSROOM": "1",
-        "CAE_UPLOAD_MB": "2",
-    }
-    server = AppServer(env, tmp_path / "server.log")
+    server = classroom_server(tmp_path, CAE_UPLOAD_MB="2")
     page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
     page.set_default_timeout(60_000)
     try:
@@ -678,18 +684,9 @@ def test_classroom_mode_two_seats_each_see_their_own_place_in_the_queue(browser,
     in the address, so a shared link hands none over); a reload keeps it; while the first seat's
     job trains, the second seat's waits, and each sidebar says whose is where. A third browser
     opened on the first one's address gets a seat of its own."""
-    from bench.appserver import AppServer
-
     hold = tmp_path / "hold"
     hold.touch()  # the first job holds before its first batch: the queue stays as it is while we look
-    env = {
-        "CAE_RUNS": str(tmp_path / "runs"),
-        "CAE_CACHE": str(tmp_path / "cache"),
-        "CAE_DATA": "sample",
-        "CAE_WORKER_HOLD": str(hold),
-        "CAE_CLASSROOM": "1",
-    }
-    server = AppServer(env, tmp_path / "server.log")
+    server = classroom_server(tmp_path, CAE_WORKER_HOLD=str(hold))
     seats = [browser.new_context(viewport={"width": 1280, "height": 720}).new_page() for _ in range(3)]
 
     def seat_code(page) -> str:
@@ -737,17 +734,7 @@ def test_forged_forwarding_headers_buy_no_extra_seats(browser, tmp_path, trusted
     server takes those addresses as given; unless CAE_TRUSTED_PROXY=1 says a proxy on this machine
     writes the header, they are one address, and the seats-per-minute limit (2 here) holds for them
     together. With CAE_TRUSTED_PROXY=1, each forwarded address has its own limit."""
-    from bench.appserver import AppServer
-
-    env = {
-        "CAE_RUNS": str(tmp_path / "runs"),
-        "CAE_CACHE": str(tmp_path / "cache"),
-        "CAE_DATA": "sample",
-        "CAE_CLASSROOM": "1",
-        "CAE_SEATS_PER_MINUTE": "2",
-        **({"CAE_TRUSTED_PROXY": "1"} if trusted else {}),
-    }
-    server = AppServer(env, tmp_path / "server.log")
+    server = classroom_server(tmp_path, CAE_SEATS_PER_MINUTE="2", **({"CAE_TRUSTED_PROXY": "1"} if trusted else {}))
     pages = [browser.new_context(extra_http_headers={"X-Forwarded-For": f"10.0.0.{i}"}).new_page() for i in range(1, 4)]
     try:
         refused = []
