@@ -255,13 +255,17 @@ def evaluation_on_data_in_use(run, dataset) -> None:
             st.error(f"The evaluation failed: {exc}")
             return
     m = run.metrics
-    rows = [
-        {
-            "": "test MSE",
-            "its own test set": f"{m['autoencoder'][-1]['test_mse']:.4f}",
-            "the data in use": f"{fresh['test_mse']:.4f}",
-        }
-    ]
+    rows = (
+        [
+            {
+                "": "test MSE",
+                "its own test set": f"{m['autoencoder'][-1]['test_mse']:.4f}",
+                "the data in use": f"{fresh['test_mse']:.4f}",
+            }
+        ]
+        if fresh["test_mse"] is not None
+        else []
+    )
     if fresh["test_acc"] is not None:
         rows.append(
             {

@@ -20,6 +20,7 @@ from app_pages.caches import TaskError, computed, jobs, runs
 from cae import latent
 from cae.budget import finished_sweeps
 from cae.budget_report import confirmation_sentence, objectives_sentence
+from cae.contrastive import NO_RECONSTRUCTIONS, rebuilds
 from cae.explain import reconstruct
 from cae.figures import (
     activity_chart,
@@ -152,12 +153,20 @@ def show_map(run, dataset, view: dict) -> None:
         left.caption(f"Test image {number} is not on the map; showing {index[position]}, the nearest number that is.")
     chosen, label = index[position], int(labels[position])
     image = dataset.test.images[chosen]
-    left.image(
-        [picture(image), picture(reconstruct(run.autoencoder, image[None])[0])],
-        width=96,
-        alt=[f"test image {chosen}, a {dataset.classes[label]}", f"the reconstruction of test image {chosen}"],
-        caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"],
-    )
+    if rebuilds(run.metrics["config"]):
+        left.image(
+            [picture(image), picture(reconstruct(run.autoencoder, image[None])[0])],
+            width=96,
+            alt=[f"test image {chosen}, a {dataset.classes[label]}", f"the reconstruction of test image {chosen}"],
+            caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"],
+        )
+    else:  # a contrastive run trained no decoder
+        left.image(
+            picture(image),
+            width=96,
+            caption=f"test image {chosen}: {dataset.classes[label]}",
+            alt=f"test image {chosen}",
+        )
     with right:
         neighbours_row("8 nearest training images by code", view["code_neighbours"][position].tolist(), dataset, label)
         neighbours_row("8 nearest by raw pixels", view["pixel_neighbours"][position].tolist(), dataset, label)
@@ -216,7 +225,7 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
         "Compare with", list(names), format_func=names.get, key="latent_overlay", persist_state="session"
     )
     knn = {"this run": knn_curve(run.metrics, None if curve_recorded_on(run.metrics, dataset) else scores)}
-    mse = {"this run": [(r["epoch"], r["test_mse"]) for r in run.metrics["autoencoder"]]}
+    mse = {"this run": [(r["epoch"], r["test_mse"]) for r in run.metrics["autoencoder"] if "test_mse" in r]}
     for path in chosen:
         info = next(i for i in infos if str(i.path) == path)
         if curve_recorded_on(info.metrics, dataset):
@@ -227,7 +236,7 @@ def show_quality(run, dataset, payload: dict, quality: dict) -> None:
                 continue
             other = result["scores"]
         knn[names[path]] = knn_curve(info.metrics, other)
-        mse[names[path]] = [(r["epoch"], r["test_mse"]) for r in info.metrics["autoencoder"]]
+        mse[names[path]] = [(r["epoch"], r["test_mse"]) for r in info.metrics["autoencoder"] if "test_mse" in r]
     show_chart(st, representation_curves(knn, mse, scores["pixels"]["knn"], len(dataset.classes)), width="stretch")
     st.caption(
         "Runs that recorded the curve during training show every epoch; older runs show the initial encoder "
@@ -371,7 +380,7 @@ def show_objectives() -> None:
     if not shipped or not shipped.get("options"):
         st.info(
             "This copy has no comparison of pretraining objectives yet (pretrained/objectives.json); "
-            '`python bench/objectives.py` makes it. The Train page trains any of them: "What the autoencoder rebuilds".'
+            '`python bench/objectives.py` makes it. The Train page trains any of them: "What pretraining asks".'
         )
         return
     options = shipped["options"]
@@ -394,7 +403,7 @@ def show_objectives() -> None:
         f"Drawn beside the shipped lines: {len(yours)} label-budget sweep{'s' if len(yours) != 1 else ''} of your own "
         "on the same images."
         if yours
-        else 'Your own lines join these: train an objective on the Train page ("What the autoencoder rebuilds"), '
+        else 'Your own lines join these: train an objective on the Train page ("What pretraining asks"), '
         f"then run its label-budget sweep on the Classifier page with {shipped['dataset']['name']} as the data."
     )
     show_confirmations(shipped.get("confirmation") or {})
@@ -452,11 +461,15 @@ if quality is not None:
     show_quality(run, dataset, payload, quality)
 
 st.header("Walk between two images")
-if view is not None:
+if not rebuilds(run.metrics["config"]):
+    st.info(NO_RECONSTRUCTIONS)
+elif view is not None:
     show_walk(run, dataset, view["index"].tolist(), view["labels"])
 
 st.header("Limits of an autoencoder")
-if view is not None:
+if not rebuilds(run.metrics["config"]):
+    st.info(NO_RECONSTRUCTIONS)
+elif view is not None:
     show_limits(run, dataset, view)
 
 st.header("Latent size and leak")

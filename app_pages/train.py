@@ -208,12 +208,13 @@ for spec in form_settings(columns=(0, 1, 2)):
     with columns[spec.form["column"]]:
         values[spec.name] = setting_widget(spec, notes.get(spec.name), KEEP)
 
-with st.expander("What the autoencoder rebuilds (denoising, masking, crops)"):
+with st.expander("What pretraining asks (denoising, masking, crops, contrastive)"):
     st.caption(
-        "The lecture's autoencoder rebuilds its own input, which can be done by copying pixels. These options give "
-        "it a corrupted input and the clean image as the target, so the code must keep what the picture shows. "
-        "Compare runs on the Latent space page (the k-NN accuracy of the code, epoch by epoch) and with the "
-        "label-budget sweep on the Classifier page."
+        "The lecture's autoencoder rebuilds its own input, which can be done by copying pixels. Denoising, masking "
+        "and crops give it a corrupted input and the clean image as the target, so the code must keep what the "
+        "picture shows. The contrastive objective rebuilds nothing: two random views of each image must get "
+        "matching codes, unlike the other images'. Compare runs on the Latent space page (the k-NN accuracy of the "
+        "code, epoch by epoch) and with the label-budget sweep on the Classifier page."
     )
     rebuilds = form_settings(columns=("rebuilds",))
     for where, spec in zip(st.columns(len(rebuilds)), rebuilds):

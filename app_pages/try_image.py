@@ -7,8 +7,9 @@ import streamlit as st
 
 from app_pages import state
 from app_pages._shared import current_dataset, current_run, show_chart, show_run_summary
+from cae.contrastive import NO_RECONSTRUCTIONS, rebuilds
 from cae.explain import class_probabilities, reconstruct
-from cae.figures import probability_bars, reconstruction_panel
+from cae.figures import picture, probability_bars, reconstruction_panel
 from cae.uploads import ImageInputError, image_from_bytes
 
 
@@ -65,11 +66,15 @@ else:
             st.error(str(exc))
 
 if image is not None:
-    recon = reconstruct(run.autoencoder, image[None])[0]
     left, right = st.columns([3, 2])  # the prediction beside the pictures, not below the fold
     with left:
         st.caption(caption)
-        show_chart(st, reconstruction_panel(image.float() / 255, recon), width="stretch")
+        if rebuilds(run.metrics["config"]):
+            recon = reconstruct(run.autoencoder, image[None])[0]
+            show_chart(st, reconstruction_panel(image.float() / 255, recon), width="stretch")
+        else:
+            st.image(picture(image), width=160, alt="your picture at 32×32")
+            st.info(NO_RECONSTRUCTIONS)
     with right:
         if run.classifier is None:
             st.info("This run has no classifier (0 classifier epochs), so there is no prediction.")

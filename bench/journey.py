@@ -26,8 +26,8 @@ import time  # noqa: E402
 from cae.config import SMALL_DATA, preset_config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.devices import describe_device, resolve_device  # noqa: E402
-from cae.experiment import evaluate_run, train_or_load
-from cae.runs import PRETRAINED_DIR, load_run, pretrained_index, transfer_config  # noqa: E402
+from cae.experiment import evaluate_run, train_or_load, transfer_config
+from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 
 
 def final_acc(metrics: dict, scratch: bool = False) -> float:

@@ -29,7 +29,7 @@ from cae.data import load_dataset  # noqa: E402
 from cae.devices import resolve_device, resolve_precision  # noqa: E402
 from cae.evidence import compare_seeds  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
-from cae.report import label_budget_sentence  # noqa: E402
+from cae.budget_report import label_budget_sentence  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 from cae.sweeps import budget_lines  # noqa: E402
 

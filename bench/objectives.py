@@ -32,13 +32,14 @@ import torch  # noqa: E402
 from cae import budget as label_budget  # noqa: E402
 from cae import latent  # noqa: E402
 from cae.config import Config  # noqa: E402
+from cae.contrastive import rebuilds, two_views  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.evidence import compare_seeds  # noqa: E402
 from cae.experiment import train_or_load  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.objectives import pretext_for  # noqa: E402
 from cae.plan import Subsets  # noqa: E402
-from cae.report import objectives_sentence  # noqa: E402
+from cae.budget_report import objectives_sentence  # noqa: E402
 from cae.runs import load_run  # noqa: E402
 from cae.sweeps import OBJECTIVE_NAMES, budget_lines  # noqa: E402
 
@@ -51,13 +52,15 @@ OPTIONS = {
     "mask-0.5": {"mask": 0.5},
     "mask-0.75": {"mask": 0.75},
     "augment": {"augment": True},
+    # the contrast (cae/contrastive.py): the encoder alone, NT-Xent on two views, a SimCLR-sized batch
+    "contrastive": {"objective": "contrastive", "batch_size": 512},
 }
 PICTURES = 6  # test images shown per option: clean, its input as trained, and the reconstructions of both
 
 
-def encoder(name: str, ae_epochs: int, dataset, runs: Path):
-    """The option's autoencoder as a run (trained once, found afterwards)."""
-    cfg = Config(ae_epochs=ae_epochs, clf_epochs=0, scratch_baseline=False, **OPTIONS[name])
+def encoder(name: str, ae_epochs: int, dataset, runs: Path, seed: int = 0):
+    """The option's autoencoder as a run (trained once, found afterwards), pretrained with `seed`."""
+    cfg = Config(ae_epochs=ae_epochs, clf_epochs=0, scratch_baseline=False, seed=seed, **OPTIONS[name])
     return load_run(train_or_load(cfg, dataset, runs).path)
 
 
@@ -69,7 +72,8 @@ def measures(run, dataset) -> dict:
     model = run.autoencoder.float().cpu()
     train_codes, test_codes = latent.codes(model, probe.train_images), latent.codes(model, probe.test_images)
     return {
-        "test_mse": [row["test_mse"] for row in m["autoencoder"]],
+        "test_mse": [row["test_mse"] for row in m["autoencoder"] if "test_mse" in row],  # none when contrastive
+        "loss_curve": [row.get("train_loss", row.get("train_mse")) for row in m["autoencoder"]],
         "knn_curve": [row["knn_acc"] for row in m["autoencoder"]],
         "pixels_knn": m["representation"]["pixels_knn"],
         "initial_knn": m["representation"]["initial_knn"],
@@ -83,9 +87,13 @@ def measures(run, dataset) -> dict:
 @torch.no_grad()
 def pictures(run, dataset) -> np.ndarray:
     """uint8 (4, PICTURES, 3, 32, 32): clean test images, the input the option trains on, and the
-    model's reconstruction of each (the same fixed images for every option)."""
+    model's reconstruction of each (the same fixed images for every option); for the contrastive
+    objective, which rebuilds nothing, (3, PICTURES, ...): the images and two random views of each."""
     model = run.autoencoder.float().cpu().eval()
     clean = dataset.test.images[:PICTURES].float() / 255  # (N,3,32,32)
+    if not rebuilds(run.config.to_dict()):
+        views = two_views(clean, torch.Generator().manual_seed(0))
+        return (torch.stack([clean, *views]) * 255).round().to(torch.uint8).numpy()
     pretext = pretext_for(run.config.noise, run.config.mask, False, seed=0)  # crops change no single picture
     corrupted = pretext(clean)[0] if pretext else clean
     rows = [clean, corrupted, model(clean).clamp(0, 1), model(corrupted).clamp(0, 1)]
@@ -101,6 +109,12 @@ def main() -> None:
     parser.add_argument("--budgets", type=int, nargs="*", default=[100, 1000, 10000])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--options", nargs="*", default=list(OPTIONS), choices=list(OPTIONS))
+    parser.add_argument(
+        "--pretrain-seed",
+        type=int,
+        default=0,
+        help="the autoencoder's seed: a seed other than 0 joins the option's entry, so its ranges cover pretraining",
+    )
     parser.add_argument("--table", action="store_true", help="print the file's table for docs/RESULTS.md and stop")
     parser.add_argument(
         "--confirm",
@@ -114,10 +128,12 @@ def main() -> None:
     dataset, out = load_dataset(args.data), Path(args.out)
     for name in args.options:
         t0 = time.perf_counter()
-        run = encoder(name, args.ae_epochs, dataset, Path(args.runs))
+        run = encoder(name, args.ae_epochs, dataset, Path(args.runs), args.pretrain_seed)
         entry = {"settings": OPTIONS[name], "ae_epochs": args.ae_epochs, **measures(run, dataset), "points": []}
         folder = label_budget.sweep_folder(Path(args.runs), run.name, dataset.fingerprint)
-        entry["points"] = label_budget.run_sweep(run, dataset, args.budgets, args.seeds, folder=folder)
+        points = label_budget.run_sweep(run, dataset, args.budgets, args.seeds, folder=folder)
+        entry["points"] = [{**p, "pretrain_seed": args.pretrain_seed} for p in points]
+        entry["pretraining"] = {str(args.pretrain_seed): pretraining_measures(entry)}
         save(name, entry, pictures(run, dataset), dataset, out, "confirmation" if args.confirm else "options")
         print(
             f"{name}: test MSE {entry['test_mse'][-1]:.4f}, k-NN {entry['knn_curve'][-1]:.1f}%, probe "
@@ -151,6 +167,27 @@ def table(shipped: dict) -> str:
     return "\n".join([*rows, "", objectives_sentence(options, OBJECTIVE_NAMES)])
 
 
+MEASURES = ("test_mse", "loss_curve", "knn_curve", "probe", "seconds", "precision", "run_key")
+
+
+def pretraining_measures(entry: dict) -> dict:
+    """What one pretraining seed's autoencoder measured (its curves, probe, time, key)."""
+    return {k: entry[k] for k in MEASURES if k in entry}
+
+
+def joined(old: dict | None, new: dict) -> dict:
+    """`new` (one pretraining seed) joined to the option's `old` entry when both used the same
+    settings and epochs: every pretraining seed's points and measures; the top-level measures stay
+    seed 0's. Otherwise `new` replaces it."""
+    if not old or (old["settings"], old["ae_epochs"]) != (new["settings"], new["ae_epochs"]):
+        return new
+    seeds = {p.get("pretrain_seed", 0) for p in new["points"]}
+    kept = [p for p in old["points"] if p.get("pretrain_seed", 0) not in seeds]
+    pretraining = {**old.get("pretraining", {"0": pretraining_measures(old)}), **new["pretraining"]}
+    top = old if "0" not in new["pretraining"] else new
+    return {**top, "points": kept + new["points"], "pretraining": dict(sorted(pretraining.items()))}
+
+
 def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path, section: str = "options") -> None:
     """Add one option to the file's screening ("options") or its confirmation runs (and its
     pictures beside it), under a lock: two processes may share the options."""
@@ -158,13 +195,14 @@ def save(name: str, entry: dict, picture: np.ndarray, dataset, out: Path, sectio
         fcntl.flock(lock, fcntl.LOCK_EX)
         shipped = json.loads(out.read_text()) if out.exists() else {}
         shipped.update(dataset=dataset.summary(), protocol=label_budget.PROTOCOL)
-        shipped.setdefault(section, {})[name] = entry
+        shipped.setdefault(section, {})[name] = joined(shipped.get(section, {}).get(name), entry)
         shipped[section] = {k: shipped[section][k] for k in [*OPTIONS, *shipped[section]] if k in shipped[section]}
         text = json.dumps(shipped, indent=1)
         write_atomically(out, lambda tmp: tmp.write_text(text), folder=False)
         pictures_file = out.with_name(out.stem + "_pictures.npz")
         kept = dict(np.load(pictures_file)) if pictures_file.exists() else {}
-        kept[name if section == "options" else f"{section}:{name}"] = picture
+        if entry["pretraining"].keys() >= {"0"}:  # the pictures are seed 0's
+            kept[name if section == "options" else f"{section}:{name}"] = picture
 
         def fill(tmp: Path) -> None:
             with open(tmp, "wb") as file:

@@ -121,9 +121,11 @@ def epoch_line(phase: str, row: dict, epochs: int) -> str:
         f"{name} Iteration: {row['epoch']}/{epochs} ; Training Loss: {loss:.4f} ; "
         f"Time consumed: {minutes(row['seconds'])}"
     )
+    knn = f" ; k-NN accuracy of the code: {row['knn_acc']:.1f}%" if "knn_acc" in row else ""
     if "test_mse" in row:
-        knn = f" ; k-NN accuracy of the code: {row['knn_acc']:.1f}%" if "knn_acc" in row else ""
         return line + f" ; Test MSE: {row['test_mse']:.4f}{knn}"
+    if "test_acc" not in row:  # contrastive pretraining: its loss is NT-Xent, and there is no test MSE
+        return line.replace("Training Loss", "Training Loss (NT-Xent)") + knn
     return line + f" ; Test accuracy: {row['test_acc']:.2f}%"
 
 

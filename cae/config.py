@@ -12,6 +12,7 @@ from cae.settings import Setting, setting
 UPSAMPLE_MODES = ("bilinear", "nearest", "transpose")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+OBJECTIVES = ("reconstruction", "contrastive")
 
 # Fields that decide the autoencoder's weights (with the dataset fingerprint and the resolved
 # precision). A request that matches these reuses an existing autoencoder instead of retraining.
@@ -29,7 +30,7 @@ AUTOENCODER_FIELDS = (
 )
 # Autoencoder options added after runs were shipped (cae/objectives.py): in `autoencoder_key` and
 # `run_key` only when they differ from their default, so every existing key stays as it is.
-LATER_AUTOENCODER_FIELDS = {"noise": 0.0, "mask": 0.0, "augment": False}
+LATER_AUTOENCODER_FIELDS = {"noise": 0.0, "mask": 0.0, "augment": False, "objective": "reconstruction"}
 # Fields that never change a result.
 COSMETIC_FIELDS = ("device",)
 # Fields added after runs were shipped: they enter a key only when they differ from their default,
@@ -301,6 +302,23 @@ class Config:
             help="Each batch is shifted by up to 4 pixels (input and target alike), like the flips above.",
         ),
     )
+    # the contrastive objective (cae/contrastive.py): the encoder alone, two views per image, NT-Xent
+    objective: str = setting(
+        "reconstruction",
+        "what pretraining asks of the encoder: reconstruction (the lecture's autoencoder, MSE) or contrastive "
+        "(SimCLR's NT-Xent on two augmented views of each image; no decoder is trained)",
+        choices=OBJECTIVES,
+        group="objective",
+        words="{} pretraining",
+        form=dict(
+            label="Pretraining objective",
+            widget="radio",
+            column="rebuilds",
+            help="contrastive: two random views of each image (crops, flips, colours, grey) must have matching codes "
+            "and differ from the batch's other images (NT-Xent, temperature 0.5). Nothing is rebuilt, so there are "
+            "no reconstructions; denoising, masking and crops do not apply.",
+        ),
+    )
     # execution
     precision: str = setting(
         "auto",
@@ -359,6 +377,11 @@ def validate(cfg: Config) -> None:
     for name, spec in SETTINGS.items():
         if (problem := spec.problem(getattr(cfg, name))) is not None:
             raise ConfigError(problem)
+    if cfg.objective == "contrastive" and (cfg.noise or cfg.mask or cfg.augment):
+        raise ConfigError(
+            "Denoising, masking and crops change what the autoencoder rebuilds; the contrastive objective rebuilds "
+            "nothing (it makes its own views), so set noise and mask to 0 and crops off."
+        )
 
 
 def _digest(values: dict) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from cae.config import Config, autoencoder_key, run_key
+from cae.contrastive import rebuilds
 from cae.data import Dataset, balanced_subset, to_device
 from cae.devices import bf16_supported, resolve_device, resolve_precision
 from cae.runs import AUTO, Run, RunError, find_run, list_runs, load_run, runs_dir, save_run
@@ -175,7 +176,9 @@ def evaluate_run(run: Run, dataset: Dataset, test_limit: int | None = None, devi
     indices = balanced_subset(dataset.test.labels, test_limit or None, 0)  # 0: the whole split
     images, labels = to_device(dataset.test, indices, dev)
     out = {
-        "test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, precision),
+        "test_mse": evaluate_autoencoder(run.autoencoder.to(dev), images, precision)
+        if rebuilds(run.config.to_dict())
+        else None,  # a contrastive run's decoder was never trained
         "test_acc": None,
         "per_class_acc": None,
     }

@@ -302,9 +302,13 @@ def kernel_update_ranking(diff: torch.Tensor, title: str) -> go.Figure:
 
 
 def autoencoder_curves(runs: dict[str, list[dict]]) -> go.Figure:
-    """Train and test MSE per epoch for one or more runs ({label: autoencoder history})."""
+    """Train and test MSE per epoch for one or more runs ({label: autoencoder history}); runs
+    pretrained contrastively (no MSE) draw their NT-Xent loss when no run has an MSE, else are left out."""
+    rebuilt = {label: rows for label, rows in runs.items() if rows and "train_mse" in rows[0]}
+    if not rebuilt and any(runs.values()):
+        return contrastive_curves(runs)
     fig = go.Figure()
-    for i, (label, rows) in enumerate(runs.items()):
+    for i, (label, rows) in enumerate(rebuilt.items()):
         color = PALETTE[i % len(PALETTE)]
         epochs = [r["epoch"] for r in rows]
         fig.add_scatter(
@@ -324,6 +328,22 @@ def autoencoder_curves(runs: dict[str, list[dict]]) -> go.Figure:
     fig.update_xaxes(title="epoch")
     fig.update_yaxes(title="MSE (true mean per pixel)")
     return _layout(fig, "Autoencoder reconstruction loss")
+
+
+def contrastive_curves(runs: dict[str, list[dict]]) -> go.Figure:
+    """The contrastive objective's training loss (NT-Xent) per epoch ({label: pretraining history})."""
+    fig = go.Figure()
+    for i, (label, rows) in enumerate(runs.items()):
+        fig.add_scatter(
+            x=[r["epoch"] for r in rows],
+            y=[r["train_loss"] for r in rows],
+            name=f"{label}: train",
+            line=dict(color=PALETTE[i % len(PALETTE)]),
+            mode="lines+markers",
+        )
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(title="NT-Xent loss (train)")
+    return _layout(fig, "Contrastive pretraining loss (no decoder, no reconstruction)")
 
 
 def classifier_curves(runs: dict[str, dict]) -> go.Figure:

@@ -17,7 +17,15 @@ class Each:
         self.spec = spec
 
 
-EPOCH_AE = {"epoch": int, "train_mse": NUMBER, "test_mse": NUMBER, "seconds": NUMBER, "knn_acc": (OPTIONAL, NUMBER)}
+# a reconstruction epoch has train_mse and test_mse; a contrastive one (cae/contrastive.py) train_loss (NT-Xent)
+EPOCH_AE = {
+    "epoch": int,
+    "train_mse": NUMBER,
+    "test_mse": NUMBER,
+    "train_loss": NUMBER,
+    "seconds": NUMBER,
+    "knn_acc": (OPTIONAL, NUMBER),
+}
 EPOCH_CLF = {"epoch": int, "train_loss": NUMBER, "test_acc": NUMBER, "seconds": NUMBER}
 DATASET = {
     "name": str,

@@ -8,6 +8,7 @@ import json
 import statistics
 from pathlib import Path
 
+from cae.contrastive import rebuilds
 from cae.budget import LINES
 from cae.config import Config
 from cae.evidence import compare_seeds
@@ -92,6 +93,7 @@ def fits_sweep(metrics: dict, sweeps: dict) -> bool:
         same_data
         and bool(metrics.get("autoencoder"))
         and bool(metrics.get("classifier"))
+        and rebuilds(config)
         and all(config.get(k, v) == v for k, v in SWEEP_RECIPE.items())
     )
 

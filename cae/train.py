@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cae.config import Config, optimiser_steps
+from cae.contrastive import train_contrastive
 from cae.data import Dataset, as_float, batches
 from cae.devices import autocast, describe_device, resolve_device, resolve_precision
 from cae.latent import RepresentationProbe
@@ -389,9 +390,8 @@ def run_experiment(
         if reuse is None:
             probe = RepresentationProbe.of(dataset, data.train_idx, data.test_idx)
             metrics["representation"] = probe.summary(autoencoder)
-            metrics["autoencoder"] = train_autoencoder(
-                autoencoder, data.train[0], data.test[0], cfg, precision, reporter, probe
-            )
+            pretrain = train_contrastive if cfg.objective == "contrastive" else train_autoencoder
+            metrics["autoencoder"] = pretrain(autoencoder, data.train[0], data.test[0], cfg, precision, reporter, probe)
             kernels["autoencoder"] = first_layer_kernels(autoencoder)
         if not classifier_epochs(cfg, len(data.labelled[0])):
             return finish(result, reporter)

@@ -23,8 +23,12 @@ PHASE_NAMES = {"autoencoder": "Autoencoder", "classifier": "Fine-tuning", "scrat
 
 def epoch_sentence(phase: str, row: dict) -> str:
     """ "Autoencoder epoch 3: train MSE 0.0312, test MSE 0.0301 (5.2 s)" and the like."""
-    if "train_mse" in row:
-        numbers = f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
+    if "train_mse" in row or "test_acc" not in row:
+        numbers = (
+            f"train MSE {row['train_mse']:.4f}, test MSE {row['test_mse']:.4f}"
+            if "train_mse" in row
+            else f"contrastive loss (NT-Xent) {row['train_loss']:.3f}"
+        )
         if "knn_acc" in row:
             numbers += f", k-NN accuracy of the code {row['knn_acc']:.1f}%"
     else:
@@ -106,8 +110,10 @@ def run_summary(metrics: dict, title: str | None = None) -> str:
         line += f" · fine-tuned {pre[-1]['test_acc']:.1f}%"
         if scratch:
             line += f", scratch {scratch[-1]['test_acc']:.1f}%"
-    elif metrics.get("autoencoder"):
+    elif metrics.get("autoencoder") and "test_mse" in metrics["autoencoder"][-1]:
         line += f" · test MSE {metrics['autoencoder'][-1]['test_mse']:.4f} (autoencoder only)"
+    elif metrics.get("autoencoder"):
+        line += " · contrastive pretraining only"
     return line
 
 

@@ -201,7 +201,7 @@ class Worker:
 
         def on_epoch(phase: str, row: dict, model) -> None:
             self.send(protocol.Epoch(job_id, phase, row))
-            if phase == "autoencoder":
+            if phase == "autoencoder" and cfg.objective != "contrastive":  # it trains no decoder
                 self.send(protocol.Reconstruction(job_id, row["epoch"], reconstruct(model, originals).numpy()))
 
         with self.turns:

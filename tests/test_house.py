@@ -101,3 +101,22 @@ def test_the_lecture_and_report_modules_do_arithmetic_without_the_plotting_libra
     code = "import sys, cae.lecture, cae.report, cae.kernels, cae.evidence; print('plotly' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_every_name_a_script_or_page_takes_from_the_library_is_there():
+    """A module split must take its users along: each `from cae.x import y` in bench/, app_pages/ and
+    the app resolves (bench/ scripts run rarely, so nothing else would notice)."""
+    import importlib.util
+
+    missing = []
+    for path in [*APP_FILES, *sorted((REPO / "bench").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("cae"):
+                module = importlib.import_module(node.module)
+                missing += [
+                    f"{path.relative_to(REPO)}: {node.module}.{alias.name}"
+                    for alias in node.names
+                    if not hasattr(module, alias.name)
+                    and importlib.util.find_spec(f"{node.module}.{alias.name}") is None
+                ]
+    assert missing == []

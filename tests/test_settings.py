@@ -47,9 +47,10 @@ def test_choices_and_switches_are_refused_in_one_sentence():
         Config(label_count=0)
 
 
-def every_setting_changed() -> Config:
-    """A request with every setting the command line takes away from its default."""
-    return Config(
+def every_setting_changed(contrastive: bool = False) -> Config:
+    """A request with every setting the command line takes away from its default; `contrastive`:
+    the objective instead of the reconstruction options it excludes."""
+    cfg = Config(
         latent_dim=64,
         leak=0.2,
         upsample="nearest",
@@ -76,11 +77,15 @@ def every_setting_changed() -> Config:
         seed=7,
         device="cpu",
     )
+    return cfg.replace(noise=0.0, mask=0.0, augment=False, objective="contrastive") if contrastive else cfg
 
 
-def test_the_exported_command_asks_for_exactly_the_run_it_came_from():
-    cfg = every_setting_changed()
-    assert {n for n in SETTINGS if getattr(cfg, n) != SETTINGS[n].default} == set(SETTINGS) - {"encoder_from"}
+@pytest.mark.parametrize("contrastive", [False, True])
+def test_the_exported_command_asks_for_exactly_the_run_it_came_from(contrastive):
+    cfg = every_setting_changed(contrastive)
+    excluded = {"noise", "mask", "augment"} if contrastive else {"objective"}
+    changed = {n for n in SETTINGS if getattr(cfg, n) != SETTINGS[n].default}
+    assert changed == set(SETTINGS) - {"encoder_from"} - excluded
     run = SimpleNamespace(config=cfg, metrics={"dataset": {"origin": "sample", "name": "sample"}})
     command = reproduce_command(run).split()
     assert config_from_args(build_parser().parse_args(command[3:])) == cfg
@@ -97,7 +102,11 @@ def test_the_script_lists_every_setting_but_the_transfer_the_device_and_the_requ
 def test_a_run_is_described_by_every_setting_it_changed():
     metrics = {"config": every_setting_changed().to_dict(), "dataset": {"train_size": 50_000}}
     said = run_differences(metrics)
+    other = {"config": every_setting_changed(contrastive=True).to_dict(), "dataset": {"train_size": 50_000}}
+    assert "contrastive pretraining" in run_differences(other)
     for name, spec in SETTINGS.items():
+        if name == "objective":
+            continue  # said above: it excludes the reconstruction options
         if name in NOT_SAID or name == "label_fraction":  # a label count overrides the fraction
             continue
         if spec.words:

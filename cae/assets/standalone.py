@@ -1,7 +1,8 @@
 """TITLE
 
-The lecture's convolutional autoencoder is trained on images without labels (MSE, Adam); its
-encoder is then reused with a new linear head and fine-tuned as a classifier (cross-entropy,
+The lecture's convolutional autoencoder is trained on images without labels (MSE, Adam; or, with
+the contrastive objective, its encoder alone: SimCLR's NT-Xent on two random views); its encoder is
+then reused with a new linear head and fine-tuned as a classifier (cross-entropy,
 Adam), beside the same classifier trained from random weights. Exported by CAE Explorer; needs
 only torch and torchvision (for CIFAR-10). Usage:
 
@@ -11,6 +12,7 @@ only torch and torchvision (for CIFAR-10). Usage:
 
 import argparse
 import copy
+import math
 import time
 from pathlib import Path
 
@@ -174,6 +176,61 @@ def make_pretext(noise, mask, augment, seed):
     return pretext
 
 
+def view(x, g):
+    """One random view of each image (SimCLR's, for the contrastive objective): a crop of 20-100% of
+    its area and aspect 3/4-4/3 resized back, a left-right flip with p 1/2, brightness, contrast and
+    saturation each scaled by 0.6-1.4 with p 0.8, and grey with p 0.2; drawn from `g`."""
+    b, u = x.shape[0], lambda lo, hi: lo + (hi - lo) * torch.rand(b, generator=g)
+    area, ratio = u(0.2, 1.0), torch.exp(u(math.log(3 / 4), math.log(4 / 3)))
+    width, height = (area * ratio).sqrt().clamp(max=1), (area / ratio).sqrt().clamp(max=1)
+    left, top = (1 - width) * torch.rand(b, generator=g), (1 - height) * torch.rand(b, generator=g)
+    flip = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = width * flip, height
+    theta[:, 0, 2], theta[:, 1, 2] = 2 * left + width - 1, 2 * top + height - 1
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    gray = lambda v: 0.2989 * v[:, 0:1] + 0.587 * v[:, 1:2] + 0.114 * v[:, 2:3]  # noqa: E731
+    brightness, contrast, saturation = [
+        torch.where(torch.rand(b, generator=g) < 0.8, u(0.6, 1.4), 1.0).to(x.device).view(b, 1, 1, 1) for _ in range(3)
+    ]
+    x = (x * brightness).clamp(0, 1)
+    mean = gray(x).mean((1, 2, 3), keepdim=True)
+    x = ((x - mean) * contrast + mean).clamp(0, 1)
+    x = ((x - gray(x)) * saturation + gray(x)).clamp(0, 1)
+    grey = (torch.rand(b, generator=g) < 0.2).to(x.device).view(b, 1, 1, 1)
+    return torch.where(grey, gray(x).expand_as(x), x)
+
+
+def nt_xent(z1, z2, temperature=0.5):
+    """SimCLR's loss: each of the 2B normalised projections must pick its twin among the other 2B - 1."""
+    z = F.normalize(torch.cat([z1, z2]).float(), dim=1)
+    logits = (z @ z.T / temperature).fill_diagonal_(float("-inf"))
+    b = len(z1)
+    return F.cross_entropy(logits, torch.cat([torch.arange(b, 2 * b), torch.arange(b)]).to(z.device))
+
+
+def contrastive_epoch(autoencoder, head, optimizer, images, batch_size, generator, views, flip, precision):
+    """One shuffled pass of the contrastive objective: two views per image, their projections, NT-Xent."""
+    autoencoder.train(), head.train()
+    total, seen, order = 0.0, 0, torch.randperm(len(images), generator=generator)
+    for start in range(0, len(images), batch_size):
+        idx = order[start : start + batch_size]
+        x = images[idx.to(images.device)].float() / 255
+        if flip:
+            mask = torch.rand(len(idx), generator=generator) < 0.5
+            x = torch.where(mask.to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
+        v1, v2 = view(x, views), view(x, views)
+        with torch.autocast(x.device.type, torch.bfloat16, enabled=precision == "bf16"):
+            z = head(autoencoder.encode(torch.cat([v1, v2])))
+        loss = nt_xent(*z.float().chunk(2))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total, seen = total + loss.item() * len(idx), seen + len(idx)
+    return total / seen
+
+
 def epoch(
     model, optimizer, loss_fn, images, labels, batch_size, generator, flip, precision, max_steps=None, pretext=None
 ):
@@ -263,7 +320,20 @@ def main():
     )
     mse = lambda out, x, y: F.mse_loss(out, x)  # noqa: E731
     pretext = make_pretext(c["noise"], c["mask"], c["augment"], c["seed"])
-    for e in range(1, c["ae_epochs"] + 1):
+    if c.get("objective") == "contrastive":  # the encoder alone, with a projection head thrown away after
+        torch.manual_seed(c["seed"] + 15_485_863)
+        head = nn.Sequential(nn.Linear(c["latent_dim"], 512), nn.BatchNorm1d(512), nn.ReLU(), nn.Linear(512, 128))
+        head = head.to(device)
+        encoder = [*autoencoder.conv_encoder.parameters(), *autoencoder.fc_encoder.parameters()]
+        optimizer = torch.optim.Adam(encoder + list(head.parameters()), lr=c["lr"])
+        views = torch.Generator().manual_seed(c["seed"] + 104_729)
+    for e in range(1, c["ae_epochs"] + 1 if c.get("objective") == "contrastive" else 1):
+        t0 = time.perf_counter()
+        loss = contrastive_epoch(
+            autoencoder, head, optimizer, x_train, c["batch_size"], generator, views, c["flip"], args.precision
+        )
+        print(f"Contrastive epoch {e}: NT-Xent {loss:.3f} ({time.perf_counter() - t0:.1f} s)")
+    for e in range(1, c["ae_epochs"] + 1 if c.get("objective") != "contrastive" else 1):
         t0 = time.perf_counter()
         train_mse = epoch(
             autoencoder,
