@@ -24,12 +24,12 @@ import fcntl  # noqa: E402
 import json  # noqa: E402
 
 from cae import budget as label_budget  # noqa: E402
+from cae.budget_report import label_budget_sentence  # noqa: E402
 from cae.config import PRECISIONS  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.devices import resolve_device, resolve_precision  # noqa: E402
 from cae.evidence import compare_seeds  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
-from cae.budget_report import label_budget_sentence  # noqa: E402
 from cae.runs import PRETRAINED_DIR, load_run, pretrained_index  # noqa: E402
 from cae.sweeps import budget_lines  # noqa: E402
 

@@ -31,6 +31,7 @@ import torch  # noqa: E402
 
 from cae import budget as label_budget  # noqa: E402
 from cae import latent  # noqa: E402
+from cae.budget_report import objectives_sentence  # noqa: E402
 from cae.config import Config  # noqa: E402
 from cae.contrastive import rebuilds, two_views  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
@@ -39,7 +40,6 @@ from cae.experiment import train_or_load  # noqa: E402
 from cae.files import write_atomically  # noqa: E402
 from cae.objectives import pretext_for  # noqa: E402
 from cae.plan import Subsets  # noqa: E402
-from cae.budget_report import objectives_sentence  # noqa: E402
 from cae.runs import load_run  # noqa: E402
 from cae.sweeps import OBJECTIVE_NAMES, budget_lines  # noqa: E402
 

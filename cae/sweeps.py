@@ -8,9 +8,9 @@ import json
 import statistics
 from pathlib import Path
 
-from cae.contrastive import rebuilds
 from cae.budget import LINES
 from cae.config import Config
+from cae.contrastive import rebuilds
 from cae.evidence import compare_seeds
 from cae.runs import PRETRAINED_DIR, pretrained_dir
 
