@@ -19,7 +19,7 @@ from app_pages._shared import (
 from app_pages.caches import TaskError, computed, jobs, runs
 from cae import latent
 from cae.budget import finished_sweeps
-from cae.budget_report import confirmation_sentence, objectives_sentence
+from cae.budget_report import confirmation_sentence, contrast_sentence, objectives_sentence
 from cae.contrastive import NO_RECONSTRUCTIONS, rebuilds
 from cae.explain import reconstruct
 from cae.figures import (
@@ -374,6 +374,16 @@ def show_confirmations(confirmations: dict[str, dict]) -> None:
             st.markdown(said)
 
 
+def epochs_per_objective(options: dict[str, dict]) -> str:
+    """ "8 pretraining epochs per objective", or with several counts, which took how many."""
+    counts = {e["ae_epochs"] for e in options.values()}
+    if len(counts) == 1:
+        return f"{counts.pop()} pretraining epochs per objective"
+    return "pretraining epochs: " + ", ".join(
+        f"{OBJECTIVE_NAMES.get(n, n)} {e['ae_epochs']}" for n, e in options.items()
+    )
+
+
 def show_objectives() -> None:
     """The shipped comparison of what the autoencoder rebuilds (bench/objectives.py), or what is missing."""
     shipped = load_objectives()
@@ -387,11 +397,16 @@ def show_objectives() -> None:
     st.markdown(
         "Rebuilding its own input can be done by copying pixels. Denoising, masking and random crops ask the "
         "autoencoder to rebuild the clean image from a damaged or shifted one, so its code must keep what the "
-        "picture shows. The same architecture and the same label-budget protocol, one autoencoder per objective:"
+        "picture shows. The contrastive objective rebuilds nothing: two random views of each image must get "
+        "matching codes, unlike the other images'. The same encoder and the same label-budget protocol:"
     )
     st.markdown(objectives_sentence(options, OBJECTIVE_NAMES))
+    if said := contrast_sentence(options, lambda n: OBJECTIVE_NAMES.get(n, n)):
+        st.markdown(said)
     knn = {OBJECTIVE_NAMES.get(n, n): list(enumerate(e["knn_curve"], start=1)) for n, e in options.items()}
-    mse = {OBJECTIVE_NAMES.get(n, n): list(enumerate(e["test_mse"], start=1)) for n, e in options.items()}
+    mse = {
+        OBJECTIVE_NAMES.get(n, n): list(enumerate(e["test_mse"], start=1)) for n, e in options.items() if e["test_mse"]
+    }
     pixels = next(iter(options.values())).get("pixels_knn")
     show_chart(st, representation_curves(knn, mse, pixels, len(shipped["dataset"]["classes"])), width="stretch")
     fingerprint = shipped["dataset"].get("fingerprint")
@@ -411,21 +426,21 @@ def show_objectives() -> None:
     shown = [n for n in options if n in pictures]
     if shown:
         name = st.selectbox(
-            "Reconstructions of", shown, format_func=lambda n: OBJECTIVE_NAMES.get(n, n), key="objective_pictures"
+            "What each objective trains on",
+            shown,
+            format_func=lambda n: OBJECTIVE_NAMES.get(n, n),
+            key="objective_pictures",
         )
         rows = [torch.from_numpy(row) for row in pictures[name]]
-        show_chart(
-            st,
-            image_strip(
-                rows,
-                f"{OBJECTIVE_NAMES.get(name, name)}: test images, the input it trains on, and its reconstruction "
-                "of each",
-            ),
-            width="stretch",
+        what = (
+            "test images, the input it trains on, and its reconstruction of each"
+            if len(rows) == 4
+            else "test images and two random views of each, which must get matching codes (nothing is rebuilt)"
         )
+        show_chart(st, image_strip(rows, f"{OBJECTIVE_NAMES.get(name, name)}: {what}"), width="stretch")
     st.caption(
-        f"Shipped comparison on {shipped['dataset']['name']}: {next(iter(options.values()))['ae_epochs']} autoencoder "
-        f"epochs per objective, then {shipped['protocol']}"
+        f"Shipped comparison on {shipped['dataset']['name']}: {epochs_per_objective(options)}, then "
+        f"{shipped['protocol']}"
     )
 
 

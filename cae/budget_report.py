@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from cae.evidence import RULES, accuracy_comparison, best, compare_accuracies, compare_seeds, leaders
 from cae.report import standing, versus
-from cae.sweeps import objective_measures
+from cae.sweeps import budget_lines, objective_measures, pretraining_seeds
 from cae.words import listing
 
 
@@ -67,17 +67,76 @@ def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int
     knn_words = standing(top, knn, "by k-NN the best code is", "by k-NN no code is clearly the best", name=label)
     parts = [knn_words] + [said for said in [_against_references(knn, options, label)] if said]
     text = "; ".join(parts + _budget_clauses(options, label, at, frozen_at))
-    return (
-        text[0].upper() + text[1:] + f" (k-NN on {TEST_SUBSET:,} test images, for one autoencoder each; the "
-        "label-budget ranges cover the classifier seeds only)."
-    )
+    return text[0].upper() + text[1:] + f" (k-NN on {TEST_SUBSET:,} test images; {seeds_caveat(options, label)})."
 
 
 def objectives_answer(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
     """Lecture mode's answer to "which objective makes fine-tuning beat scratch at `at` labels": the
     label-budget half of `objectives_sentence`, short enough for a projector."""
-    text = "; ".join(_budget_clauses(options, lambda name: names.get(name, name), at, frozen_at))
-    return text[0].upper() + text[1:] + " (one autoencoder per objective: the ranges cover the classifier seeds only)."
+    label = lambda name: names.get(name, name)  # noqa: E731
+    text = "; ".join(_budget_clauses(options, label, at, frozen_at))
+    return text[0].upper() + text[1:] + f" ({seeds_caveat(options, label)})."
+
+
+def seeds_caveat(options: dict[str, dict], label) -> str:
+    """What the label-budget ranges cover: the classifier seeds, and the pretraining seeds of the
+    objectives trained more than once."""
+    several = {name: pretraining_seeds(entry) for name, entry in options.items() if pretraining_seeds(entry) > 1}
+    if not several:
+        return "one autoencoder per objective: the label-budget ranges cover the classifier seeds only"
+    counts = sorted(set(several.values()))
+    return (
+        f"the label-budget ranges cover the classifier seeds, and for {listing([label(n) for n in several])} also "
+        f"{' or '.join(map(str, counts))} pretraining seeds; the other objectives have one autoencoder each"
+    )
+
+
+def contrast_sentence(options: dict[str, dict], label, at: int = 1000, frozen_at: int = 10000) -> str | None:
+    """Why the objectives differ, from their numbers: what each kind rewards, then the contrastive
+    objective's frozen line at `frozen_at` and fine-tuned − scratch gap at `at` against the best
+    reconstruction objective's (by its frozen line), each by the seeds' ranges. None without a
+    contrastive entry or those points."""
+    if "contrastive" not in options:
+        return None
+    lines = {name: budget_lines(entry["points"]) for name, entry in options.items()}
+    rebuilt = {
+        n: ls["frozen"][frozen_at]["mean"]
+        for n, ls in lines.items()
+        if n != "contrastive" and frozen_at in ls["frozen"]
+    }
+    ours = lines["contrastive"]
+    if not rebuilt or frozen_at not in ours["frozen"] or at not in ours["finetuned"]:
+        return None
+    rival = max(rebuilt, key=rebuilt.get)
+    theirs = lines[rival]
+    frozen = compare_seeds(ours["frozen"][frozen_at]["values"], theirs["frozen"][frozen_at]["values"])
+    gap = {
+        name: (
+            ls["finetuned"][at]["mean"] - ls["scratch"][at]["mean"],
+            compare_seeds(ls["finetuned"][at]["values"], ls["scratch"][at]["values"]),
+        )
+        for name, ls in (("contrastive", ours), (rival, theirs))
+        if at in ls["finetuned"] and at in ls["scratch"]
+    }
+    pays, standing_words = frozen.winner == 0, frozen.say("above", "within the seeds' spread of", "below")
+    said = (
+        "Why they differ: a reconstruction objective rewards a code from which the pixels can be rebuilt, so it "
+        "keeps colours and positions; the contrastive objective rewards a code that stays the same when an image "
+        "is cropped, flipped and recoloured and differs from other images', the kind of sameness a class label "
+        f"asks for. {'Here that pays' if pays else 'Here that does not pay beyond the noise'}: its frozen encoder "
+        f"reaches {ours['frozen'][frozen_at]['mean']:.1f}% at {frozen_at:,} labels, "
+        f"{standing_words} {theirs['frozen'][frozen_at]['mean']:.1f}% "
+        f"for {label(rival)}, the best reconstruction objective there"
+    )
+    if "contrastive" in gap:
+        mean, verdict = gap["contrastive"]
+        said += (
+            f"; fine-tuned from it, the classifier is {mean:+.1f} points from scratch at {at:,} labels "
+            f"({verdict.say('ahead of', 'within', 'behind')} the seeds' spread)"
+        )
+        if rival in gap:
+            said += f", against {gap[rival][0]:+.1f} for {label(rival)}"
+    return said + "."
 
 
 def _budget_clauses(options: dict[str, dict], label, at: int, frozen_at: int) -> list[str]:

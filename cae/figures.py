@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -929,7 +931,8 @@ def label_budget_chart(lines: dict[str, dict[int, dict]], n_classes: int, title:
 
 def objectives_chart(options: dict[str, dict], names: dict[str, str]) -> go.Figure:
     """Per pretraining objective, against labelled images (log axis): fine-tuned minus scratch
-    (mean over classifier seeds), and the frozen encoder's accuracy."""
+    (mean over seeds; the bar spans the seeds' lowest and highest difference), and the frozen
+    encoder's accuracy (mean; the bar spans the seeds' range)."""
     from cae.sweeps import budget_lines
 
     fig = make_subplots(
@@ -941,13 +944,23 @@ def objectives_chart(options: dict[str, dict], names: dict[str, str]) -> go.Figu
         xs = sorted(b for b in lines["finetuned"] if b in lines["scratch"])
         budgets |= set(xs)
         style = series_style(i)
-        for col, ys in (
-            (1, [lines["finetuned"][b]["mean"] - lines["scratch"][b]["mean"] for b in xs]),
-            (2, [lines["frozen"][b]["mean"] for b in xs if b in lines["frozen"]]),
+        gaps = {b: [p["finetuned"] - p["scratch"] for p in entry["points"] if p["budget"] == b] for b in xs}
+        frozen = [lines["frozen"][b] for b in xs if b in lines["frozen"]]
+        for col, ys, lows, highs in (
+            (1, [statistics.fmean(gaps[b]) for b in xs], [min(gaps[b]) for b in xs], [max(gaps[b]) for b in xs]),
+            (2, [f["mean"] for f in frozen], [f["low"] for f in frozen], [f["high"] for f in frozen]),
         ):
             fig.add_scatter(
                 x=xs,
                 y=ys,
+                error_y=dict(
+                    type="data",
+                    symmetric=False,
+                    array=[h - y for h, y in zip(highs, ys)],
+                    arrayminus=[y - lo for lo, y in zip(lows, ys)],
+                    thickness=1.2,
+                    width=3,
+                ),
                 name=names.get(name, name),
                 legendgroup=name,
                 showlegend=col == 1,
@@ -959,4 +972,4 @@ def objectives_chart(options: dict[str, dict], names: dict[str, str]) -> go.Figu
     fig.add_hline(y=0, line=dict(color="#444", dash="dash", width=1.5), row=1, col=1)
     ticks = sorted(budgets)
     fig.update_xaxes(title="labelled training images", type="log", tickvals=ticks, ticktext=[f"{b:,}" for b in ticks])
-    return _layout(fig, "What the autoencoder rebuilds, and what its code is worth", height=420)
+    return _layout(fig, "What pretraining asks for, and what the code is worth", height=420)

@@ -27,7 +27,14 @@ class Step:
     choices: tuple[str, ...] = field(default_factory=tuple)
 
 
-OBJECTIVE_CHOICES = ("plain reconstruction (the lecture's)", "denoising", "masking", "random crops", "none yet")
+OBJECTIVE_CHOICES = (
+    "plain reconstruction (the lecture's)",
+    "denoising",
+    "masking",
+    "random crops",
+    "contrastive (two views)",
+    "none yet",
+)
 STEPS = (
     Step(
         "why",
@@ -105,15 +112,17 @@ STEPS = (
         "Optional: what would make the code useful?",
         "Rebuilding pixels rewards copying them. Three changes make the autoencoder's job harder, so its code "
         "must keep more: **denoising** (noise on the input, the clean image as the target), **masking** (patches "
-        "of the input hidden, the whole image as the target) and **random crops**. The same network, "
-        "{epochs} autoencoder epochs each, then the same label-budget protocol with {seeds} classifier seeds.",
+        "of the input hidden, the whole image as the target) and **random crops**. A fourth rebuilds nothing: "
+        "**contrastive** learning asks two random views of each image (cropped, flipped, recoloured) for matching "
+        "codes, unlike the other images'. The same encoder, {epochs} pretraining epochs, then the same "
+        "label-budget protocol with {seeds} classifier seeds.",
         "app_pages/latent.py",
         "Which objective makes fine-tuning beat random weights at 1,000 labels by the widest margin beyond the "
         "seeds' spread?",
         OBJECTIVE_CHOICES,
     ),
 )
-OBJECTIVE_FAMILIES = dict(zip(("plain", "noise", "mask", "augment"), OBJECTIVE_CHOICES))  # option name's prefix
+OBJECTIVE_FAMILIES = dict(zip(("plain", "noise", "mask", "augment", "contrastive"), OBJECTIVE_CHOICES))  # by prefix
 BUDGET_CHOICES = {
     "with few labels (100–300)": (100, 300),
     "around 1,000 labels": (1000,),
@@ -148,7 +157,7 @@ def step_body(step: Step, metrics: dict, budget_seeds: int | None = None, object
         return step.body.format(seeds=budget_seeds or "several")
     if step.key == "objectives":
         entries = list((objectives or {}).values())
-        epochs = ", ".join(sorted({str(e["ae_epochs"]) for e in entries})) or "a few"
+        epochs = " or ".join(str(n) for n in sorted({e["ae_epochs"] for e in entries})) or "a few"
         seeds = max((len({p["seed"] for p in e["points"]}) for e in entries), default=0) or "several"
         return step.body.format(epochs=epochs, seeds=seeds)
     return step.body

@@ -198,7 +198,13 @@ OBJECTIVE_NAMES = {
     "mask-0.5": "masking 50%",
     "mask-0.75": "masking 75%",
     "augment": "random crops",
+    "contrastive": "contrastive (SimCLR)",
 }
+
+
+def pretraining_seeds(entry: dict) -> int:
+    """How many autoencoders (pretraining seeds) an objective's points come from."""
+    return len({p.get("pretrain_seed", 0) for p in entry["points"]}) or 1
 
 
 def load_objectives() -> dict | None:

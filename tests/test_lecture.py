@@ -196,9 +196,21 @@ def test_the_objectives_step_names_the_widest_gap_beyond_the_seeds_spread_or_non
     assert lecture.answer(ask, {}).choice == ""  # a copy without the comparison has no answer to give
 
 
+def test_the_objectives_step_can_answer_contrastive_and_counts_every_objective_ahead_as_right():
+    ask = step("objectives")
+    options = {
+        "mask-0.75": objective([42, 43, 44], [38, 39, 41]),  # +3.7, ahead: 42 > 41
+        "contrastive": objective([47, 48, 49], [38, 39, 41]),  # +8.7, ahead, the widest
+    }
+    said = lecture.answer(ask, {}, objectives=options, names=OBJECTIVE_NAMES)
+    assert said.choice == "contrastive (two views)" and said.also == ("masking",)
+    assert said.judge("masking").startswith("✓")  # also ahead beyond the spread: right too
+    assert said.judge("none yet").startswith("✗")
+
+
 def test_the_shipped_objectives_step_answers_from_the_shipped_comparison():
     at = revealed("objectives", "masking")
     said = lecture.answer(step("objectives"), {}, objectives=load_objectives()["options"], names=OBJECTIVE_NAMES)
     assert any(m.value == f"{said.judge('masking')}**{said.choice}** — {said.why}" for m in at.markdown)
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
-    assert titles == ["What the autoencoder rebuilds, and what its code is worth"]
+    assert titles == ["What pretraining asks for, and what the code is worth"]

@@ -10,7 +10,7 @@ import torch
 
 from cae.config import Config, ConfigError, autoencoder_key, run_key
 from cae.objectives import PATCH, hidden_patches, pretext_for, random_crops, with_mask, with_noise
-from cae.sweeps import budget_lines, load_label_budget
+from cae.sweeps import OBJECTIVE_NAMES, budget_lines, load_label_budget
 
 
 def batch(n: int = 8, value: float | None = None) -> torch.Tensor:
@@ -207,7 +207,7 @@ def test_the_latent_page_shows_the_shipped_comparison(tmp_path, monkeypatch):
     assert any(h.value == "What makes the code useful?" for h in at.header)
     assert any(m.value.startswith("By k-NN ") and "raw pixels" in m.value for m in at.markdown)
     assert at.selectbox(key="objective_pictures").options == ["plain (the lecture)", "denoising, noise 0.1"]
-    assert "What the autoencoder rebuilds, and what its code is worth" in chart_titles(at)
+    assert "What pretraining asks for, and what the code is worth" in chart_titles(at)
     assert any(c.value.startswith("Your own lines join these: train an objective") for c in at.caption)
     long_run = budget_lines(
         load_label_budget()["sources"]["z1024-bilinear-ae30-clf30-111e759f24b1"]["points"],
@@ -246,7 +246,7 @@ def test_a_learners_sweep_on_the_same_images_is_drawn_beside_the_shipped_lines_a
         json.loads(c.proto.spec)
         for c in at.get("plotly_chart")
         if json.loads(c.proto.spec)["layout"]["title"]["text"]
-        == "What the autoencoder rebuilds, and what its code is worth"
+        == "What pretraining asks for, and what the code is worth"
     )
     yours = [t for t in chart["data"] if t["name"].startswith("yours: ")]
     assert len(yours) == 2 and "masking 50% of patches" in yours[0]["name"]  # one sweep: its gap and its frozen line
@@ -254,3 +254,44 @@ def test_a_learners_sweep_on_the_same_images_is_drawn_beside_the_shipped_lines_a
     assert any(
         c.value.startswith("Drawn beside the shipped lines: 1 label-budget sweep of your own") for c in at.caption
     )
+
+
+def seeded_option(frozen: list[float], fine: list[float], scratch: list[float], pretrain_seeds: int = 1) -> dict:
+    """An option whose 10,000-label frozen values and 1,000-label fine-tuned and scratch values are
+    given per seed; the seeds are spread over `pretrain_seeds` autoencoders."""
+    points = []
+    for s, (z, f, c) in enumerate(zip(frozen, fine, scratch)):
+        tag = {"pretrain_seed": s % pretrain_seeds}
+        points.append({"budget": 10000, "seed": s, "finetuned": 50.0, "scratch": 50.0, "frozen": z, **tag})
+        points.append({"budget": 1000, "seed": s, "finetuned": f, "scratch": c, "frozen": 20.0, **tag})
+    return {"settings": {}, "ae_epochs": 8, "test_mse": [], "knn_curve": [25.0], "probe": 30.0, "points": points}
+
+
+def test_the_contrast_says_it_pays_only_when_the_frozen_ranges_part():
+    from cae.budget_report import contrast_sentence
+
+    label = OBJECTIVE_NAMES.get
+    mask = seeded_option([33, 34, 35], [40, 41, 42], [39, 40, 41])
+    apart = {"mask-0.75": mask, "contrastive": seeded_option([35.1, 36, 37], [46, 47, 48], [39, 40, 41], 2)}
+    said = contrast_sentence(apart, label)
+    assert "Here that pays: its frozen encoder reaches 36.0% at 10,000 labels, above 34.0% for masking 75%" in said
+    assert (
+        "the classifier is +7.0 points from scratch at 1,000 labels (ahead of the seeds' spread), against +1.0" in said
+    )
+    touching = {"mask-0.75": mask, "contrastive": seeded_option([35, 36, 37], [41, 42, 43], [39, 40, 41], 2)}
+    said = contrast_sentence(touching, label)  # 35 is the top of one range and the bottom of the other
+    assert "does not pay beyond the noise" in said and "within the seeds' spread of 34.0%" in said
+    assert contrast_sentence({"mask-0.75": mask}, label) is None
+
+
+def test_the_caveat_names_the_objectives_whose_ranges_cover_pretraining_too():
+    from cae.budget_report import seeds_caveat
+
+    label = OBJECTIVE_NAMES.get
+    one = {"plain": seeded_option([30], [40], [39])}
+    assert (
+        seeds_caveat(one, label)
+        == "one autoencoder per objective: the label-budget ranges cover the classifier seeds only"
+    )
+    both = {**one, "contrastive": seeded_option([40, 41], [45, 46], [39, 40], pretrain_seeds=2)}
+    assert "for contrastive (SimCLR) also 2 pretraining seeds" in seeds_caveat(both, label)
