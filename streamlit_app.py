@@ -4,6 +4,8 @@
 # while one session's thread was still importing pandas, another's first chart saw the half-made
 # module and failed ("partially initialized module 'pandas' has no attribute 'Series'"). Every
 # session runs this line first, and a plain import waits for a finished module.
+from pathlib import Path
+
 import pandas  # noqa: F401
 import streamlit as st
 import torch
@@ -25,7 +27,10 @@ from cae.classroom import active_jobs_of, password_problem
 from cae.devices import cpu_share_warning
 from cae.lecture import step_number as lecture_step_number
 
-st.set_page_config(page_title="CAE Explorer", page_icon=":material/blur_on:", layout="wide")
+# the icon: 16 of the shipped run's trained first-layer kernels, a file here (a material icon as
+# the tab's icon is fetched from the internet, which a classroom without it cannot reach)
+ICON = str(Path(__file__).resolve().parent / "cae" / "assets" / "icon.png")
+st.set_page_config(page_title="CAE Explorer", page_icon=ICON, layout="wide")
 # The web server never trains; its few small forward passes run on one thread and leave the other
 # cores to the training worker (measured in bench/NOTES.md: two teams on one core are 10-60x slower).
 torch.set_num_threads(1)

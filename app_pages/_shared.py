@@ -223,7 +223,10 @@ def clicked_point(chart_key: str) -> int | None:
 
 def show_chart(where, fig, alt: str | None = None, **kwargs):
     """`where.plotly_chart(fig, ...)` with a text equivalent for screen readers: `alt`, else written
-    from the figure (`chart_alt`)."""
+    from the figure (`chart_alt`). Plotly's mode bar (zoom, pan, download: eight more Tab stops per
+    chart) only where a chart takes clicks or selections, whose tools live there."""
+    if "on_select" not in kwargs:
+        kwargs.setdefault("config", {"displayModeBar": False})
     return where.plotly_chart(fig, alt=alt or chart_alt(fig), **kwargs)
 
 

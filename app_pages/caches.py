@@ -150,6 +150,15 @@ def runs() -> list[RunInfo]:
     return _listing(str(folder), stamp, str(shipped), _stamp(shipped))
 
 
+def run_estimate(cfg, dataset, wait: float = 0.05):
+    """How long `cfg` will take here (cae.timing.Estimate): by the last finished runs' speeds, which
+    met this machine's load, else by one measured step; None while the step is being measured."""
+    from cae.timing import Estimate, experiment_work
+
+    work = experiment_work(cfg, len(dataset.train), len(dataset.test))
+    return Estimate.of(work, measured_speed(cfg, wait=wait), jobs().recent_speeds())
+
+
 def measured_speed(cfg, wait: float = 5) -> float | None:
     """A training step measured on this machine by the worker (for time estimates), or None while
     it is being measured (waiting at most `wait` seconds) or when it failed."""

@@ -45,7 +45,7 @@ from cae.sweeps import (
     user_point,
 )
 from cae.uploads import ImageInputError, image_from_bytes
-from cae.words import run_title
+from cae.words import run_title, with_article
 
 FEATURE_NAMES = {
     "pixels": "raw pixels",
@@ -101,7 +101,7 @@ def neighbours_row(title: str, found: list[int], dataset, label: int) -> None:
     st.image(
         [picture(dataset.train.images[i]) for i in found],
         width=72,
-        alt=[f"training image {i}, a {name}" for i, name in zip(found, names)],
+        alt=[f"training image {i}, {with_article(name)}" for i, name in zip(found, names)],
         caption=[
             ("✓ " if int(dataset.train.labels[i]) == label else "") + dataset.classes[int(dataset.train.labels[i])]
             for i in found
@@ -157,7 +157,10 @@ def show_map(run, dataset, view: dict) -> None:
         left.image(
             [picture(image), picture(reconstruct(run.autoencoder, image[None])[0])],
             width=96,
-            alt=[f"test image {chosen}, a {dataset.classes[label]}", f"the reconstruction of test image {chosen}"],
+            alt=[
+                f"test image {chosen}, {with_article(dataset.classes[label])}",
+                f"the reconstruction of test image {chosen}",
+            ],
             caption=[f"test image {chosen}: {dataset.classes[label]}", "its reconstruction"],
         )
     else:  # a contrastive run trained no decoder

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app_pages import state
 from app_pages._shared import current_dataset, link_params, show_chart
-from app_pages.caches import cached_run, jobs, measured_speed
+from app_pages.caches import cached_run, jobs, measured_speed, run_estimate
 from app_pages.rights import submit_training
 from cae import lecture
 from cae.config import live_config
@@ -39,7 +39,6 @@ from cae.sweeps import (
     load_sweeps,
     seed_spread,
 )
-from cae.timing import estimate_seconds
 from cae.words import duration as minutes
 from cae.words import run_title
 
@@ -187,15 +186,15 @@ def live_training(dataset) -> None:
 def live_panel(dataset, cfg, ticking: bool) -> None:
     job = jobs().get(state.watched_job("lecture"))
     if job is None:
-        per_mflop = measured_speed(cfg, wait=0.05)
-        if per_mflop is None:
+        estimate = run_estimate(cfg, dataset)
+        if estimate is None:
             st.caption("Measuring this machine's speed for a live run…")
             return
         if ticking:
             st.rerun(scope="app")  # measured: stop ticking, show the button
-        guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
+        guess = estimate.likely
         if guess >= 60:
-            st.caption(f"Training it live here would take about {minutes(guess)}; the Train page can do that.")
+            st.caption(f"Training it live here would take {estimate.words()}; the Train page can do that.")
             return
         used = min(len(dataset.train), cfg.limit or len(dataset.train))
         if st.button(

@@ -15,7 +15,7 @@ from app_pages._shared import (
     view_run,
     widget_value,
 )
-from app_pages.caches import jobs, measured_speed, runs
+from app_pages.caches import jobs, measured_speed, run_estimate, runs
 from app_pages.rights import forget_owner, is_admin, owns_job, owns_run, seat, submit_training
 from cae.cluster import ClusterError
 from cae.config import (
@@ -32,7 +32,6 @@ from cae.devices import DeviceError, resolve_device
 from cae.figures import image_strip, live_loss
 from cae.jobs import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TRAIN
 from cae.runs import RunError, delete_run, find_run, runs_dir, zip_run
-from cae.timing import estimate_seconds
 from cae.transcript import LECTURE_CLF_ACC
 from cae.words import duration as minutes
 from cae.words import epoch_sentence
@@ -240,12 +239,13 @@ elif resolve_device("auto").type == "cpu":
 
     def time_estimate() -> None:
         """The estimate, once the worker has measured a step (between a running job's batches)."""
-        per_mflop = measured_speed(cfg, wait=0.05)  # a quick look each tick: the page is never held
-        if per_mflop is None:
+        estimate = run_estimate(cfg, dataset)  # a quick look each tick: the page is never held
+        if estimate is None:
             st.info("Estimating the time on this CPU (a training step is being measured)…")
         else:
-            guess = estimate_seconds(cfg, len(dataset.train), len(dataset.test), per_mflop)
-            st.info(f"Estimated time on this CPU: about {minutes(guess)} (from a measured training step).")
+            running, slots = jobs().training_counts()
+            wait = f" It starts when one of the {running} trainings running now ends." if running >= slots else ""
+            st.info(f"Estimated time on this CPU: {estimate.words()}.{wait}")
 
     # while the step is being measured the estimate asks again every 2 s, with no input needed
     st.fragment(time_estimate, run_every=None if measured_speed(cfg, wait=2) is not None else 2.0)()

@@ -11,10 +11,7 @@ from cae.contrastive import NO_RECONSTRUCTIONS, rebuilds
 from cae.explain import class_probabilities, reconstruct
 from cae.figures import picture, probability_bars, reconstruction_panel
 from cae.uploads import ImageInputError, image_from_bytes
-
-
-def article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"
+from cae.words import with_article
 
 
 def pick_test_image(dataset, left, mid, right):
@@ -35,7 +32,7 @@ def pick_test_image(dataset, left, mid, right):
     index = pool[int(number)]
     truth = int(dataset.test.labels[index])
     name = dataset.classes[truth]
-    return dataset.test.images[index], truth, f"Test image {index}: {article(name)} {name}."
+    return dataset.test.images[index], truth, f"Test image {index}: {with_article(name)}."
 
 
 st.title("Try an image")
@@ -85,7 +82,7 @@ if image is not None:
                 right_or_wrong = (
                     ":green[**right**]"
                     if run.classes[truth] == guess
-                    else f":red[**wrong**] (it is {article(run.classes[truth])} {run.classes[truth]})"
+                    else f":red[**wrong**] (it is {with_article(run.classes[truth])})"
                 )
                 st.markdown(f"Prediction: **{guess}** — {right_or_wrong}")
             else:

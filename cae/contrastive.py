@@ -167,5 +167,6 @@ def train_contrastive(
         history.append({"epoch": epoch, "train_loss": total.item() / max(seen, 1), "seconds": time.perf_counter() - t0})
         if probe is not None:
             history[-1]["knn_acc"] = probe.knn(model)
+            reporter.done_work += probe.work()
         reporter.epoch("autoencoder", history[-1], model)
     return history

@@ -91,6 +91,17 @@ class JobQueue:
         with self._lock:
             return sum(j.trains and j.active for j in self._jobs.values())
 
+    def recent_speeds(self, last: int = 5) -> list[float]:
+        """Seconds per planned MFLOP of the last finished trainings here, oldest first: each one's
+        whole time (start to end, over its planned work), so the load it met is in it."""
+        with self._lock:
+            done = [
+                j
+                for j in self._jobs.values()
+                if j.kind == TRAIN and j.state == DONE and not j.cached and j.progress and j.progress.work > 0
+            ]
+        return [j.elapsed() / j.progress.work for j in done if j.started][-last:]
+
     def queue_length(self) -> int:
         """Trainings and sweeps waiting for a training slot."""
         with self._lock:

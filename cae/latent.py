@@ -21,6 +21,7 @@ from cae.model import ConvAutoencoder
 
 K, METRIC, SUBSET_SEED = 10, "cosine", 0
 TRAIN_SUBSET, TEST_SUBSET = 5000, 1000
+ENCODE_MFLOP = 24.0  # one image through the encoder (cae.plan.MFLOP["eval_classifier"])
 EVAL_BATCH = 1000
 # The linear probe's fixed recipe: standardised features, full-batch Adam, weight decay, a seed.
 PROBE_STEPS, PROBE_LR, PROBE_WEIGHT_DECAY = 300, 1e-2, 1e-4
@@ -252,6 +253,10 @@ class RepresentationProbe:
             dataset.test.images[test_index],
             dataset.test.labels[test_index],
         )
+
+    def work(self) -> float:
+        """MFLOP one `knn` spends: every probe image through the encoder (as cae.plan counts it)."""
+        return (len(self.train_labels) + len(self.test_labels)) * ENCODE_MFLOP
 
     def knn(self, model: ConvAutoencoder) -> float:
         return knn_accuracy(

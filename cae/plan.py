@@ -10,6 +10,7 @@ import torch
 
 from cae.config import Config, ceil_div, labelled_count, optimiser_steps
 from cae.data import Dataset, balanced_subset, to_device
+from cae.latent import ENCODE_MFLOP, TEST_SUBSET, TRAIN_SUBSET
 
 # Work per image in MFLOP (forward = 1, training step = 3 x forward), used for time estimates; a
 # contrastive step trains the encoder on two views (2 x a classifier's).
@@ -18,7 +19,7 @@ MFLOP = {
     "classifier": 72.0,
     "contrastive": 144.0,
     "eval_autoencoder": 64.7,
-    "eval_classifier": 24.0,
+    "eval_classifier": ENCODE_MFLOP,
 }
 
 
@@ -84,10 +85,11 @@ def planned_work(cfg: Config, n_train: int, n_labelled: int, n_test: int) -> flo
     """MFLOP the experiment will spend, for the time estimate."""
     if cfg.encoder_from:
         ae = 0.0
-    elif cfg.objective == "contrastive":  # no test MSE to evaluate
-        ae = cfg.ae_epochs * n_train * MFLOP["contrastive"]
-    else:
-        ae = cfg.ae_epochs * (n_train * MFLOP["autoencoder"] + n_test * MFLOP["eval_autoencoder"])
+    else:  # each epoch: training, the test MSE (none when contrastive), the code's k-NN probe
+        train = MFLOP["contrastive"] if cfg.objective == "contrastive" else MFLOP["autoencoder"]
+        test = 0.0 if cfg.objective == "contrastive" else MFLOP["eval_autoencoder"]
+        probe = (min(n_train, TRAIN_SUBSET) + min(n_test, TEST_SUBSET)) * ENCODE_MFLOP
+        ae = cfg.ae_epochs * (n_train * train + n_test * test + probe)
     epochs = classifier_epochs(cfg, n_labelled)
     evaluations = min(epochs, STEPS_EVALUATIONS) if cfg.clf_steps is not None else epochs
     seen = cfg.clf_steps * (cfg.clf_batch_size or cfg.batch_size) if cfg.clf_steps is not None else epochs * n_labelled

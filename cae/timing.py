@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from cae.devices import resolve_device, resolve_precision
 from cae.model import ConvAutoencoder, seeded
 from cae.plan import MFLOP, planned_work
 from cae.train import reconstruction_loss, training_step
+from cae.words import duration
 
 
 def layer_kind(name: str, module: nn.Module) -> str:
@@ -116,7 +118,7 @@ def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
     x = torch.rand(batch_size, 3, 32, 32, generator=seeded(0)).to(device).contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     times = []
-    for _ in range(3):
+    for _ in range(6):
         t0 = time.perf_counter()
         training_step(model, optimizer, reconstruction_loss, x, None, precision)
         if device.type == "cuda":
@@ -125,8 +127,45 @@ def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
     return min(times[1:]) / (batch_size * MFLOP["autoencoder"])
 
 
-def estimate_seconds(cfg: Config, n_train: int, n_test: int, per_mflop: float) -> float:
-    """Rough wall time of an experiment from a measured step (see `seconds_per_mflop`)."""
+def experiment_work(cfg: Config, n_train: int, n_test: int) -> float:
+    """The MFLOP an experiment on data of these sizes will spend (`planned_work` of its subsets)."""
     n_train = min(n_train, cfg.limit or n_train)
     n_test = min(n_test, cfg.test_limit or n_test)
-    return planned_work(cfg, n_train, labelled_count(cfg, n_train, 1), n_test) * per_mflop
+    return planned_work(cfg, n_train, labelled_count(cfg, n_train, 1), n_test)
+
+
+# One measured step leaves out what a whole run also spends (starting, data, evaluations, a busy
+# machine): a run took from 1.2 to 3.5 times the step's estimate here (bench/estimates.py), so
+# without a finished run to go by the estimate is a range from the step's figure to STEP_SPREAD times it.
+STEP_SPREAD = 4.0
+# Runs here at other times: the likely figure is their median speed, and the range at least a factor
+# RECENT_SPREAD either side of it (the load may change between runs), wider where their speeds were.
+RECENT_SPREAD = 1.5
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """How long a run will take: a likely figure and a range that holds, and what they rest on."""
+
+    low: float
+    likely: float
+    high: float
+    basis: str  # "the last 3 runs here" | "one measured training step"
+
+    @classmethod
+    def of(cls, work: float, step: float | None, recent: list[float]) -> "Estimate | None":
+        """From the speeds (seconds per MFLOP) of the last finished runs here, which met this
+        machine's load, when there are any; else from one measured step and STEP_SPREAD; None
+        while neither is known."""
+        if recent:
+            likely = work * statistics.median(recent)
+            low, high = min(likely / RECENT_SPREAD, work * min(recent)), max(likely * RECENT_SPREAD, work * max(recent))
+            said = "the last run here" if len(recent) == 1 else f"the last {len(recent)} runs here"
+            return cls(low, likely, high, said)
+        if step is None:
+            return None
+        return cls(work * step, work * step * STEP_SPREAD**0.5, work * step * STEP_SPREAD, "one measured training step")
+
+    def words(self) -> str:
+        """ "about 1m 10s (0m 50s to 1m 40s, by the last 3 runs here)"."""
+        return f"about {duration(self.likely)} ({duration(self.low)} to {duration(self.high)}, by {self.basis})"

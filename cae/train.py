@@ -53,6 +53,7 @@ class Progress:
     loss: float  # running mean over the epoch so far (refreshed every few batches on a GPU)
     elapsed: float  # seconds since the experiment started
     remaining: float  # estimated seconds left for the whole experiment
+    work: float = 0.0  # MFLOP planned for the whole experiment (the estimates' unit: cae/timing.py)
 
 
 ProgressFn = Callable[[Progress], None]
@@ -120,7 +121,9 @@ class Reporter:
 
     def batch(self, phase: str, epoch: int, epochs: int, batch: int, batches: int, loss: float) -> None:
         if self.on_progress:
-            self.on_progress(Progress(phase, epoch, epochs, batch, batches, loss, self.elapsed(), self.remaining()))
+            self.on_progress(
+                Progress(phase, epoch, epochs, batch, batches, loss, self.elapsed(), self.remaining(), self.total_work)
+            )
 
     def epoch(self, phase: str, row: dict, model: nn.Module) -> None:
         self.snapshots.setdefault(phase, []).append(first_layer_kernels(model))
@@ -255,6 +258,7 @@ def train_autoencoder(
         history.append({"epoch": epoch, "train_mse": train_mse, "test_mse": test_mse, "seconds": seconds})
         if probe is not None:
             history[-1]["knn_acc"] = probe.knn(model)
+            reporter.done_work += probe.work()
         reporter.epoch("autoencoder", history[-1], model)
     return history
 

@@ -117,6 +117,11 @@ def run_summary(metrics: dict, title: str | None = None) -> str:
     return line
 
 
+def with_article(word: str) -> str:
+    """ "an airplane", "a cat": the indefinite article by the word's first letter."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
+
+
 def listing(items: list[str]) -> str:
     """ "a", "a and b", "a, b and c"."""
     items = [str(i) for i in items]

@@ -178,6 +178,19 @@ def test_the_classifier_page_draws_the_shipped_label_budget_lines():
         "from scratch (random init)",
     ]
     assert chart["data"][0]["x"] == sorted({p["budget"] for p in next(iter(sweep["sources"].values()))["points"]})
+    # no mode bar (eight Tab stops each) on charts that take no clicks
+    assert all(json.loads(c.proto.config or "{}").get("displayModeBar") is False for c in at.get("plotly_chart"))
+
+
+def test_an_indefinite_article_follows_the_word():
+    from cae.words import with_article
+
+    assert [with_article(w) for w in ("airplane", "automobile", "cat", "Ox")] == [
+        "an airplane",
+        "an automobile",
+        "a cat",
+        "an Ox",
+    ]
 
 
 def test_run_this_sweep_is_one_job_and_its_chart_fills_in_and_each_point_opens_on_every_page():
