@@ -39,7 +39,7 @@ st.caption(
     )
 )
 
-st.subheader("Jobs")
+st.header("Jobs")
 trainings = [j for j in reversed(jobs().jobs()) if j.trains]
 if not trainings:
     st.caption("No trainings or sweeps yet.")
@@ -61,7 +61,7 @@ for job in trainings:
         jobs().cancel(job.id)
         st.rerun()
 
-st.subheader("Runs in the runs folder")
+st.header("Runs in the runs folder")
 owners = seat_ledger().read()["runs"]
 own_runs = [info for info in list_runs(runs_dir()) if not info.pretrained]
 if not own_runs:

@@ -18,13 +18,14 @@ from app_pages._shared import (
 from app_pages.caches import TaskError, computed, jobs, measured_speed, runs
 from app_pages.rights import seat, submit_sweep, submit_training
 from cae import budget
+from cae.analysis import per_class_counts
 from cae.budget_report import label_budget_sentence
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
 from cae.devices import resolve_device
 from cae.experiment import transfer_config
 from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
 from cae.jobs import DONE
-from cae.report import class_extremes_sentence, one_seed_caution, per_class_counts, pretraining_verdict, verdict_rule
+from cae.report import class_extremes_sentence, one_seed_caution, pretraining_verdict, verdict_rule
 from cae.runs import RunError
 from cae.sweeps import budget_lines, lecture_seeds, load_label_budget, seed_spread
 from cae.transcript import lecture_autoencoder_rows, lecture_classifier_rows
@@ -363,11 +364,11 @@ with st.expander("The lecture's numbers beside this run's", expanded=False):
     st.dataframe(lecture_classifier_rows(m), hide_index=True, width="stretch")
 reproduce_this_run(run)
 
-st.subheader("How many labels does pretraining save?")
+st.header("How many labels does pretraining save?")
 label_budget(run.name)
 
 if not transfer and dataset is not None:
-    st.subheader("Fine-tune this run's encoder again")
+    st.header("Fine-tune this run's encoder again")
     finetune_form(run, dataset)
 elif dataset is None:
     st.info("Choose data on the Data page to fine-tune this run's encoder.")

@@ -162,7 +162,7 @@ if dataset is None:
     st.info("Until then the app keeps working with the pretrained runs; the bundled sample is always available above.")
     st.stop()
 
-st.subheader(f"In use: {dataset.name}")
+st.header(f"In use: {dataset.name}")
 if dataset.source == "folder":
     st.caption(f"Folder: {current}")
 for note in dataset.notes:

@@ -147,7 +147,7 @@ for col, stage in zip(cols, present):  # plain images: sharp pixels, and on scre
         alt=f"The 64 first-layer kernels {STAGES[stage]}, as an 8 by 8 grid of 3x3 colour squares",
     )
 
-st.subheader("Kernels through time")
+st.header("Kernels through time")
 state.keep("kernel_timer_on", bool(state.widget("kernel_playing")))
 st.fragment(timeline, run_every=1.0 if state.kept("kernel_timer_on") else None)(k)
 
@@ -155,7 +155,7 @@ if available:
     first = next(iter(available))
     after, before = available[first]
     top = update_norms(k[after] - k[before]).argsort(descending=True)[:8].tolist()
-    st.subheader("The kernels that changed most")
+    st.header("The kernels that changed most")
     st.caption(
         f"{first.split(' (')[0]}: the 8 kernels with the largest update (#{', #'.join(map(str, top))}), "
         f"{STAGES[before]} (top) and {STAGES[after]} (bottom), all on one colour scale."
@@ -166,7 +166,7 @@ if available:
         alt=f"Kernels {', '.join(map(str, top))} enlarged: {STAGES[before]} above, {STAGES[after]} below",
     )
 
-    st.subheader("What changed, on one scale")
+    st.header("What changed, on one scale")
     bound = max(float((k[a] - k[b]).abs().max()) for a, b in available.values())
     st.caption(
         f"Red: the weight went up; blue: it went down; the same colour means the same change in every map "

@@ -9,6 +9,7 @@ from app_pages._shared import current_dataset, link_params, show_chart
 from app_pages.caches import cached_run, jobs, measured_speed, run_estimate
 from app_pages.rights import submit_training
 from cae import lecture
+from cae.analysis import per_class_counts
 from cae.config import live_config
 from cae.data import load_sample
 from cae.evidence import RULES
@@ -28,7 +29,7 @@ from cae.figures import (
 )
 from cae.jobs import DONE, RUNNING
 from cae.model import ConvAutoencoder, layer_table, seeded
-from cae.report import live_run_sentence, per_class_counts
+from cae.report import live_run_sentence
 from cae.runs import default_pretrained_run, read_metrics
 from cae.sweeps import (
     OBJECTIVE_NAMES,

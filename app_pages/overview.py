@@ -56,7 +56,7 @@ run = current_run(show_message=False)
 cfg = run.config if run else Config()
 if run is not None:
     show_run_summary(run)
-st.subheader("The architecture")
+st.header("The architecture")
 st.caption(
     f"Computed from {'the run being viewed' if run else 'the default config'}: latent size "
     f"{cfg.latent_dim}, LeakyReLU slope {cfg.leak}, {cfg.upsample} upsampling. Bilinear upsampling "
@@ -93,7 +93,7 @@ with right:
     )
     st.metric("Classifier parameters", f"{sum(r['params'] for r in clf_table):,}")
 
-st.subheader("Output size of a conv layer")
+st.header("Output size of a conv layer")
 st.latex(r"\text{out} = \left\lfloor \frac{W - K + 2P}{S} \right\rfloor + 1")
 c1, c2, c3, c4 = st.columns(4)
 w = c1.number_input("input width W", 1, 4096, 32, key="calc_w")
@@ -110,7 +110,7 @@ st.caption(
     "16×16, as the table above shows."
 )
 
-st.subheader("Where does the time go?")
+st.header("Where does the time go?")
 cost = upsampling_arithmetic(ConvAutoencoder.from_config(cfg.replace(upsample="bilinear"), seeded(0)))
 st.markdown(
     f"The lecture says bilinear upsampling is the costly part of the decoder. By arithmetic it interpolates "

@@ -155,7 +155,7 @@ def job_panel() -> None:
     job = jobs().get(state.watched_job("train"))
     if job is None:
         return
-    st.subheader("Your job")
+    st.header("Your job")
     show_job(job)
     if job.state == DONE and state.seen_job() != job.id:
         state.mark_job_seen(job.id)
@@ -274,7 +274,7 @@ if watched is None or not watched.active:
 
 if trainings:
     at_once = jobs().training_counts()[1]
-    st.subheader(f"Queue (this server, {at_once} training{'s' if at_once != 1 else ''} at a time)")
+    st.header(f"Queue (this server, {at_once} training{'s' if at_once != 1 else ''} at a time)")
     st.dataframe(
         [
             {
@@ -302,7 +302,7 @@ run = current_run(show_message=False)
 if run is not None:
     reproduce_this_run(run)
 if run is not None and runs_dir() in run.path.parents:  # never a shipped run (a sweep point is one level down)
-    st.subheader("The run being viewed")
+    st.header("The run being viewed")
     show_run_summary(run)
     left, right = st.columns(2)
     left.download_button(

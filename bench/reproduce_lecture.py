@@ -16,14 +16,11 @@ import argparse  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
 
+from cae.analysis import best_and_worst, saturation  # noqa: E402
 from cae.config import Config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.devices import describe_device, resolve_device  # noqa: E402
-from cae.experiment import (
-    evaluate_run,
-    train_or_load,  # noqa: E402
-)
-from cae.report import best_and_worst, saturation  # noqa: E402
+from cae.experiment import evaluate_run, train_or_load  # noqa: E402
 from cae.runs import load_run  # noqa: E402
 from cae.transcript import lecture_autoencoder_rows, lecture_classifier_rows  # noqa: E402
 

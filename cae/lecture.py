@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from cae.analysis import pretraining_comparison
 from cae.budget_report import label_budget_sentence, objectives_answer
 from cae.evidence import compare_accuracies, compare_paired, compare_to_chance, mcnemar_p, noise_words
 from cae.explain import class_probabilities, conv_output_size, reconstruct
 from cae.kernels import relative_change
 from cae.latent import TEST_SUBSET
 from cae.model import Classifier, ConvAutoencoder
-from cae.report import class_words, pretraining_comparison, versus
+from cae.report import class_words, versus
 from cae.sweeps import budget_verdicts, objective_measures
 
 

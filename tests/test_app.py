@@ -258,7 +258,7 @@ def test_clear_cache_never_starts_a_second_manager_or_loses_a_running_job(hold):
     st.cache_data.clear()
     at.run()
     assert manager() is before and manager().get(job_id).active
-    assert not at.exception and any(h.value == "Your job" for h in at.subheader)
+    assert not at.exception and any(h.value == "Your job" for h in at.header)
     hold.release()
     wait_for_job(at)
 

@@ -117,6 +117,15 @@ def test_every_name_a_script_or_page_takes_from_the_library_is_there():
                     f"{path.relative_to(REPO)}: {node.module}.{alias.name}"
                     for alias in node.names
                     if not hasattr(module, alias.name)
-                    and importlib.util.find_spec(f"{node.module}.{alias.name}") is None
+                    and not (hasattr(module, "__path__") and importlib.util.find_spec(f"{node.module}.{alias.name}"))
                 ]
     assert missing == []
+
+
+def test_no_page_skips_a_heading_level():
+    """A page's headings go title (h1), header (h2), subheader (h3): a subheader only where the page
+    has a header, so screen readers' heading lists have no gaps."""
+    for path in APP_FILES:
+        text = path.read_text()
+        if "st.subheader(" in text:
+            assert "st.header(" in text, f"{path.name}: a subheader with no header above it"

@@ -433,7 +433,7 @@ def test_the_data_page_downloads_cifar10_into_a_chosen_folder_and_uses_it(cifar_
     monkeypatch.setenv("CAE_CIFAR10_MD5", md5)
     at = press_download_on_the_data_page(tmp_path / "my-cifar")
     assert at.session_state["data_source"] == str((tmp_path / "my-cifar").resolve())
-    assert any(h.value.startswith("In use: CIFAR-10") for h in at.subheader)
+    assert any(h.value.startswith("In use: CIFAR-10") for h in at.header)
 
 
 def test_offline_the_data_page_says_what_to_do(tmp_path, monkeypatch):

@@ -296,7 +296,7 @@ def test_auto_picks_bf16_only_where_the_hardware_does_it(monkeypatch):
 
 
 def test_saturation_finds_the_best_epoch_and_where_it_levels_off():
-    from cae.report import saturation
+    from cae.analysis import saturation
 
     rows = [{"epoch": e, "test_acc": a} for e, a in enumerate([30, 45, 52, 55.5, 56, 55.8], start=1)]
     assert saturation(rows) == {"best_acc": 56, "best_epoch": 5, "within_epoch": 4}

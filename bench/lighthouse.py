@@ -1,0 +1,91 @@
+"""Lighthouse on every page: performance and accessibility scores, cumulative layout shift (CLS) and
+the failed accessibility audits, with Chromium against a fresh server of this repository. Needs
+Node.js and Lighthouse (`npm install lighthouse@12` in a folder: pass `--lighthouse
+FOLDER/node_modules/.bin/lighthouse`, or have `lighthouse` on PATH) and Debian's chromium. Writes
+bench/results/lighthouse-<time>.json. Scores vary from run to run; CLS is the number the pages set
+out to keep under 0.1.
+
+    python bench/lighthouse.py [--lighthouse PATH] [--pages overview data ...]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as `python bench/<script>.py`
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from bench.appserver import CHROMIUM, CHROMIUM_ARGS, AppServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ("overview", "lecture", "data", "train", "kernels", "latent", "classifier", "try_image")
+CLS_GOAL = 0.1
+
+
+def audit(lighthouse: str, url: str) -> dict:
+    """One page's Lighthouse report (desktop form factor, 1350×940), reduced to what we track."""
+    flags = " ".join(["--headless=new", *CHROMIUM_ARGS, "--window-size=1350,940"])
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(
+            [
+                lighthouse,
+                url,
+                "--preset=desktop",
+                "--only-categories=performance,accessibility",
+                "--output=json",
+                f"--output-path={out.name}",
+                f"--chrome-flags={flags}",
+                "--quiet",
+                "--max-wait-for-load=60000",
+            ],
+            env={**os.environ, "CHROME_PATH": CHROMIUM},
+            check=True,
+            timeout=300,
+        )
+        report = json.loads(Path(out.name).read_text())
+    audits, categories = report["audits"], report["categories"]
+    failed = [
+        key
+        for key, ref in ((r["id"], r) for r in categories["accessibility"]["auditRefs"])
+        if ref["weight"] > 0 and audits[key].get("score") is not None and audits[key]["score"] < 1
+    ]
+    return {
+        "performance": round(100 * categories["performance"]["score"]),
+        "accessibility": round(100 * categories["accessibility"]["score"]),
+        "cls": audits["cumulative-layout-shift"]["numericValue"],
+        "failed accessibility audits": failed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lighthouse", default=shutil.which("lighthouse") or "lighthouse")
+    parser.add_argument("--pages", nargs="*", default=list(PAGES), choices=PAGES)
+    args = parser.parse_args()
+    results = {}
+    with tempfile.TemporaryDirectory() as home, AppServer({"HOME": home}, Path(home) / "server.log") as server:
+        for page in args.pages:
+            url = server.url + ("/" if page == "overview" else f"/{page}")
+            results[page] = audit(args.lighthouse, url)
+            r = results[page]
+            print(
+                f"{page:11s} performance {r['performance']:3d}  accessibility {r['accessibility']:3d}  "
+                f"CLS {r['cls']:.3f}{'' if r['cls'] < CLS_GOAL else ' (over 0.1)'}  "
+                f"failed: {', '.join(r['failed accessibility audits']) or 'none'}",
+                flush=True,
+            )
+    out = ROOT / "bench" / "results" / f"lighthouse-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(results, indent=1))
+    print(f"written {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
