@@ -57,7 +57,12 @@ def audit(lighthouse: str, url: str) -> dict:
         for key, ref in ((r["id"], r) for r in categories["accessibility"]["auditRefs"])
         if ref["weight"] > 0 and audits[key].get("score") is not None and audits[key]["score"] < 1
     ]
+    shifts = (audits.get("layout-shifts") or {}).get("details", {}).get("items", [])
     return {
+        "shifted": [
+            {"score": round(item.get("score", 0), 3), "node": (item.get("node") or {}).get("snippet", "")[:160]}
+            for item in shifts[:6]
+        ],
         "performance": round(100 * categories["performance"]["score"]),
         "accessibility": round(100 * categories["accessibility"]["score"]),
         "cls": audits["cumulative-layout-shift"]["numericValue"],
@@ -74,7 +79,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home, AppServer({"HOME": home}, Path(home) / "server.log") as server:
         for page in args.pages:
             url = server.url + ("/" if page == "overview" else f"/{page}")
-            results[page] = audit(args.lighthouse, url)
+            try:
+                results[page] = audit(args.lighthouse, url)
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:  # one page's failure
+                results[page] = {"error": str(exc)[-300:]}
+                print(f"{page:11s} Lighthouse failed: {exc}", flush=True)
+                continue
             r = results[page]
             print(
                 f"{page:11s} performance {r['performance']:3d}  accessibility {r['accessibility']:3d}  "

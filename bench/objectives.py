@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from cae import budget as label_budget  # noqa: E402
 from cae import latent  # noqa: E402
-from cae.budget_report import objectives_sentence  # noqa: E402
+from cae.budget_report import contrast_sentence, objectives_sentence  # noqa: E402
 from cae.config import Config  # noqa: E402
 from cae.contrastive import rebuilds, two_views  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
@@ -41,7 +41,7 @@ from cae.files import write_atomically  # noqa: E402
 from cae.objectives import pretext_for  # noqa: E402
 from cae.plan import Subsets  # noqa: E402
 from cae.runs import load_run  # noqa: E402
-from cae.sweeps import OBJECTIVE_NAMES, budget_lines  # noqa: E402
+from cae.sweeps import OBJECTIVE_NAMES, budget_lines, pretraining_seeds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OPTIONS = {
@@ -143,16 +143,20 @@ def main() -> None:
 
 
 def table(shipped: dict) -> str:
-    """One row per option: the autoencoder's last test MSE and k-NN, its probe, fine-tuned − scratch
-    per budget with the seeds rule's verdict, and the frozen line; then the page's sentence."""
-    options = shipped["options"]
-    budgets = sorted({p["budget"] for entry in options.values() for p in entry["points"]})
-    head = ["option", "test MSE", "k-NN", "probe"]
+    """One row per option (then per confirmation run): its epochs and seeds, the last test MSE (none
+    for the contrastive objective) and k-NN, its probe, fine-tuned − scratch per budget with the
+    seeds rule's verdict, and the frozen line (mean and range); then the page's sentences."""
+    entries = {**shipped["options"], **{f"{n} (confirmation)": e for n, e in shipped.get("confirmation", {}).items()}}
+    budgets = sorted({p["budget"] for entry in entries.values() for p in entry["points"]})
+    head = ["option", "epochs", "pretraining seeds", "classifier seeds", "test MSE", "k-NN", "probe"]
     head += [f"fine-tuned − scratch, {b:,}" for b in budgets] + [f"frozen, {b:,}" for b in budgets]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for name, entry in options.items():
+    for name, entry in entries.items():
         lines = budget_lines(entry["points"])
-        cells = [OBJECTIVE_NAMES.get(name, name), f"{entry['test_mse'][-1]:.4f}", f"{entry['knn_curve'][-1]:.1f}%"]
+        base = name.split(" (")[0]
+        cells = [OBJECTIVE_NAMES.get(base, base) + (" (confirmation)" if name != base else ""), str(entry["ae_epochs"])]
+        cells += [str(pretraining_seeds(entry)), str(len({p["seed"] for p in entry["points"]}))]
+        cells += [f"{entry['test_mse'][-1]:.4f}" if entry["test_mse"] else "–", f"{entry['knn_curve'][-1]:.1f}%"]
         cells.append(f"{entry['probe']:.1f}%")
         for b in budgets:
             fine, scratch = lines["finetuned"].get(b), lines["scratch"].get(b)
@@ -162,9 +166,14 @@ def table(shipped: dict) -> str:
             verdict = compare_seeds(fine["values"], scratch["values"]).winner if fine["n"] > 1 else "one seed"
             said = {None: "within", 0: "ahead", 1: "behind", "one seed": "one seed"}[verdict]
             cells.append(f"{fine['mean'] - scratch['mean']:+.1f} ({said})")
-        cells += [f"{lines['frozen'][b]['mean']:.1f}%" if b in lines["frozen"] else "–" for b in budgets]
+        for b in budgets:
+            f = lines["frozen"].get(b)
+            cells.append(f"{f['mean']:.1f}% ({f['low']:.1f}–{f['high']:.1f})" if f else "–")
         rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*rows, "", objectives_sentence(options, OBJECTIVE_NAMES)])
+    options = shipped["options"]
+    said = [objectives_sentence(options, OBJECTIVE_NAMES)]
+    said += [s for s in [contrast_sentence(options, lambda n: OBJECTIVE_NAMES.get(n, n))] if s]
+    return "\n".join([*rows, "", *said])
 
 
 MEASURES = ("test_mse", "loss_curve", "knn_curve", "probe", "seconds", "precision", "run_key")
