@@ -136,7 +136,8 @@ def main() -> None:
         entry["pretraining"] = {str(args.pretrain_seed): pretraining_measures(entry)}
         save(name, entry, pictures(run, dataset), dataset, out, "confirmation" if args.confirm else "options")
         print(
-            f"{name}: test MSE {entry['test_mse'][-1]:.4f}, k-NN {entry['knn_curve'][-1]:.1f}%, probe "
+            f"{name}: test MSE {entry['test_mse'][-1] if entry['test_mse'] else float('nan'):.4f}, k-NN "
+            f"{entry['knn_curve'][-1]:.1f}%, probe "
             f"{entry['probe']:.1f}%, {len(entry['points'])} points ({time.perf_counter() - t0:.0f} s)",
             flush=True,
         )

@@ -124,9 +124,10 @@ def contrast_sentence(options: dict[str, dict], label, at: int = 1000, frozen_at
         "keeps colours and positions; the contrastive objective rewards a code that stays the same when an image "
         "is cropped, flipped and recoloured and differs from other images', the kind of sameness a class label "
         f"asks for. {'Here that pays' if pays else 'Here that does not pay beyond the noise'}: its frozen encoder "
-        f"reaches {ours['frozen'][frozen_at]['mean']:.1f}% at {frozen_at:,} labels, "
+        f"({options['contrastive']['ae_epochs']} pretraining epochs) reaches "
+        f"{ours['frozen'][frozen_at]['mean']:.1f}% at {frozen_at:,} labels, "
         f"{standing_words} {theirs['frozen'][frozen_at]['mean']:.1f}% "
-        f"for {label(rival)}, the best reconstruction objective there"
+        f"for {label(rival)} ({options[rival]['ae_epochs']} epochs), the best reconstruction objective there"
     )
     if "contrastive" in gap:
         mean, verdict = gap["contrastive"]

@@ -198,7 +198,7 @@ OBJECTIVE_NAMES = {
     "mask-0.5": "masking 50%",
     "mask-0.75": "masking 75%",
     "augment": "random crops",
-    "contrastive": "contrastive (SimCLR)",
+    "contrastive": "contrastive",
 }
 
 

@@ -274,7 +274,10 @@ def test_the_contrast_says_it_pays_only_when_the_frozen_ranges_part():
     mask = seeded_option([33, 34, 35], [40, 41, 42], [39, 40, 41])
     apart = {"mask-0.75": mask, "contrastive": seeded_option([35.1, 36, 37], [46, 47, 48], [39, 40, 41], 2)}
     said = contrast_sentence(apart, label)
-    assert "Here that pays: its frozen encoder reaches 36.0% at 10,000 labels, above 34.0% for masking 75%" in said
+    assert (
+        "Here that pays: its frozen encoder (8 pretraining epochs) reaches 36.0% at 10,000 labels, above 34.0% for "
+        "masking 75% (8 epochs)" in said
+    )
     assert (
         "the classifier is +7.0 points from scratch at 1,000 labels (ahead of the seeds' spread), against +1.0" in said
     )
@@ -294,4 +297,4 @@ def test_the_caveat_names_the_objectives_whose_ranges_cover_pretraining_too():
         == "one autoencoder per objective: the label-budget ranges cover the classifier seeds only"
     )
     both = {**one, "contrastive": seeded_option([40, 41], [45, 46], [39, 40], pretrain_seeds=2)}
-    assert "for contrastive (SimCLR) also 2 pretraining seeds" in seeds_caveat(both, label)
+    assert "for contrastive also 2 pretraining seeds" in seeds_caveat(both, label)
