@@ -72,9 +72,17 @@ def objectives_sentence(options: dict[str, dict], names: dict[str, str], at: int
 
 def objectives_answer(options: dict[str, dict], names: dict[str, str], at: int = 1000, frozen_at: int = 10000) -> str:
     """Lecture mode's answer to "which objective makes fine-tuning beat scratch at `at` labels": the
-    label-budget half of `objectives_sentence`, short enough for a projector."""
+    label-budget half of `objectives_sentence`, short enough for a projector; with a contrastive
+    objective, its frozen line against the best reconstruction's and why (`contrast_sentence`, short)."""
     label = lambda name: names.get(name, name)  # noqa: E731
-    text = "; ".join(_budget_clauses(options, label, at, frozen_at))
+    contrast = contrast_sentence(options, label, at, frozen_at, short=True)
+    clauses = _budget_clauses(options, label, at, frozen_at)
+    if contrast:  # fewer words for a projector: the gap's clause (ending in its parenthesis), the contrast
+        several = [label(n) for n, entry in options.items() if pretraining_seeds(entry) > 1]
+        seeds = max(pretraining_seeds(entry) for entry in options.values())
+        first = clauses[0][:-1] + (f", {listing(several)} over {seeds} pretraining seeds" if several else "") + ")"
+        return f"{first[0].upper()}{first[1:]}. {contrast}"
+    text = "; ".join(clauses)
     return text[0].upper() + text[1:] + f" ({seeds_caveat(options, label)})."
 
 
@@ -91,11 +99,13 @@ def seeds_caveat(options: dict[str, dict], label) -> str:
     )
 
 
-def contrast_sentence(options: dict[str, dict], label, at: int = 1000, frozen_at: int = 10000) -> str | None:
+def contrast_sentence(
+    options: dict[str, dict], label, at: int = 1000, frozen_at: int = 10000, short: bool = False
+) -> str | None:
     """Why the objectives differ, from their numbers: what each kind rewards, then the contrastive
     objective's frozen line at `frozen_at` and fine-tuned − scratch gap at `at` against the best
-    reconstruction objective's (by its frozen line), each by the seeds' ranges. None without a
-    contrastive entry or those points."""
+    reconstruction objective's (by its frozen line), each by the seeds' ranges; `short`: for a
+    projector, the frozen lines only, in fewer words. None without a contrastive entry or those points."""
     if "contrastive" not in options:
         return None
     lines = {name: budget_lines(entry["points"]) for name, entry in options.items()}
@@ -119,6 +129,13 @@ def contrast_sentence(options: dict[str, dict], label, at: int = 1000, frozen_at
         if at in ls["finetuned"] and at in ls["scratch"]
     }
     pays, standing_words = frozen.winner == 0, frozen.say("above", "within the seeds' spread of", "below")
+    if short:
+        return (
+            "Why: rebuilding rewards keeping pixels; matching two views rewards what survives crops, flips and "
+            f"colour changes. {'Here that pays' if pays else 'Here that does not pay beyond the noise'}: "
+            f"frozen, its encoder reaches {ours['frozen'][frozen_at]['mean']:.1f}% at {frozen_at:,} labels, "
+            f"{standing_words} {theirs['frozen'][frozen_at]['mean']:.1f}% for {label(rival)}."
+        )
     said = (
         "Why they differ: a reconstruction objective rewards a code from which the pixels can be rebuilt, so it "
         "keeps colours and positions; the contrastive objective rewards a code that stays the same when an image "
@@ -147,15 +164,21 @@ def _budget_clauses(options: dict[str, dict], label, at: int, frozen_at: int) ->
     parts = []
     if gaps:
         widest, gap = best(gaps)
-        parts.append(
-            (
-                f"fine-tuning beats scratch beyond the seeds' spread at {at:,} labels for "
-                + ", ".join(label(n) for n in ahead)
-                if ahead
-                else f"at {at:,} labels no objective puts fine-tuning beyond the seeds' spread of scratch"
+        if ahead == [widest]:
+            parts.append(
+                f"fine-tuning beats scratch beyond the seeds' spread at {at:,} labels only for {label(widest)} "
+                f"({gap:+.1f} points)"
             )
-            + f" (widest gap {gap:+.1f} points, {label(widest)})"
-        )
+        else:
+            parts.append(
+                (
+                    f"fine-tuning beats scratch beyond the seeds' spread at {at:,} labels for "
+                    + ", ".join(label(n) for n in ahead)
+                    if ahead
+                    else f"at {at:,} labels no objective puts fine-tuning beyond the seeds' spread of scratch"
+                )
+                + f" (widest gap {gap:+.1f} points, {label(widest)})"
+            )
     if frozen:
         low, high = min(frozen.values()), max(frozen.values())
         parts.append(f"the frozen encoders reach {low:.1f}–{high:.1f}% at {frozen_at:,} labels")

@@ -17,7 +17,8 @@ from cae.kernels import distance_from_start, update_norms
 # Okabe & Ito's colour-blind-safe set; where series could still look alike they differ by dash or
 # marker too (DASHES, SYMBOLS). Ten classes take Paul Tol's colour-blind-safe "muted" set plus grey,
 # each with its own marker.
-PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+# Okabe–Ito, with its yellow (1.3:1 on white, unreadable on a projector) replaced by a dark wine
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#882255"]
 PRETRAINED_COLOR, SCRATCH_COLOR = PALETTE[0], PALETTE[1]
 DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"]
 SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross", "star", "triangle-down", "pentagon", "hexagon"]

@@ -159,7 +159,8 @@ def step_body(step: Step, metrics: dict, budget_seeds: int | None = None, object
     if step.key == "objectives":
         entries = list((objectives or {}).values())
         epochs = " or ".join(str(n) for n in sorted({e["ae_epochs"] for e in entries})) or "a few"
-        seeds = max((len({p["seed"] for p in e["points"]}) for e in entries), default=0) or "several"
+        counts = sorted({len({p["seed"] for p in e["points"]}) for e in entries})
+        seeds = " or ".join(map(str, counts)) or "several"
         return step.body.format(epochs=epochs, seeds=seeds)
     return step.body
 
