@@ -135,11 +135,15 @@ def experiment_work(cfg: Config, n_train: int, n_test: int) -> float:
 
 
 # One measured step leaves out what a whole run also spends (starting, data, evaluations, a busy
-# machine): a run took from 1.2 to 3.5 times the step's estimate here (bench/estimates.py), so
-# without a finished run to go by the estimate is a range from the step's figure to STEP_SPREAD times it.
+# machine): Lecture mode's live run took 3.2 times the step's figure beside two other trainings
+# (bench/estimates.py, 2026-12-06) and 3.5 times beside a package install. So without a finished run
+# to go by, the estimate is a range from the step's figure to STEP_SPREAD times it. (A step measured
+# while the machine was far busier than during the run overstates it, up to 16 times once: no range
+# from one step holds that; the runs' own speeds replace it as soon as one has finished.)
 STEP_SPREAD = 4.0
 # Runs here at other times: the likely figure is their median speed, and the range at least a factor
-# RECENT_SPREAD either side of it (the load may change between runs), wider where their speeds were.
+# RECENT_SPREAD either side of it (the load may change between runs), wider where their speeds were,
+# and down to the measured step's figure (the machine with no load and no overheads).
 RECENT_SPREAD = 1.5
 
 
@@ -160,6 +164,8 @@ class Estimate:
         if recent:
             likely = work * statistics.median(recent)
             low, high = min(likely / RECENT_SPREAD, work * min(recent)), max(likely * RECENT_SPREAD, work * max(recent))
+            if step is not None:  # the machine's own speed, without a run's overheads: quieter than the last runs met
+                low = min(low, work * step)
             said = "the last run here" if len(recent) == 1 else f"the last {len(recent)} runs here"
             return cls(low, likely, high, said)
         if step is None:

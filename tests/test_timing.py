@@ -24,13 +24,16 @@ def test_the_work_counts_the_codes_k_nn_probe_every_epoch():
 
 
 def test_an_estimate_from_recent_runs_is_their_median_and_a_range_of_at_least_the_spread():
-    one = Estimate.of(work=100.0, step=0.001, recent=[0.5])
+    one = Estimate.of(work=100.0, step=None, recent=[0.5])
     assert (one.low, one.likely, one.high) == pytest.approx((50 / RECENT_SPREAD, 50, 50 * RECENT_SPREAD))
     assert one.basis == "the last run here"
-    several = Estimate.of(work=100.0, step=0.001, recent=[0.2, 0.5, 1.0])
+    several = Estimate.of(work=100.0, step=None, recent=[0.2, 0.5, 1.0])
     assert several.likely == pytest.approx(50) and several.high == pytest.approx(100)  # the slowest run
     assert several.low == pytest.approx(20)  # the fastest run, below likely / 1.5
     assert several.words() == "about 0m 50s (0m 20s to 1m 40s, by the last 3 runs here)"
+    # a measured step lowers the range's bottom to the machine's own speed, never raises it
+    assert Estimate.of(work=100.0, step=0.1, recent=[0.2, 0.5, 1.0]).low == pytest.approx(10)
+    assert Estimate.of(work=100.0, step=0.5, recent=[0.2, 0.5, 1.0]).low == pytest.approx(20)
 
 
 def test_an_estimate_from_one_step_says_so_and_spans_the_step_spread():
