@@ -78,9 +78,9 @@ def objectives_answer(options: dict[str, dict], names: dict[str, str], at: int =
     contrast = contrast_sentence(options, label, at, frozen_at, short=True)
     clauses = _budget_clauses(options, label, at, frozen_at)
     if contrast:  # fewer words for a projector: the gap's clause (ending in its parenthesis), the contrast
-        several = [label(n) for n, entry in options.items() if pretraining_seeds(entry) > 1]
-        seeds = max(pretraining_seeds(entry) for entry in options.values())
-        first = clauses[0][:-1] + (f", {listing(several)} over {seeds} pretraining seeds" if several else "") + ")"
+        ahead = objective_measures(options, at, frozen_at)[0]
+        seeds = max((pretraining_seeds(options[n]) for n in ahead), default=1)
+        first = clauses[0][:-1] + (f", over {seeds} pretraining seeds" if seeds > 1 else "") + ")"
         return f"{first[0].upper()}{first[1:]}. {contrast}"
     text = "; ".join(clauses)
     return text[0].upper() + text[1:] + f" ({seeds_caveat(options, label)})."

@@ -298,3 +298,21 @@ def test_the_caveat_names_the_objectives_whose_ranges_cover_pretraining_too():
     )
     both = {**one, "contrastive": seeded_option([40, 41], [45, 46], [39, 40], pretrain_seeds=2)}
     assert "for contrastive also 2 pretraining seeds" in seeds_caveat(both, label)
+
+
+def test_lecture_modes_answer_says_the_contrast_in_few_words():
+    from cae.budget_report import objectives_answer
+
+    options = {
+        "mask-0.75": seeded_option([33, 34, 35], [40, 41, 42], [39, 40, 41]),
+        "contrastive": seeded_option([51, 52, 53, 54], [46, 47, 48, 49], [39, 40, 41, 40], pretrain_seeds=2),
+    }
+    said = objectives_answer(options, OBJECTIVE_NAMES)
+    assert said.startswith(
+        "Fine-tuning beats scratch beyond the seeds' spread at 1,000 labels only for contrastive (+7.5 points, "
+        "over 2 pretraining seeds). Why: rebuilding rewards keeping pixels;"
+    )
+    assert said.endswith(
+        "Here that pays: frozen, its encoder reaches 52.5% at 10,000 labels, above 34.0% for masking 75%."
+    )
+    assert len(said.split()) < 60  # a projector's answer
