@@ -148,7 +148,7 @@ def test_the_sentence_names_an_objective_ahead_only_beyond_the_classifier_seeds_
     assert said.startswith("By k-NN the best code is masking 50% (31.0%), beyond the noise of every other")
     # its reference points, by the same rule: 31.0 vs 27.5 is within noise, 31.0 vs 22.0 is not
     assert "about as good as raw pixels (27.5%) and better than the untrained encoder (22.0%)" in said
-    assert "beyond the seeds' spread at 1,000 labels for masking 50% (widest gap +8.0 points" in said
+    assert "beyond the seeds' spread at 1,000 labels only for masking 50% (+8.0 points)" in said
     assert "the frozen encoders reach 31.0–45.0% at 10,000 labels" in said  # a range: no "best" named
     touching = {
         "plain": fake_option(20.4, [37, 38, 39], [36, 37, 38], 21.0),
