@@ -10,7 +10,6 @@ from app_pages.caches import cached_run, jobs, measured_speed, run_estimate
 from app_pages.rights import submit_training
 from cae import lecture
 from cae.analysis import per_class_counts
-from cae.config import live_config
 from cae.data import load_sample
 from cae.evidence import RULES
 from cae.explain import reconstruct
@@ -178,7 +177,7 @@ def live_training(dataset) -> None:
     worker measuring a step, the job training); a run of the whole page starts and stops its timer."""
     if dataset is None:
         return
-    cfg = live_config(len(dataset.train), len(dataset.test))
+    cfg = lecture.live_config(len(dataset.train), len(dataset.test))
     job = jobs().get(state.watched_job("lecture"))
     waiting = job.active if job is not None else measured_speed(cfg, wait=2) is None
     st.fragment(live_panel, run_every=1.0 if waiting else None)(dataset, cfg, waiting)

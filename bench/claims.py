@@ -103,7 +103,8 @@ def main() -> None:
         lines = budget_lines(entry["points"], budget.get("precision")) if NEW else budget_lines(entry["points"])
         print(f"== Label budget, {entry['title']}\n  {budget_report.label_budget_sentence(lines)}")
     sample = load_sample()
-    live = config.live_config(len(sample.train), len(sample.test)) if NEW else config.preset_config(config.QUICK_LOOK)
+    live_config = getattr(lecture, "live_config", None) or getattr(config, "live_config", None)  # moved 2026-12-06
+    live = live_config(len(sample.train), len(sample.test)) if NEW else config.preset_config(config.QUICK_LOOK)
     for label, cfg in (("Small data preset", config.preset_config(config.SMALL_DATA)), ("Lecture's live run", live)):
         metrics = run_experiment(cfg.replace(precision="fp32"), sample).metrics
         print(f"== The sample: {label}")

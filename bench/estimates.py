@@ -21,9 +21,10 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from cae.config import QUICK_LOOK, live_config, preset_config  # noqa: E402
+from cae.config import QUICK_LOOK, preset_config  # noqa: E402
 from cae.data import load_dataset  # noqa: E402
 from cae.experiment import train_or_load  # noqa: E402
+from cae.lecture import live_config  # noqa: E402
 from cae.timing import Estimate, experiment_work, seconds_per_mflop  # noqa: E402
 from cae.words import duration  # noqa: E402
 

@@ -13,6 +13,10 @@ UPSAMPLE_MODES = ("bilinear", "nearest", "transpose")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 OBJECTIVES = ("reconstruction", "contrastive")
+CONTRASTIVE_HELP = (  # the Train page's words for the objective (cae/contrastive.py)
+    "contrastive: two random views of each image (crops, flips, colours, grey) must get matching codes, unlike the "
+    "batch's other images (NT-Xent, temperature 0.5). Nothing is rebuilt: no reconstructions, no denoising or masking."
+)
 
 # Fields that decide the autoencoder's weights (with the dataset fingerprint and the resolved
 # precision). A request that matches these reuses an existing autoencoder instead of retraining.
@@ -305,19 +309,12 @@ class Config:
     # the contrastive objective (cae/contrastive.py): the encoder alone, two views per image, NT-Xent
     objective: str = setting(
         "reconstruction",
-        "what pretraining asks of the encoder: reconstruction (the lecture's autoencoder, MSE) or contrastive "
-        "(SimCLR's NT-Xent on two augmented views of each image; no decoder is trained)",
+        "what pretraining asks of the encoder: reconstruction (the autoencoder, MSE) or contrastive (NT-Xent on two "
+        "random views of each image; no decoder is trained)",
         choices=OBJECTIVES,
         group="objective",
         words="{} pretraining",
-        form=dict(
-            label="Pretraining objective",
-            widget="radio",
-            column="rebuilds",
-            help="contrastive: two random views of each image (crops, flips, colours, grey) must have matching codes "
-            "and differ from the batch's other images (NT-Xent, temperature 0.5). Nothing is rebuilt, so there are "
-            "no reconstructions; denoising, masking and crops do not apply.",
-        ),
+        form=dict(label="Pretraining objective", widget="radio", column="rebuilds", help=CONTRASTIVE_HELP),
     )
     # execution
     precision: str = setting(
@@ -430,25 +427,6 @@ def preset_config(name: str, **changes) -> Config:
     if name not in PRESETS:
         raise ConfigError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}.")
     return Config(**{**PRESETS[name], **changes})
-
-
-# Lecture mode's live run: the Small data recipe on at most this many class-balanced training and
-# test images, so that it learns visibly within a minute on one CPU core (docs/RESULTS.md: 43 s on
-# CIFAR-10 cut to 1,000 + 1,000 images; 2,000 training images took 71 s).
-LIVE_LIMIT, LIVE_TEST_LIMIT = 1000, 1000
-
-
-def live_config(n_train: int, n_test: int) -> Config:
-    """The run Lecture mode trains live: the Small data recipe cut to 10 autoencoder epochs, without
-    the scratch baseline, on the data in use cut to LIVE_LIMIT training and LIVE_TEST_LIMIT test
-    images where it is larger (34.5 s on the sample with one thread; the full 20 epochs took 58.4 s)."""
-    return preset_config(
-        SMALL_DATA,
-        ae_epochs=10,
-        scratch_baseline=False,
-        limit=LIVE_LIMIT if n_train > LIVE_LIMIT else None,
-        test_limit=LIVE_TEST_LIMIT if n_test > LIVE_TEST_LIMIT else None,
-    )
 
 
 def ceil_div(a: int, b: int) -> int:

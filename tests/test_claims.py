@@ -13,10 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from cae import budget
 from cae.analysis import per_class_counts
-from cae.config import SMALL_DATA, Config, live_config, preset_config
+from cae.config import SMALL_DATA, Config, preset_config
 from cae.data import load_sample
 from cae.experiment import train_or_load
 from cae.figures import per_class_bars
+from cae.lecture import live_config
 from cae.report import class_extremes_sentence, latent_size_sentence, live_run_sentence, pretraining_verdict
 from cae.runs import PRETRAINED_DIR, pretrained_index, runs_dir
 from cae.sweeps import grouped, load_label_budget, load_sweeps, seed_spread
