@@ -163,45 +163,48 @@ def test_a_transfer_run_is_not_exported_and_says_why(small_dataset):
     assert "--encoder-from" in reproduce_command(run)
 
 
+def tiny_pretraining(options: list[str], epochs: int, folder, tmp_path):
+    """A run trained by the command line with these pretraining options: latent 16, batch 50,
+    `epochs` autoencoder epochs, no classifier, fp32, on `folder`."""
+    made = cae(
+        "train",
+        *options,
+        *("--latent-dim", "16", "--batch-size", "50", "--ae-epochs", str(epochs), "--clf-epochs", "0"),
+        *("--precision", "fp32", "--data", str(folder), "--runs", str(tmp_path / "runs")),
+    )
+    assert made.returncode == 0, made.stderr
+    return load_run(made.stdout.strip().splitlines()[-1])
+
+
+def exported_and_run(run, title: str, folder, tmp_path):
+    """The run's standalone script, written and run on `folder`; its completed process."""
+    file = tmp_path / "exported.py"
+    file.write_text(standalone_script(run, title))
+    out = run_script(file, folder, tmp_path)
+    assert out.returncode == 0, out.stderr
+    return out
+
+
 def test_a_denoising_masked_cropped_run_exports_the_same_draws_and_its_command_finds_it(small_folder, tmp_path):
     """The three pretraining options at once (crops, then noise, then masks, from their own
     generator): the script repeats the app's draws, so its autoencoder losses agree epoch by epoch."""
     options = ["--noise", "0.2", "--mask", "0.5", "--augment"]
-    made = cae(
-        "train",
-        *options,
-        *("--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "3", "--clf-epochs", "0"),
-        *("--precision", "fp32", "--data", str(small_folder), "--runs", str(tmp_path / "runs")),
-    )
-    assert made.returncode == 0, made.stderr
-    run = load_run(made.stdout.strip().splitlines()[-1])
+    run = tiny_pretraining(options, 3, small_folder, tmp_path)
     assert (run.config.noise, run.config.mask, run.config.augment) == (0.2, 0.5, True)
     command = reproduce_command(run)
     assert all(option in shlex.split(command) for option in options), command
     again = cae(*shlex.split(command)[3:], "--runs", str(tmp_path / "runs"))
     assert "An identical run exists; reusing it" in again.stdout, again.stdout + again.stderr
-    file = tmp_path / "options.py"
-    file.write_text(standalone_script(run, "Denoising, masking and crops"))
-    out = run_script(file, small_folder, tmp_path)
-    assert out.returncode == 0, out.stderr
+    out = exported_and_run(run, "Denoising, masking and crops", small_folder, tmp_path)
     losses = [float(x) for x in re.findall(r"Autoencoder epoch \d: train MSE ([0-9.]+)", out.stdout)]
     app = [row["train_mse"] for row in run.metrics["autoencoder"]]
     assert len(losses) == 3 and all(abs(a - b) / b < FIRST_EPOCH_TOLERANCE for a, b in zip(losses, app)), (losses, app)
 
 
 def test_a_contrastive_run_exports_a_script_that_pretrains_the_same_way(small_folder, tmp_path):
-    made = cae(
-        "train",
-        *("--objective", "contrastive", "--latent-dim", "16", "--batch-size", "50", "--ae-epochs", "2"),
-        *("--clf-epochs", "0", "--precision", "fp32", "--data", str(small_folder), "--runs", str(tmp_path / "runs")),
-    )
-    assert made.returncode == 0, made.stderr
-    run = load_run(made.stdout.strip().splitlines()[-1])
+    run = tiny_pretraining(["--objective", "contrastive"], 2, small_folder, tmp_path)
     assert "--objective contrastive" in reproduce_command(run)
-    file = tmp_path / "contrastive.py"
-    file.write_text(standalone_script(run, "Contrastive"))
-    out = run_script(file, small_folder, tmp_path)
-    assert out.returncode == 0, out.stderr
+    out = exported_and_run(run, "Contrastive", small_folder, tmp_path)
     losses = [float(x) for x in re.findall(r"Contrastive epoch \d: NT-Xent ([0-9.]+)", out.stdout)]
     app = [row["train_loss"] for row in run.metrics["autoencoder"]]
     # the same views, head and order: the first epoch agrees to its printed digits; the views are
