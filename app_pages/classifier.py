@@ -19,11 +19,12 @@ from app_pages.caches import TaskError, computed, jobs, measured_speed, runs
 from app_pages.rights import seat, submit_sweep, submit_training
 from cae import budget
 from cae.analysis import per_class_counts
+from cae.budget_figures import label_budget_chart
 from cae.budget_report import label_budget_sentence
 from cae.config import LEARNING_RATES, ConfigError, few_steps_warning, fitting_batch_size
 from cae.devices import resolve_device
 from cae.experiment import transfer_config
-from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, label_budget_chart, per_class_bars
+from cae.figures import autoencoder_curves, classifier_curves, confusion_heatmap, per_class_bars
 from cae.jobs import DONE
 from cae.report import class_extremes_sentence, one_seed_caution, pretraining_verdict, verdict_rule
 from cae.runs import RunError

@@ -19,6 +19,7 @@ from app_pages._shared import (
 from app_pages.caches import TaskError, computed, jobs, runs
 from cae import latent
 from cae.budget import finished_sweeps
+from cae.budget_figures import objectives_chart
 from cae.budget_report import confirmation_sentence, contrast_sentence, objectives_sentence
 from cae.contrastive import NO_RECONSTRUCTIONS, rebuilds
 from cae.explain import reconstruct
@@ -28,7 +29,6 @@ from cae.figures import (
     latent_map,
     latent_size_chart,
     leak_chart,
-    objectives_chart,
     picture,
     representation_curves,
 )

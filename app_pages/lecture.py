@@ -10,6 +10,7 @@ from app_pages.caches import cached_run, jobs, measured_speed, run_estimate
 from app_pages.rights import submit_training
 from cae import lecture
 from cae.analysis import per_class_counts
+from cae.budget_figures import label_budget_chart, objectives_chart
 from cae.data import load_sample
 from cae.evidence import RULES
 from cae.explain import reconstruct
@@ -19,9 +20,7 @@ from cae.figures import (
     classifier_curves,
     image_strip,
     kernel_sheet,
-    label_budget_chart,
     live_loss,
-    objectives_chart,
     per_class_bars,
     projector_fonts,
     sample_grid,
