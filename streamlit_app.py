@@ -10,7 +10,7 @@ import pandas  # noqa: F401
 import streamlit as st
 import torch
 
-from app_pages import state
+from app_pages import state, styles
 from app_pages._shared import (
     current_dataset,
     dataset_label,
@@ -50,18 +50,18 @@ if seat() is not None:  # classroom mode: the lecturer's view (password in CAE_A
     if problem := password_problem():
         log_once(problem)
 page = st.navigation(pages)
+# The presenter view has no sidebar: it starts collapsed there, rather than arriving beside the page and
+# being hidden after (the page jumped 300 px right and back: layout shift 0.23 + 0.23, Lighthouse).
+# Elsewhere "auto": open on a wide screen, as before.
+lecturing = page.url_path == "lecture" and state.presenting()
+st.set_page_config(initial_sidebar_state="collapsed" if lecturing else "auto")
+# Styles before the page's elements: a style that comes after them moves them (layout shift)
+st.html(styles.for_page(page.url_path, lecturing))
 if problem := devices_problem():  # CAE_DEVICES names workers this machine cannot give: say so, start none
     st.error(problem)
     st.stop()
 if problem := jobs().backend.problem():  # a Ray cluster this server cannot reach: said; the shipped runs still open
     st.error(problem)
-# Secondary text dark enough for WCAG AA (4.5:1) on white and on the sidebar's grey: Streamlit's own
-# caption grey measured 3.7-3.9:1 with axe-core; the shortcut badge on a primary button 2.8:1.
-st.html("""<style>
-[data-testid="stCaptionContainer"], [data-testid="stCaptionContainer"] p, kbd { color: #595959 !important;
-  opacity: 1 !important; }
-button[kind="primary"] kbd, [data-testid="stBaseButton-primary"] kbd { color: #ffffff !important; }
-</style>""")
 
 
 def queue_line() -> str:

@@ -41,17 +41,6 @@ from cae.sweeps import (
 from cae.words import duration as minutes
 from cae.words import run_title
 
-PRESENTER_CSS = """<style>
-[data-testid="stMain"] p, [data-testid="stMain"] li, [data-testid="stMain"] label { font-size: 20px !important; }
-[data-testid="stMain"] h1 { font-size: 34px !important; padding-top: 0 !important; }
-[data-testid="stMainBlockContainer"] { padding-top: 2.5rem !important; padding-bottom: 1rem !important; }
-</style>"""
-# the presenter view: no sidebar and no header bar (its menu returns with the view off), so every step
-# fits a 1280x720 projector after its reveal (bench/presenter_fit.py measures it)
-HIDE_SIDEBAR_CSS = """<style>
-[data-testid="stSidebar"], [data-testid="stSidebarCollapsedControl"], [data-testid="stHeader"] { display: none; }
-[data-testid="stMainBlockContainer"] { padding-top: 1rem !important; padding-bottom: 0.5rem !important; }
-</style>"""
 FIGURE_HEIGHT = 400  # every figure fits beside the text in a 1280x720 window
 # A presenter clicker's keys, whatever has the focus (a prediction clicked with the mouse, the view's
 # toggle: Streamlit's own shortcuts stop while an input has it): PageDown / PageUp press Next / Back,
@@ -219,13 +208,11 @@ def live_panel(dataset, cfg, ticking: bool) -> None:
         st.rerun(scope="app")  # done: stop ticking
 
 
-st.markdown(PRESENTER_CSS, unsafe_allow_html=True)
 st.html(CLICKER_KEYS_JS, unsafe_allow_javascript=True)
 if cookie := state.reveals_cookie():
     st.sidebar.html(cookie, unsafe_allow_javascript=True)  # the sidebar: no gap in the projected page
-presenter = st.toggle("Presenter view (no sidebar)", key="presenter", value=True)
-if presenter:
-    st.markdown(HIDE_SIDEBAR_CSS, unsafe_allow_html=True)
+# the view's styles come from streamlit_app.py (app_pages/styles.py), before the page's elements
+st.toggle("Presenter view (no sidebar)", key="presenter", value=state.presenting())
 steps = lecture.STEPS
 # the address names the step; without one (the sidebar's link, the browser's Back to a page address
 # without it) the step this session left; a reveal stays in this browser (a session cookie, for a

@@ -179,6 +179,11 @@ def set_lecture_step(key: str) -> None:
     st.session_state.lecture_step = key
 
 
+def presenting() -> bool:
+    """Whether Lecture mode's presenter view is on (its toggle, on until switched off)."""
+    return bool(st.session_state.get("presenter", True))
+
+
 REVEALS_COOKIE = "cae_reveals"  # Lecture mode's reveals, kept by the browser for a reload (never in a link)
 
 

@@ -774,3 +774,16 @@ def test_a_reload_keeps_the_reveal_but_a_new_browser_does_not(page, server, brow
         elsewhere.get_by_role("button", name="Reveal").wait_for(timeout=30_000)
     finally:
         elsewhere.context.close()
+
+
+def test_the_presenter_view_never_shows_the_sidebar_beside_the_page(server, browser):
+    """The Lecture page's sidebar starts collapsed in the presenter view: it used to arrive beside
+    the page and be hidden after (the page jumped 300 px right and back). An ordinary page's
+    sidebar still arrives beside it, the part of its layout shift that is Streamlit's."""
+    from bench.layout_shift import measure
+
+    measure(browser, f"{server.url}/lecture", settle_ms=500)  # the server's first Lecture run imports it
+    lecture_page = measure(browser, f"{server.url}/lecture", settle_ms=1500)
+    assert "the sidebar arrives" not in lecture_page["causes"], lecture_page
+    overview = measure(browser, f"{server.url}/", settle_ms=1500)
+    assert "the sidebar arrives" in overview["causes"], overview
