@@ -151,12 +151,15 @@ def runs() -> list[RunInfo]:
 
 
 def run_estimate(cfg, dataset, wait: float = 0.05):
-    """How long `cfg` will take here (cae.timing.Estimate): by the last finished runs' speeds, which
-    met this machine's load, else by one measured step; None while the step is being measured."""
+    """How long `cfg` will take here (cae.timing.Estimate): by the last finished runs' speeds, each
+    scaled from the load it met to the load now, else by one measured step; None while the step is
+    being measured."""
     from cae.timing import Estimate, experiment_work
 
     work = experiment_work(cfg, len(dataset.train), len(dataset.test))
-    return Estimate.of(work, measured_speed(cfg, wait=wait), jobs().recent_speeds())
+    step, paces = measured_speed(cfg, wait=wait), jobs().recent_paces()
+    load = jobs().backend.load_now() if paces else None
+    return Estimate.of(work, step, paces, load, threads=worker_threads(), cores=os.cpu_count() or 1)
 
 
 def measured_speed(cfg, wait: float = 5) -> float | None:

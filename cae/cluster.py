@@ -233,6 +233,10 @@ class RayCluster:
     def problem(self) -> str | None:
         return self.driver.reason
 
+    def load_now(self) -> None:
+        """Unknown: the cluster's nodes train, not this machine."""
+        return None
+
     def describe(self) -> str:
         d = self.driver
         return f"Ray cluster at {self.address} ({d.cpus} CPUs, {d.gpus} GPUs)"

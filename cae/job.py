@@ -41,6 +41,7 @@ class Job:
     error: str | None = None
     run_path: Path | None = None
     cached: bool = False
+    load: float | None = None  # cores busy with other work while it trained (cae.load), where measured
     result: object = None
     cancel_requested: bool = False
     held: bool = False  # at the test barrier (cae.worker.HOLD_ENV)

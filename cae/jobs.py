@@ -43,6 +43,7 @@ from cae.job import (
 )
 from cae.pool import TASK, TRAINING, LocalPool, Member
 from cae.runs import find_run, runs_dir
+from cae.timing import Pace
 
 LOG = logging.getLogger("cae.jobs")
 
@@ -91,16 +92,16 @@ class JobQueue:
         with self._lock:
             return sum(j.trains and j.active for j in self._jobs.values())
 
-    def recent_speeds(self, last: int = 5) -> list[float]:
+    def recent_paces(self, last: int = 5) -> list[Pace]:
         """Seconds per planned MFLOP of the last finished trainings here, oldest first: each one's
-        whole time (start to end, over its planned work), so the load it met is in it."""
+        whole time (start to end, over its planned work), with the load it met."""
         with self._lock:
             done = [
                 j
                 for j in self._jobs.values()
                 if j.kind == TRAIN and j.state == DONE and not j.cached and j.progress and j.progress.work > 0
             ]
-        return [j.elapsed() / j.progress.work for j in done if j.started][-last:]
+        return [Pace(j.elapsed() / j.progress.work, j.load) for j in done if j.started][-last:]
 
     def queue_length(self) -> int:
         """Trainings and sweeps waiting for a training slot."""
@@ -419,10 +420,10 @@ class JobManager(JobQueue):
                 job.held = True
             case protocol.Point(_, point):
                 job.result.append(point)
-            case protocol.Done(_, path, cached):
+            case protocol.Done(_, path, cached, load):
                 from cae.classroom import record_owner
 
-                job.run_path, job.cached = Path(path), cached
+                job.run_path, job.cached, job.load = Path(path), cached, load
                 self._end(job, DONE, record_owner(self.runs_dir, job) if job.owner and not cached else None)
             case protocol.Result(_, value):
                 job.result = value

@@ -204,5 +204,11 @@ class LocalPool:
         """Why this backend cannot train now, for every page; None when it can."""
         return None
 
+    def load_now(self) -> float | None:
+        """Cores busy with other work on this machine now, the workers' own left out (cae.load)."""
+        from cae.load import load_now
+
+        return load_now(tuple(pid for m in self.members if (pid := m.pid)))
+
     def shutdown(self) -> None:
         pass

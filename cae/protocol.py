@@ -106,9 +106,13 @@ class Point:
 
 @dataclass(frozen=True)
 class Done:
+    """The run is written (or was found: `cached`); `load`, the cores other work kept busy while it
+    trained (cae.load), None where unmeasured."""
+
     job_id: int
     path: str
     cached: bool
+    load: float | None = None
 
 
 @dataclass(frozen=True)

@@ -293,6 +293,7 @@ class Driver:
         for raw in data:
             message = protocol.decode(raw, protocol.TO_SERVER)
             if isinstance(message, protocol.Done):
+                # the load it met on a node says nothing of this machine: left out
                 held.append(protocol.Done(message.job_id, str(self.runs_dir / Path(message.path).name), message.cached))
             elif isinstance(message, (protocol.Result, protocol.Failed, protocol.Cancelled)):
                 held.append(message)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -136,15 +137,31 @@ def experiment_work(cfg: Config, n_train: int, n_test: int) -> float:
 
 # One measured step leaves out what a whole run also spends (starting, data, evaluations, a busy
 # machine): Lecture mode's live run took 3.2 times the step's figure beside two other trainings
-# (bench/estimates.py, 2026-12-06) and 3.5 times beside a package install. So without a finished run
-# to go by, the estimate is a range from the step's figure to STEP_SPREAD times it. (A step measured
+# (bench/estimates.py, 2026-12-06) and 3.5 times beside a package install; alone it took 0.93 times
+# it (its batches larger than the step's 256 images run faster). So without a finished run to go by,
+# the estimate is a range from STEP_LOW to STEP_SPREAD times the step's figure. (A step measured
 # while the machine was far busier than during the run overstates it, up to 16 times once: no range
 # from one step holds that; the runs' own speeds replace it as soon as one has finished.)
 STEP_SPREAD = 4.0
+STEP_LOW = 0.8
 # Runs here at other times: the likely figure is their median speed, and the range at least a factor
 # RECENT_SPREAD either side of it (the load may change between runs), wider where their speeds were,
 # and down to the measured step's figure (the machine with no load and no overheads).
 RECENT_SPREAD = 1.5
+
+
+class Pace(NamedTuple):
+    """A finished training's speed (seconds per planned MFLOP, start to end) and the load it met
+    (cores busy with other work on average, cae.load; None where unknown)."""
+
+    speed: float
+    load: float | None = None
+
+
+def slowdown(load: float, threads: int, cores: int) -> float:
+    """How many times longer a training of `threads` threads takes beside `load` cores of other work:
+    the cores shared in proportion, once there are more threads than cores."""
+    return max(1.0, (threads + load) / cores)
 
 
 @dataclass(frozen=True)
@@ -154,23 +171,45 @@ class Estimate:
     low: float
     likely: float
     high: float
-    basis: str  # "the last 3 runs here" | "one measured training step"
+    basis: str  # "the last 3 runs here" | "one measured training step", and the load now where counted
 
     @classmethod
-    def of(cls, work: float, step: float | None, recent: list[float]) -> "Estimate | None":
-        """From the speeds (seconds per MFLOP) of the last finished runs here, which met this
-        machine's load, when there are any; else from one measured step and STEP_SPREAD; None
-        while neither is known."""
+    def of(
+        cls,
+        work: float,
+        step: float | None,
+        recent: list[Pace],
+        load: float | None = None,
+        threads: int = 1,
+        cores: int = 1,
+    ) -> "Estimate | None":
+        """From the speeds of the last finished runs here, each scaled from the load it met to the
+        load now (`load`, cores busy with other work; `slowdown`) where both are known; else from one
+        measured step and STEP_SPREAD; None while neither is known."""
         if recent:
-            likely = work * statistics.median(recent)
-            low, high = min(likely / RECENT_SPREAD, work * min(recent)), max(likely * RECENT_SPREAD, work * max(recent))
+            counted = load is not None and any(p.load is not None for p in recent)
+            speeds = [
+                p.speed * slowdown(load, threads, cores) / slowdown(p.load, threads, cores)
+                if load is not None and p.load is not None
+                else p.speed
+                for p in recent
+            ]
+            likely = work * statistics.median(speeds)
+            low, high = min(likely / RECENT_SPREAD, work * min(speeds)), max(likely * RECENT_SPREAD, work * max(speeds))
             if step is not None:  # the machine's own speed, without a run's overheads: quieter than the last runs met
-                low = min(low, work * step)
+                low = min(low, work * step * STEP_LOW)
             said = "the last run here" if len(recent) == 1 else f"the last {len(recent)} runs here"
+            if counted:
+                said += f" and the load now: {load:.1f} of {cores} cores busy with other work"
             return cls(low, likely, high, said)
         if step is None:
             return None
-        return cls(work * step, work * step * STEP_SPREAD**0.5, work * step * STEP_SPREAD, "one measured training step")
+        return cls(
+            work * step * STEP_LOW,
+            work * step * STEP_SPREAD**0.5,
+            work * step * STEP_SPREAD,
+            "one measured training step",
+        )
 
     def words(self) -> str:
         """ "about 1m 10s (0m 50s to 1m 40s, by the last 3 runs here)"."""

@@ -22,6 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from cae import protocol
+from cae.load import LoadMeter
 
 HOLD_ENV = "CAE_WORKER_HOLD"  # tests: while the file it names exists, training holds before each batch
 NICENESS = 10
@@ -205,6 +206,7 @@ class Worker:
                 self.send(protocol.Reconstruction(job_id, row["epoch"], reconstruct(model, originals).numpy()))
 
         with self.turns:
+            meter = LoadMeter()
             outcome = train_or_load(
                 cfg,
                 dataset,
@@ -217,7 +219,8 @@ class Worker:
         if outcome.cancelled:
             self.send(protocol.Cancelled(job_id))
         else:
-            self.send(protocol.Done(job_id, str(outcome.path), outcome.cached))
+            load = meter.demand(torch.get_num_threads(), os.cpu_count() or 1)
+            self.send(protocol.Done(job_id, str(outcome.path), outcome.cached, load))
 
     def sweep(self, message: protocol.Sweep) -> None:
         """The label-budget experiment, point by point; each point is reported as it finishes and

@@ -54,6 +54,9 @@ def test_a_job_is_trained_by_the_worker_process_and_saved(manager, small_dataset
     worker = manager.members[0].pid
     assert worker is not None and worker != os.getpid()
     assert Path(f"/proc/{worker}/comm").read_text().strip() == "cae-worker"
+    assert job.load is not None and job.load >= 0  # the load it met, for the next estimates
+    assert manager.recent_paces()[-1].load == job.load
+    assert manager.backend.load_now() is not None  # and the load now, the worker's own work left out
     again = manager.submit(Config(**TINY), small_dataset)
     assert again.cached and again.state == DONE and again.run_path == job.run_path
 
