@@ -170,7 +170,9 @@ for note in dataset.notes:
 counts = dataset.class_counts()
 left, right = st.columns([1, 2])
 with left:
-    st.dataframe(counts, hide_index=True, width="stretch")
+    # its height given (Streamlit's 35 px rows, the header one of them): the space is kept while the
+    # table's code loads, so the lines below it do not jump down (layout shift, bench/lighthouse.py)
+    st.dataframe(counts, hide_index=True, width="stretch", height=35 * (len(counts) + 1) + 3)
     st.metric("Images", f"{len(dataset.train):,} train / {len(dataset.test):,} test")
     st.caption(
         f"Fingerprint {dataset.fingerprint[:16]}… — the same images anywhere are the same dataset, "

@@ -36,8 +36,9 @@ def frame_cause(source: dict) -> str | None:
     """Which part of Streamlit's mounting moved this node, or None: the page's own."""
     x0, y0, w0, _ = source["before"]
     x1, y1, w1, _ = source["after"]
-    if source["header"] and x1 - x0 >= 200 and abs((x0 + w0) - (x1 + w1)) < 2:
-        return "the sidebar arrives"  # the header's and page's box moves right, its right edge stays
+    page_box = source["header"] or source["testid"] == "stMain"  # Chromium names either
+    if page_box and x1 - x0 >= 200 and abs((x0 + w0) - (x1 + w1)) < 2:
+        return "the sidebar arrives"  # the page's box moves right, its right edge stays
     if source["testid"] == "stMainBlockContainer" and x1 < x0 and w1 > w0:
         return "the wide layout arrives"  # centered -> wide
     if source["testid"] == "stSidebarUserContent" and y1 > y0 and x1 == x0:

@@ -24,6 +24,9 @@ def test_the_sidebar_arriving_scores_what_chromium_reports():
     """The whole window moves 300 px of 1350: 0.222, Chromium's number for a six-line app."""
     assert score([SIDEBAR_ARRIVES], VIEW) == pytest.approx(300 / 1350)
     assert frame_cause(SIDEBAR_ARRIVES) == "the sidebar arrives"
+    main = {**SIDEBAR_ARRIVES, "header": False, "testid": "stMain"}  # Chromium names the main area instead
+    assert frame_cause(main) == "the sidebar arrives"
+    assert frame_cause({**main, "after": [300, 0, 1350, 940]}) is None  # moved whole, not squeezed: the page's
     split = attribute([{"value": 0.2222, "viewport": VIEW, "sources": [SIDEBAR_ARRIVES]}])
     assert split["page"] == pytest.approx(0, abs=1e-4) and split["causes"] == ["the sidebar arrives"]
 
