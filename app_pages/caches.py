@@ -158,7 +158,7 @@ def run_estimate(cfg, dataset, wait: float = 0.05):
 
     work = experiment_work(cfg, len(dataset.train), len(dataset.test))
     step, paces = measured_speed(cfg, wait=wait), jobs().recent_paces()
-    load = jobs().backend.load_now() if paces else None
+    load = jobs().backend.load_now() if paces or step is not None else None
     return Estimate.of(work, step, paces, load, threads=worker_threads(), cores=os.cpu_count() or 1)
 
 

@@ -75,7 +75,7 @@ def main() -> None:
             meter, t0 = LoadMeter(), time.perf_counter()
             train_or_load(cfg, dataset, folder / "runs")
             actual, met, shares = time.perf_counter() - t0, meter.demand(threads, cores), meter.shares()
-            paces.append(Pace(actual / work, met))
+            paces.append(Pace(actual / work, met, work))
             held = estimate.low <= actual <= estimate.high
             rows.append(
                 {

@@ -101,7 +101,7 @@ class JobQueue:
                 for j in self._jobs.values()
                 if j.kind == TRAIN and j.state == DONE and not j.cached and j.progress and j.progress.work > 0
             ]
-        return [Pace(j.elapsed() / j.progress.work, j.load) for j in done if j.started][-last:]
+        return [Pace(j.elapsed() / j.progress.work, j.load, j.progress.work) for j in done if j.started][-last:]
 
     def queue_length(self) -> int:
         """Trainings and sweeps waiting for a training slot."""

@@ -3,6 +3,7 @@ how long a whole experiment will take here (the Train page's and lecture mode's 
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from torch import nn
 
 from cae.config import Config, labelled_count
 from cae.devices import resolve_device, resolve_precision
+from cae.load import LoadMeter
 from cae.model import ConvAutoencoder, seeded
 from cae.plan import MFLOP, planned_work
 from cae.train import reconstruction_loss, training_step
@@ -112,20 +114,24 @@ def upsampling_arithmetic(model: ConvAutoencoder) -> dict[str, float]:
 
 
 def seconds_per_mflop(cfg: Config, batch_size: int = 256) -> float:
-    """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP."""
+    """Time one autoencoder training step here (after a warm-up) and return seconds per MFLOP on this
+    machine idle: the time measured, divided by the `slowdown` of the load other work put on it."""
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
     model = ConvAutoencoder.from_config(cfg, seeded(0)).to(device, memory_format=torch.channels_last)
     x = torch.rand(batch_size, 3, 32, 32, generator=seeded(0)).to(device).contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    times = []
+    times, meter = [], LoadMeter()
     for _ in range(6):
         t0 = time.perf_counter()
         training_step(model, optimizer, reconstruction_loss, x, None, precision)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
-    return min(times[1:]) / (batch_size * MFLOP["autoencoder"])
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 1
+    load = meter.demand(threads, cores) if device.type == "cpu" else None
+    busy = 1.0 if load is None else slowdown(load, threads, cores)
+    return min(times[1:]) / (batch_size * MFLOP["autoencoder"]) / busy
 
 
 def experiment_work(cfg: Config, n_train: int, n_test: int) -> float:
@@ -135,15 +141,21 @@ def experiment_work(cfg: Config, n_train: int, n_test: int) -> float:
     return planned_work(cfg, n_train, labelled_count(cfg, n_train, 1), n_test)
 
 
-# One measured step leaves out what a whole run also spends (starting, data, evaluations, a busy
-# machine): Lecture mode's live run took 3.2 times the step's figure beside two other trainings
-# (bench/estimates.py, 2026-12-06) and 3.5 times beside a package install; alone it took 0.93 times
-# it (its batches larger than the step's 256 images run faster). So without a finished run to go by,
-# the estimate is a range from STEP_LOW to STEP_SPREAD times the step's figure. (A step measured
-# while the machine was far busier than during the run overstates it, up to 16 times once: no range
-# from one step holds that; the runs' own speeds replace it as soon as one has finished.)
+# One measured step leaves out what a whole run also spends (starting, data, evaluations): Lecture
+# mode's live run took 0.93 and 1.54 times the step's figure alone, and 1.72 times it beside another
+# training with the step measured there too (bench/estimates.py, 2026-12-06); 3.2 and 3.5 times
+# beside two trainings and a package install, the step measured quieter. So without a finished run
+# to go by, the likely figure is STEP_LIKELY times the step's, scaled to the load now, and the range
+# from STEP_LOW to STEP_SPREAD times it. (A step measured while the machine was far busier than its
+# load says overstates it, up to 16 times once: no range from one step holds that; the runs' own
+# speeds replace it as soon as one of a similar size has finished.)
+STEP_LIKELY = 1.5
 STEP_SPREAD = 4.0
 STEP_LOW = 0.8
+# A finished run says how long another takes when their work is within SIZE_SPAN times of each other:
+# a run's start and its data cost the same whatever its size, so a tiny run's time per MFLOP, mostly
+# those, overstates a run 26 times larger (measured: 137 s said for a 35 s run).
+SIZE_SPAN = 8.0
 # Runs here at other times: the likely figure is their median speed, and the range at least a factor
 # RECENT_SPREAD either side of it (the load may change between runs), wider where their speeds were,
 # and down to the measured step's figure (the machine with no load and no overheads).
@@ -151,11 +163,12 @@ RECENT_SPREAD = 1.5
 
 
 class Pace(NamedTuple):
-    """A finished training's speed (seconds per planned MFLOP, start to end) and the load it met
-    (cores busy with other work on average, cae.load; None where unknown)."""
+    """A finished training's speed (seconds per planned MFLOP, start to end), the load it met (cores
+    busy with other work on average, cae.load; None where unknown) and its work (MFLOP)."""
 
     speed: float
     load: float | None = None
+    work: float | None = None
 
 
 def slowdown(load: float, threads: int, cores: int) -> float:
@@ -183,15 +196,17 @@ class Estimate:
         threads: int = 1,
         cores: int = 1,
     ) -> "Estimate | None":
-        """From the speeds of the last finished runs here, each scaled from the load it met to the
-        load now (`load`, cores busy with other work; `slowdown`) where both are known; else from one
-        measured step and STEP_SPREAD; None while neither is known."""
+        """From the speeds of the last finished runs here of a similar size (SIZE_SPAN), each scaled
+        from the load it met to the load now (`load`, cores busy with other work; `slowdown`) where both
+        are known; else from one step measured on the machine idle (`seconds_per_mflop`), scaled to the
+        load now; None while neither is known."""
+        recent = [p for p in recent if p.work is None or work / SIZE_SPAN <= p.work <= work * SIZE_SPAN]
+        now = 1.0 if load is None else slowdown(load, threads, cores)
+        load_words = "" if load is None else f" and the load now: {load:.1f} of {cores} cores busy with other work"
         if recent:
             counted = load is not None and any(p.load is not None for p in recent)
             speeds = [
-                p.speed * slowdown(load, threads, cores) / slowdown(p.load, threads, cores)
-                if load is not None and p.load is not None
-                else p.speed
+                p.speed * now / slowdown(p.load, threads, cores) if load is not None and p.load is not None else p.speed
                 for p in recent
             ]
             likely = work * statistics.median(speeds)
@@ -199,16 +214,12 @@ class Estimate:
             if step is not None:  # the machine's own speed, without a run's overheads: quieter than the last runs met
                 low = min(low, work * step * STEP_LOW)
             said = "the last run here" if len(recent) == 1 else f"the last {len(recent)} runs here"
-            if counted:
-                said += f" and the load now: {load:.1f} of {cores} cores busy with other work"
-            return cls(low, likely, high, said)
+            return cls(low, likely, high, said + (load_words if counted else ""))
         if step is None:
             return None
+        figure = work * step * now
         return cls(
-            work * step * STEP_LOW,
-            work * step * STEP_SPREAD**0.5,
-            work * step * STEP_SPREAD,
-            "one measured training step",
+            figure * STEP_LOW, figure * STEP_LIKELY, figure * STEP_SPREAD, "one measured training step" + load_words
         )
 
     def words(self) -> str:

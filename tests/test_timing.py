@@ -10,7 +10,7 @@ from cae.config import Config
 from cae.job import DONE, TRAIN, Job
 from cae.jobs import JobQueue
 from cae.plan import MFLOP, planned_work
-from cae.timing import RECENT_SPREAD, STEP_LOW, STEP_SPREAD, Estimate, Pace, slowdown
+from cae.timing import RECENT_SPREAD, SIZE_SPAN, STEP_LIKELY, STEP_LOW, STEP_SPREAD, Estimate, Pace, slowdown
 from cae.train import Progress
 
 
@@ -88,10 +88,30 @@ def test_an_estimate_scales_each_run_from_the_load_it_met_to_the_load_now():
     assert unknown.likely == pytest.approx(50) and unknown.basis == "the last run here"
 
 
-def test_the_queue_remembers_the_load_each_training_met():
+def test_the_queue_remembers_the_load_and_the_work_of_each_training():
     queue = JobQueue()
     job = Job(id=1, kind=TRAIN, key="k", state=DONE, started=1000.0, load=1.25)
     job.finished = 1060.0
     job.progress = Progress("classifier", 1, 1, 1, 1, 0.1, 60.0, 0.0, 120.0)
     queue._jobs[1] = job
-    assert queue.recent_paces() == [Pace(0.5, 1.25)]
+    assert queue.recent_paces() == [Pace(0.5, 1.25, 120.0)]
+
+
+def test_an_estimate_from_one_step_is_scaled_to_the_load_now():
+    """The step is measured as if the machine were idle; beside two busy cores (one training thread
+    on two cores) the run takes 1.5 times as long, and the words say the load was counted."""
+    idle = Estimate.of(work=1000.0, step=0.01, recent=[])
+    assert idle.likely == pytest.approx(10 * STEP_LIKELY)
+    busy = Estimate.of(work=1000.0, step=0.01, recent=[], load=2.0, threads=1, cores=2)
+    assert (busy.low, busy.likely, busy.high) == pytest.approx((15 * STEP_LOW, 15 * STEP_LIKELY, 15 * STEP_SPREAD))
+    assert busy.basis == "one measured training step and the load now: 2.0 of 2 cores busy with other work"
+
+
+def test_only_runs_of_a_similar_size_say_how_long_a_run_takes():
+    """A tiny run's time per MFLOP is mostly its start: it says nothing of a run SIZE_SPAN times
+    larger or more, which goes by the step instead."""
+    tiny = Pace(0.5, work=100.0)
+    assert Estimate.of(work=100.0 * SIZE_SPAN, step=0.01, recent=[tiny]).basis == "the last run here"
+    larger = Estimate.of(work=100.0 * SIZE_SPAN * 1.01, step=0.01, recent=[tiny])
+    assert larger.basis == "one measured training step"
+    assert Estimate.of(work=100.0 / SIZE_SPAN / 1.01, step=0.01, recent=[tiny]).basis == "one measured training step"
