@@ -176,14 +176,20 @@ class DriverMember(Member):
         super().start(runs_dir)
 
     def lost_sentence(self, exitcode: int | None) -> str:
-        """Why its jobs ended; a driver that died before it ever connected leaves its reason too
-        (Ray ends a process that cannot reach the head, before any sentence can be sent)."""
-        if not self.connected and self.reason is None:
-            self.reason = unreachable_sentence(
-                self.address, ConnectionError(f"no answer from its head within {RECONNECT_SECONDS} s")
+        """Why its jobs ended, kept as the backend's problem until a new driver reports the cluster
+        again: a driver that died leaves its reason even when it could not send it (Ray ends a process
+        that cannot reach the head, before any sentence can be sent; on a busy machine the page said
+        nothing for over 10 s)."""
+        if self.reason is None:
+            self.reason = (
+                lost_sentence(self.address)
+                if self.connected
+                else unreachable_sentence(
+                    self.address, ConnectionError(f"no answer from its head within {RECONNECT_SECONDS} s")
+                )
             )
             self.reported.set()
-        return self.reason or lost_sentence(self.address)
+        return self.reason
 
     def label(self) -> str:
         return f"Ray cluster at {self.address}"
