@@ -154,7 +154,7 @@ STEP_SPREAD = 4.0
 STEP_LOW = 0.8
 # A finished run says how long another takes when their work is within SIZE_SPAN times of each other:
 # a run's start and its data cost the same whatever its size, so a tiny run's time per MFLOP, mostly
-# those, overstates a run 26 times larger (measured: 137 s said for a 35 s run).
+# those, overstates a run 26 times larger (measured: 137 s by speed alone for a 35 s run).
 SIZE_SPAN = 8.0
 # Runs here at other times: the likely figure is their median speed, and the range at least a factor
 # RECENT_SPREAD either side of it (the load may change between runs), wider where their speeds were,
