@@ -146,7 +146,8 @@ class Capacity:
 
 @dataclass(frozen=True)
 class Unavailable:
-    """The Ray driver cannot reach its cluster (it exits after sending this): why, in a sentence."""
+    """The Ray driver cannot reach its cluster: why, in a sentence (it exits after, unless a job
+    found the head gone: then a later report of the cluster's resources takes it back)."""
 
     reason: str
 

@@ -274,13 +274,18 @@ class Driver:
     def why_lost(self, exc: BaseException, settle: float = 2.0) -> str:
         """The sentence for a job whose actor failed: the cluster's, when its head stops answering
         within `settle` seconds (an actor on the head's node fails before the head is seen gone), else
-        the actor's own. A head that does not come back ends this process: the server then says it."""
+        the actor's own. The cluster's is sent as this driver's reason first, so the server says it
+        from the moment the job fails (a head that does not come back ends this process later: through
+        Ray Client, after its reconnect attempts, over 10 s on a busy machine); a report of the
+        cluster's resources clears it again."""
         deadline = time.monotonic() + settle
         while True:
             try:
                 self.ray.nodes()
             except Exception as lost:
-                return lost_sentence(self.address, lost)
+                sentence = lost_sentence(self.address, lost)
+                self.send(protocol.Unavailable(sentence))
+                return sentence
             if time.monotonic() >= deadline:
                 return died_sentence(exc)
             time.sleep(0.5)
